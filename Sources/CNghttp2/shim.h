@@ -1,0 +1,4 @@
+#ifndef FASTGW_CNGHTTP2_SHIM_H
+#define FASTGW_CNGHTTP2_SHIM_H
+#include <nghttp2/nghttp2.h>
+#endif

@@ -1,0 +1,5 @@
+#ifndef FASTGW_CSYSTEMD_SHIM_H
+#define FASTGW_CSYSTEMD_SHIM_H
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
+#endif

@@ -1,0 +1,133 @@
+/// The agent's configuration (`/etc/fastgw/agent.toml`, DESIGN §6).
+public struct AgentConfig: Equatable, Sendable {
+    public var file: String
+    public var name: String = ""
+    public var token: String = ""
+    public var gateways: [HostPort] = []
+    /// TLS server name to verify; defaults to each gateway's host.
+    public var serverName: String?
+    /// CA bundle that signs the gateways' certificates; the system store when nil.
+    public var ca: String?
+    public var clientCert: String?
+    public var clientKey: String?
+    public var transport: Transport = .auto
+    public var connections: Int = 2
+    public var drainTimeout: Duration = .seconds(30)
+    public var tuning = TunnelTuning()
+    public var controlSocket: String = "/run/fastgw/agent.sock"
+    public var services: [Service] = []
+
+    public enum Transport: String, Sendable {
+        /// Today the direct carrier; the WebSocket fallback is not built yet (see docs/deviations.md).
+        case auto
+        case h2
+    }
+
+    public struct Service: Equatable, Sendable {
+        public enum Kind: String, Sendable { case tcp }
+        public var name: String
+        public var kind: Kind
+        public var upstream: UpstreamAddress
+        public var remotePort: Int
+        public var connectTimeout: Duration = .seconds(5)
+    }
+
+    public func service(named name: String) -> Service? {
+        services.first { $0.name == name }
+    }
+}
+
+extension AgentConfig {
+    public static func parse(
+        text: String, file: String, readFile: (String) throws -> String
+    ) -> Result<AgentConfig, ConfigError> {
+        let (root, diagnostics) = ConfigParsing.root(text: text, file: file)
+        guard var root else { return .failure(ConfigError(diagnostics.items)) }
+        let base = Paths.directory(of: file)
+        var config = AgentConfig(file: file)
+
+        if var a = root.table("agent") {
+            config.name = a.string("name") ?? ""
+            if !Names.isValid(config.name) {
+                a.error("name", "agent name \"\(config.name)\" is invalid: \(Names.rule)")
+            }
+            config.token = Secrets.token(&a, baseDirectory: base, readFile: readFile) ?? ""
+            for text in a.strings("gateways") ?? [] {
+                switch HostPort.parse(text) {
+                case .success(let hp): config.gateways.append(hp)
+                case .failure(let e): a.error("gateways", "gateway \"\(text)\": \(e)")
+                }
+            }
+            if !a.has("gateways") { a.error("gateways", "gateways is required, e.g. [\"gw.example.com:7443\"]") }
+            config.serverName = a.string("server_name")
+            config.ca = a.string("ca").map { Paths.resolve($0, against: base) }
+            config.clientCert = a.string("cert").map { Paths.resolve($0, against: base) }
+            config.clientKey = a.string("key").map { Paths.resolve($0, against: base) }
+            if (config.clientCert == nil) != (config.clientKey == nil) {
+                a.error(config.clientCert == nil ? "key" : "cert", "cert and key go together (client certificate for mTLS)")
+            }
+            if let t = a.oneOf("transport", ["auto", "h2", "websocket"]) {
+                if t == "websocket" {
+                    a.error("transport", "transport \"websocket\" is not supported by this version of fastgw (use \"auto\" or \"h2\")")
+                } else {
+                    config.transport = Transport(rawValue: t) ?? .auto
+                }
+            }
+            if let n = a.int("connections", range: 1...64) { config.connections = n }
+            if let d = a.duration("drain_timeout") { config.drainTimeout = d }
+            config.tuning.read(from: &a)
+            a.rejectUnknownKeys()
+        } else {
+            diagnostics.error(line: nil, "[agent] section is required (name, token, gateways)")
+        }
+
+        if var c = root.table("control") {
+            if let s = c.string("socket") { config.controlSocket = s }
+            c.rejectUnknownKeys()
+        }
+
+        var names = Set<String>()
+        var ports = Set<Int>()
+        for var s in root.tables("service") {
+            let name = s.string("name") ?? ""
+            s.label = name.isEmpty ? "" : "service \"\(name)\": "
+            if !Names.isValid(name) {
+                s.error("name", "service name \"\(name)\" is invalid: \(Names.rule)")
+            } else if !names.insert(name).inserted {
+                s.error("name", "duplicate service name \"\(name)\"")
+            }
+            let type = s.oneOf("type", ["tcp", "http"]) ?? "tcp"
+            var upstream: UpstreamAddress?
+            if let text = s.string("upstream") {
+                switch UpstreamAddress.parse(text) {
+                case .success(let u): upstream = u
+                case .failure(let e): s.error("upstream", "upstream \"\(text)\": \(e) (or unix:/path)")
+                }
+            } else {
+                s.error("upstream", "upstream is required (\"127.0.0.1:3000\" or \"unix:/run/app.sock\")")
+            }
+            let remotePort = s.int("remote_port", range: 1...65535)
+            let connectTimeout = s.duration("connect_timeout")
+            s.rejectUnknownKeys()
+            if type == "http" {
+                s.error("type", "type \"http\" is not supported by this version of fastgw (only \"tcp\")")
+                continue
+            }
+            guard let remotePort else {
+                if !s.has("remote_port") { s.error("remote_port", "remote_port is required for a tcp service") }
+                continue
+            }
+            if !ports.insert(remotePort).inserted {
+                s.error("remote_port", "remote_port \(remotePort) is already used by another service")
+            }
+            guard let upstream else { continue }
+            var service = Service(name: name, kind: .tcp, upstream: upstream, remotePort: remotePort)
+            if let connectTimeout { service.connectTimeout = connectTimeout }
+            config.services.append(service)
+        }
+
+        root.rejectUnknownKeys()
+        if diagnostics.failed { return .failure(ConfigError(diagnostics.items)) }
+        return .success(config)
+    }
+}

@@ -1,0 +1,232 @@
+import TOMLKit
+
+/// Collects diagnostics for one file while the typed readers walk it.
+public final class ConfigDiagnostics {
+    public let file: String
+    let source: SourceLines
+    public private(set) var items: [ConfigDiagnostic] = []
+
+    init(file: String, source: SourceLines) {
+        self.file = file
+        self.source = source
+    }
+
+    func error(at path: String, _ message: String) {
+        items.append(ConfigDiagnostic(file: file, line: source.line(of: path), message: message))
+    }
+
+    func error(line: Int?, _ message: String) {
+        items.append(ConfigDiagnostic(file: file, line: line, message: message))
+    }
+
+    var failed: Bool { !items.isEmpty }
+}
+
+/// Typed, strict access to one TOML table: every key read is remembered so that unknown keys
+/// (usually typos) are reported instead of silently ignored.
+struct TableReader {
+    let table: TOMLTable
+    /// Key path of this table, e.g. `listener[0]`; empty for the root.
+    let path: String
+    /// How errors name this table to an operator, e.g. `listener "ssh": `.
+    var label: String
+    let diagnostics: ConfigDiagnostics
+    private var seen: Set<String> = []
+
+    init(_ table: TOMLTable, path: String, label: String = "", diagnostics: ConfigDiagnostics) {
+        self.table = table
+        self.path = path
+        self.label = label
+        self.diagnostics = diagnostics
+    }
+
+    func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func error(_ key: String, _ message: String) {
+        diagnostics.error(at: keyPath(key), "\(label)\(message)")
+    }
+
+    private mutating func value(_ key: String) -> TOMLValueConvertible? {
+        seen.insert(key)
+        return table[key]
+    }
+
+    func has(_ key: String) -> Bool { table[key] != nil }
+
+    mutating func string(_ key: String) -> String? {
+        guard let v = value(key) else { return nil }
+        guard let s = v.string else {
+            error(key, "\(key) must be a string")
+            return nil
+        }
+        return s
+    }
+
+    mutating func int(_ key: String, range: ClosedRange<Int>? = nil) -> Int? {
+        guard let v = value(key) else { return nil }
+        guard let i = v.int else {
+            error(key, "\(key) must be an integer")
+            return nil
+        }
+        if let range, !range.contains(i) {
+            error(key, "\(key) \(i) out of range (\(range.lowerBound)-\(range.upperBound))")
+            return nil
+        }
+        return i
+    }
+
+    mutating func bool(_ key: String) -> Bool? {
+        guard let v = value(key) else { return nil }
+        guard let b = v.bool else {
+            error(key, "\(key) must be true or false")
+            return nil
+        }
+        return b
+    }
+
+    mutating func duration(_ key: String) -> Duration? {
+        guard let text = string(key) else { return nil }
+        guard let d = ConfigValues.duration(text) else {
+            error(key, "\(key) \"\(text)\" is not a duration (examples: \"500ms\", \"15s\", \"2m\")")
+            return nil
+        }
+        return d
+    }
+
+    /// A byte size: an integer or a string such as `"4MiB"`.
+    mutating func size(_ key: String, range: ClosedRange<Int>) -> Int? {
+        guard let v = value(key) else { return nil }
+        let parsed: Int?
+        if let i = v.int { parsed = i } else if let s = v.string { parsed = ConfigValues.size(s) } else { parsed = nil }
+        guard let n = parsed else {
+            error(key, "\(key) must be a size such as 65536 or \"4MiB\"")
+            return nil
+        }
+        guard range.contains(n) else {
+            error(key, "\(key) \(n) out of range (\(range.lowerBound)-\(range.upperBound) bytes)")
+            return nil
+        }
+        return n
+    }
+
+    mutating func strings(_ key: String) -> [String]? {
+        guard let v = value(key) else { return nil }
+        guard let array = v.array else {
+            error(key, "\(key) must be an array of strings")
+            return nil
+        }
+        var out: [String] = []
+        for element in array {
+            guard let s = element.string else {
+                error(key, "\(key) must be an array of strings")
+                return nil
+            }
+            out.append(s)
+        }
+        return out
+    }
+
+    mutating func ints(_ key: String, range: ClosedRange<Int>) -> [Int]? {
+        guard let v = value(key) else { return nil }
+        guard let array = v.array else {
+            error(key, "\(key) must be an array of integers")
+            return nil
+        }
+        var out: [Int] = []
+        for element in array {
+            guard let i = element.int else {
+                error(key, "\(key) must be an array of integers")
+                return nil
+            }
+            guard range.contains(i) else {
+                error(key, "\(key): \(i) out of range (\(range.lowerBound)-\(range.upperBound))")
+                return nil
+            }
+            out.append(i)
+        }
+        return out
+    }
+
+    mutating func hostPort(_ key: String) -> HostPort? {
+        guard let text = string(key) else { return nil }
+        switch HostPort.parse(text) {
+        case .success(let hp): return hp
+        case .failure(let e):
+            error(key, "\(key) \"\(text)\": \(e)")
+            return nil
+        }
+    }
+
+    mutating func oneOf(_ key: String, _ allowed: [String]) -> String? {
+        guard let text = string(key) else { return nil }
+        guard allowed.contains(text) else {
+            error(key, "\(key) \"\(text)\" is not one of: \(allowed.joined(separator: ", "))")
+            return nil
+        }
+        return text
+    }
+
+    mutating func table(_ key: String) -> TableReader? {
+        guard let v = value(key) else { return nil }
+        guard let t = v.table else {
+            error(key, "[\(key)] must be a table")
+            return nil
+        }
+        return TableReader(t, path: keyPath(key), diagnostics: diagnostics)
+    }
+
+    /// `[[key]]` entries, each with its own reader.
+    mutating func tables(_ key: String) -> [TableReader] {
+        guard let v = value(key) else { return [] }
+        guard let array = v.array else {
+            error(key, "\(key) must be written as [[\(key)]] tables")
+            return []
+        }
+        var out: [TableReader] = []
+        for (i, element) in array.enumerated() {
+            guard let t = element.table else {
+                error(key, "\(key) must be written as [[\(key)]] tables")
+                return []
+            }
+            out.append(TableReader(t, path: "\(keyPath(key))[\(i)]", diagnostics: diagnostics))
+        }
+        return out
+    }
+
+    /// Reports keys present in the file but never read: typos and keys from other versions.
+    func rejectUnknownKeys() {
+        for key in table.keys.sorted() where !seen.contains(key) {
+            let place = path.isEmpty ? "at top level" : "in [\(path.withoutIndices())]"
+            diagnostics.error(at: keyPath(key), "\(label)unknown key \"\(key)\" \(place)")
+        }
+    }
+}
+
+extension String {
+    /// `listener[0]` → `listener`, for naming a table as the operator wrote it.
+    func withoutIndices() -> String {
+        var out = ""
+        var skipping = false
+        for c in self {
+            if c == "[" { skipping = true } else if c == "]" { skipping = false } else if !skipping { out.append(c) }
+        }
+        return out
+    }
+}
+
+/// Parses text into a root reader, turning TOML syntax errors into diagnostics with their line.
+enum ConfigParsing {
+    static func root(text: String, file: String) -> (TableReader?, ConfigDiagnostics) {
+        let diagnostics = ConfigDiagnostics(file: file, source: SourceLines(text: text))
+        do {
+            let table = try TOMLTable(string: text)
+            return (TableReader(table, path: "", diagnostics: diagnostics), diagnostics)
+        } catch let e as TOMLParseError {
+            diagnostics.error(line: e.source.begin.line, "TOML syntax: \(e.description)")
+            return (nil, diagnostics)
+        } catch {
+            diagnostics.error(line: nil, "TOML syntax: \(error)")
+            return (nil, diagnostics)
+        }
+    }
+}

@@ -1,0 +1,152 @@
+/// The gateway's configuration (`/etc/fastgw/gateway.toml`, DESIGN §6).
+public struct GatewayConfig: Equatable, Sendable {
+    public var file: String
+    public var drainTimeout: Duration = .seconds(30)
+    /// Address TCP service ports are bound on when no `[[listener]]` names that port.
+    public var publicAddress: String = "0.0.0.0"
+    public var tunnel: Tunnel
+    public var controlSocket: String = "/run/fastgw/gateway.sock"
+    public var listeners: [Listener] = []
+    public var agents: [AgentGrant] = []
+
+    public struct Tunnel: Equatable, Sendable {
+        public var listen: HostPort
+        public var cert: String
+        public var key: String
+        public var tuning: TunnelTuning
+        /// How long an agent may take to finish TLS and its upgrade request.
+        public var handshakeTimeout: Duration = .seconds(10)
+    }
+
+    public struct Listener: Equatable, Sendable {
+        public enum Kind: String, Sendable { case tcp }
+        public var name: String
+        public var kind: Kind
+        public var listen: HostPort
+    }
+
+    /// What one agent may do: its credential and the ports and hosts it may claim.
+    public struct AgentGrant: Equatable, Sendable {
+        public var name: String
+        public var token: String
+        public var allowPorts: [Int]
+        public var allowHosts: [String]
+    }
+
+    /// Every public TCP port the gateway serves: explicit tcp listeners, then each granted
+    /// port on `publicAddress`.
+    public var tcpPorts: [(name: String, listen: HostPort)] {
+        var out: [(String, HostPort)] = listeners.filter { $0.kind == .tcp }.map { ($0.name, $0.listen) }
+        let explicit = Set(out.map { $0.1.port })
+        var seen = Set<Int>()
+        for agent in agents {
+            for port in agent.allowPorts where !explicit.contains(port) && seen.insert(port).inserted {
+                out.append(("tcp-\(port)", HostPort(host: publicAddress, port: port)))
+            }
+        }
+        return out
+    }
+
+    public func agent(named name: String) -> AgentGrant? {
+        agents.first { $0.name == name }
+    }
+}
+
+extension GatewayConfig {
+    /// Parses and validates; `readFile` loads `token_file`s (injected so this stays I/O-free).
+    public static func parse(
+        text: String, file: String, readFile: (String) throws -> String
+    ) -> Result<GatewayConfig, ConfigError> {
+        let (root, diagnostics) = ConfigParsing.root(text: text, file: file)
+        guard var root else { return .failure(ConfigError(diagnostics.items)) }
+        let base = Paths.directory(of: file)
+
+        var gateway = GatewayConfig(
+            file: file,
+            tunnel: Tunnel(listen: HostPort(host: "0.0.0.0", port: 7443), cert: "", key: "", tuning: TunnelTuning()))
+
+        if var g = root.table("gateway") {
+            if let d = g.duration("drain_timeout") { gateway.drainTimeout = d }
+            if let a = g.string("public_address") { gateway.publicAddress = a }
+            g.rejectUnknownKeys()
+        }
+
+        if var t = root.table("tunnel") {
+            if let hp = t.hostPort("listen") { gateway.tunnel.listen = hp }
+            if let c = t.string("cert") { gateway.tunnel.cert = Paths.resolve(c, against: base) } else {
+                t.error("cert", "[tunnel] cert is required (PEM certificate chain)")
+            }
+            if let k = t.string("key") { gateway.tunnel.key = Paths.resolve(k, against: base) } else {
+                t.error("key", "[tunnel] key is required (PEM private key)")
+            }
+            if let d = t.duration("handshake_timeout") { gateway.tunnel.handshakeTimeout = d }
+            gateway.tunnel.tuning.read(from: &t)
+            t.rejectUnknownKeys()
+        } else {
+            diagnostics.error(line: nil, "[tunnel] section is required (listen, cert, key)")
+        }
+
+        if var c = root.table("control") {
+            if let s = c.string("socket") { gateway.controlSocket = s }
+            c.rejectUnknownKeys()
+        }
+
+        var listenerNames = Set<String>()
+        var listenerPorts = Set<Int>()
+        for var l in root.tables("listener") {
+            let name = l.string("name") ?? ""
+            l.label = name.isEmpty ? "" : "listener \"\(name)\": "
+            if !Names.isValid(name) {
+                l.error("name", "listener name \"\(name)\" is invalid: \(Names.rule)")
+            } else if !listenerNames.insert(name).inserted {
+                l.error("name", "duplicate listener name \"\(name)\"")
+            }
+            let proto = l.string("protocol") ?? "tcp"
+            let listen = l.hostPort("listen")
+            if !l.has("listen") { l.error("listen", "listen is required") }
+            l.rejectUnknownKeys()
+            switch proto {
+            case "tcp":
+                if let listen {
+                    if !listenerPorts.insert(listen.port).inserted {
+                        l.error("listen", "port \(listen.port) is already used by another listener")
+                    }
+                    gateway.listeners.append(Listener(name: name, kind: .tcp, listen: listen))
+                }
+            case "http", "https":
+                l.error("protocol", "protocol \"\(proto)\" is not supported by this version of fastgw (only \"tcp\")")
+            default:
+                l.error("protocol", "protocol \"\(proto)\" is not one of: tcp, http, https")
+            }
+        }
+
+        var agentNames = Set<String>()
+        for var a in root.tables("agent") {
+            let name = a.string("name") ?? ""
+            a.label = name.isEmpty ? "" : "agent \"\(name)\": "
+            if !Names.isValid(name) {
+                a.error("name", "agent name \"\(name)\" is invalid: \(Names.rule)")
+            } else if !agentNames.insert(name).inserted {
+                a.error("name", "duplicate agent name \"\(name)\"")
+            }
+            let token = Secrets.token(&a, baseDirectory: base, readFile: readFile)
+            let ports = a.ints("allow_ports", range: 1...65535) ?? []
+            let hosts = a.strings("allow_hosts") ?? []
+            a.rejectUnknownKeys()
+            if let token {
+                gateway.agents.append(AgentGrant(name: name, token: token, allowPorts: ports, allowHosts: hosts))
+            }
+        }
+        if gateway.agents.isEmpty && !diagnostics.failed {
+            diagnostics.error(line: nil, "no [[agent]] is configured: no agent could connect")
+        }
+        let tokens = gateway.agents.map(\.token)
+        if Set(tokens).count != tokens.count {
+            diagnostics.error(line: nil, "two agents share one token: give every agent its own")
+        }
+
+        root.rejectUnknownKeys()
+        if diagnostics.failed { return .failure(ConfigError(diagnostics.items)) }
+        return .success(gateway)
+    }
+}

@@ -1,0 +1,94 @@
+/// Which live agent connections serve which public TCP port (gateway side, I/O-free).
+///
+/// A port belongs to one service name; several connections — of one agent or of several
+/// agents granted that port — may serve it, and new streams go to the least loaded.
+public struct TCPRouteTable<ConnectionID: Hashable & Sendable>: Sendable {
+    public struct Entry: Equatable, Sendable {
+        public var agent: String
+        public var service: String
+        public var connection: ConnectionID
+    }
+
+    private var byPort: [Int: [Entry]] = [:]
+
+    public init() {}
+
+    /// Authorises `services` for one connection against its agent's grant and records the
+    /// accepted ones, replacing whatever that connection declared before.
+    public mutating func register(
+        connection: ConnectionID, grant: GatewayConfig.AgentGrant, services: [ServiceDeclaration]
+    ) -> (accepted: [String], rejected: [ControlMessage.Rejected]) {
+        remove(connection: connection)
+        var accepted: [String] = []
+        var rejected: [ControlMessage.Rejected] = []
+        var claimed = Set<Int>()
+        for service in services {
+            switch authorize(service, grant: grant, claimed: claimed) {
+            case .success(let port):
+                claimed.insert(port)
+                byPort[port, default: []].append(Entry(agent: grant.name, service: service.name, connection: connection))
+                accepted.append(service.name)
+            case .failure(let reason):
+                rejected.append(.init(name: service.name, reason: reason.reason))
+            }
+        }
+        return (accepted, rejected)
+    }
+
+    private func authorize(
+        _ s: ServiceDeclaration, grant: GatewayConfig.AgentGrant, claimed: Set<Int>
+    ) -> Result<Int, TunnelHandshake.Rejection> {
+        func no(_ r: String) -> Result<Int, TunnelHandshake.Rejection> { .failure(.init(status: 403, reason: r)) }
+        guard s.type == "tcp" else { return no("type \"\(s.type)\" is not supported by this gateway") }
+        guard let port = s.remotePort else { return no("tcp service needs remote_port") }
+        guard grant.allowPorts.contains(port) else {
+            return no("remote_port \(port) is not in allow_ports of agent \"\(grant.name)\"")
+        }
+        if claimed.contains(port) { return no("remote_port \(port) is declared twice") }
+        if let owner = byPort[port]?.first, owner.service != s.name {
+            return no("remote_port \(port) is already served as service \"\(owner.service)\" by agent \"\(owner.agent)\"")
+        }
+        return .success(port)
+    }
+
+    public mutating func remove(connection: ConnectionID) {
+        for (port, entries) in byPort {
+            let kept = entries.filter { $0.connection != connection }
+            byPort[port] = kept.isEmpty ? nil : kept
+        }
+    }
+
+    /// Drops entries of an agent whose grant no longer allows them (after a reload).
+    public mutating func revalidate(grants: [String: GatewayConfig.AgentGrant]) {
+        for (port, entries) in byPort {
+            let kept = entries.filter { grants[$0.agent]?.allowPorts.contains(port) ?? false }
+            byPort[port] = kept.isEmpty ? nil : kept
+        }
+    }
+
+    public func entries(port: Int) -> [Entry] {
+        byPort[port] ?? []
+    }
+
+    public var ports: [Int: [Entry]] { byPort }
+}
+
+public enum StreamBalancer {
+    /// The candidate with the fewest active streams; ties go to the preferred one (same event
+    /// loop), then to the earliest.
+    public static func pick<C>(
+        _ candidates: [C], load: (C) -> Int?, preferred: (C) -> Bool
+    ) -> C? {
+        var best: (C, Int, Bool)?
+        for c in candidates {
+            guard let l = load(c) else { continue }  // nil: not usable (draining, closed)
+            let p = preferred(c)
+            if let b = best {
+                if l < b.1 || (l == b.1 && p && !b.2) { best = (c, l, p) }
+            } else {
+                best = (c, l, p)
+            }
+        }
+        return best?.0
+    }
+}
