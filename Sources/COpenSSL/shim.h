@@ -15,13 +15,17 @@ static inline long fastgw_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int versio
 static inline long fastgw_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) {
     return SSL_CTX_set_mode(ctx, mode);
 }
-static inline long fastgw_SSL_CTX_set_options(SSL_CTX *ctx, long options) {
-    return (long)SSL_CTX_set_options(ctx, (uint64_t)options);
+/* No renegotiation, no compression (CRIME): options that are macros of 64-bit constants. */
+static inline void fastgw_SSL_CTX_harden(SSL_CTX *ctx) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 }
 static inline size_t fastgw_BIO_ctrl_pending(BIO *bio) {
     return BIO_ctrl_pending(bio);
 }
 static inline int fastgw_SSL_CTX_set_tlsext_servername_callback(SSL_CTX *ctx, int (*cb)(SSL *, int *, void *)) {
     return (int)SSL_CTX_set_tlsext_servername_callback(ctx, cb);
+}
+static inline long fastgw_BIO_set_mem_eof_return(BIO *bio, long value) {
+    return BIO_set_mem_eof_return(bio, value);
 }
 #endif

@@ -1,0 +1,105 @@
+import COpenSSL
+
+/// An OpenSSL `SSL_CTX` configured once at start-up or reload; immutable afterwards, which is
+/// what makes sharing it across event loops safe (OpenSSL locks what `SSL_new` touches).
+public final class TLSContext: @unchecked Sendable {
+    let ctx: OpaquePointer
+    /// ALPN protocols this side supports, in preference order.
+    let alpn: [String]
+    /// The same list in ALPN wire format (length-prefixed), kept alive for the C callback.
+    let alpnWire: [UInt8]
+
+    private init(ctx: OpaquePointer, alpn: [String]) {
+        self.ctx = ctx
+        self.alpn = alpn
+        self.alpnWire = alpn.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
+    }
+
+    deinit {
+        SSL_CTX_free(ctx)
+    }
+
+    /// Server side: certificate chain and key from PEM files.
+    public static func server(certificateChain: String, privateKey: String, alpn: [String]) throws(TLSError) -> TLSContext {
+        guard let ctx = SSL_CTX_new(TLS_server_method()) else {
+            throw .configuration("cannot create TLS context: \(TLSError.drainOpenSSLErrors())")
+        }
+        let context = TLSContext(ctx: ctx, alpn: alpn)
+        try context.applyCommonSettings()
+        try context.loadIdentity(certificateChain: certificateChain, privateKey: privateKey)
+        SSL_CTX_set_alpn_select_cb(ctx, fastgwSelectALPN, Unmanaged.passUnretained(context).toOpaque())
+        return context
+    }
+
+    /// Client side: trust from `caFile` or the system store, optional client certificate.
+    public static func client(
+        caFile: String?, certificateChain: String? = nil, privateKey: String? = nil, alpn: [String]
+    ) throws(TLSError) -> TLSContext {
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else {
+            throw .configuration("cannot create TLS context: \(TLSError.drainOpenSSLErrors())")
+        }
+        let context = TLSContext(ctx: ctx, alpn: alpn)
+        try context.applyCommonSettings()
+        if let caFile {
+            guard SSL_CTX_load_verify_locations(ctx, caFile, nil) == 1 else {
+                throw .configuration("cannot load CA file \(caFile): \(TLSError.drainOpenSSLErrors())")
+            }
+        } else if SSL_CTX_set_default_verify_paths(ctx) != 1 {
+            throw .configuration("cannot load the system trust store: \(TLSError.drainOpenSSLErrors())")
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
+        if let certificateChain, let privateKey {
+            try context.loadIdentity(certificateChain: certificateChain, privateKey: privateKey)
+        }
+        return context
+    }
+
+    private func applyCommonSettings() throws(TLSError) {
+        guard fastgw_SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 else {
+            throw .configuration("cannot require TLS 1.2: \(TLSError.drainOpenSSLErrors())")
+        }
+        // Memory BIOs never block, so partial writes cannot happen; moving buffers is safe
+        // because a retried write always passes the same bytes.
+        _ = fastgw_SSL_CTX_set_mode(ctx, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER) | Int(SSL_MODE_RELEASE_BUFFERS))
+        fastgw_SSL_CTX_harden(ctx)
+    }
+
+    private func loadIdentity(certificateChain: String, privateKey: String) throws(TLSError) {
+        guard SSL_CTX_use_certificate_chain_file(ctx, certificateChain) == 1 else {
+            throw .configuration("cannot load certificate \(certificateChain): \(TLSError.drainOpenSSLErrors())")
+        }
+        guard SSL_CTX_use_PrivateKey_file(ctx, privateKey, SSL_FILETYPE_PEM) == 1 else {
+            throw .configuration("cannot load private key \(privateKey): \(TLSError.drainOpenSSLErrors())")
+        }
+        guard SSL_CTX_check_private_key(ctx) == 1 else {
+            throw .configuration("private key \(privateKey) does not match certificate \(certificateChain)")
+        }
+    }
+}
+
+/// ALPN selection for servers: the first of the server's protocols the client also offers.
+/// No overlap means no ALPN at all (not a failure), as HTTP/1.1 clients often send none.
+private func fastgwSelectALPN(
+    _ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+    _ outlen: UnsafeMutablePointer<UInt8>?, _ input: UnsafePointer<UInt8>?, _ inlen: UInt32,
+    _ arg: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let arg, let input, let out, let outlen else { return SSL_TLSEXT_ERR_NOACK }
+    let context = Unmanaged<TLSContext>.fromOpaque(arg).takeUnretainedValue()
+    let offered = UnsafeBufferPointer(start: input, count: Int(inlen))
+    for wanted in context.alpn {
+        let w = Array(wanted.utf8)
+        var i = 0
+        while i < offered.count {
+            let len = Int(offered[i])
+            let start = i + 1
+            if start + len <= offered.count, len == w.count, Array(offered[start..<start + len]) == w {
+                out.pointee = input.advanced(by: start)
+                outlen.pointee = UInt8(len)
+                return SSL_TLSEXT_ERR_OK
+            }
+            i = start + len
+        }
+    }
+    return SSL_TLSEXT_ERR_NOACK
+}

@@ -1,0 +1,43 @@
+import NIOCore
+
+/// What an `H2Session` reports after it took input or produced output. Events are queued by
+/// the nghttp2 callbacks and handed to the owner afterwards, so the owner may call back into
+/// the session freely while handling them.
+enum H2Event {
+    /// A complete HEADERS block (request, response or trailers).
+    case headers(stream: Int32, fields: [HeaderField], endStream: Bool)
+    /// Payload bytes; the owner must `consume` them once they reached their destination.
+    case data(stream: Int32, bytes: ByteBuffer)
+    /// The peer half-closed the stream (END_STREAM on DATA).
+    case remoteEnded(stream: Int32)
+    /// The stream is gone; `errorCode` 0 means a clean close.
+    case closed(stream: Int32, errorCode: UInt32)
+    /// The stream's unsent queue fell below the watermark: its source may be read again.
+    case writable(stream: Int32)
+    case goaway(lastStreamID: Int32, errorCode: UInt32)
+    case pingAcknowledged(opaque: UInt64)
+}
+
+struct HeaderField: Equatable, Sendable {
+    var name: String
+    var value: String
+
+    init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+extension Array where Element == HeaderField {
+    subscript(name: String) -> String? {
+        first { $0.name == name }?.value
+    }
+}
+
+enum H2Role {
+    case client, server
+}
+
+struct H2Error: Error, CustomStringConvertible {
+    let description: String
+}

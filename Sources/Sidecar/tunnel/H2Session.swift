@@ -1,0 +1,252 @@
+import CNghttp2
+import NIOCore
+
+/// One HTTP/2 connection over nghttp2, independent of any socket: bytes go in with
+/// `receive`, frames come out of `drainOutput`, and everything that happened is in `events`.
+/// Used as the client by the gateway and as the server by the agent (reversed roles), and
+/// over any carrier that moves bytes.
+///
+/// Flow control is manual (DESIGN §2.3): received DATA is granted back to the peer only when
+/// the owner calls `consume` after writing it out, and outgoing DATA is pulled from per-stream
+/// queues that the owner keeps below `sendWatermark` by pausing its sources.
+final class H2Session {
+    let role: H2Role
+    let tuning: H2Tuning
+    let allocator: ByteBufferAllocator
+    fileprivate(set) var session: OpaquePointer!
+    var events: [H2Event] = []
+    var streams: [Int32: H2StreamState] = [:]
+
+    /// Output assembled by the send callbacks: control frames are copied into `scratch`,
+    /// DATA payloads are appended as slices of the owner's buffers (no copy).
+    var output: [ByteBuffer] = []
+    var scratch: ByteBuffer
+    /// Headers being received, per stream, until the HEADERS frame completes.
+    var incomingHeaders: [Int32: [HeaderField]] = [:]
+
+    init(role: H2Role, tuning: H2Tuning, allocator: ByteBufferAllocator) throws(H2Error) {
+        self.role = role
+        self.tuning = tuning
+        self.allocator = allocator
+        self.scratch = allocator.buffer(capacity: 4096)
+        try createSession()
+        try submitSettings()
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    private func createSession() throws(H2Error) {
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
+            throw H2Error(description: "nghttp2: out of memory")
+        }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        H2Callbacks.install(on: callbacks)
+
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0, let option else {
+            throw H2Error(description: "nghttp2: out of memory")
+        }
+        defer { nghttp2_option_del(option) }
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        // Our peer is another fastgw; many tunnel streams are normal.
+        nghttp2_option_set_peer_max_concurrent_streams(option, UInt32(tuning.maxConcurrentStreams))
+
+        var s: OpaquePointer?
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let rc: Int32
+        switch role {
+        case .client: rc = nghttp2_session_client_new2(&s, callbacks, me, option)
+        case .server: rc = nghttp2_session_server_new2(&s, callbacks, me, option)
+        }
+        guard rc == 0, let s else { throw H2Error(description: "nghttp2: cannot create session (\(rc))") }
+        session = s
+    }
+
+    private func submitSettings() throws(H2Error) {
+        var settings = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                                   value: UInt32(tuning.maxConcurrentStreams)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                                   value: UInt32(tuning.streamWindow)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue),
+                                   value: UInt32(tuning.maxFrameSize)),
+        ]
+        var rc = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        guard rc == 0 else { throw H2Error(description: "nghttp2: cannot submit SETTINGS (\(rc))") }
+        rc = nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(tuning.connectionWindow))
+        guard rc == 0 else { throw H2Error(description: "nghttp2: cannot set connection window (\(rc))") }
+    }
+
+    // MARK: input
+
+    /// Feeds received bytes. Throws on a protocol violation; the GOAWAY nghttp2 queued for it
+    /// is still in `drainOutput`.
+    func receive(_ buffer: ByteBuffer) throws(H2Error) {
+        let rc = buffer.withUnsafeReadableBytes { raw in
+            nghttp2_session_mem_recv(session, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count)
+        }
+        if rc < 0 {
+            throw H2Error(description: "HTTP/2 protocol error: \(String(cString: nghttp2_strerror(Int32(rc))))")
+        }
+    }
+
+    // MARK: output
+
+    /// Serialises every frame nghttp2 is ready to send. The buffers are meant for one
+    /// gathering write followed by one flush.
+    func drainOutput() throws(H2Error) -> [ByteBuffer] {
+        let rc = nghttp2_session_send(session)
+        if rc != 0 {
+            throw H2Error(description: "HTTP/2 send failed: \(String(cString: nghttp2_strerror(rc)))")
+        }
+        sealScratch()
+        let out = output
+        output.removeAll(keepingCapacity: true)
+        return out
+    }
+
+    func sealScratch() {
+        if scratch.readableBytes > 0 {
+            output.append(scratch)
+            scratch = allocator.buffer(capacity: 4096)
+        }
+    }
+
+    var isFinished: Bool {
+        nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0
+    }
+
+    var hasPendingOutput: Bool { nghttp2_session_want_write(session) != 0 }
+
+    // MARK: streams
+
+    /// Opens a stream (client role) whose request body is fed with `write` / `finish`.
+    func openStream(headers: [HeaderField]) throws(H2Error) -> Int32 {
+        var provider = H2Callbacks.dataProvider
+        let id = Self.withNV(headers) { nva, count in
+            nghttp2_submit_request(session, nil, nva, count, &provider, nil)
+        }
+        guard id > 0 else {
+            throw H2Error(description: "cannot open stream: \(String(cString: nghttp2_strerror(id)))")
+        }
+        streams[id] = H2StreamState()
+        return id
+    }
+
+    /// Answers a stream (server role). With `endStream` no body follows.
+    func respond(stream: Int32, headers: [HeaderField], endStream: Bool) {
+        var provider = H2Callbacks.dataProvider
+        let rc: Int32 = Self.withNV(headers) { nva, count in
+            if endStream {
+                return nghttp2_submit_response(session, stream, nva, count, nil)
+            }
+            return nghttp2_submit_response(session, stream, nva, count, &provider)
+        }
+        if rc != 0 { reset(stream: stream, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
+    }
+
+    /// Queues payload for the stream; returns false once the queue is above the watermark
+    /// (the caller should stop reading its source until `.writable`).
+    @discardableResult
+    func write(stream: Int32, _ bytes: ByteBuffer) -> Bool {
+        guard let state = streams[stream], !state.endQueued else { return false }
+        if bytes.readableBytes > 0 {
+            state.outbound.append(bytes)
+            state.queued += bytes.readableBytes
+        }
+        resumeIfDeferred(stream, state)
+        if state.queued >= tuning.sendWatermark {
+            state.aboveWatermark = true
+            return false
+        }
+        return true
+    }
+
+    /// Queues END_STREAM after whatever is queued (a half-close).
+    func finish(stream: Int32) {
+        guard let state = streams[stream], !state.endQueued else { return }
+        state.endQueued = true
+        resumeIfDeferred(stream, state)
+    }
+
+    private func resumeIfDeferred(_ id: Int32, _ state: H2StreamState) {
+        if state.deferred {
+            state.deferred = false
+            nghttp2_session_resume_data(session, id)
+        }
+    }
+
+    func reset(stream: Int32, code: UInt32 = NGHTTP2_CANCEL.rawValue) {
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, code)
+    }
+
+    /// Grants `bytes` of window back to the peer after they were written to their destination.
+    func consume(stream: Int32, bytes: Int) {
+        guard bytes > 0 else { return }
+        // For a stream nghttp2 already forgot, this returns the bytes to the connection window only.
+        nghttp2_session_consume(session, stream, bytes)
+    }
+
+    func queuedBytes(stream: Int32) -> Int {
+        streams[stream]?.queued ?? 0
+    }
+
+    var openStreamCount: Int { streams.count }
+
+    // MARK: connection
+
+    func ping(opaque: UInt64) {
+        var value = opaque.bigEndian
+        withUnsafeBytes(of: &value) { raw in
+            _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), raw.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        }
+    }
+
+    /// GOAWAY naming the last stream the peer opened: streams in flight complete, no new ones.
+    func goaway(code: UInt32 = NGHTTP2_NO_ERROR.rawValue) {
+        let last = nghttp2_session_get_last_proc_stream_id(session)
+        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, code, nil, 0)
+    }
+
+    /// Name/value pairs as `nghttp2_nv`, valid for the duration of `body`; nghttp2 copies them.
+    static func withNV<R>(_ headers: [HeaderField], _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
+        var bytes: [UInt8] = []
+        var spans: [(Int, Int, Int, Int)] = []
+        for h in headers {
+            let n = bytes.count
+            bytes.append(contentsOf: h.name.utf8)
+            let v = bytes.count
+            bytes.append(contentsOf: h.value.utf8)
+            spans.append((n, v - n, v, bytes.count - v))
+        }
+        return bytes.withUnsafeMutableBufferPointer { raw in
+            guard let base = raw.baseAddress else { return body([], 0) }
+            let nva = spans.map { s in
+                nghttp2_nv(name: base + s.0, value: base + s.2, namelen: s.1, valuelen: s.3,
+                           flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            return nva.withUnsafeBufferPointer { body($0.baseAddress, $0.count) }
+        }
+    }
+}
+
+/// Per-stream send queue: the owner's buffers waiting for window.
+final class H2StreamState {
+    var outbound = CircularBuffer<ByteBuffer>()
+    var queued = 0
+    var endQueued = false
+    /// nghttp2 was told "no data yet" and must be resumed when some arrives.
+    var deferred = false
+    var aboveWatermark = false
+}
+
+struct H2Tuning: Sendable {
+    var connectionWindow: Int
+    var streamWindow: Int
+    var sendWatermark: Int
+    var maxFrameSize: Int = 128 << 10
+    var maxConcurrentStreams: Int = 100_000
+}
