@@ -1,1 +1,1 @@
-print("x")
+Fastgw.main()

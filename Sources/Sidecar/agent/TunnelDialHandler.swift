@@ -1,0 +1,111 @@
+import NIOCore
+import Protocol
+
+/// How one attempt to open a tunnel connection ended.
+enum DialOutcome: Sendable {
+    case upgraded
+    case refused(status: Int, reason: String)
+    case failed(String)
+}
+
+/// Agent side of the tunnel handshake (DESIGN §2.1): after TLS, sends the upgrade request;
+/// on 101 hands the connection to HTTP/2 as the server; otherwise reports the gateway's reason.
+final class TunnelDialHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let agent: AgentContext
+    private let host: String
+    private let outcome: EventLoopPromise<DialOutcome>
+    private var parser = HTTPHeadParser(limit: 16384)
+    private var refusal: (head: HTTPHead, body: [UInt8], length: Int)?
+    private var reported = false
+
+    init(agent: AgentContext, host: String, outcome: EventLoopPromise<DialOutcome>) {
+        self.agent = agent
+        self.host = host
+        self.outcome = outcome
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TLSHandshakeCompleted {
+            let c = agent.config
+            let head = TunnelHandshake.request(host: host, token: c.token, agent: c.name, instance: agent.instance)
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: head.serialized())), promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        if var r = refusal {
+            r.body += bytes.readableBytesView.prefix(max(0, r.length - r.body.count))
+            refusal = r
+            if r.body.count >= r.length { finishRefusal(context: context) }
+            return
+        }
+        switch parser.feed(bytes.readableBytesView) {
+        case .needMore:
+            return
+        case .invalid(let reason):
+            report(.failed("gateway sent an invalid handshake answer: \(reason)"))
+            context.close(promise: nil)
+        case .complete(let head, let rest):
+            switch TunnelHandshake.interpret(head, body: []) {
+            case .upgraded:
+                upgrade(context: context, rest: rest)
+            case .malformed(let reason):
+                report(.failed("gateway sent an invalid handshake answer: \(reason)"))
+                context.close(promise: nil)
+            case .refused:
+                let length = min(Int(head["Content-Length"] ?? "") ?? 1024, 1024)
+                refusal = (head, Array(rest.prefix(length)), length)
+                if rest.count >= length { finishRefusal(context: context) }
+            }
+        }
+    }
+
+    private func finishRefusal(context: ChannelHandlerContext) {
+        guard let r = refusal else { return }
+        if case .refused(let status, let reason) = TunnelHandshake.interpret(r.head, body: r.body) {
+            report(.refused(status: status, reason: reason))
+        }
+        context.close(promise: nil)
+    }
+
+    private func upgrade(context: ChannelHandlerContext, rest: [UInt8]) {
+        do {
+            let session = try H2Session(role: .server, tuning: agent.h2Tuning, allocator: context.channel.allocator)
+            let t = agent.config.tuning
+            let connection = TunnelConnection(
+                session: session, keepaliveInterval: TimeAmount(t.keepaliveInterval),
+                keepaliveTimeout: TimeAmount(t.keepaliveTimeout),
+                initialBytes: rest.isEmpty ? nil : context.channel.allocator.buffer(bytes: rest))
+            connection.delegate = AgentTunnel(agent: agent)
+            let pipeline = context.pipeline.syncOperations
+            try pipeline.addHandler(connection, position: .after(self))
+            pipeline.removeHandler(context: context, promise: nil)
+            report(.upgraded)
+        } catch {
+            report(.failed("cannot start tunnel session: \(error)"))
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        report(.failed("\(error)"))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if refusal != nil { finishRefusal(context: context) }
+        report(.failed("gateway closed the connection during the handshake"))
+        context.fireChannelInactive()
+    }
+
+    private func report(_ o: DialOutcome) {
+        guard !reported else { return }
+        reported = true
+        outcome.succeed(o)
+    }
+}

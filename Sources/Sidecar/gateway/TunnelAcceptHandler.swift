@@ -1,0 +1,104 @@
+import Logging
+import NIOCore
+import Protocol
+
+/// Gateway side of the tunnel handshake (DESIGN §2.1): reads the agent's upgrade request
+/// after TLS, checks its token, answers 101 and hands the connection to HTTP/2 — or answers
+/// 400/401/403/426/503 with a one-line reason and closes.
+final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let gateway: GatewayContext
+    private var parser = HTTPHeadParser(limit: 8192)
+    private var timeout: Scheduled<Void>?
+    private var finished = false
+    private var remote = "?"
+
+    init(gateway: GatewayContext) {
+        self.gateway = gateway
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        remote = context.channel.remoteAddress.map(\.fastgwDescription) ?? "?"
+        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timeout = context.eventLoop.scheduleTask(in: gateway.handshakeTimeout) {
+            me.value.refuse(context: ctx.value, .init(status: 408, reason: "handshake not completed in time"))
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeout?.cancel()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !finished else { return }
+        let bytes = unwrapInboundIn(data)
+        switch parser.feed(bytes.readableBytesView) {
+        case .needMore:
+            return
+        case .invalid(let reason):
+            refuse(context: context, .init(status: 400, reason: reason))
+        case .complete(let head, let rest):
+            switch TunnelHandshake.evaluate(head, grants: gateway.registry.grants, draining: gateway.isDraining) {
+            case .failure(let rejection):
+                refuse(context: context, rejection)
+            case .success(let accepted):
+                upgrade(context: context, accepted: accepted, rest: rest)
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !finished {
+            gateway.logger.info("tunnel handshake failed", metadata: ["client": "\(remote)", "error": "\(error)"])
+        }
+        finished = true
+        context.close(promise: nil)
+    }
+
+    func refuse(context: ChannelHandlerContext, _ rejection: TunnelHandshake.Rejection) {
+        guard !finished else { return }
+        finished = true
+        timeout?.cancel()
+        gateway.logger.notice("tunnel connection refused", metadata: [
+            "client": "\(remote)", "status": "\(rejection.status)", "reason": "\(rejection.reason)",
+        ])
+        let bytes = context.channel.allocator.buffer(bytes: TunnelHandshake.refusal(rejection))
+        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in ctx.value.close(promise: nil) }
+    }
+
+    private func upgrade(context: ChannelHandlerContext, accepted: TunnelHandshake.Accepted, rest: [UInt8]) {
+        finished = true
+        timeout?.cancel()
+        let switching = context.channel.allocator.buffer(bytes: TunnelHandshake.switchingProtocols().serialized())
+        context.write(wrapOutboundOut(switching), promise: nil)
+        do {
+            let session = try H2Session(role: .client, tuning: gateway.h2Tuning, allocator: context.channel.allocator)
+            let connection = TunnelConnection(
+                session: session, keepaliveInterval: gateway.keepaliveInterval,
+                keepaliveTimeout: gateway.keepaliveTimeout,
+                initialBytes: rest.isEmpty ? nil : context.channel.allocator.buffer(bytes: rest))
+            connection.delegate = GatewayTunnel(gateway: gateway, accepted: accepted, remote: remote)
+            let pipeline = context.pipeline.syncOperations
+            try pipeline.addHandler(connection, position: .after(self))
+            pipeline.removeHandler(context: context, promise: nil)
+        } catch {
+            gateway.logger.error("cannot start tunnel session", metadata: ["client": "\(remote)", "error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+}
+
+extension SocketAddress {
+    /// `ip:port` (IPv6 in brackets), or the path of a Unix socket.
+    var fastgwDescription: String {
+        switch self {
+        case .v4: return "\(ipAddress ?? "?"):\(port ?? 0)"
+        case .v6: return "[\(ipAddress ?? "?")]:\(port ?? 0)"
+        case .unixDomainSocket: return pathname ?? "unix"
+        }
+    }
+}

@@ -1,0 +1,171 @@
+import NIOCore
+import NIOPosix
+
+/// The socket half of a tunnel stream: a public client's connection on the gateway, an
+/// upstream connection on the agent. Bytes read go to the stream; bytes from the stream are
+/// written and only then consumed (their window granted back), so a slow reader stalls the
+/// far sender instead of filling memory. Half-closes travel as END_STREAM, aborts as RST.
+final class StreamSocketBridge: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    struct Summary {
+        var bytesFromSocket = 0
+        var bytesToSocket = 0
+        var aborted = false
+    }
+
+    private var context: ChannelHandlerContext?
+    private var link: LoopBoundRef<TunnelStreamLink>?
+    /// Socket reads that arrived before the stream existed (at most one read: reading pauses).
+    private var early: [ByteBuffer] = []
+    private var earlyEnd = false
+    private var readPaused = false
+    private var readPending = false
+    private var outstandingWrites = 0
+    private var tunnelEndedFlag = false
+    private var outputClosed = false
+    private var inputEnded = false
+    private var streamOver = false
+    private(set) var summary = Summary()
+    /// Called once when the socket is closed, on the socket's loop.
+    var onClose: ((Summary) -> Void)?
+
+    init(link: LoopBoundRef<TunnelStreamLink>?) {
+        self.link = link
+        self.readPaused = link == nil
+    }
+
+    func attach(_ link: LoopBoundRef<TunnelStreamLink>) {
+        self.link = link
+        for bytes in early { link.run { $0.fromSocket(bytes) } }
+        early = []
+        if earlyEnd { link.run { $0.socketEnded() } }
+        resumeReading()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    /// The stream could not be opened: drop the socket.
+    func abort() {
+        summary.aborted = true
+        streamOver = true
+        context?.close(promise: nil)
+    }
+
+    // MARK: socket → tunnel
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        summary.bytesFromSocket += bytes.readableBytes
+        if let link { link.run { $0.fromSocket(bytes) } } else { early.append(bytes) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            inputEnded = true
+            if let link { link.run { $0.socketEnded() } } else { earlyEnd = true }
+            if tunnelEndedFlag && outstandingWrites == 0 { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readPaused { readPending = true } else { context.read() }
+    }
+
+    func pauseReading() {
+        readPaused = true
+    }
+
+    func resumeReading() {
+        guard readPaused, link != nil else { return }
+        readPaused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        summary.aborted = true
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // Closed before both directions ended cleanly: the far side must see an abort.
+        if !streamOver && !(inputEnded && tunnelEndedFlag) {
+            summary.aborted = true
+            link?.run { $0.socketFailed() }
+        }
+        streamOver = true
+        onClose?(summary)
+        onClose = nil
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    // MARK: tunnel → socket (called on this socket's loop)
+
+    func writeToSocket(_ bytes: ByteBuffer) {
+        guard let context, !outputClosed else {
+            // The socket is gone; give the window back so the tunnel does not stall.
+            let n = bytes.readableBytes
+            link?.run { $0.consumed(n) }
+            return
+        }
+        let n = bytes.readableBytes
+        summary.bytesToSocket += n
+        outstandingWrites += 1
+        let me = LoopBoundRef(self, eventLoop: context.eventLoop)
+        let link = self.link
+        context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { result in
+            link?.run { $0.consumed(n) }
+            me.value.writeCompleted(success: (try? result.get()) != nil)
+        }
+    }
+
+    private func writeCompleted(success: Bool) {
+        outstandingWrites -= 1
+        if !success {
+            context?.close(promise: nil)
+            return
+        }
+        finishOutputIfDone()
+    }
+
+    func tunnelEnded() {
+        tunnelEndedFlag = true
+        finishOutputIfDone()
+    }
+
+    /// Half-close towards the socket once everything from the tunnel has been written.
+    private func finishOutputIfDone() {
+        guard tunnelEndedFlag, outstandingWrites == 0, !outputClosed, let context else { return }
+        outputClosed = true
+        if inputEnded || streamOver {
+            context.close(promise: nil)
+        } else {
+            context.close(mode: .output, promise: nil)
+        }
+    }
+
+    func tunnelClosed(errorCode: UInt32) {
+        streamOver = true
+        guard let context else { return }
+        if errorCode != 0 {
+            summary.aborted = true
+            // RST to the socket's peer: an abort stays an abort across the tunnel.
+            _ = (context.channel as? SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+            context.close(promise: nil)
+        } else if outstandingWrites == 0 {
+            context.close(promise: nil)
+        } else {
+            tunnelEndedFlag = true
+        }
+    }
+}

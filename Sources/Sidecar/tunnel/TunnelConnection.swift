@@ -1,0 +1,240 @@
+import CNghttp2
+import Logging
+import NIOCore
+
+/// The HTTP/2 layer of one tunnel connection, after the upgrade handshake: feeds the socket's
+/// bytes to the `H2Session`, writes its output in one batch per loop tick, routes stream
+/// events to their handlers, and runs the PING keepalive. Confined to its channel's loop.
+final class TunnelConnection: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let session: H2Session
+    let keepalive: (interval: TimeAmount, timeout: TimeAmount)
+    /// Strong, released when the connection closes (the delegate holds the connection weakly).
+    var delegate: TunnelConnectionDelegate?
+    private(set) var context: ChannelHandlerContext?
+    private var handlers: [Int32: TunnelStreamHandler] = [:]
+    private var flushScheduled = false
+    private var keepaliveTask: RepeatedTask?
+    private var pingSentAt: NIODeadline?
+    private var closed = false
+    private var closeReason = "connection closed"
+    /// Bytes left over from the handshake that already belong to HTTP/2.
+    private var initialBytes: ByteBuffer?
+
+    private(set) var rtt: TimeAmount?
+    private(set) var receivedGoaway = false
+    var activeStreams: Int { handlers.count }
+
+    init(session: H2Session, keepaliveInterval: TimeAmount, keepaliveTimeout: TimeAmount, initialBytes: ByteBuffer?) {
+        self.session = session
+        self.keepalive = (keepaliveInterval, keepaliveTimeout)
+        self.initialBytes = initialBytes
+    }
+
+    var eventLoop: EventLoop? { context?.eventLoop }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        delegate?.tunnelEstablished(self)
+        if let bytes = initialBytes {
+            initialBytes = nil
+            receive(bytes)
+        }
+        flushNow()
+        let loop = context.eventLoop
+        let me = NIOLoopBound(self, eventLoop: loop)
+        keepaliveTask = loop.scheduleRepeatedTask(initialDelay: keepalive.interval, delay: keepalive.interval) { _ in
+            me.value.keepaliveTick()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        keepaliveTask?.cancel()
+        self.context = nil
+    }
+
+    // MARK: streams (API for role logic and stream links)
+
+    func register(stream id: Int32, handler: TunnelStreamHandler) {
+        handlers[id] = handler
+    }
+
+    func openStream(headers: [HeaderField], handler: TunnelStreamHandler) throws(H2Error) -> Int32 {
+        guard !closed else { throw H2Error(description: "tunnel connection is closed") }
+        let id = try session.openStream(headers: headers)
+        handlers[id] = handler
+        scheduleFlush()
+        return id
+    }
+
+    func respond(stream: Int32, headers: [HeaderField], endStream: Bool) {
+        session.respond(stream: stream, headers: headers, endStream: endStream)
+        scheduleFlush()
+    }
+
+    /// Returns false when the stream's queue is above its watermark: pause the source.
+    func write(stream: Int32, _ bytes: ByteBuffer) -> Bool {
+        let below = session.write(stream: stream, bytes)
+        scheduleFlush()
+        return below
+    }
+
+    func finish(stream: Int32) {
+        session.finish(stream: stream)
+        scheduleFlush()
+    }
+
+    func reset(stream: Int32, code: UInt32 = NGHTTP2_CANCEL.rawValue) {
+        session.reset(stream: stream, code: code)
+        scheduleFlush()
+    }
+
+    func consume(stream: Int32, bytes: Int) {
+        session.consume(stream: stream, bytes: bytes)
+        scheduleFlush()
+    }
+
+    /// Graceful: GOAWAY, let streams in flight finish.
+    func goaway() {
+        session.goaway()
+        scheduleFlush()
+    }
+
+    func close(reason: String) {
+        closeReason = reason
+        context?.close(promise: nil)
+    }
+
+    // MARK: I/O
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        receive(unwrapInboundIn(data))
+    }
+
+    private func receive(_ bytes: ByteBuffer) {
+        do {
+            try session.receive(bytes)
+        } catch {
+            closeReason = error.description
+            deliverEvents()
+            flushNow()
+            context?.close(promise: nil)
+            return
+        }
+        deliverEvents()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushNow()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flushNow() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        closeReason = "\(error)"
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        keepaliveTask?.cancel()
+        let all = handlers
+        handlers = [:]
+        for (_, handler) in all { handler.closed(errorCode: NGHTTP2_CANCEL.rawValue) }
+        delegate?.tunnelClosed(self, reason: closeReason)
+        delegate = nil
+        context.fireChannelInactive()
+    }
+
+    private func scheduleFlush() {
+        guard !flushScheduled, let loop = context?.eventLoop else { return }
+        flushScheduled = true
+        loop.assumeIsolated().execute { self.flushNow() }
+    }
+
+    /// One gathering write and one flush for everything nghttp2 has ready. While the socket
+    /// is not writable nothing is drained, so streams back up and their sources pause.
+    private func flushNow() {
+        flushScheduled = false
+        guard let context, context.channel.isActive, context.channel.isWritable else { return }
+        let output: [ByteBuffer]
+        do {
+            output = try session.drainOutput()
+        } catch {
+            closeReason = error.description
+            context.close(promise: nil)
+            return
+        }
+        if !output.isEmpty {
+            for buffer in output { context.write(wrapOutboundOut(buffer), promise: nil) }
+            context.flush()
+        }
+        deliverEvents()
+        if session.isFinished {
+            closeReason = receivedGoaway ? "peer sent GOAWAY and all streams finished" : "HTTP/2 session finished"
+            context.close(promise: nil)
+        }
+    }
+
+    private func deliverEvents() {
+        while !session.events.isEmpty {
+            let events = session.events
+            session.events.removeAll(keepingCapacity: true)
+            for event in events { dispatch(event) }
+        }
+    }
+
+    private func dispatch(_ event: H2Event) {
+        switch event {
+        case .headers(let id, let fields, let endStream):
+            if let handler = handlers[id] {
+                handler.received(headers: fields, endStream: endStream)
+            } else if session.role == .server {
+                // A delegate that returns nil has already answered (or reset) the stream.
+                if let handler = delegate?.tunnel(self, incomingStream: id, headers: fields, endStream: endStream) {
+                    handlers[id] = handler
+                }
+            }
+        case .data(let id, let bytes):
+            if let handler = handlers[id] {
+                handler.received(data: bytes)
+            } else {
+                // Nobody will write these out; give the window back now.
+                consume(stream: id, bytes: bytes.readableBytes)
+            }
+        case .remoteEnded(let id):
+            handlers[id]?.remoteEnded()
+        case .closed(let id, let code):
+            handlers.removeValue(forKey: id)?.closed(errorCode: code)
+        case .writable(let id):
+            handlers[id]?.writable()
+        case .goaway:
+            receivedGoaway = true
+            delegate?.tunnelReceivedGoaway(self)
+        case .pingAcknowledged(let opaque):
+            let now = NIODeadline.now().uptimeNanoseconds
+            if opaque <= now { rtt = .nanoseconds(Int64(now - opaque)) }
+            pingSentAt = nil
+        }
+    }
+
+    private func keepaliveTick() {
+        let now = NIODeadline.now()
+        if let sent = pingSentAt, now - sent > keepalive.timeout {
+            closeReason = "keepalive timeout: no PING ACK within \(keepalive.timeout.nanoseconds / 1_000_000) ms"
+            context?.close(promise: nil)
+            return
+        }
+        if pingSentAt == nil {
+            pingSentAt = now
+            session.ping(opaque: now.uptimeNanoseconds)
+            scheduleFlush()
+        }
+    }
+}
