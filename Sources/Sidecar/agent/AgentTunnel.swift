@@ -1,4 +1,3 @@
-import CNghttp2
 import Logging
 import NIOCore
 import NIOPosix
@@ -67,6 +66,15 @@ final class AgentTunnel: TunnelConnectionDelegate {
         let boundBridge = NIOLoopBound(bridge, eventLoop: loop)
         let client = headers["fastgw-client"] ?? "?"
         let logger = agent.logger
+        let started = NIODeadline.now()
+        bridge.onClose = { summary in
+            logger.debug("upstream connection closed", metadata: [
+                "service": "\(service.name)", "client": "\(client)",
+                "bytes_in": "\(summary.bytesToSocket)", "bytes_out": "\(summary.bytesFromSocket)",
+                "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
+                "aborted": "\(summary.aborted ? summary.abortReason : "no")",
+            ])
+        }
 
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(service.connectTimeout))
@@ -111,13 +119,12 @@ final class AgentTunnel: TunnelConnectionDelegate {
         return (502, "upstream \(upstream): \(error)")
     }
 
-    /// Answers with an error status and ends the stream; RST(NO_ERROR) tells the gateway to
-    /// stop sending the client's bytes.
+    /// Answers with an error status and ends the stream. The gateway resets the stream when
+    /// it reads a status other than 200 (an RST from here could overtake the HEADERS).
     private func refuse(_ connection: TunnelConnection, id: Int32, status: Int, reason: String) {
         connection.respond(stream: id, headers: [
             HeaderField(":status", String(status)), HeaderField("fastgw-reason", reason),
         ], endStream: true)
-        connection.reset(stream: id, code: NGHTTP2_NO_ERROR.rawValue)
     }
 
     func tunnelReceivedGoaway(_ connection: TunnelConnection) {

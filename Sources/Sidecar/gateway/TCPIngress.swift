@@ -38,7 +38,7 @@ final class TCPIngress: ChannelInboundHandler {
                 "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)",
                 "bytes_in": "\(summary.bytesFromSocket)", "bytes_out": "\(summary.bytesToSocket)",
                 "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
-                "aborted": "\(summary.aborted)",
+                "aborted": "\(summary.aborted ? summary.abortReason : "no")",
             ])
         }
         let bridgeRef = LoopBoundRef(bridge, eventLoop: context.eventLoop)
@@ -54,6 +54,8 @@ final class TCPIngress: ChannelInboundHandler {
                     "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)",
                     "status": "\(status)", "reason": "\(fields["fastgw-reason"] ?? "")",
                 ])
+                // Drop the client at once; the reset also stops its bytes going to the agent.
+                link.socketFailed()
             }
             do {
                 link.streamID = try connection.openStream(headers: headers, handler: link)

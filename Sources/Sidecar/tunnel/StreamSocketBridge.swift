@@ -14,6 +14,8 @@ final class StreamSocketBridge: ChannelDuplexHandler {
         var bytesFromSocket = 0
         var bytesToSocket = 0
         var aborted = false
+        /// Why the connection was aborted, for the log.
+        var abortReason = ""
     }
 
     private var context: ChannelHandlerContext?
@@ -51,9 +53,16 @@ final class StreamSocketBridge: ChannelDuplexHandler {
 
     /// The stream could not be opened: drop the socket.
     func abort() {
-        summary.aborted = true
+        markAborted("tunnel stream could not be opened")
         streamOver = true
         context?.close(promise: nil)
+    }
+
+    private func markAborted(_ reason: String) {
+        if !summary.aborted {
+            summary.aborted = true
+            summary.abortReason = reason
+        }
     }
 
     // MARK: socket → tunnel
@@ -92,14 +101,20 @@ final class StreamSocketBridge: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        summary.aborted = true
+        markAborted("socket error: \(error)")
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // After our half-close NIO turns the peer's EOF into a full close without an
+        // `inputClosed` event: with no error seen, that is the clean end of the input.
+        if outputClosed && !inputEnded && !summary.aborted {
+            inputEnded = true
+            link?.run { $0.socketEnded() }
+        }
         // Closed before both directions ended cleanly: the far side must see an abort.
         if !streamOver && !(inputEnded && tunnelEndedFlag) {
-            summary.aborted = true
+            markAborted("socket closed before the stream ended")
             link?.run { $0.socketFailed() }
         }
         streamOver = true
@@ -158,7 +173,7 @@ final class StreamSocketBridge: ChannelDuplexHandler {
         streamOver = true
         guard let context else { return }
         if errorCode != 0 {
-            summary.aborted = true
+            markAborted("tunnel stream reset (HTTP/2 error \(errorCode))")
             // RST to the socket's peer: an abort stays an abort across the tunnel.
             _ = (context.channel as? SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
             context.close(promise: nil)

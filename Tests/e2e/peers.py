@@ -1,0 +1,72 @@
+"""Upstream servers for the end-to-end tests, run as their own processes.
+
+    peers.py echo PORT          echo every byte back; half-close when the client does
+    peers.py sink PORT          hash all input; after EOF answer "<bytes> <sha256>\n"
+    peers.py source PORT SIZE   send SIZE bytes of the test pattern, then close; prints
+                                "sent <n>" lines as it goes (for the slow-reader test)
+"""
+import asyncio
+import hashlib
+import sys
+
+import pattern
+
+
+async def echo(reader, writer):
+    try:
+        while data := await reader.read(256 * 1024):
+            writer.write(data)
+            await writer.drain()
+        writer.write_eof()
+        await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def sink(reader, writer):
+    h = hashlib.sha256()
+    n = 0
+    try:
+        while data := await reader.read(256 * 1024):
+            h.update(data)
+            n += len(data)
+        writer.write(f"{n} {h.hexdigest()}\n".encode())
+        await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+def source(size):
+    async def handler(reader, writer):
+        sent = 0
+        block = pattern.block()
+        try:
+            while sent < size:
+                chunk = block[: min(len(block), size - sent)]
+                writer.write(chunk)
+                await writer.drain()
+                sent += len(chunk)
+                print(f"sent {sent}", flush=True)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            print(f"done {sent}", flush=True)
+            writer.close()
+    return handler
+
+
+async def main():
+    mode, port = sys.argv[1], int(sys.argv[2])
+    handler = {"echo": echo, "sink": sink}.get(mode) or source(int(sys.argv[3]))
+    server = await asyncio.start_server(handler, "127.0.0.1", port, backlog=2048, limit=1 << 20)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
