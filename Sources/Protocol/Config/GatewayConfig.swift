@@ -31,6 +31,13 @@ public struct GatewayConfig: Equatable, Sendable {
         public var token: String
         public var allowPorts: [Int]
         public var allowHosts: [String]
+
+        public init(name: String, token: String, allowPorts: [Int], allowHosts: [String]) {
+            self.name = name
+            self.token = token
+            self.allowPorts = allowPorts
+            self.allowHosts = allowHosts
+        }
     }
 
     /// Every public TCP port the gateway serves: explicit tcp listeners, then each granted

@@ -18,6 +18,11 @@ public enum TunnelHandshake {
     public struct Accepted: Equatable, Sendable {
         public var agent: String
         public var instance: String
+
+        public init(agent: String, instance: String) {
+            self.agent = agent
+            self.instance = instance
+        }
     }
 
     public struct Rejection: Error, Equatable, Sendable {

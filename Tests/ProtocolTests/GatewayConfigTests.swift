@@ -1,0 +1,119 @@
+import Protocol
+import XCTest
+
+final class GatewayConfigTests: XCTestCase {
+    private let token = "0123456789abcdef0123"
+
+    private func parse(_ text: String, files: [String: String] = [:]) -> Result<GatewayConfig, ConfigError> {
+        GatewayConfig.parse(text: text, file: "/etc/fastgw/gateway.toml") { path in
+            guard let s = files[path] else { throw POSIXErrorStub(path: path) }
+            return s
+        }
+    }
+
+    private func errors(_ text: String, files: [String: String] = [:]) -> [String] {
+        switch parse(text, files: files) {
+        case .success: return []
+        case .failure(let e): return e.diagnostics.map(\.description)
+        }
+    }
+
+    func testValidConfigWithDefaultsAndTokenFile() throws {
+        let config = try parse("""
+            [gateway]
+            drain_timeout = "45s"
+            [tunnel]
+            listen = "0.0.0.0:7443"
+            cert = "tls/gw.crt"
+            key = "/abs/gw.key"
+            [[agent]]
+            name = "office-nas"
+            token_file = "tokens/nas"
+            allow_ports = [2222, 5432]
+            """, files: ["/etc/fastgw/tokens/nas": token + "\n"]).get()
+        XCTAssertEqual(config.drainTimeout, .seconds(45))
+        XCTAssertEqual(config.tunnel.cert, "/etc/fastgw/tls/gw.crt")
+        XCTAssertEqual(config.tunnel.key, "/abs/gw.key")
+        XCTAssertEqual(config.tunnel.tuning.streamWindow, 4 << 20)
+        XCTAssertEqual(config.tunnel.tuning.keepaliveInterval, .seconds(15))
+        XCTAssertEqual(config.agents.first?.token, token, "trailing newline of token_file is not part of the token")
+        XCTAssertEqual(config.tcpPorts.map(\.listen), [HostPort(host: "0.0.0.0", port: 2222), HostPort(host: "0.0.0.0", port: 5432)])
+        XCTAssertEqual(config.controlSocket, "/run/fastgw/gateway.sock")
+    }
+
+    func testErrorsCarryTheLineOfTheOffendingKey() {
+        let errs = errors("""
+            [tunnel]
+            listen = "0.0.0.0:7443"
+            cert = "a"
+            key = "b"
+
+            [[listener]]
+            name = "ssh"
+            listen = "0.0.0.0:70000"
+
+            [[agent]]
+            name = "nas"
+            token = "\(token)"
+            allow_ports = [22, 99999]
+            colour = "blue"
+            """)
+        XCTAssertEqual(errs, [
+            "/etc/fastgw/gateway.toml:8: listener \"ssh\": listen \"0.0.0.0:70000\": port 70000 out of range (1-65535)",
+            "/etc/fastgw/gateway.toml:13: agent \"nas\": allow_ports: 99999 out of range (1-65535)",
+            "/etc/fastgw/gateway.toml:14: agent \"nas\": unknown key \"colour\" in [agent]",
+        ])
+    }
+
+    func testSecondArrayEntryIsLocated() {
+        let errs = errors("""
+            [tunnel]
+            cert = "a"
+            key = "b"
+            [[agent]]
+            name = "one"
+            token = "\(token)"
+            [[agent]]
+            name = "two"
+            token = "short"
+            """)
+        XCTAssertEqual(errs, ["/etc/fastgw/gateway.toml:9: agent \"two\": token is shorter than 16 characters; generate one with: openssl rand -hex 32"])
+    }
+
+    func testMissingPiecesAndSyntaxErrors() {
+        XCTAssertEqual(errors(""), ["/etc/fastgw/gateway.toml: [tunnel] section is required (listen, cert, key)"])
+        let syntax = errors("[tunnel]\nlisten = \"x\nkey = 1\n")
+        XCTAssertEqual(syntax.count, 1)
+        XCTAssertTrue(syntax[0].hasPrefix("/etc/fastgw/gateway.toml:2: TOML syntax:"), syntax[0])
+        let unreadable = errors("[tunnel]\ncert = \"a\"\nkey = \"b\"\n[[agent]]\nname = \"x\"\ntoken_file = \"missing\"\n")
+        XCTAssertEqual(unreadable.count, 1)
+        XCTAssertTrue(unreadable[0].hasPrefix("/etc/fastgw/gateway.toml:6: agent \"x\": cannot read token_file /etc/fastgw/missing"), unreadable[0])
+    }
+
+    func testDurationsAndSharedTokensAreChecked() {
+        let errs = errors("""
+            [gateway]
+            drain_timeout = 30
+            [tunnel]
+            cert = "a"
+            key = "b"
+            keepalive_interval = "soon"
+            [[agent]]
+            name = "a"
+            token = "\(token)"
+            [[agent]]
+            name = "b"
+            token = "\(token)"
+            """)
+        XCTAssertEqual(errs, [
+            "/etc/fastgw/gateway.toml:2: drain_timeout must be a string",
+            "/etc/fastgw/gateway.toml:6: keepalive_interval \"soon\" is not a duration (examples: \"500ms\", \"15s\", \"2m\")",
+            "/etc/fastgw/gateway.toml: two agents share one token: give every agent its own",
+        ])
+    }
+}
+
+struct POSIXErrorStub: Error, CustomStringConvertible {
+    let path: String
+    var description: String { "No such file or directory" }
+}
