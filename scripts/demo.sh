@@ -30,6 +30,10 @@ echo "<h1>Hello from a private upstream, through fastgw</h1>" > "$dir/www/index.
 
 python3 -m http.server $upstream_port --bind 127.0.0.1 --directory "$dir/www" >"$dir/upstream.log" 2>&1 &
 echo $! > "$dir/upstream.pid"
+for _ in $(seq 1 100); do
+  (exec 3<>/dev/tcp/127.0.0.1/$upstream_port) 2>/dev/null && break
+  sleep 0.1
+done
 "$bin" gateway --config "$dir/gateway.toml" >"$dir/gateway.log" 2>&1 &
 echo $! > "$dir/gateway.pid"
 "$bin" agent --config "$dir/agent.toml" >"$dir/agent.log" 2>&1 &

@@ -114,9 +114,15 @@ final class AgentTunnel: TunnelConnectionDelegate {
             return (504, "upstream \(upstream) did not answer in time")
         }
         if let e = error as? NIOConnectionError, let first = e.connectionErrors.first {
-            return (502, "upstream \(upstream): \(first.error)")
+            return (502, "upstream \(upstream): \(Self.describe(first.error))")
         }
-        return (502, "upstream \(upstream): \(error)")
+        return (502, "upstream \(upstream): \(Self.describe(error))")
+    }
+
+    /// `Connection refused` rather than NIO's wrapped description.
+    private static func describe(_ error: Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
     }
 
     /// Answers with an error status and ends the stream. The gateway resets the stream when

@@ -69,7 +69,11 @@ public final class TLSContext: @unchecked Sendable {
             throw .configuration("cannot load certificate \(certificateChain): \(TLSError.drainOpenSSLErrors())")
         }
         guard SSL_CTX_use_PrivateKey_file(ctx, privateKey, SSL_FILETYPE_PEM) == 1 else {
-            throw .configuration("cannot load private key \(privateKey): \(TLSError.drainOpenSSLErrors())")
+            let reason = TLSError.drainOpenSSLErrors()
+            if reason.contains("key values mismatch") {
+                throw .configuration("private key \(privateKey) does not match certificate \(certificateChain)")
+            }
+            throw .configuration("cannot load private key \(privateKey): \(reason)")
         }
         guard SSL_CTX_check_private_key(ctx) == 1 else {
             throw .configuration("private key \(privateKey) does not match certificate \(certificateChain)")

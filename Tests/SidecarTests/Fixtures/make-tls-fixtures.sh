@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# TLS material for the Sidecar tests, in DIR: the project's test PKI (scripts/make-pki.sh),
+# an unrelated CA, and a certificate from the test CA that expired in 2020.
+set -euo pipefail
+dir=${1:?usage: make-tls-fixtures.sh DIR}
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+"$root/scripts/make-pki.sh" "$dir"
+cd "$dir"
+[ -f expired.crt ] && exit 0
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+  -subj "/CN=unrelated CA" -keyout other-ca.key -out other-ca.crt 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost" -keyout expired.key -out expired.csr 2>/dev/null
+mkdir -p ca-db && : > ca-db/index.txt && echo 1000 > ca-db/serial
+cat > ca-db/ca.cnf <<CNF
+[ca]
+default_ca = test
+[test]
+database = ca-db/index.txt
+new_certs_dir = ca-db
+serial = ca-db/serial
+default_md = sha256
+policy = any
+copy_extensions = copy
+[any]
+commonName = supplied
+CNF
+openssl ca -batch -config ca-db/ca.cnf -cert ca.crt -keyfile ca.key -in expired.csr -out expired.crt \
+  -startdate 20200101000000Z -enddate 20200102000000Z -notext 2>/dev/null
+rm -f expired.csr
