@@ -18,7 +18,7 @@ release:
 test:
 	scripts/install-deps.sh test
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 	python3 -m pytest -q Tests/e2e
 
 test-unit:

@@ -80,6 +80,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
             .connectTimeout(TimeAmount(service.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.recvAllocator, value: SocketTuning.recvAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(boundBridge.value)

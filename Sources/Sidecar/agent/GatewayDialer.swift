@@ -49,7 +49,8 @@ final class GatewayDialer {
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(10))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.writeBufferWaterMark, value: .init(low: 512 << 10, high: 2 << 20))
+            .channelOption(.writeBufferWaterMark, value: SocketTuning.tunnelWaterMark)
+            .channelOption(.recvAllocator, value: SocketTuning.recvAllocator)
             .channelOption(.maxMessagesPerRead, value: 16)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

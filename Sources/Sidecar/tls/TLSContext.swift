@@ -62,6 +62,9 @@ public final class TLSContext: @unchecked Sendable {
         // because a retried write always passes the same bytes.
         _ = fastgw_SSL_CTX_set_mode(ctx, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER) | Int(SSL_MODE_RELEASE_BUFFERS))
         fastgw_SSL_CTX_harden(ctx)
+        guard fastgw_SSL_CTX_prefer_fast_ciphers(ctx) == 1 else {
+            throw .configuration("cannot set TLS 1.3 cipher suites: \(TLSError.drainOpenSSLErrors())")
+        }
     }
 
     private func loadIdentity(certificateChain: String, privateKey: String) throws(TLSError) {

@@ -38,6 +38,11 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var flushPending = false
     /// Promises of plaintext writes whose ciphertext has not been handed to the channel yet.
     private var unflushedPromises: [EventLoopPromise<Void>] = []
+    /// Plaintext written since the last flush. Encrypted at flush so that small writes (HTTP/2
+    /// frame headers, control frames) share records instead of costing one record each.
+    private var unflushedPlaintext: [ByteBuffer] = []
+    /// Below this, writes are copied together before encryption; above it they go as they are.
+    private static let recordSize = 16 * 1024
 
     init(context tls: TLSContext, role: TLSRole) throws(TLSError) {
         guard let ssl = SSL_new(tls.ctx) else {
@@ -221,7 +226,8 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .idle, .handshaking:
             pendingWrites.append((bytes, promise))
         case .active:
-            encrypt(bytes, promise: promise)
+            if bytes.readableBytes > 0 { unflushedPlaintext.append(bytes) }
+            if let promise { unflushedPromises.append(promise) }
         case .closed:
             promise?.fail(ChannelError.ioOnClosedChannel)
         }
@@ -232,6 +238,13 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .idle, .handshaking:
             flushPending = true
         case .active:
+            if let failure = encryptUnflushed(allocator: context.channel.allocator) {
+                let promises = unflushedPromises
+                unflushedPromises.removeAll()
+                promises.forEach { $0.fail(failure) }
+                fail(context: context, error: failure)
+                return
+            }
             let promises = unflushedPromises
             unflushedPromises.removeAll(keepingCapacity: true)
             flushCiphertext(context: context, promises: promises)
@@ -240,23 +253,42 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func encrypt(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
-        if bytes.readableBytes > 0 {
-            let rc = bytes.withUnsafeReadableBytes { raw in
-                SSL_write(ssl, raw.baseAddress, Int32(raw.count))
-            }
-            if rc <= 0 {
-                promise?.fail(TLSError.protocolError(TLSError.drainOpenSSLErrors()))
-                return
+    /// Encrypts what was written since the last flush: small buffers are gathered into
+    /// record-sized runs, large ones are encrypted in place.
+    private func encryptUnflushed(allocator: ByteBufferAllocator) -> TLSError? {
+        var staging: ByteBuffer?
+        func seal(_ b: ByteBuffer) -> Bool {
+            b.withUnsafeReadableBytes { raw in SSL_write(ssl, raw.baseAddress, Int32(raw.count)) } > 0
+        }
+        for buffer in unflushedPlaintext {
+            if buffer.readableBytes >= Self.recordSize {
+                if let s = staging, !seal(s) { return .protocolError(TLSError.drainOpenSSLErrors()) }
+                staging = nil
+                if !seal(buffer) { return .protocolError(TLSError.drainOpenSSLErrors()) }
+            } else {
+                var s = staging ?? allocator.buffer(capacity: Self.recordSize)
+                var b = buffer
+                s.writeBuffer(&b)
+                if s.readableBytes >= Self.recordSize {
+                    if !seal(s) { return .protocolError(TLSError.drainOpenSSLErrors()) }
+                    staging = nil
+                } else {
+                    staging = s
+                }
             }
         }
-        if let promise { unflushedPromises.append(promise) }
+        unflushedPlaintext.removeAll(keepingCapacity: true)
+        if let s = staging, !seal(s) { return .protocolError(TLSError.drainOpenSSLErrors()) }
+        return nil
     }
 
     private func replayPendingWrites(context: ChannelHandlerContext) {
         let writes = pendingWrites
         pendingWrites = []
-        for (bytes, promise) in writes { encrypt(bytes, promise: promise) }
+        for (bytes, promise) in writes {
+            if bytes.readableBytes > 0 { unflushedPlaintext.append(bytes) }
+            if let promise { unflushedPromises.append(promise) }
+        }
         if flushPending || !writes.isEmpty {
             flushPending = false
             flush(context: context)
@@ -289,7 +321,8 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         if state == .active, mode == .all {
-            // Best effort close_notify; the peer may already be gone.
+            // Best effort: what was written goes out, then close_notify; the peer may be gone.
+            _ = encryptUnflushed(allocator: context.channel.allocator)
             _ = SSL_shutdown(ssl)
             _ = TLSError.drainOpenSSLErrors()
             let promises = unflushedPromises
@@ -313,6 +346,7 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writes.forEach { $0.1?.fail(error) }
         let promises = unflushedPromises
         unflushedPromises = []
+        unflushedPlaintext = []
         promises.forEach { $0.fail(error) }
     }
 }

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# fastgw benchmark: bulk throughput (iperf3) and HTTP req/s (wrk, 64 connections, nginx
+# serving a 1 KiB file) direct, through `ssh -R`, and through a fastgw TCP service, all on
+# loopback in the same run; prints a table with ratios and the daemons' idle RSS.
+# Run with `make bench` (release build). Not part of the tests.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/.build/release/fastgw"
+dir=$(mktemp -d /tmp/fastgw-bench.XXXXXX)
+duration=${BENCH_SECONDS:-8}
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
+rss() { awk '/VmRSS/ {print int($2/1024)}' /proc/$1/status; }
+
+iperf_port=$(port) nginx_port=$(port) sshd_port=$(port) ssh_iperf=$(port) ssh_http=$(port)
+tunnel_port=$(port) fg_iperf=$(port) fg_http=$(port)
+
+# Upstreams: iperf3 and nginx.
+iperf3 -s -B 127.0.0.1 -p "$iperf_port" >"$dir/iperf3.log" 2>&1 & pids+=($!)
+mkdir -p "$dir/www" "$dir/nginx"
+head -c 1024 /dev/urandom > "$dir/www/1k.bin"
+cat > "$dir/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$nginx_port; root $dir/www; }
+}
+CONF
+nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" >/dev/null 2>&1 & pids+=($!)
+
+# ssh -R: a private sshd on loopback, a key for root, two remote forwards.
+mkdir -p /run/sshd
+ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$dir/id"
+cp "$dir/id.pub" "$dir/authorized_keys"
+cat > "$dir/sshd_config" <<CONF
+Port $sshd_port
+ListenAddress 127.0.0.1
+HostKey $dir/host_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM no
+AllowTcpForwarding yes
+CONF
+/usr/sbin/sshd -D -f "$dir/sshd_config" & pids+=($!)
+wait_port "$sshd_port"
+ssh -N -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ExitOnForwardFailure=yes \
+  -o LogLevel=ERROR -i "$dir/id" -p "$sshd_port" \
+  -R "127.0.0.1:$ssh_iperf:127.0.0.1:$iperf_port" -R "127.0.0.1:$ssh_http:127.0.0.1:$nginx_port" root@127.0.0.1 & pids+=($!)
+
+# fastgw: gateway + agent publishing both upstreams.
+"$root/scripts/make-pki.sh" "$dir"
+openssl rand -hex 32 > "$dir/token"
+cat > "$dir/gateway.toml" <<TOML
+[gateway]
+public_address = "127.0.0.1"
+[tunnel]
+listen = "127.0.0.1:$tunnel_port"
+cert = "gateway.crt"
+key = "gateway.key"
+[[agent]]
+name = "bench"
+token_file = "token"
+allow_ports = [$fg_iperf, $fg_http]
+TOML
+cat > "$dir/agent.toml" <<TOML
+[agent]
+name = "bench"
+token_file = "token"
+gateways = ["localhost:$tunnel_port"]
+ca = "ca.crt"
+[[service]]
+name = "iperf"
+upstream = "127.0.0.1:$iperf_port"
+remote_port = $fg_iperf
+[[service]]
+name = "web"
+upstream = "127.0.0.1:$nginx_port"
+remote_port = $fg_http
+TOML
+"$bin" gateway -c "$dir/gateway.toml" --log-level warning >"$dir/gateway.log" 2>&1 & gw=$!; pids+=($gw)
+wait_port "$tunnel_port"
+"$bin" agent -c "$dir/agent.toml" >"$dir/agent.log" 2>&1 & ag=$!; pids+=($ag)
+for _ in $(seq 1 100); do [ "$(grep -c 'services registered' "$dir/agent.log")" -ge 2 ] && break; sleep 0.1; done
+wait_port "$nginx_port"; wait_port "$iperf_port"; wait_port "$ssh_iperf"; wait_port "$fg_http"
+sleep 1
+idle_gw=$(rss $gw) idle_ag=$(rss $ag)
+
+gbits() { iperf3 -c 127.0.0.1 -p "$1" -t "$duration" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'; }
+reqs() { wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$1/1k.bin" | awk '/Requests\/sec/ {printf "%d", $2}'; }
+
+echo "measuring ${duration}s each ..." >&2
+bulk_direct=$(gbits "$iperf_port"); bulk_ssh=$(gbits "$ssh_iperf"); bulk_fg=$(gbits "$fg_iperf")
+peak_gw=$(rss $gw) peak_ag=$(rss $ag)
+http_direct=$(reqs "$nginx_port"); http_ssh=$(reqs "$ssh_http"); http_fg=$(reqs "$fg_http")
+peak_gw=$(( $(rss $gw) > peak_gw ? $(rss $gw) : peak_gw )); peak_ag=$(( $(rss $ag) > peak_ag ? $(rss $ag) : peak_ag ))
+
+python3 - "$bulk_direct" "$bulk_ssh" "$bulk_fg" "$http_direct" "$http_ssh" "$http_fg" "$idle_gw" "$idle_ag" "$peak_gw" "$peak_ag" <<'PY'
+import sys
+bd, bs, bf, hd, hs, hf = map(float, sys.argv[1:7])
+ig, ia, pg, pa = map(int, sys.argv[7:11])
+print()
+print(f"{'':28}{'direct':>12}{'ssh -R':>12}{'fastgw':>12}{'fastgw/ssh':>12}{'fastgw/direct':>15}")
+print(f"{'iperf3 bulk (Gbit/s)':28}{bd:12.2f}{bs:12.2f}{bf:12.2f}{bf/bs:12.2f}{bf/bd:15.2f}")
+print(f"{'wrk 1 KiB, 64 conn (req/s)':28}{hd:12.0f}{hs:12.0f}{hf:12.0f}{hf/hs:12.2f}{hf/hd:15.2f}")
+print()
+print(f"RSS gateway: idle {ig} MiB, peak {pg} MiB; agent: idle {ia} MiB, peak {pa} MiB")
+print("targets (issue #2): bulk >= 2.0x ssh -R, req/s >= 2.0x ssh -R, idle RSS <= 16 MiB per daemon")
+PY
