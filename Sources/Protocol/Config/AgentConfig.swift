@@ -89,13 +89,7 @@ extension AgentConfig {
         var names = Set<String>()
         var ports = Set<Int>()
         for var s in root.tables("service") {
-            let name = s.string("name") ?? ""
-            s.label = name.isEmpty ? "" : "service \"\(name)\": "
-            if !Names.isValid(name) {
-                s.error("name", "service name \"\(name)\" is invalid: \(Names.rule)")
-            } else if !names.insert(name).inserted {
-                s.error("name", "duplicate service name \"\(name)\"")
-            }
+            let name = s.entryName(kind: "service", seen: &names)
             let type = s.oneOf("type", ["tcp", "http"]) ?? "tcp"
             var upstream: UpstreamAddress?
             if let text = s.string("upstream") {

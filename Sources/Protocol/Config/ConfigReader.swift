@@ -166,6 +166,19 @@ struct TableReader {
         return text
     }
 
+    /// Reads the `name` of a `[[kind]]` entry, labels later errors with it, and checks that it
+    /// is valid and not already in `seen`.
+    mutating func entryName(kind: String, seen: inout Set<String>) -> String {
+        let name = string("name") ?? ""
+        label = name.isEmpty ? "" : "\(kind) \"\(name)\": "
+        if !Names.isValid(name) {
+            error("name", "\(kind) name \"\(name)\" is invalid: \(Names.rule)")
+        } else if !seen.insert(name).inserted {
+            error("name", "duplicate \(kind) name \"\(name)\"")
+        }
+        return name
+    }
+
     mutating func table(_ key: String) -> TableReader? {
         guard let v = value(key) else { return nil }
         guard let t = v.table else {

@@ -101,13 +101,7 @@ extension GatewayConfig {
         var listenerNames = Set<String>()
         var listenerPorts = Set<Int>()
         for var l in root.tables("listener") {
-            let name = l.string("name") ?? ""
-            l.label = name.isEmpty ? "" : "listener \"\(name)\": "
-            if !Names.isValid(name) {
-                l.error("name", "listener name \"\(name)\" is invalid: \(Names.rule)")
-            } else if !listenerNames.insert(name).inserted {
-                l.error("name", "duplicate listener name \"\(name)\"")
-            }
+            let name = l.entryName(kind: "listener", seen: &listenerNames)
             let proto = l.string("protocol") ?? "tcp"
             let listen = l.hostPort("listen")
             if !l.has("listen") { l.error("listen", "listen is required") }
@@ -129,13 +123,7 @@ extension GatewayConfig {
 
         var agentNames = Set<String>()
         for var a in root.tables("agent") {
-            let name = a.string("name") ?? ""
-            a.label = name.isEmpty ? "" : "agent \"\(name)\": "
-            if !Names.isValid(name) {
-                a.error("name", "agent name \"\(name)\" is invalid: \(Names.rule)")
-            } else if !agentNames.insert(name).inserted {
-                a.error("name", "duplicate agent name \"\(name)\"")
-            }
+            let name = a.entryName(kind: "agent", seen: &agentNames)
             let token = Secrets.token(&a, baseDirectory: base, readFile: readFile)
             let ports = a.ints("allow_ports", range: 1...65535) ?? []
             let hosts = a.strings("allow_hosts") ?? []
