@@ -12,7 +12,7 @@ build:
 
 release:
 	scripts/install-deps.sh build
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 # Everything: unit tests (Protocol, Sidecar incl. TLS and HTTP/2 peers) and end-to-end suites.
 test:
@@ -35,7 +35,7 @@ demo-stop:
 
 bench:
 	scripts/install-deps.sh bench
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 	bench/run.sh
 
 clean:

@@ -16,6 +16,8 @@ public struct AgentConfig: Equatable, Sendable {
     public var tuning = TunnelTuning()
     public var controlSocket: String = "/run/fastgw/agent.sock"
     public var services: [Service] = []
+    /// Lines of keys whose values are checked later, outside this parser (`agent.ca`, `agent.cert`, `agent.key`).
+    public var sourceLines: [String: Int] = [:]
 
     public enum Transport: String, Sendable {
         /// Today the direct carrier; the WebSocket fallback is not built yet (see docs/deviations.md).
@@ -63,6 +65,7 @@ extension AgentConfig {
             config.ca = a.string("ca").map { Paths.resolve($0, against: base) }
             config.clientCert = a.string("cert").map { Paths.resolve($0, against: base) }
             config.clientKey = a.string("key").map { Paths.resolve($0, against: base) }
+            for key in ["ca", "cert", "key"] { config.sourceLines["agent.\(key)"] = a.line(of: key) }
             if (config.clientCert == nil) != (config.clientKey == nil) {
                 a.error(config.clientCert == nil ? "key" : "cert", "cert and key go together (client certificate for mTLS)")
             }

@@ -1,18 +1,10 @@
-import TOMLKit
-
 /// Collects diagnostics for one file while the typed readers walk it.
 public final class ConfigDiagnostics {
     public let file: String
-    let source: SourceLines
     public private(set) var items: [ConfigDiagnostic] = []
 
-    init(file: String, source: SourceLines) {
+    init(file: String) {
         self.file = file
-        self.source = source
-    }
-
-    func error(at path: String, _ message: String) {
-        items.append(ConfigDiagnostic(file: file, line: source.line(of: path), message: message))
     }
 
     func error(line: Int?, _ message: String) {
@@ -42,11 +34,16 @@ struct TableReader {
 
     func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    func error(_ key: String, _ message: String) {
-        diagnostics.error(at: keyPath(key), "\(label)\(message)")
+    /// The line that defines `key`, else the table's own line (for a missing key).
+    func line(of key: String) -> Int? {
+        table.line(of: key) ?? (table.line > 0 ? table.line : nil)
     }
 
-    private mutating func value(_ key: String) -> TOMLValueConvertible? {
+    func error(_ key: String, _ message: String) {
+        diagnostics.error(line: line(of: key), "\(label)\(message)")
+    }
+
+    private mutating func value(_ key: String) -> TOMLValue? {
         seen.insert(key)
         return table[key]
     }
@@ -210,7 +207,7 @@ struct TableReader {
     func rejectUnknownKeys() {
         for key in table.keys.sorted() where !seen.contains(key) {
             let place = path.isEmpty ? "at top level" : "in [\(path.withoutIndices())]"
-            diagnostics.error(at: keyPath(key), "\(label)unknown key \"\(key)\" \(place)")
+            diagnostics.error(line: line(of: key), "\(label)unknown key \"\(key)\" \(place)")
         }
     }
 }
@@ -230,15 +227,12 @@ extension String {
 /// Parses text into a root reader, turning TOML syntax errors into diagnostics with their line.
 enum ConfigParsing {
     static func root(text: String, file: String) -> (TableReader?, ConfigDiagnostics) {
-        let diagnostics = ConfigDiagnostics(file: file, source: SourceLines(text: text))
+        let diagnostics = ConfigDiagnostics(file: file)
         do {
-            let table = try TOMLTable(string: text)
+            let table = try TOMLParser.parse(text)
             return (TableReader(table, path: "", diagnostics: diagnostics), diagnostics)
-        } catch let e as TOMLParseError {
-            diagnostics.error(line: e.source.begin.line, "TOML syntax: \(e.description)")
-            return (nil, diagnostics)
         } catch {
-            diagnostics.error(line: nil, "TOML syntax: \(error)")
+            diagnostics.error(line: error.line, "TOML syntax: \(error.message)")
             return (nil, diagnostics)
         }
     }

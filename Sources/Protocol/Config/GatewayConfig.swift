@@ -8,6 +8,8 @@ public struct GatewayConfig: Equatable, Sendable {
     public var controlSocket: String = "/run/fastgw/gateway.sock"
     public var listeners: [Listener] = []
     public var agents: [AgentGrant] = []
+    /// Lines of keys whose values are checked later, outside this parser (`tunnel.cert`, `tunnel.key`).
+    public var sourceLines: [String: Int] = [:]
 
     public struct Tunnel: Equatable, Sendable {
         public var listen: HostPort
@@ -87,6 +89,8 @@ extension GatewayConfig {
                 t.error("key", "[tunnel] key is required (PEM private key)")
             }
             if let d = t.duration("handshake_timeout") { gateway.tunnel.handshakeTimeout = d }
+            gateway.sourceLines["tunnel.cert"] = t.line(of: "cert")
+            gateway.sourceLines["tunnel.key"] = t.line(of: "key")
             gateway.tunnel.tuning.read(from: &t)
             t.rejectUnknownKeys()
         } else {

@@ -1,12 +1,10 @@
-import Foundation
-
 /// Messages on the control stream, newline-delimited JSON (DESIGN §2.2).
 public enum ControlMessage: Equatable, Sendable {
     case register([ServiceDeclaration])
     case registered(accepted: [String], rejected: [Rejected])
     case draining
 
-    public struct Rejected: Codable, Equatable, Sendable {
+    public struct Rejected: Equatable, Sendable {
         public var name: String
         public var reason: String
 
@@ -16,39 +14,47 @@ public enum ControlMessage: Equatable, Sendable {
         }
     }
 
-    private struct Wire: Codable {
-        var type: String
-        var services: [ServiceDeclaration]?
-        var accepted: [String]?
-        var rejected: [Rejected]?
-    }
-
     /// One JSON object followed by `\n`.
     public func encoded() -> [UInt8] {
-        let wire: Wire
+        let json: JSON
         switch self {
-        case .register(let s): wire = Wire(type: "register", services: s)
-        case .registered(let a, let r): wire = Wire(type: "registered", accepted: a, rejected: r)
-        case .draining: wire = Wire(type: "draining")
+        case .register(let services):
+            json = .object(["type": .string("register"), "services": .array(services.map(\.json))])
+        case .registered(let accepted, let rejected):
+            json = .object([
+                "type": .string("registered"),
+                "accepted": .array(accepted.map(JSON.string)),
+                "rejected": .array(rejected.map { .object(["name": .string($0.name), "reason": .string($0.reason)]) }),
+            ])
+        case .draining:
+            json = .object(["type": .string("draining")])
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        // Encoding these plain structs cannot fail.
-        return Array((try? encoder.encode(wire)) ?? Data()) + [10]
+        return Array(json.serialized().utf8) + [10]
     }
 
     public static func decode(_ line: some Collection<UInt8>) throws(ControlMessageError) -> ControlMessage {
-        let wire: Wire
-        do {
-            wire = try JSONDecoder().decode(Wire.self, from: Data(line))
-        } catch {
+        guard let json = try? JSON.parse(line), let type = json["type"]?.string else {
             throw ControlMessageError("not a JSON control message")
         }
-        switch wire.type {
-        case "register": return .register(wire.services ?? [])
-        case "registered": return .registered(accepted: wire.accepted ?? [], rejected: wire.rejected ?? [])
-        case "draining": return .draining
-        default: throw ControlMessageError("unknown control message type \"\(wire.type)\"")
+        switch type {
+        case "register":
+            var services: [ServiceDeclaration] = []
+            for item in json["services"]?.array ?? [] {
+                guard let s = ServiceDeclaration(json: item) else { throw ControlMessageError("malformed service declaration") }
+                services.append(s)
+            }
+            return .register(services)
+        case "registered":
+            let accepted = (json["accepted"]?.array ?? []).compactMap(\.string)
+            let rejected = (json["rejected"]?.array ?? []).compactMap { r -> Rejected? in
+                guard let n = r["name"]?.string else { return nil }
+                return Rejected(name: n, reason: r["reason"]?.string ?? "")
+            }
+            return .registered(accepted: accepted, rejected: rejected)
+        case "draining":
+            return .draining
+        default:
+            throw ControlMessageError("unknown control message type \"\(type)\"")
         }
     }
 }
@@ -59,7 +65,7 @@ public struct ControlMessageError: Error, Equatable, Sendable, CustomStringConve
 }
 
 /// A service as an agent declares it to the gateway.
-public struct ServiceDeclaration: Codable, Equatable, Sendable {
+public struct ServiceDeclaration: Equatable, Sendable {
     public var name: String
     public var type: String
     public var remotePort: Int?
@@ -70,9 +76,17 @@ public struct ServiceDeclaration: Codable, Equatable, Sendable {
         self.remotePort = remotePort
     }
 
-    enum CodingKeys: String, CodingKey {
-        case name, type
-        case remotePort = "remote_port"
+    var json: JSON {
+        var o: [String: JSON] = ["name": .string(name), "type": .string(type)]
+        if let remotePort { o["remote_port"] = .number(Double(remotePort)) }
+        return .object(o)
+    }
+
+    init?(json: JSON) {
+        guard let name = json["name"]?.string, let type = json["type"]?.string else { return nil }
+        let port = json["remote_port"]
+        if port != nil && port?.int == nil { return nil }
+        self.init(name: name, type: type, remotePort: port?.int)
     }
 
     public init(_ service: AgentConfig.Service) {

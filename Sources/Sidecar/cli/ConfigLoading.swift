@@ -1,5 +1,8 @@
-import Foundation
 import Protocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads a config file and parses it for either role, including the checks that need the
 /// filesystem (certificates and keys load, CA bundle readable).
@@ -9,19 +12,25 @@ enum ConfigLoading {
         case agent(AgentConfig)
     }
 
+    /// A whole file as UTF-8; errors carry the system's reason ("Permission denied").
     static func readFile(_ path: String) throws -> String {
-        do {
-            return try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw StartupError(Self.describe(error, path: path))
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StartupError(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StartupError(String(cString: strerror(errno)))
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+            if bytes.count > 16 << 20 { throw StartupError("file is larger than 16 MiB") }
         }
-    }
-
-    static func describe(_ error: Error, path: String) -> String {
-        if let posix = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(posix.code)))
-        }
-        return FileManager.default.fileExists(atPath: path) ? "not readable" : "No such file or directory"
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw StartupError("not valid UTF-8") }
+        return text
     }
 
     static func load(path: String) -> Result<Loaded, ConfigError> {
@@ -31,30 +40,38 @@ enum ConfigLoading {
         } catch {
             return .failure(ConfigError([ConfigDiagnostic(file: path, line: nil, message: "cannot read config: \(error)")]))
         }
-        // An agent file has an [agent] table; a gateway file has [[agent]] entries and [tunnel].
-        if text.range(of: #"(?m)^\s*\[agent\]"#, options: .regularExpression) != nil {
+        if isAgentFile(text) {
             return AgentConfig.parse(text: text, file: path, readFile: readFile).flatMap { c in
-                checkTLS(text: text, file: path) { _ = try TLSContext.client(caFile: c.ca, certificateChain: c.clientCert, privateKey: c.clientKey, alpn: []) }
-                    .map { .agent(c) }
+                checkTLS(file: path, lines: c.sourceLines, role: "agent") {
+                    _ = try TLSContext.client(caFile: c.ca, certificateChain: c.clientCert, privateKey: c.clientKey, alpn: [])
+                }.map { .agent(c) }
             }
         }
         return GatewayConfig.parse(text: text, file: path, readFile: readFile).flatMap { c in
-            checkTLS(text: text, file: path) {
+            checkTLS(file: path, lines: c.sourceLines, role: "tunnel") {
                 _ = try TLSContext.server(certificateChain: c.tunnel.cert, privateKey: c.tunnel.key, alpn: [])
             }.map { .gateway(c) }
         }
     }
 
-    /// Loads the TLS material the config names, reporting failures against the right line.
-    private static func checkTLS(text: String, file: String, _ body: () throws -> Void) -> Result<Void, ConfigError> {
+    /// An agent file has an `[agent]` table; a gateway file has `[[agent]]` entries and `[tunnel]`.
+    static func isAgentFile(_ text: String) -> Bool {
+        text.split(separator: "\n").contains { line in
+            line.drop(while: { $0 == " " || $0 == "\t" }).hasPrefix("[agent]")
+        }
+    }
+
+    /// Loads the TLS material the config names, reporting a failure against its key's line.
+    private static func checkTLS(
+        file: String, lines: [String: Int], role: String, _ body: () throws -> Void
+    ) -> Result<Void, ConfigError> {
         do {
             try body()
             return .success(())
         } catch {
-            let lines = SourceLines(text: text)
             let message = "\(error)"
-            let key = message.contains("CA file") ? "agent.ca" : message.contains("private key") ? (text.contains("[tunnel]") ? "tunnel.key" : "agent.key") : (text.contains("[tunnel]") ? "tunnel.cert" : "agent.cert")
-            return .failure(ConfigError([ConfigDiagnostic(file: file, line: lines.line(of: key), message: message)]))
+            let key = message.contains("CA file") ? "ca" : message.contains("private key") ? "key" : "cert"
+            return .failure(ConfigError([ConfigDiagnostic(file: file, line: lines["\(role).\(key)"], message: message)]))
         }
     }
 }
