@@ -41,12 +41,6 @@ public enum ConfigValues {
         let (product, overflow) = value.multipliedReportingOverflow(by: factor)
         return overflow ? nil : product
     }
-
-    public static func formatDuration(_ d: Duration) -> String {
-        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-        if ms % 1000 != 0 { return "\(ms)ms" }
-        return "\(ms / 1000)s"
-    }
 }
 
 extension String {

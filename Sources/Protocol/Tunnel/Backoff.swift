@@ -32,8 +32,4 @@ public struct Backoff: Sendable {
     public mutating func connectionEnded(after uptime: Duration) {
         if uptime >= stableAfter { attempt = 0 }
     }
-
-    public mutating func reset() {
-        attempt = 0
-    }
 }

@@ -95,8 +95,4 @@ final class GatewayRegistry: Sendable {
             if let n = s.connections[id]?.streams, n > 0 { s.connections[id]?.streams = n - 1 }
         }
     }
-
-    var snapshot: [Connection] {
-        state.withLockedValue { Array($0.connections.values) }
-    }
 }

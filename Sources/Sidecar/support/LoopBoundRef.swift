@@ -20,7 +20,4 @@ struct LoopBoundRef<Object: AnyObject>: Sendable {
             eventLoop.execute { body(bound.value) }
         }
     }
-
-    /// For the owning loop only; traps elsewhere.
-    var value: Object { bound.value }
 }

@@ -18,8 +18,6 @@ public struct TLSError: Error, CustomStringConvertible, Sendable {
     }
     static func protocolError(_ m: String) -> TLSError { TLSError(code: .protocolError, message: "TLS error: \(m)") }
 
-    public var isVerificationFailure: Bool { code == .verification }
-
     /// Drains OpenSSL's thread-local error queue into one readable line.
     static func drainOpenSSLErrors() -> String {
         var parts: [String] = []

@@ -119,8 +119,6 @@ final class H2Session {
         nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0
     }
 
-    var hasPendingOutput: Bool { nghttp2_session_want_write(session) != 0 }
-
     // MARK: streams
 
     /// Opens a stream (client role) whose request body is fed with `write` / `finish`.
@@ -193,8 +191,6 @@ final class H2Session {
     func queuedBytes(stream: Int32) -> Int {
         streams[stream]?.queued ?? 0
     }
-
-    var openStreamCount: Int { streams.count }
 
     // MARK: connection
 

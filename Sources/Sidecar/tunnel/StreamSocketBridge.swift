@@ -136,11 +136,10 @@ final class StreamSocketBridge: ChannelDuplexHandler {
         let n = bytes.readableBytes
         summary.bytesToSocket += n
         outstandingWrites += 1
-        let me = LoopBoundRef(self, eventLoop: context.eventLoop)
         let link = self.link
         context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { result in
             link?.run { $0.consumed(n) }
-            me.value.writeCompleted(success: (try? result.get()) != nil)
+            self.writeCompleted(success: (try? result.get()) != nil)
         }
     }
 

@@ -25,7 +25,6 @@ final class TunnelConnection: ChannelInboundHandler {
 
     private(set) var rtt: TimeAmount?
     private(set) var receivedGoaway = false
-    var activeStreams: Int { handlers.count }
 
     init(session: H2Session, keepaliveInterval: TimeAmount, keepaliveTimeout: TimeAmount, initialBytes: ByteBuffer?) {
         self.session = session
