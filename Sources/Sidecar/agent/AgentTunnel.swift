@@ -72,7 +72,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
                 "service": "\(service.name)", "client": "\(client)",
                 "bytes_in": "\(summary.bytesToSocket)", "bytes_out": "\(summary.bytesFromSocket)",
                 "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
-                "aborted": "\(summary.aborted ? summary.abortReason : "no")",
+                "aborted": "\(summary.abortReason ?? "no")",
             ])
         }
 

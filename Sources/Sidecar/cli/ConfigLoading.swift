@@ -42,13 +42,13 @@ enum ConfigLoading {
         }
         if isAgentFile(text) {
             return AgentConfig.parse(text: text, file: path, readFile: readFile).flatMap { c in
-                checkTLS(file: path, lines: c.sourceLines, role: "agent") {
+                checkTLS(file: path, lines: c.sourceLines, paths: ["agent.ca": c.ca, "agent.cert": c.clientCert, "agent.key": c.clientKey]) { () throws(TLSError) in
                     _ = try TLSContext.client(caFile: c.ca, certificateChain: c.clientCert, privateKey: c.clientKey, alpn: [])
                 }.map { .agent(c) }
             }
         }
         return GatewayConfig.parse(text: text, file: path, readFile: readFile).flatMap { c in
-            checkTLS(file: path, lines: c.sourceLines, role: "tunnel") {
+            checkTLS(file: path, lines: c.sourceLines, paths: ["tunnel.cert": c.tunnel.cert, "tunnel.key": c.tunnel.key]) { () throws(TLSError) in
                 _ = try TLSContext.server(certificateChain: c.tunnel.cert, privateKey: c.tunnel.key, alpn: [])
             }.map { .gateway(c) }
         }
@@ -61,17 +61,17 @@ enum ConfigLoading {
         }
     }
 
-    /// Loads the TLS material the config names, reporting a failure against its key's line.
+    /// Loads the TLS material the config names, reporting a failure against the line of the
+    /// key that names the failing file (`paths`: key path → file it names).
     private static func checkTLS(
-        file: String, lines: [String: Int], role: String, _ body: () throws -> Void
+        file: String, lines: [String: Int], paths: [String: String?], _ body: () throws(TLSError) -> Void
     ) -> Result<Void, ConfigError> {
         do {
             try body()
             return .success(())
         } catch {
-            let message = "\(error)"
-            let key = message.contains("CA file") ? "ca" : message.contains("private key") ? "key" : "cert"
-            return .failure(ConfigError([ConfigDiagnostic(file: file, line: lines["\(role).\(key)"], message: message)]))
+            let key = paths.first { $0.value != nil && $0.value == error.file }?.key
+            return .failure(ConfigError([ConfigDiagnostic(file: file, line: key.flatMap { lines[$0] }, message: error.message)]))
         }
     }
 }

@@ -38,7 +38,7 @@ final class TCPIngress: ChannelInboundHandler {
                 "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)",
                 "bytes_in": "\(summary.bytesFromSocket)", "bytes_out": "\(summary.bytesToSocket)",
                 "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
-                "aborted": "\(summary.aborted ? summary.abortReason : "no")",
+                "aborted": "\(summary.abortReason ?? "no")",
             ])
         }
         let bridgeRef = LoopBoundRef(bridge, eventLoop: context.eventLoop)

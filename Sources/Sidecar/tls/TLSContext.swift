@@ -42,7 +42,7 @@ public final class TLSContext: @unchecked Sendable {
         try context.applyCommonSettings()
         if let caFile {
             guard SSL_CTX_load_verify_locations(ctx, caFile, nil) == 1 else {
-                throw .configuration("cannot load CA file \(caFile): \(TLSError.drainOpenSSLErrors())")
+                throw .configuration("cannot load CA file \(caFile): \(TLSError.drainOpenSSLErrors())", file: caFile)
             }
         } else if SSL_CTX_set_default_verify_paths(ctx) != 1 {
             throw .configuration("cannot load the system trust store: \(TLSError.drainOpenSSLErrors())")
@@ -69,17 +69,17 @@ public final class TLSContext: @unchecked Sendable {
 
     private func loadIdentity(certificateChain: String, privateKey: String) throws(TLSError) {
         guard SSL_CTX_use_certificate_chain_file(ctx, certificateChain) == 1 else {
-            throw .configuration("cannot load certificate \(certificateChain): \(TLSError.drainOpenSSLErrors())")
+            throw .configuration("cannot load certificate \(certificateChain): \(TLSError.drainOpenSSLErrors())", file: certificateChain)
         }
         guard SSL_CTX_use_PrivateKey_file(ctx, privateKey, SSL_FILETYPE_PEM) == 1 else {
             let reason = TLSError.drainOpenSSLErrors()
             if reason.contains("key values mismatch") {
-                throw .configuration("private key \(privateKey) does not match certificate \(certificateChain)")
+                throw .configuration("private key \(privateKey) does not match certificate \(certificateChain)", file: privateKey)
             }
-            throw .configuration("cannot load private key \(privateKey): \(reason)")
+            throw .configuration("cannot load private key \(privateKey): \(reason)", file: privateKey)
         }
         guard SSL_CTX_check_private_key(ctx) == 1 else {
-            throw .configuration("private key \(privateKey) does not match certificate \(certificateChain)")
+            throw .configuration("private key \(privateKey) does not match certificate \(certificateChain)", file: privateKey)
         }
     }
 }

@@ -8,15 +8,21 @@ public struct TLSError: Error, CustomStringConvertible, Sendable {
 
     private let code: Code
     public let message: String
+    /// The certificate, key or CA file a configuration error is about, when there is one.
+    public let file: String?
 
     public var description: String { message }
 
-    static func configuration(_ m: String) -> TLSError { TLSError(code: .configuration, message: m) }
-    static func handshake(_ m: String) -> TLSError { TLSError(code: .handshake, message: "TLS handshake failed: \(m)") }
-    static func verification(_ m: String) -> TLSError {
-        TLSError(code: .verification, message: "TLS certificate verification failed: \(m)")
+    static func configuration(_ m: String, file: String? = nil) -> TLSError {
+        TLSError(code: .configuration, message: m, file: file)
     }
-    static func protocolError(_ m: String) -> TLSError { TLSError(code: .protocolError, message: "TLS error: \(m)") }
+    static func handshake(_ m: String) -> TLSError {
+        TLSError(code: .handshake, message: "TLS handshake failed: \(m)", file: nil)
+    }
+    static func verification(_ m: String) -> TLSError {
+        TLSError(code: .verification, message: "TLS certificate verification failed: \(m)", file: nil)
+    }
+    static func protocolError(_ m: String) -> TLSError { TLSError(code: .protocolError, message: "TLS error: \(m)", file: nil) }
 
     /// Drains OpenSSL's thread-local error queue into one readable line.
     static func drainOpenSSLErrors() -> String {

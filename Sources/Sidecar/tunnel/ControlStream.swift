@@ -9,7 +9,6 @@ final class ControlStream: TunnelStreamHandler {
     var streamID: Int32 = 0
     private var framer = LineFramer(limit: 1 << 20)
     var onMessage: ((ControlMessage) -> Void)?
-    var onHeaders: (([HeaderField]) -> Void)?
     /// A broken control stream makes the connection useless; the owner closes it.
     var onFailure: ((String) -> Void)?
 
@@ -21,9 +20,7 @@ final class ControlStream: TunnelStreamHandler {
         _ = connection.write(stream: streamID, ByteBuffer(bytes: message.encoded()))
     }
 
-    func received(headers: [HeaderField], endStream: Bool) {
-        onHeaders?(headers)
-    }
+    func received(headers: [HeaderField], endStream: Bool) {}
 
     func received(data: ByteBuffer) {
         connection.consume(stream: streamID, bytes: data.readableBytes)

@@ -13,9 +13,9 @@ final class StreamSocketBridge: ChannelDuplexHandler {
     struct Summary {
         var bytesFromSocket = 0
         var bytesToSocket = 0
-        var aborted = false
-        /// Why the connection was aborted, for the log.
-        var abortReason = ""
+        /// Why the connection was aborted, for the log; nil for a clean end.
+        var abortReason: String?
+        var aborted: Bool { abortReason != nil }
     }
 
     private var context: ChannelHandlerContext?
@@ -59,10 +59,7 @@ final class StreamSocketBridge: ChannelDuplexHandler {
     }
 
     private func markAborted(_ reason: String) {
-        if !summary.aborted {
-            summary.aborted = true
-            summary.abortReason = reason
-        }
+        if summary.abortReason == nil { summary.abortReason = reason }
     }
 
     // MARK: socket → tunnel
