@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("FASTGW_BIN", ROOT / ".build" / "debug" / "fastgw"))
+CTL = BIN.parent / "fastgwctl"
 HERE = Path(__file__).resolve().parent
 
 
@@ -92,6 +93,9 @@ class Tunnel:
         (self.dir / "gateway.toml").write_text(f"""
 [gateway]
 public_address = "127.0.0.1"
+drain_timeout = "5s"
+[control]
+socket = "gateway.sock"
 [tunnel]
 listen = "127.0.0.1:{self.tunnel_port}"
 cert = "gateway.crt"
@@ -112,6 +116,9 @@ ca = "ca.crt"
 connections = {connections}
 keepalive_interval = "2s"
 keepalive_timeout = "2s"
+drain_timeout = "5s"
+[control]
+socket = "agent.sock"
 [[service]]
 name = "svc"
 type = "tcp"
@@ -122,6 +129,20 @@ connect_timeout = "2s"
         self.connections = connections
         self.gateway = None
         self.agent = None
+        self.gateway_sock = self.dir / "gateway.sock"
+        self.agent_sock = self.dir / "agent.sock"
+
+    def ctl(self, *args, agent=False, check=True, timeout=60):
+        """Runs fastgwctl against this gateway (or agent); returns the CompletedProcess."""
+        sock = self.agent_sock if agent else self.gateway_sock
+        r = subprocess.run([CTL, "--socket", sock, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"fastgwctl {args}: exit {r.returncode}: {r.stderr}")
+        return r
+
+    def ctl_json(self, *args, agent=False):
+        import json
+        return json.loads(self.ctl("--json", *args, agent=agent).stdout)
 
     def start_gateway(self):
         self.gateway = Process([BIN, "gateway", "-c", self.dir / "gateway.toml", "--log-level", "debug"], self.dir / "gateway.log")

@@ -85,7 +85,7 @@ extension AgentConfig {
         }
 
         if var c = root.table("control") {
-            if let s = c.string("socket") { config.controlSocket = s }
+            if let s = c.string("socket") { config.controlSocket = Paths.resolve(s, against: base) }
             c.rejectUnknownKeys()
         }
 

@@ -98,7 +98,7 @@ extension GatewayConfig {
         }
 
         if var c = root.table("control") {
-            if let s = c.string("socket") { gateway.controlSocket = s }
+            if let s = c.string("socket") { gateway.controlSocket = Paths.resolve(s, against: base) }
             c.rejectUnknownKeys()
         }
 

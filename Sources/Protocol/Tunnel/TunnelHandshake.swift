@@ -18,10 +18,13 @@ public enum TunnelHandshake {
     public struct Accepted: Equatable, Sendable {
         public var agent: String
         public var instance: String
+        /// The grant's token, so that a reload can tell whether it changed since.
+        public var token: String
 
-        public init(agent: String, instance: String) {
+        public init(agent: String, instance: String, token: String) {
             self.agent = agent
             self.instance = instance
+            self.token = token
         }
     }
 
@@ -74,7 +77,7 @@ public enum TunnelHandshake {
         if draining {
             return .failure(.init(status: 503, reason: "gateway is draining; try another gateway"))
         }
-        return .success(Accepted(agent: agent, instance: instance))
+        return .success(Accepted(agent: agent, instance: instance, token: grant.token))
     }
 
     public static func switchingProtocols() -> HTTPHead {

@@ -1,22 +1,45 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import Protocol
 
-/// What every agent handler needs, shared across event loops.
+/// What every agent handler needs, shared across event loops. Settings are swapped as a
+/// whole by a reload: new dials and new streams see the new ones.
 final class AgentContext: Sendable {
-    let config: AgentConfig
+    struct Settings: Sendable {
+        let config: AgentConfig
+        let tls: TLSContext
+        let h2Tuning: H2Tuning
+
+        init(config: AgentConfig, tls: TLSContext) {
+            self.config = config
+            self.tls = tls
+            let t = config.tuning
+            self.h2Tuning = H2Tuning(connectionWindow: t.connectionWindow, streamWindow: t.streamWindow, sendWatermark: t.sendWatermark)
+        }
+    }
+
     let logger: Logger
     /// Random id of this agent process, so the gateway can tell restarts apart.
     let instance: String
-    let h2Tuning: H2Tuning
+    let stats = AgentStats()
+    let slots = AgentSlots()
+    let drain = DrainCoordinator()
+    private let current: NIOLockedValueBox<Settings>
 
-    init(config: AgentConfig, logger: Logger) {
-        self.config = config
+    init(settings: Settings, logger: Logger) {
         self.logger = logger
         self.instance = (0..<8).map { _ in String(format2: UInt8.random(in: 0...255)) }.joined()
-        let t = config.tuning
-        self.h2Tuning = H2Tuning(connectionWindow: t.connectionWindow, streamWindow: t.streamWindow, sendWatermark: t.sendWatermark)
+        self.current = NIOLockedValueBox(settings)
     }
+
+    var settings: Settings {
+        get { current.withLockedValue { $0 } }
+        set { current.withLockedValue { $0 = newValue } }
+    }
+
+    var config: AgentConfig { settings.config }
+    var isDraining: Bool { drain.isDraining }
 }
 
 extension String {

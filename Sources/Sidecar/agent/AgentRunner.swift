@@ -1,31 +1,145 @@
+import Dispatch
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Protocol
 
-/// Starts one dialer per gateway and connection slot, spread over the event loops.
-final class AgentRunner: Sendable {
+/// Runs one dialer per gateway and connection slot, spread over the event loops; changes the
+/// set on reload and drains it on stop.
+final class AgentRunner: ManagedDaemon {
     let context: AgentContext
     let group: MultiThreadedEventLoopGroup
-    let tls: TLSContext
+    let lifecycle: Lifecycle
+    private let dialers = NIOLockedValueBox<[SlotKey: LoopBoundRef<GatewayDialer>]>([:])
+    private let reloadQueue = DispatchQueue(label: "fastgw.agent.reload")
 
-    init(config: AgentConfig, logger: Logger, group: MultiThreadedEventLoopGroup) throws {
-        self.context = AgentContext(config: config, logger: logger)
-        self.group = group
-        self.tls = try TLSContext.client(
+    init(config: AgentConfig, logger: Logger, group: MultiThreadedEventLoopGroup, lifecycle: Lifecycle) throws {
+        let tls = try TLSContext.client(
             caFile: config.ca, certificateChain: config.clientCert, privateKey: config.clientKey, alpn: ["http/1.1"])
+        self.context = AgentContext(settings: .init(config: config, tls: tls), logger: logger)
+        self.group = group
+        self.lifecycle = lifecycle
+    }
+
+    var logger: Logger { context.logger }
+
+    static func slots(for config: AgentConfig) -> [SlotKey] {
+        config.gateways.flatMap { g in (0..<config.connections).map { SlotKey(gateway: g, index: $0) } }
     }
 
     func start() {
-        for gateway in context.config.gateways {
-            for slot in 0..<context.config.connections {
-                let loop = group.next()
-                let context = self.context
-                let tls = self.tls
-                loop.execute {
-                    GatewayDialer(agent: context, gateway: gateway, slot: slot, loop: loop, tls: tls).start()
-                }
+        startDialers(Self.slots(for: context.config))
+    }
+
+    private func startDialers(_ keys: [SlotKey]) {
+        let context = self.context
+        for key in keys {
+            let loop = group.next()
+            // Called from the main thread or the reload queue, never from a loop: waiting is fine.
+            let ref = try? loop.submit { () -> LoopBoundRef<GatewayDialer> in
+                let dialer = GatewayDialer(agent: context, key: key, loop: loop)
+                dialer.start()
+                return LoopBoundRef(dialer, eventLoop: loop)
+            }.wait()
+            dialers.withLockedValue { $0[key] = ref }
+        }
+    }
+
+    private func stopDialers(_ keys: [SlotKey], deadline: TimeAmount) {
+        let stopped = dialers.withLockedValue { all in keys.compactMap { all.removeValue(forKey: $0) } }
+        for d in stopped { d.run { $0.stop(deadline: deadline) } }
+    }
+
+    // MARK: reload
+
+    func reload() -> EventLoopFuture<String> {
+        let promise = group.next().makePromise(of: String.self)
+        reloadQueue.async {
+            switch self.reloadNow() {
+            case .success(let summary):
+                self.context.stats.reloadsOK.add()
+                self.logger.notice("configuration reloaded", metadata: ["summary": "\(summary)"])
+                promise.succeed(summary)
+            case .failure(let error):
+                self.context.stats.reloadsFailed.add()
+                self.logger.error("reload failed; keeping the running configuration", metadata: ["error": "\(error.message)"])
+                promise.fail(error)
             }
         }
+        return promise.futureResult
+    }
+
+    private func reloadNow() -> Result<String, ControlError> {
+        if context.isDraining { return .failure(.draining("the agent is draining; reload refused")) }
+        let path = context.config.file
+        let config: AgentConfig
+        switch ConfigLoading.load(path: path) {
+        case .failure(let e):
+            return .failure(.invalidConfig(e.diagnostics.map(\.description).joined(separator: "; ")))
+        case .success(.gateway):
+            return .failure(.invalidConfig("\(path): not an agent configuration (it has no [agent] table)"))
+        case .success(.agent(let c)):
+            config = c
+        }
+        let tls: TLSContext
+        do {
+            tls = try TLSContext.client(
+                caFile: config.ca, certificateChain: config.clientCert, privateKey: config.clientKey, alpn: ["http/1.1"])
+        } catch {
+            return .failure(.invalidConfig("\(path): \(error)"))
+        }
+        let old = context.config
+        context.settings = AgentContext.Settings(config: config, tls: tls)
+
+        var notes: [String] = []
+        if old.services != config.services {
+            // The same connections carry the new declarations; the gateway answers each.
+            let tunnels = context.slots.liveTunnels
+            for t in tunnels { t.run { ($0.delegate as? AgentTunnel)?.registerServices() } }
+            notes.append("services re-registered on \(tunnels.count) connections")
+        } else {
+            notes.append("services unchanged")
+        }
+        let wanted = Set(Self.slots(for: config))
+        let running = Set(dialers.withLockedValue { Array($0.keys) })
+        let added = wanted.subtracting(running).sorted()
+        let removed = running.subtracting(wanted).sorted()
+        stopDialers(removed, deadline: TimeAmount(config.drainTimeout))
+        startDialers(added)
+        notes.append("\(added.count) connection slots added, \(removed.count) draining")
+        if old.controlSocket != config.controlSocket {
+            notes.append("[control] socket change takes effect at the next restart")
+        }
+        return .success("reloaded \(path): " + notes.joined(separator: ", "))
+    }
+
+    // MARK: drain
+
+    /// GOAWAY on every tunnel connection, no redials; each connection closes once its
+    /// streams are done; the process ends when all are closed or at the deadline.
+    func drain(timeout: TimeAmount?) -> EventLoopFuture<DrainReport>? {
+        let limit = timeout ?? TimeAmount(context.config.drainTimeout)
+        let loop = group.next()
+        let context = self.context
+        let lifecycle = self.lifecycle
+        return context.drain.start(
+            timeout: limit, on: loop, what: "tunnel connections",
+            begin: {
+                context.logger.notice("drain started", metadata: [
+                    "timeout_ms": "\(limit.nanoseconds / 1_000_000)", "streams": "\(context.stats.streamsActive.value)",
+                ])
+                let keys = self.dialers.withLockedValue { Array($0.keys) }
+                self.stopDialers(keys, deadline: limit + .seconds(1))
+            },
+            remaining: { context.stats.tunnelConnectionsActive.value },
+            end: { report in
+                context.logger.notice("drain finished", metadata: [
+                    "left": "\(report.left)", "streams_left": "\(context.stats.streamsActive.value)",
+                    "elapsed_ms": "\(report.elapsed.nanoseconds / 1_000_000)",
+                ])
+                for t in context.slots.liveTunnels { t.run { $0.close(reason: "agent drained") } }
+                lifecycle.drainFinished(on: loop)
+            })
     }
 }

@@ -7,10 +7,21 @@ import Protocol
 /// with its services and connects every CONNECT stream to the service's upstream.
 final class AgentTunnel: TunnelConnectionDelegate {
     private let agent: AgentContext
+    private let slot: SlotKey
     private var control: ControlStream?
 
-    init(agent: AgentContext) {
+    init(agent: AgentContext, slot: SlotKey) {
         self.agent = agent
+        self.slot = slot
+    }
+
+    /// Declares the configured services (again after a reload) on the control stream.
+    func registerServices() {
+        control?.send(.register(agent.settings.config.services.map(ServiceDeclaration.init)))
+    }
+
+    func tunnelMeasured(_ connection: TunnelConnection, rtt: TimeAmount) {
+        agent.slots.update(slot) { $0.rtt = rtt }
     }
 
     func tunnelEstablished(_ connection: TunnelConnection) {}
@@ -31,15 +42,23 @@ final class AgentTunnel: TunnelConnectionDelegate {
     private func openControl(_ connection: TunnelConnection, id: Int32) -> TunnelStreamHandler {
         let control = ControlStream(connection: connection)
         control.streamID = id
+        connection.idleExempt.insert(id)
         let logger = agent.logger
+        let slots = agent.slots
+        let slot = self.slot
         control.onMessage = { message in
             switch message {
             case .registered(let accepted, let rejected):
+                slots.update(slot) { s in
+                    s.accepted = accepted
+                    s.rejected = rejected
+                }
                 logger.info("services registered", metadata: ["accepted": "\(accepted.joined(separator: ","))"])
                 for r in rejected {
                     logger.error("gateway rejected service", metadata: ["service": "\(r.name)", "reason": "\(r.reason)"])
                 }
             case .draining:
+                slots.update(slot) { $0.gatewayDraining = true }
                 logger.notice("gateway is draining")
             case .register:
                 break
@@ -47,14 +66,17 @@ final class AgentTunnel: TunnelConnectionDelegate {
         }
         control.onFailure = { [unowned connection] reason in connection.close(reason: "control stream: \(reason)") }
         connection.respond(stream: id, headers: [HeaderField(":status", "200")], endStream: false)
-        control.send(.register(agent.config.services.map(ServiceDeclaration.init)))
         self.control = control
+        registerServices()
         return control
     }
 
     private func openTCP(_ connection: TunnelConnection, id: Int32, headers: [HeaderField]) -> TunnelStreamHandler? {
         let name = headers[":authority"] ?? ""
-        guard let service = agent.config.service(named: name) else {
+        let stats = agent.stats
+        stats.streamsTotal.add()
+        guard let service = agent.settings.config.service(named: name) else {
+            stats.connectFailures.add("unknown_service")
             refuse(connection, id: id, status: 404, reason: "unknown service \"\(name)\"")
             return nil
         }
@@ -67,7 +89,14 @@ final class AgentTunnel: TunnelConnectionDelegate {
         let client = headers["fastgw-client"] ?? "?"
         let logger = agent.logger
         let started = NIODeadline.now()
+        let counters = stats.services.counters(for: service.name)
+        bridge.meter = ByteMeter(counters: counters, socketIsClient: false)
+        let slots = agent.slots
+        let slot = self.slot
         bridge.onClose = { summary in
+            stats.streamsActive.subtract()
+            counters.connectionsActive.subtract()
+            slots.update(slot) { $0.streams -= 1 }
             logger.debug("upstream connection closed", metadata: [
                 "service": "\(service.name)", "client": "\(client)",
                 "bytes_in": "\(summary.bytesToSocket)", "bytes_out": "\(summary.bytesFromSocket)",
@@ -96,10 +125,15 @@ final class AgentTunnel: TunnelConnectionDelegate {
         connecting.assumeIsolated().whenComplete { result in
             switch result {
             case .success:
+                stats.streamsActive.add()
+                counters.connectionsActive.add()
+                counters.connectionsTotal.add()
+                slots.update(slot) { $0.streams += 1 }
                 link.attach(LoopBoundRef(boundBridge.value, eventLoop: loop))
                 conn.value.respond(stream: id, headers: [HeaderField(":status", "200")], endStream: false)
             case .failure(let error):
                 let (status, reason) = Self.classify(error, upstream: service.upstream)
+                stats.connectFailures.add(TCPIngress.failureReason(status: String(status)))
                 logger.warning("upstream connect failed", metadata: [
                     "service": "\(service.name)", "client": "\(client)", "status": "\(status)", "reason": "\(reason)",
                 ])

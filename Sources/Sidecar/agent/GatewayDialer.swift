@@ -3,28 +3,28 @@ import NIOCore
 import NIOPosix
 import Protocol
 
-/// Keeps one tunnel connection to one gateway alive: dial, TLS, handshake, serve, and on any
-/// end redial after an exponential, jittered delay (DESIGN §2.3). Confined to one event loop.
+/// Keeps one tunnel connection slot to one gateway alive: dial, TLS, handshake, serve, and on
+/// any end redial after an exponential, jittered delay (DESIGN §2.3). Confined to one event
+/// loop; its state is published in `AgentSlots` for the control socket.
 final class GatewayDialer {
     private let agent: AgentContext
-    private let gateway: HostPort
-    private let slot: Int
+    let key: SlotKey
     private let loop: EventLoop
-    private let tls: TLSContext
     private var backoff = Backoff()
     private var logger: Logger
     private var stopped = false
+    private var dials = 0
     private var channel: Channel?
+    private var tunnel: TunnelConnection?
+    private var retryTask: Scheduled<Void>?
 
-    init(agent: AgentContext, gateway: HostPort, slot: Int, loop: EventLoop, tls: TLSContext) {
+    init(agent: AgentContext, key: SlotKey, loop: EventLoop) {
         self.agent = agent
-        self.gateway = gateway
-        self.slot = slot
+        self.key = key
         self.loop = loop
-        self.tls = tls
         var logger = agent.logger
-        logger[metadataKey: "gateway"] = "\(gateway)"
-        logger[metadataKey: "slot"] = "\(slot)"
+        logger[metadataKey: "gateway"] = "\(key.gateway)"
+        logger[metadataKey: "slot"] = "\(key.index)"
         self.logger = logger
     }
 
@@ -34,18 +34,43 @@ final class GatewayDialer {
         dial()
     }
 
-    func stop() {
+    /// No more redials; the live connection, if any, drains (GOAWAY, in-flight streams
+    /// finish) and is closed at `deadline` at the latest.
+    func stop(deadline: TimeAmount) {
+        guard !stopped else { return }
         stopped = true
-        channel?.close(promise: nil)
+        retryTask?.cancel()
+        if let tunnel {
+            agent.slots.update(key) { $0.state = .draining }
+            tunnel.shutdownGracefully()
+            let channel = self.channel
+            loop.scheduleTask(in: deadline) { channel?.close(promise: nil) }
+        } else {
+            channel?.close(promise: nil)
+            agent.slots.remove(key)
+        }
+    }
+
+    /// The gateway said it is draining: its connection will close soon, and the gateway that
+    /// replaces it should be dialled without a long back-off.
+    func gatewayDraining() {
+        backoff = Backoff()
     }
 
     private func dial() {
         guard !stopped else { return }
-        let serverName = agent.config.serverName ?? gateway.host
+        dials += 1
+        if dials > 1 { agent.stats.reconnects.add() }
+        agent.slots.update(key) { s in
+            s.state = .connecting
+            s.nextRetry = nil
+        }
+        let settings = agent.settings
+        let serverName = settings.config.serverName ?? key.gateway.host
         let outcome = loop.makePromise(of: DialOutcome.self)
         let agent = self.agent
-        let tls = self.tls
-        let host = gateway.host
+        let host = key.gateway.host
+        let slot = key
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(10))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -55,17 +80,18 @@ final class GatewayDialer {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TLSHandler(context: tls, role: .client(serverName: serverName)))
-                    try sync.addHandler(TunnelDialHandler(agent: agent, host: host, outcome: outcome))
+                    try sync.addHandler(TLSHandler(context: settings.tls, role: .client(serverName: serverName)))
+                    try sync.addHandler(TunnelDialHandler(agent: agent, slot: slot, host: host, outcome: outcome))
                 }
             }
         let me = self.me
-        bootstrap.connect(host: gateway.host, port: gateway.port).assumeIsolated().whenComplete { result in
+        bootstrap.connect(host: key.gateway.host, port: key.gateway.port).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 me.value.connected(channel, outcome: outcome.futureResult)
             case .failure(let error):
                 outcome.fail(error)
+                agent.stats.dialFailures.add("unreachable")
                 me.value.retry(after: "cannot reach gateway: \(error)", authFailure: false)
             }
         }
@@ -74,39 +100,72 @@ final class GatewayDialer {
     private func connected(_ channel: Channel, outcome: EventLoopFuture<DialOutcome>) {
         self.channel = channel
         let me = self.me
+        let stats = agent.stats
         outcome.assumeIsolated().whenSuccess { result in
             switch result {
-            case .upgraded:
-                me.value.serving(channel)
+            case .upgraded(let tunnel):
+                me.value.serving(channel, tunnel: tunnel.value)
             case .refused(let status, let reason):
+                stats.dialFailures.add("refused_\(status)")
                 // Report the gateway's words verbatim; 401/403 will not fix themselves quickly.
                 me.value.retry(after: "gateway refused the tunnel: \(status) \(reason)", authFailure: status == 401 || status == 403)
             case .failed(let reason):
+                stats.dialFailures.add("handshake")
                 me.value.retry(after: reason, authFailure: false)
             }
         }
     }
 
-    private func serving(_ channel: Channel) {
+    private func serving(_ channel: Channel, tunnel: TunnelConnection) {
         let since = NIODeadline.now()
+        self.tunnel = tunnel
+        agent.stats.tunnelConnectionsActive.add()
+        agent.stats.tunnelConnectionsTotal.add()
+        agent.slots.update(key) { s in
+            s.state = .connected
+            s.carrier = "h2"
+            s.connectedSince = since
+            s.gatewayDraining = false
+            s.tunnel = LoopBoundRef(tunnel, eventLoop: self.loop)
+        }
         logger.notice("connected to gateway", metadata: ["carrier": "h2"])
+        if stopped { tunnel.shutdownGracefully() }
         let me = self.me
+        let stats = agent.stats
+        let slots = agent.slots
+        let key = self.key
         channel.closeFuture.assumeIsolated().whenComplete { _ in
+            stats.tunnelConnectionsActive.subtract()
+            if slots.all.first(where: { $0.key == key })?.gatewayDraining == true { me.value.gatewayDraining() }
             let uptime = NIODeadline.now() - since
             me.value.backoff.connectionEnded(after: .nanoseconds(uptime.nanoseconds))
+            me.value.tunnel = nil
             me.value.retry(after: "tunnel connection closed", authFailure: false)
         }
     }
 
     private func retry(after reason: String, authFailure: Bool) {
         channel = nil
-        guard !stopped else { return }
+        guard !stopped else {
+            agent.slots.remove(key)
+            logger.info("tunnel connection slot stopped", metadata: ["reason": "\(reason)"])
+            return
+        }
         let unit = Double.random(in: 0..<1)
         let delay = authFailure ? backoff.afterAuthFailure(unit: unit) : backoff.next(unit: unit)
         let ms = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
         let level: Logger.Level = authFailure ? .error : .warning
         logger.log(level: level, "\(reason); reconnecting", metadata: ["retry_in_ms": "\(ms)"])
+        agent.slots.update(key) { s in
+            s.state = .waiting
+            s.tunnel = nil
+            s.connectedSince = nil
+            s.rtt = nil
+            s.streams = 0
+            s.lastError = reason
+            s.nextRetry = .now() + .milliseconds(ms)
+        }
         let me = self.me
-        loop.scheduleTask(in: .milliseconds(ms)) { me.value.dial() }
+        retryTask = loop.scheduleTask(in: .milliseconds(ms)) { me.value.dial() }
     }
 }

@@ -3,7 +3,7 @@ import Protocol
 
 /// How one attempt to open a tunnel connection ended.
 enum DialOutcome: Sendable {
-    case upgraded
+    case upgraded(NIOLoopBound<TunnelConnection>)
     case refused(status: Int, reason: String)
     case failed(String)
 }
@@ -15,21 +15,23 @@ final class TunnelDialHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
 
     private let agent: AgentContext
+    private let slot: SlotKey
     private let host: String
     private let outcome: EventLoopPromise<DialOutcome>
     private var parser = HTTPHeadParser(limit: 16384)
     private var refusal: (head: HTTPHead, body: [UInt8], length: Int)?
     private var reported = false
 
-    init(agent: AgentContext, host: String, outcome: EventLoopPromise<DialOutcome>) {
+    init(agent: AgentContext, slot: SlotKey, host: String, outcome: EventLoopPromise<DialOutcome>) {
         self.agent = agent
+        self.slot = slot
         self.host = host
         self.outcome = outcome
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is TLSHandshakeCompleted {
-            let c = agent.config
+            let c = agent.settings.config
             let head = TunnelHandshake.request(host: host, token: c.token, agent: c.name, instance: agent.instance)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: head.serialized())), promise: nil)
         }
@@ -75,17 +77,18 @@ final class TunnelDialHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func upgrade(context: ChannelHandlerContext, rest: [UInt8]) {
         do {
-            let session = try H2Session(role: .server, tuning: agent.h2Tuning, allocator: context.channel.allocator)
-            let t = agent.config.tuning
+            let settings = agent.settings
+            let session = try H2Session(role: .server, tuning: settings.h2Tuning, allocator: context.channel.allocator)
+            let t = settings.config.tuning
             let connection = TunnelConnection(
                 session: session, keepaliveInterval: TimeAmount(t.keepaliveInterval),
                 keepaliveTimeout: TimeAmount(t.keepaliveTimeout),
                 initialBytes: rest.isEmpty ? nil : context.channel.allocator.buffer(bytes: rest))
-            connection.delegate = AgentTunnel(agent: agent)
+            connection.delegate = AgentTunnel(agent: agent, slot: slot)
             let pipeline = context.pipeline.syncOperations
             try pipeline.addHandler(connection, position: .after(self))
             pipeline.removeHandler(context: context, promise: nil)
-            report(.upgraded)
+            report(.upgraded(NIOLoopBound(connection, eventLoop: context.eventLoop)))
         } catch {
             report(.failed("cannot start tunnel session: \(error)"))
             context.close(promise: nil)

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -37,12 +36,20 @@ extension Fastgw {
                 throw Daemon.wrongRole(options.config, expected: "gateway")
             }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-            let server = try GatewayServer(config: config, logger: logger, group: group)
-            let channels = try server.start()
+            let lifecycle = Lifecycle(loop: group.next(), logger: logger)
+            let server = try GatewayServer(config: config, logger: logger, group: group, lifecycle: lifecycle)
+            try server.start()
+            let control = try ControlServer.bind(
+                path: config.controlSocket, group: group, responder: GatewayControl(server: server), logger: logger)
+            lifecycle.installSignalHandlers(daemon: server, loop: group.next())
             logger.notice("gateway ready", metadata: ["agents": "\(config.agents.count)", "tcp_ports": "\(config.tcpPorts.count)"])
-            Daemon.waitForTermination(group: group, logger: logger)
-            for c in channels { try? c.close().wait() }
+            let code = lifecycle.wait()
+            server.stopAccepting()
+            try? control.close().wait()
+            ControlServer.remove(path: config.controlSocket)
             try? group.syncShutdownGracefully()
+            logger.notice("gateway stopped")
+            if code != 0 { throw ExitCode(code) }
         }
     }
 
@@ -56,13 +63,21 @@ extension Fastgw {
                 throw Daemon.wrongRole(options.config, expected: "agent")
             }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-            let runner = try AgentRunner(config: config, logger: logger, group: group)
+            let lifecycle = Lifecycle(loop: group.next(), logger: logger)
+            let runner = try AgentRunner(config: config, logger: logger, group: group, lifecycle: lifecycle)
+            let control = try ControlServer.bind(
+                path: config.controlSocket, group: group, responder: AgentControl(runner: runner), logger: logger)
+            lifecycle.installSignalHandlers(daemon: runner, loop: group.next())
             runner.start()
             logger.notice("agent started", metadata: [
                 "agent": "\(config.name)", "gateways": "\(config.gateways.count)", "services": "\(config.services.count)",
             ])
-            Daemon.waitForTermination(group: group, logger: logger)
+            let code = lifecycle.wait()
+            try? control.close().wait()
+            ControlServer.remove(path: config.controlSocket)
             try? group.syncShutdownGracefully()
+            logger.notice("agent stopped")
+            if code != 0 { throw ExitCode(code) }
         }
     }
 
@@ -88,7 +103,8 @@ extension Fastgw {
 
 enum Daemon {
     static func bootstrapLogging(label: String, level: Logger.Level) -> Logger {
-        LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
+        RuntimeLogLevel.current = level
+        LoggingSystem.bootstrap { label in LogfmtHandler(label: label) }
         return Logger(label: label)
     }
 
@@ -110,21 +126,5 @@ enum Daemon {
     static func printError(_ line: String) {
         var bytes = Array((line + "\n").utf8)
         _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-    }
-
-    /// Blocks until SIGTERM or SIGINT.
-    static func waitForTermination(group: EventLoopGroup, logger: Logger) {
-        let done = group.next().makePromise(of: Int32.self)
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { done.succeed(sig) }
-            source.resume()
-            sources.append(source)
-        }
-        let sig = (try? done.futureResult.wait()) ?? SIGTERM
-        logger.notice("stopping", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
-        sources.forEach { $0.cancel() }
     }
 }

@@ -3,30 +3,47 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Protocol
 
-/// What every gateway handler needs, shared across event loops.
+/// What every gateway handler needs, shared across event loops. The settings are swapped
+/// as a whole by a reload; handlers read them when a connection starts, so connections
+/// already running keep what they started with.
 final class GatewayContext: Sendable {
+    struct Settings: Sendable {
+        let config: GatewayConfig
+        let tls: TLSContext
+        let h2Tuning: H2Tuning
+        let keepaliveInterval: TimeAmount
+        let keepaliveTimeout: TimeAmount
+        let handshakeTimeout: TimeAmount
+
+        init(config: GatewayConfig, tls: TLSContext) {
+            self.config = config
+            self.tls = tls
+            let t = config.tunnel.tuning
+            self.h2Tuning = H2Tuning(connectionWindow: t.connectionWindow, streamWindow: t.streamWindow, sendWatermark: t.sendWatermark)
+            self.keepaliveInterval = TimeAmount(t.keepaliveInterval)
+            self.keepaliveTimeout = TimeAmount(t.keepaliveTimeout)
+            self.handshakeTimeout = TimeAmount(config.tunnel.handshakeTimeout)
+        }
+    }
+
     let registry: GatewayRegistry
+    let stats = GatewayStats()
+    let drain = DrainCoordinator()
     let logger: Logger
-    let h2Tuning: H2Tuning
-    let keepaliveInterval: TimeAmount
-    let keepaliveTimeout: TimeAmount
-    let handshakeTimeout: TimeAmount
-    private let draining = NIOLockedValueBox(false)
+    private let current: NIOLockedValueBox<Settings>
 
-    init(config: GatewayConfig, logger: Logger) {
-        self.registry = GatewayRegistry(grants: config.agents)
+    init(settings: Settings, logger: Logger) {
+        self.registry = GatewayRegistry(grants: settings.config.agents)
         self.logger = logger
-        let t = config.tunnel.tuning
-        self.h2Tuning = H2Tuning(connectionWindow: t.connectionWindow, streamWindow: t.streamWindow, sendWatermark: t.sendWatermark)
-        self.keepaliveInterval = TimeAmount(t.keepaliveInterval)
-        self.keepaliveTimeout = TimeAmount(t.keepaliveTimeout)
-        self.handshakeTimeout = TimeAmount(config.tunnel.handshakeTimeout)
+        self.current = NIOLockedValueBox(settings)
     }
 
-    var isDraining: Bool {
-        get { draining.withLockedValue { $0 } }
-        set { draining.withLockedValue { $0 = newValue } }
+    var settings: Settings {
+        get { current.withLockedValue { $0 } }
+        set { current.withLockedValue { $0 = newValue } }
     }
+
+    var isDraining: Bool { drain.isDraining }
 }
 
 extension TimeAmount {

@@ -13,10 +13,18 @@ final class GatewayRegistry: Sendable {
         let agent: String
         let instance: String
         let remote: String
+        let carrier: String
+        /// The token the agent authenticated with: a reload that changes it closes the connection.
+        let token: String
+        let since: NIODeadline
         let tunnel: LoopBoundRef<TunnelConnection>
+        var rtt: TimeAmount?
         var streams = 0
         /// The agent sent GOAWAY: no new streams go here.
         var draining = false
+        /// What the agent declared last, kept to re-check it when grants change.
+        var declared: [ServiceDeclaration] = []
+        var accepted: [String] = []
     }
 
     /// A chosen route for one public TCP connection.
@@ -25,6 +33,12 @@ final class GatewayRegistry: Sendable {
         let agent: String
         let service: String
         let tunnel: LoopBoundRef<TunnelConnection>
+    }
+
+    /// What a reload did to live connections.
+    struct GrantChange: Sendable {
+        var closed: [(tunnel: LoopBoundRef<TunnelConnection>, reason: String)] = []
+        var reregistered: [(tunnel: LoopBoundRef<TunnelConnection>, accepted: [String], rejected: [ControlMessage.Rejected])] = []
     }
 
     private struct State {
@@ -46,11 +60,13 @@ final class GatewayRegistry: Sendable {
         state.withLockedValue { Array($0.grants.values) }
     }
 
-    func add(agent: String, instance: String, remote: String, tunnel: LoopBoundRef<TunnelConnection>) -> ConnectionID {
+    func add(agent: String, instance: String, remote: String, token: String, tunnel: LoopBoundRef<TunnelConnection>) -> ConnectionID {
         state.withLockedValue { s in
             let id = s.nextID
             s.nextID += 1
-            s.connections[id] = Connection(id: id, agent: agent, instance: instance, remote: remote, tunnel: tunnel)
+            s.connections[id] = Connection(
+                id: id, agent: agent, instance: instance, remote: remote, carrier: "h2", token: token,
+                since: .now(), tunnel: tunnel)
             return id
         }
     }
@@ -66,20 +82,58 @@ final class GatewayRegistry: Sendable {
         state.withLockedValue { s in s.connections[id]?.draining = true }
     }
 
+    func setRTT(_ id: ConnectionID, _ rtt: TimeAmount) {
+        state.withLockedValue { s in s.connections[id]?.rtt = rtt }
+    }
+
     func register(_ id: ConnectionID, services: [ServiceDeclaration]) -> (accepted: [String], rejected: [ControlMessage.Rejected]) {
         state.withLockedValue { s in
             guard let c = s.connections[id], let grant = s.grants[c.agent] else {
                 return ([], services.map { .init(name: $0.name, reason: "agent is no longer configured") })
             }
-            return s.routes.register(connection: id, grant: grant, services: services)
+            let result = s.routes.register(connection: id, grant: grant, services: services)
+            s.connections[id]?.declared = services
+            s.connections[id]?.accepted = result.accepted
+            return result
+        }
+    }
+
+    /// Installs the grants of a new config: connections of agents that were removed or whose
+    /// token changed are returned for closing; every other connection's services are checked
+    /// again, oldest connection first, and those whose outcome changed are returned so the
+    /// agent can be told.
+    func updateGrants(_ grants: [GatewayConfig.AgentGrant]) -> GrantChange {
+        state.withLockedValue { s in
+            var change = GrantChange()
+            s.grants = Dictionary(grants.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            for id in s.connections.keys.sorted() {
+                let c = s.connections[id]!
+                s.routes.remove(connection: id)
+                guard let grant = s.grants[c.agent] else {
+                    change.closed.append((c.tunnel, "agent \"\(c.agent)\" was removed from the configuration"))
+                    s.connections[id]?.draining = true
+                    continue
+                }
+                guard grant.token == c.token else {
+                    change.closed.append((c.tunnel, "token of agent \"\(c.agent)\" changed"))
+                    s.connections[id]?.draining = true
+                    continue
+                }
+                let (accepted, rejected) = s.routes.register(connection: id, grant: grant, services: c.declared)
+                if accepted != c.accepted {
+                    change.reregistered.append((c.tunnel, accepted, rejected))
+                }
+                s.connections[id]?.accepted = accepted
+            }
+            return change
         }
     }
 
     /// The least loaded live connection serving `port`, preferring one on `loop`; counts the
     /// new stream against it.
-    func pick(port: Int, preferring loop: EventLoop) -> Route? {
+    func pick(port: Int, preferring loop: EventLoop, excluding: Set<ConnectionID> = []) -> Route? {
         state.withLockedValue { s in
-            let entries = s.routes.entries(port: port)
+            let entries = s.routes.entries(port: port).filter { !excluding.contains($0.connection) }
             let best = StreamBalancer.pick(
                 entries,
                 load: { e in s.connections[e.connection].flatMap { $0.draining ? nil : $0.streams } },
@@ -94,5 +148,15 @@ final class GatewayRegistry: Sendable {
         state.withLockedValue { s in
             if let n = s.connections[id]?.streams, n > 0 { s.connections[id]?.streams = n - 1 }
         }
+    }
+
+    // MARK: views for the control socket
+
+    var connections: [Connection] {
+        state.withLockedValue { s in s.connections.keys.sorted().map { s.connections[$0]! } }
+    }
+
+    var routes: [Int: [TCPRouteTable<ConnectionID>.Entry]] {
+        state.withLockedValue { $0.routes.ports }
     }
 }

@@ -1,43 +1,92 @@
+import Dispatch
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Protocol
 
 /// Binds the gateway's listeners — the tunnel listener agents dial and one public port per
-/// TCP service — and serves until told to stop.
-final class GatewayServer: Sendable {
-    let config: GatewayConfig
+/// TCP service — and changes them on reload; drains and stops the gateway.
+final class GatewayServer: ManagedDaemon {
+    /// One bound listening socket, identified by what it is and where it listens.
+    struct Listener: Sendable {
+        enum Kind: Hashable, Sendable { case tunnel, tcp }
+        let kind: Kind
+        let name: String
+        let address: HostPort
+        let channel: Channel
+
+        var key: Key { Key(kind: kind, address: address) }
+    }
+
+    struct Key: Hashable, Sendable {
+        let kind: Listener.Kind
+        let address: HostPort
+    }
+
+    struct Spec: Sendable {
+        let kind: Listener.Kind
+        let name: String
+        let address: HostPort
+        var key: Key { Key(kind: kind, address: address) }
+    }
+
     let context: GatewayContext
     let group: MultiThreadedEventLoopGroup
-    let tls: TLSContext
+    let lifecycle: Lifecycle
+    private let listeners = NIOLockedValueBox<[Listener]>([])
+    /// Reloads run one at a time, off the event loops (binding waits for the socket).
+    private let reloadQueue = DispatchQueue(label: "fastgw.gateway.reload")
 
-    init(config: GatewayConfig, logger: Logger, group: MultiThreadedEventLoopGroup) throws {
-        self.config = config
-        self.context = GatewayContext(config: config, logger: logger)
+    init(config: GatewayConfig, logger: Logger, group: MultiThreadedEventLoopGroup, lifecycle: Lifecycle) throws {
+        let tls = try TLSContext.server(certificateChain: config.tunnel.cert, privateKey: config.tunnel.key, alpn: ["http/1.1"])
+        self.context = GatewayContext(settings: .init(config: config, tls: tls), logger: logger)
         self.group = group
-        self.tls = try TLSContext.server(
-            certificateChain: config.tunnel.cert, privateKey: config.tunnel.key, alpn: ["http/1.1"])
+        self.lifecycle = lifecycle
     }
+
+    var logger: Logger { context.logger }
 
     /// Binds everything; a port that cannot be bound is a start-up error naming the listener.
-    func start() throws -> [Channel] {
-        var channels: [Channel] = []
+    func start() throws {
+        var bound: [Listener] = []
         do {
-            channels.append(try bindTunnel())
-            for (name, listen) in config.tcpPorts {
-                channels.append(try bindTCP(name: name, listen: listen))
-            }
+            for spec in Self.specs(for: context.settings.config) { bound.append(try bind(spec)) }
         } catch {
-            channels.forEach { $0.close(promise: nil) }
+            bound.forEach { $0.channel.close(promise: nil) }
             throw error
         }
-        return channels
+        listeners.withLockedValue { $0 = bound }
     }
 
-    private func bindTunnel() throws -> Channel {
+    static func specs(for config: GatewayConfig) -> [Spec] {
+        [Spec(kind: .tunnel, name: "tunnel", address: config.tunnel.listen)]
+            + config.tcpPorts.map { Spec(kind: .tcp, name: $0.name, address: $0.listen) }
+    }
+
+    var boundListeners: [Listener] { listeners.withLockedValue { $0 } }
+
+    // MARK: binding
+
+    private func bind(_ spec: Spec) throws -> Listener {
+        let bootstrap: ServerBootstrap
+        switch spec.kind {
+        case .tunnel: bootstrap = tunnelBootstrap()
+        case .tcp: bootstrap = tcpBootstrap(name: spec.name, port: spec.address.port)
+        }
+        let what = spec.kind == .tunnel ? "tunnel listener" : "listener \"\(spec.name)\""
+        do {
+            let channel = try bootstrap.bind(host: spec.address.host, port: spec.address.port).wait()
+            logger.info("listening", metadata: ["listener": "\(what)", "address": "\(spec.address)"])
+            return Listener(kind: spec.kind, name: spec.name, address: spec.address, channel: channel)
+        } catch {
+            throw StartupError("\(what): cannot listen on \(spec.address): \(error)")
+        }
+    }
+
+    private func tunnelBootstrap() -> ServerBootstrap {
         let context = self.context
-        let tls = self.tls
-        let bootstrap = ServerBootstrap(group: group)
+        return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -47,16 +96,16 @@ final class GatewayServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TLSHandler(context: tls, role: .server))
+                    // The certificate in force when the agent arrives, so a reload applies to new handshakes.
+                    try sync.addHandler(TLSHandler(context: context.settings.tls, role: .server))
                     try sync.addHandler(TunnelAcceptHandler(gateway: context))
                 }
             }
-        return try bind(bootstrap, config.tunnel.listen, what: "tunnel listener")
     }
 
-    private func bindTCP(name: String, listen: HostPort) throws -> Channel {
+    private func tcpBootstrap(name: String, port: Int) -> ServerBootstrap {
         let context = self.context
-        let bootstrap = ServerBootstrap(group: group)
+        return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -66,21 +115,130 @@ final class GatewayServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let bridge = StreamSocketBridge(link: nil)
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TCPIngress(gateway: context, port: listen.port, listener: name, bridge: bridge))
+                    try sync.addHandler(TCPIngress(gateway: context, port: port, listener: name, bridge: bridge))
                     try sync.addHandler(bridge)
                 }
             }
-        return try bind(bootstrap, listen, what: "listener \"\(name)\"")
     }
 
-    private func bind(_ bootstrap: ServerBootstrap, _ listen: HostPort, what: String) throws -> Channel {
-        do {
-            let channel = try bootstrap.bind(host: listen.host, port: listen.port).wait()
-            context.logger.info("listening", metadata: ["listener": "\(what)", "address": "\(listen)"])
-            return channel
-        } catch {
-            throw StartupError("\(what): cannot listen on \(listen): \(error)")
+    // MARK: reload
+
+    func reload() -> EventLoopFuture<String> {
+        let promise = group.next().makePromise(of: String.self)
+        reloadQueue.async {
+            switch self.reloadNow() {
+            case .success(let summary):
+                self.context.stats.reloadsOK.add()
+                self.logger.notice("configuration reloaded", metadata: ["summary": "\(summary)"])
+                promise.succeed(summary)
+            case .failure(let error):
+                self.context.stats.reloadsFailed.add()
+                self.logger.error("reload failed; keeping the running configuration", metadata: ["error": "\(error.message)"])
+                promise.fail(error)
+            }
         }
+        return promise.futureResult
+    }
+
+    /// Validates everything first (config, TLS material, new ports bindable), then swaps.
+    private func reloadNow() -> Result<String, ControlError> {
+        if context.isDraining { return .failure(.draining("the gateway is draining; reload refused")) }
+        let path = context.settings.config.file
+        let config: GatewayConfig
+        switch ConfigLoading.load(path: path) {
+        case .failure(let e):
+            return .failure(.invalidConfig(e.diagnostics.map(\.description).joined(separator: "; ")))
+        case .success(.agent):
+            return .failure(.invalidConfig("\(path): not a gateway configuration (it has an [agent] table)"))
+        case .success(.gateway(let c)):
+            config = c
+        }
+        let tls: TLSContext
+        do {
+            tls = try TLSContext.server(certificateChain: config.tunnel.cert, privateKey: config.tunnel.key, alpn: ["http/1.1"])
+        } catch {
+            return .failure(.invalidConfig("\(path): \(error)"))
+        }
+        let current = boundListeners
+        let wanted = Self.specs(for: config)
+        var added: [Listener] = []
+        for spec in wanted where !current.contains(where: { $0.key == spec.key }) {
+            do {
+                added.append(try bind(spec))
+            } catch {
+                added.forEach { $0.channel.close(promise: nil) }
+                return .failure(.invalidConfig("\(path): \(error)"))
+            }
+        }
+
+        // Everything checked: swap.
+        let old = context.settings.config
+        context.settings = GatewayContext.Settings(config: config, tls: tls)
+        let change = context.registry.updateGrants(config.agents)
+        for (tunnel, reason) in change.closed {
+            logger.notice("closing agent connection after reload", metadata: ["reason": "\(reason)"])
+            tunnel.run { $0.close(reason: reason) }
+        }
+        for (tunnel, accepted, rejected) in change.reregistered {
+            tunnel.run { ($0.delegate as? GatewayTunnel)?.notify(.registered(accepted: accepted, rejected: rejected)) }
+        }
+        let wantedKeys = Set(wanted.map(\.key))
+        let removed = current.filter { !wantedKeys.contains($0.key) }
+        listeners.withLockedValue { all in
+            all = all.filter { wantedKeys.contains($0.key) } + added
+        }
+        for l in removed {
+            logger.info("listener closed by reload", metadata: ["listener": "\(l.name)", "address": "\(l.address)"])
+            l.channel.close(promise: nil)
+        }
+        var notes: [String] = ["\(added.count) listeners added", "\(removed.count) removed",
+                               "\(change.closed.count) agent connections closed",
+                               "\(change.reregistered.count) re-registered"]
+        if old.controlSocket != config.controlSocket {
+            notes.append("[control] socket change takes effect at the next restart")
+        }
+        return .success("reloaded \(path): " + notes.joined(separator: ", "))
+    }
+
+    // MARK: drain
+
+    /// Stops accepting (every listener but the control socket closes), tells agents, lets
+    /// public connections finish, then ends the process.
+    func drain(timeout: TimeAmount?) -> EventLoopFuture<DrainReport>? {
+        let limit = timeout ?? TimeAmount(context.settings.config.drainTimeout)
+        let loop = group.next()
+        let context = self.context
+        let lifecycle = self.lifecycle
+        return context.drain.start(
+            timeout: limit, on: loop, what: "public connections",
+            begin: {
+                context.logger.notice("drain started", metadata: [
+                    "timeout_ms": "\(limit.nanoseconds / 1_000_000)",
+                    "connections": "\(context.stats.publicConnectionsActive.value)",
+                ])
+                self.stopAccepting()
+                for c in context.registry.connections {
+                    c.tunnel.run { ($0.delegate as? GatewayTunnel)?.notify(.draining) }
+                }
+            },
+            remaining: { context.stats.publicConnectionsActive.value },
+            end: { report in
+                context.logger.notice("drain finished", metadata: [
+                    "left": "\(report.left)", "elapsed_ms": "\(report.elapsed.nanoseconds / 1_000_000)",
+                ])
+                for c in context.registry.connections {
+                    c.tunnel.run { $0.close(reason: "gateway drained") }
+                }
+                lifecycle.drainFinished(on: loop)
+            })
+    }
+
+    func stopAccepting() {
+        let all = listeners.withLockedValue { l -> [Listener] in
+            defer { l = [] }
+            return l
+        }
+        for l in all { l.channel.close(promise: nil) }
     }
 }
 

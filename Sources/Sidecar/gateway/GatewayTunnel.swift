@@ -24,7 +24,8 @@ final class GatewayTunnel: TunnelConnectionDelegate {
 
     func tunnelEstablished(_ connection: TunnelConnection) {
         let ref = LoopBoundRef(connection, eventLoop: connection.eventLoop!)
-        let id = gateway.registry.add(agent: accepted.agent, instance: accepted.instance, remote: remote, tunnel: ref)
+        let id = gateway.registry.add(
+            agent: accepted.agent, instance: accepted.instance, remote: remote, token: accepted.token, tunnel: ref)
         self.id = id
         logger[metadataKey: "connection"] = "\(id)"
         logger.notice("agent connected", metadata: ["instance": "\(accepted.instance)", "carrier": "h2"])
@@ -35,7 +36,9 @@ final class GatewayTunnel: TunnelConnectionDelegate {
         do {
             control.streamID = try connection.openStream(
                 headers: ControlStreamHeaders.request(authority: accepted.agent), handler: control)
+            connection.idleExempt.insert(control.streamID)
             self.control = control
+            if gateway.isDraining { control.send(.draining) }
         } catch {
             connection.close(reason: "cannot open control stream: \(error)")
         }
@@ -49,6 +52,15 @@ final class GatewayTunnel: TunnelConnectionDelegate {
         }
         logger.info("services registered", metadata: ["accepted": "\(accepted.joined(separator: ","))"])
         control?.send(.registered(accepted: accepted, rejected: rejected))
+    }
+
+    /// A message on this connection's control stream (`draining`, a new `registered`).
+    func notify(_ message: ControlMessage) {
+        control?.send(message)
+    }
+
+    func tunnelMeasured(_ connection: TunnelConnection, rtt: TimeAmount) {
+        if let id { gateway.registry.setRTT(id, rtt) }
     }
 
     func tunnel(_ connection: TunnelConnection, incomingStream id: Int32, headers: [HeaderField], endStream: Bool)

@@ -7,6 +7,10 @@ import Protocol
 final class TCPIngress: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
+    /// Connections found draining between the pick and the stream's opening are skipped;
+    /// after this many the client is dropped.
+    private static let maxAttempts = 4
+
     private let gateway: GatewayContext
     private let port: Int
     private let listener: String
@@ -21,52 +25,124 @@ final class TCPIngress: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
+        let stats = gateway.stats
+        stats.publicConnectionsActive.add()
+        stats.publicConnectionsTotal.add()
+        context.channel.closeFuture.whenComplete { _ in stats.publicConnectionsActive.subtract() }
         let client = context.channel.remoteAddress.map(\.fastgwDescription) ?? "?"
         guard let route = gateway.registry.pick(port: port, preferring: context.eventLoop) else {
+            stats.connectFailures.add("no_agent")
             gateway.logger.warning("no live agent serves this port; connection closed", metadata: [
                 "listener": "\(listener)", "port": "\(port)", "client": "\(client)",
             ])
             context.close(promise: nil)
             return
         }
-        let logger = gateway.logger
-        let registry = gateway.registry
-        let started = NIODeadline.now()
-        bridge.onClose = { summary in
-            registry.streamEnded(route.connection)
-            logger.debug("tcp connection closed", metadata: [
-                "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)",
-                "bytes_in": "\(summary.bytesFromSocket)", "bytes_out": "\(summary.bytesToSocket)",
-                "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
-                "aborted": "\(summary.abortReason ?? "no")",
-            ])
-        }
         let bridgeRef = LoopBoundRef(bridge, eventLoop: context.eventLoop)
-        let headers = [
-            HeaderField(":method", "CONNECT"), HeaderField(":authority", route.service),
-            HeaderField("fastgw-client", client), HeaderField("fastgw-listener", listener),
-        ]
-        route.tunnel.run { connection in
-            let link = TunnelStreamLink(connection: connection)
-            link.onHeaders = { fields, _ in
-                guard let status = fields[":status"], status != "200" else { return }
-                logger.warning("agent could not connect the service", metadata: [
-                    "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)",
-                    "status": "\(status)", "reason": "\(fields["fastgw-reason"] ?? "")",
-                ])
-                // Drop the client at once; the reset also stops its bytes going to the agent.
-                link.socketFailed()
+        Self.open(route, attempt: 1, excluding: [], stream: StreamOpening(
+            gateway: gateway, port: port, listener: listener, client: client, bridge: bridgeRef,
+            loop: context.eventLoop))
+    }
+
+    /// Everything needed to open (or re-open) the stream from any loop.
+    private struct StreamOpening: Sendable {
+        let gateway: GatewayContext
+        let port: Int
+        let listener: String
+        let client: String
+        let bridge: LoopBoundRef<StreamSocketBridge>
+        let loop: EventLoop
+
+        var headers: (String) -> [HeaderField] {
+            { [client, listener] service in
+                [HeaderField(":method", "CONNECT"), HeaderField(":authority", service),
+                 HeaderField("fastgw-client", client), HeaderField("fastgw-listener", listener)]
             }
-            do {
-                link.streamID = try connection.openStream(headers: headers, handler: link)
-            } catch {
-                logger.warning("cannot open tunnel stream", metadata: ["service": "\(route.service)", "error": "\(error)"])
-                bridgeRef.run { $0.abort() }
+        }
+    }
+
+    private static func open(
+        _ route: GatewayRegistry.Route, attempt: Int, excluding: Set<GatewayRegistry.ConnectionID>, stream s: StreamOpening
+    ) {
+        route.tunnel.run { connection in
+            let registry = s.gateway.registry
+            // The agent may have sent GOAWAY after the pick: try another connection.
+            if connection.receivedGoaway {
+                registry.streamEnded(route.connection)
+                registry.markDraining(route.connection)
+                let skip = excluding.union([route.connection])
+                if attempt < maxAttempts, let next = registry.pick(port: s.port, preferring: s.loop, excluding: skip) {
+                    open(next, attempt: attempt + 1, excluding: skip, stream: s)
+                } else {
+                    s.gateway.stats.connectFailures.add("no_agent")
+                    s.gateway.logger.warning("no live agent serves this port; connection closed", metadata: [
+                        "listener": "\(s.listener)", "port": "\(s.port)", "client": "\(s.client)",
+                    ])
+                    s.bridge.run { $0.abort() }
+                }
                 return
             }
-            link.attach(bridgeRef)
-            let linkRef = link.ref
-            bridgeRef.run { $0.attach(linkRef) }
+            start(route, on: connection, stream: s)
+        }
+    }
+
+    private static func start(_ route: GatewayRegistry.Route, on connection: TunnelConnection, stream s: StreamOpening) {
+        let stats = s.gateway.stats
+        let logger = s.gateway.logger
+        let registry = s.gateway.registry
+        let service = stats.services.counters(for: route.service)
+        let client = s.client
+        let link = TunnelStreamLink(connection: connection)
+        link.onHeaders = { fields, _ in
+            guard let status = fields[":status"], status != "200" else { return }
+            stats.connectFailures.add(failureReason(status: status))
+            logger.warning("agent could not connect the service", metadata: [
+                "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)",
+                "status": "\(status)", "reason": "\(fields["fastgw-reason"] ?? "")",
+            ])
+            // Drop the client at once; the reset also stops its bytes going to the agent.
+            link.socketFailed()
+        }
+        do {
+            link.streamID = try connection.openStream(headers: s.headers(route.service), handler: link)
+        } catch {
+            registry.streamEnded(route.connection)
+            stats.connectFailures.add("stream_open_failed")
+            logger.warning("cannot open tunnel stream", metadata: ["service": "\(route.service)", "error": "\(error)"])
+            s.bridge.run { $0.abort() }
+            return
+        }
+        connection.flushImmediately()
+        stats.streamsActive.add()
+        stats.streamsTotal.add()
+        service.connectionsActive.add()
+        service.connectionsTotal.add()
+        link.attach(s.bridge)
+        let linkRef = link.ref
+        let started = NIODeadline.now()
+        s.bridge.run { bridge in
+            bridge.meter = ByteMeter(counters: service, socketIsClient: true)
+            bridge.onClose = { summary in
+                registry.streamEnded(route.connection)
+                stats.streamsActive.subtract()
+                service.connectionsActive.subtract()
+                logger.debug("tcp connection closed", metadata: [
+                    "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)",
+                    "bytes_in": "\(summary.bytesFromSocket)", "bytes_out": "\(summary.bytesToSocket)",
+                    "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
+                    "aborted": "\(summary.abortReason ?? "no")",
+                ])
+            }
+            bridge.attach(linkRef)
+        }
+    }
+
+    static func failureReason(status: String) -> String {
+        switch status {
+        case "404": return "unknown_service"
+        case "502": return "upstream_unreachable"
+        case "504": return "upstream_timeout"
+        default: return "agent_status_\(status)"
         }
     }
 }

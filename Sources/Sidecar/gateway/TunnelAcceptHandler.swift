@@ -10,6 +10,8 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
     typealias OutboundOut = ByteBuffer
 
     private let gateway: GatewayContext
+    /// Taken when the connection arrives: a reload does not change a handshake in progress.
+    private let settings: GatewayContext.Settings
     private var parser = HTTPHeadParser(limit: 8192)
     private var timeout: Scheduled<Void>?
     private var finished = false
@@ -17,13 +19,14 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     init(gateway: GatewayContext) {
         self.gateway = gateway
+        self.settings = gateway.settings
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         remote = context.channel.remoteAddress.map(\.fastgwDescription) ?? "?"
         let me = NIOLoopBound(self, eventLoop: context.eventLoop)
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timeout = context.eventLoop.scheduleTask(in: gateway.handshakeTimeout) {
+        timeout = context.eventLoop.scheduleTask(in: settings.handshakeTimeout) {
             me.value.refuse(context: ctx.value, .init(status: 408, reason: "handshake not completed in time"))
         }
     }
@@ -62,6 +65,7 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
         guard !finished else { return }
         finished = true
         timeout?.cancel()
+        gateway.stats.handshakesRefused.add(String(rejection.status))
         gateway.logger.notice("tunnel connection refused", metadata: [
             "client": "\(remote)", "status": "\(rejection.status)", "reason": "\(rejection.reason)",
         ])
@@ -76,11 +80,12 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
         let switching = context.channel.allocator.buffer(bytes: TunnelHandshake.switchingProtocols().serialized())
         context.write(wrapOutboundOut(switching), promise: nil)
         do {
-            let session = try H2Session(role: .client, tuning: gateway.h2Tuning, allocator: context.channel.allocator)
+            let session = try H2Session(role: .client, tuning: settings.h2Tuning, allocator: context.channel.allocator)
             let connection = TunnelConnection(
-                session: session, keepaliveInterval: gateway.keepaliveInterval,
-                keepaliveTimeout: gateway.keepaliveTimeout,
+                session: session, keepaliveInterval: settings.keepaliveInterval,
+                keepaliveTimeout: settings.keepaliveTimeout,
                 initialBytes: rest.isEmpty ? nil : context.channel.allocator.buffer(bytes: rest))
+            gateway.stats.agentConnectionsTotal.add()
             connection.delegate = GatewayTunnel(gateway: gateway, accepted: accepted, remote: remote)
             let pipeline = context.pipeline.syncOperations
             try pipeline.addHandler(connection, position: .after(self))

@@ -8,12 +8,16 @@ import Glibc
 /// `level=info msg="agent connected" agent=office-nas carrier=h2`.
 struct LogfmtHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level
     let label: String
 
-    init(label: String, level: Logger.Level) {
+    init(label: String) {
         self.label = label
-        self.logLevel = level
+    }
+
+    /// Process-wide, so that `log-level` reaches every logger already handed out.
+    var logLevel: Logger.Level {
+        get { RuntimeLogLevel.current }
+        set { RuntimeLogLevel.current = newValue }
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {

@@ -201,6 +201,13 @@ final class H2Session {
         }
     }
 
+    /// Server only: GOAWAY with the highest stream id (RFC 9113 §6.8), so the client stops
+    /// opening streams while those already on the wire are still served. A real GOAWAY
+    /// follows once a PING round trip proves the client has seen it.
+    func shutdownNotice() {
+        nghttp2_submit_shutdown_notice(session)
+    }
+
     /// GOAWAY naming the last stream the peer opened: streams in flight complete, no new ones.
     func goaway(code: UInt32 = NGHTTP2_NO_ERROR.rawValue) {
         let last = nghttp2_session_get_last_proc_stream_id(session)

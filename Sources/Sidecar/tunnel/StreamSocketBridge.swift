@@ -31,8 +31,20 @@ final class StreamSocketBridge: ChannelDuplexHandler {
     private var inputEnded = false
     private var streamOver = false
     private(set) var summary = Summary()
-    /// Called once when the socket is closed, on the socket's loop.
-    var onClose: ((Summary) -> Void)?
+    /// Service counters, bumped as bytes move (reads as they arrive, writes once written).
+    var meter: ByteMeter?
+    /// The socket is closed (channelInactive ran).
+    private var finished = false
+    /// Called once when the socket is closed, on the socket's loop — at once if it is set
+    /// after the socket already closed.
+    var onClose: ((Summary) -> Void)? {
+        didSet {
+            if finished, let f = onClose {
+                onClose = nil
+                f(summary)
+            }
+        }
+    }
 
     init(link: LoopBoundRef<TunnelStreamLink>?) {
         self.link = link
@@ -41,6 +53,11 @@ final class StreamSocketBridge: ChannelDuplexHandler {
 
     func attach(_ link: LoopBoundRef<TunnelStreamLink>) {
         self.link = link
+        if finished {
+            // The client left while the stream was being opened: abort it on the far side.
+            link.run { $0.socketFailed() }
+            return
+        }
         for bytes in early { link.run { $0.fromSocket(bytes) } }
         early = []
         if earlyEnd { link.run { $0.socketEnded() } }
@@ -67,6 +84,7 @@ final class StreamSocketBridge: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
         summary.bytesFromSocket += bytes.readableBytes
+        meter?.fromSocket(bytes.readableBytes)
         if let link { link.run { $0.fromSocket(bytes) } } else { early.append(bytes) }
     }
 
@@ -115,8 +133,10 @@ final class StreamSocketBridge: ChannelDuplexHandler {
             link?.run { $0.socketFailed() }
         }
         streamOver = true
-        onClose?(summary)
+        finished = true
+        let report = onClose
         onClose = nil
+        report?(summary)
         self.context = nil
         context.fireChannelInactive()
     }
@@ -134,9 +154,12 @@ final class StreamSocketBridge: ChannelDuplexHandler {
         summary.bytesToSocket += n
         outstandingWrites += 1
         let link = self.link
+        let meter = self.meter
         context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { result in
             link?.run { $0.consumed(n) }
-            self.writeCompleted(success: (try? result.get()) != nil)
+            let success = (try? result.get()) != nil
+            if success { meter?.toSocket(n) }
+            self.writeCompleted(success: success)
         }
     }
 

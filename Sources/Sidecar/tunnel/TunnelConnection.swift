@@ -25,6 +25,12 @@ final class TunnelConnection: ChannelInboundHandler {
 
     private(set) var rtt: TimeAmount?
     private(set) var receivedGoaway = false
+    /// Streams that do not keep a shutting-down connection open (the control stream).
+    var idleExempt: Set<Int32> = []
+    private var shutdownPing: UInt64?
+    /// Our GOAWAY notice was answered by the peer's PING ACK: no new stream can still arrive.
+    private(set) var shutdownConfirmed = false
+    private var closeWhenIdle = false
 
     init(session: H2Session, keepaliveInterval: TimeAmount, keepaliveTimeout: TimeAmount, initialBytes: ByteBuffer?) {
         self.session = session
@@ -44,7 +50,8 @@ final class TunnelConnection: ChannelInboundHandler {
         flushNow()
         let loop = context.eventLoop
         let me = NIOLoopBound(self, eventLoop: loop)
-        keepaliveTask = loop.scheduleRepeatedTask(initialDelay: keepalive.interval, delay: keepalive.interval) { _ in
+        // The first PING goes out at once so the RTT is known from the start.
+        keepaliveTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: keepalive.interval) { _ in
             me.value.keepaliveTick()
         }
     }
@@ -99,6 +106,37 @@ final class TunnelConnection: ChannelInboundHandler {
     func goaway() {
         session.goaway()
         scheduleFlush()
+    }
+
+    /// Streams in flight, not counting idle-exempt ones.
+    var activeStreams: Int {
+        handlers.keys.filter { !idleExempt.contains($0) }.count
+    }
+
+    /// Agent drain (DESIGN §2.3): GOAWAY notice and a PING; once the PING comes back the real
+    /// GOAWAY follows, and the connection closes as soon as no stream is left.
+    func shutdownGracefully() {
+        guard !closed, shutdownPing == nil else { return }
+        session.shutdownNotice()
+        // Keepalive PINGs carry their send time; this value can never be one.
+        shutdownPing = UInt64.max
+        session.ping(opaque: UInt64.max)
+        closeWhenIdle = true
+        scheduleFlush()
+    }
+
+    /// Sends what nghttp2 has queued now rather than at the end of the loop tick, so a new
+    /// stream's HEADERS leave before any GOAWAY that may arrive meanwhile is processed.
+    func flushImmediately() {
+        flushNow()
+    }
+
+    private func closeIfIdle() {
+        guard closeWhenIdle, shutdownConfirmed, activeStreams == 0, !closed else { return }
+        closeReason = "drained"
+        session.goaway()
+        flushNow()
+        context?.close(promise: nil)
     }
 
     func close(reason: String) {
@@ -211,14 +249,26 @@ final class TunnelConnection: ChannelInboundHandler {
             handlers[id]?.remoteEnded()
         case .closed(let id, let code):
             handlers.removeValue(forKey: id)?.closed(errorCode: code)
+            closeIfIdle()
         case .writable(let id):
             handlers[id]?.writable()
         case .goaway:
             receivedGoaway = true
             delegate?.tunnelReceivedGoaway(self)
         case .pingAcknowledged(let opaque):
+            if opaque == shutdownPing {
+                shutdownConfirmed = true
+                session.goaway()
+                scheduleFlush()
+                closeIfIdle()
+                return
+            }
             let now = NIODeadline.now().uptimeNanoseconds
-            if opaque <= now { rtt = .nanoseconds(Int64(now - opaque)) }
+            if opaque <= now {
+                let measured = TimeAmount.nanoseconds(Int64(now - opaque))
+                rtt = measured
+                delegate?.tunnelMeasured(self, rtt: measured)
+            }
             pingSentAt = nil
         }
     }

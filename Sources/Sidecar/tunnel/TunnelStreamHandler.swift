@@ -20,4 +20,10 @@ protocol TunnelConnectionDelegate: AnyObject {
         -> TunnelStreamHandler?
     func tunnelReceivedGoaway(_ connection: TunnelConnection)
     func tunnelClosed(_ connection: TunnelConnection, reason: String)
+    /// A keepalive PING came back.
+    func tunnelMeasured(_ connection: TunnelConnection, rtt: TimeAmount)
+}
+
+extension TunnelConnectionDelegate {
+    func tunnelMeasured(_ connection: TunnelConnection, rtt: TimeAmount) {}
 }

@@ -1,0 +1,59 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import Protocol
+
+/// What was left when a drain ended.
+struct DrainReport: Sendable {
+    /// Work still in flight at the end: zero when everything finished before the deadline.
+    var left: Int
+    var what: String
+    var elapsed: TimeAmount
+
+    var text: String {
+        let ms = elapsed.nanoseconds / 1_000_000
+        return left == 0
+            ? "drained: all \(what) finished in \(ms) ms; exiting\n"
+            : "drain deadline reached after \(ms) ms with \(left) \(what) still open; exiting\n"
+    }
+
+    var json: JSON {
+        .object(["drained": .bool(left == 0), "left": .number(Double(left)), "what": .string(what),
+                 "elapsed_ms": .number(Double(elapsed.nanoseconds / 1_000_000))])
+    }
+}
+
+/// Runs a drain once: `begin` stops new work, then `remaining` is polled until it reaches
+/// zero or the deadline passes, then `end` runs. A second request gets nil (409).
+final class DrainCoordinator: Sendable {
+    private let started = NIOLockedValueBox<EventLoopFuture<DrainReport>?>(nil)
+
+    var isDraining: Bool { started.withLockedValue { $0 != nil } }
+
+    func start(
+        timeout: TimeAmount, on loop: EventLoop, what: String,
+        begin: @Sendable () -> Void,
+        remaining: @escaping @Sendable () -> Int,
+        end: @escaping @Sendable (DrainReport) -> Void
+    ) -> EventLoopFuture<DrainReport>? {
+        let promise = loop.makePromise(of: DrainReport.self)
+        let first = started.withLockedValue { s -> Bool in
+            guard s == nil else { return false }
+            s = promise.futureResult
+            return true
+        }
+        guard first else { return nil }
+        begin()
+        let t0 = NIODeadline.now()
+        let deadline = t0 + timeout
+        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(50)) { task in
+            let left = remaining()
+            let now = NIODeadline.now()
+            guard left == 0 || now >= deadline else { return }
+            task.cancel()
+            let report = DrainReport(left: left, what: what, elapsed: now - t0)
+            end(report)
+            promise.succeed(report)
+        }
+        return promise.futureResult
+    }
+}

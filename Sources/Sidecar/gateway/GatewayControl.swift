@@ -1,0 +1,140 @@
+import NIOCore
+import Protocol
+
+/// The gateway's answers on its control socket (DESIGN §4).
+struct GatewayControl: ControlResponder {
+    let server: GatewayServer
+    var role: ControlRole { .gateway }
+
+    private var context: GatewayContext { server.context }
+
+    func respond(to request: ControlRequest, on loop: EventLoop) -> EventLoopFuture<ControlOutcome> {
+        if let common = CommonCommands.answer(request, role: role, logger: context.logger) {
+            return loop.makeSucceededFuture(common)
+        }
+        let json = request.format == .json
+        switch request.command {
+        case .status:
+            return loop.makeSucceededFuture(.ok(status(json: json)))
+        case .stats:
+            return loop.makeSucceededFuture(.ok(report().render(request.format)))
+        case .agents:
+            return loop.makeSucceededFuture(.ok(agents(json: json)))
+        case .routes:
+            return loop.makeSucceededFuture(.ok(routes(json: json)))
+        case .reload:
+            return server.reload().map { .ok(CommonCommands.reloaded($0, json: json)) }
+        case .drain(let seconds):
+            guard let done = server.drain(timeout: seconds.map { .seconds(Int64($0)) }) else {
+                return loop.makeSucceededFuture(.error(.conflict("already draining")))
+            }
+            let lifecycle = server.lifecycle
+            lifecycle.hold()
+            return done.map { report in
+                ControlOutcome(.ok(json ? report.json.serialized() + "\n" : report.text), afterWrite: { lifecycle.release() })
+            }
+        default:
+            return loop.makeSucceededFuture(.error(.notFound("not a gateway command")))
+        }
+    }
+
+    private func report() -> StatsReport {
+        let connections = context.registry.connections
+        return context.stats.report(
+            agentConnections: connections.count, agents: Set(connections.map(\.agent)).count, draining: context.isDraining)
+    }
+
+    private func status(json: Bool) -> String {
+        let connections = context.registry.connections
+        let agents = Set(connections.map(\.agent)).count
+        let uptime = CommonCommands.ms(context.stats.uptime)
+        let listeners = server.boundListeners.count
+        let publicConnections = context.stats.publicConnectionsActive.value
+        let draining = context.isDraining
+        if json {
+            return JSON.object([
+                "role": .string("gateway"), "version": .string(FastgwVersion.current),
+                "uptime_ms": .number(Double(uptime)), "agents": .number(Double(agents)),
+                "agent_connections": .number(Double(connections.count)), "listeners": .number(Double(listeners)),
+                "connections": .number(Double(publicConnections)), "draining": .bool(draining),
+                "config": .string(context.settings.config.file),
+            ]).serialized() + "\n"
+        }
+        return "gateway \(draining ? "draining" : "serving"), up \(DurationText.format(milliseconds: uptime)): "
+            + "\(agents) agents on \(connections.count) tunnel connections, \(publicConnections) public connections, "
+            + "\(listeners) listeners\n"
+    }
+
+    private func agents(json: Bool) -> String {
+        let connections = context.registry.connections
+        let now = NIODeadline.now()
+        if json {
+            var byAgent: [String: [JSON]] = [:]
+            for c in connections {
+                byAgent[c.agent, default: []].append(.object([
+                    "id": .number(Double(c.id)), "instance": .string(c.instance), "carrier": .string(c.carrier),
+                    "remote": .string(c.remote), "rtt_ms": c.rtt.map { .number(Double($0.nanoseconds) / 1e6) } ?? .null,
+                    "streams": .number(Double(c.streams)), "services": .array(c.accepted.map(JSON.string)),
+                    "uptime_ms": .number(Double(CommonCommands.ms(now - c.since))), "draining": .bool(c.draining),
+                ]))
+            }
+            let list: [JSON] = byAgent.keys.sorted().map { name in
+                .object(["name": .string(name), "connections": .array(byAgent[name]!)])
+            }
+            return JSON.object(["agents": .array(list)]).serialized() + "\n"
+        }
+        var table = TextTable(["AGENT", "CONN", "CARRIER", "REMOTE", "RTT", "STREAMS", "SERVICES", "UPTIME", "STATE"])
+        for c in connections {
+            table.add([
+                c.agent, "#\(c.id)", c.carrier, c.remote, c.rtt.map { Self.rtt($0) } ?? "-", "\(c.streams)",
+                c.accepted.isEmpty ? "-" : c.accepted.joined(separator: ","),
+                DurationText.format(milliseconds: CommonCommands.ms(now - c.since)), c.draining ? "draining" : "live",
+            ])
+        }
+        return table.render()
+    }
+
+    private func routes(json: Bool) -> String {
+        let routes = context.registry.routes
+        let streams = Dictionary(context.registry.connections.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let ports = server.boundListeners.filter { $0.kind == .tcp }.sorted { $0.address.port < $1.address.port }
+        if json {
+            let list: [JSON] = ports.map { l in
+                .object([
+                    "listener": .string(l.name), "address": .string("\(l.address)"),
+                    "service": (routes[l.address.port]?.first?.service).map(JSON.string) ?? .null,
+                    "backends": .array((routes[l.address.port] ?? []).map { e in
+                        .object(["agent": .string(e.agent), "connection": .number(Double(e.connection)),
+                                 "streams": .number(Double(streams[e.connection]?.streams ?? 0)),
+                                 "draining": .bool(streams[e.connection]?.draining ?? false)])
+                    }),
+                ])
+            }
+            return JSON.object(["routes": .array(list)]).serialized() + "\n"
+        }
+        var table = TextTable(["LISTENER", "ADDRESS", "SERVICE", "AGENT", "CONN", "STREAMS", "STATE"])
+        for l in ports {
+            let entries = routes[l.address.port] ?? []
+            if entries.isEmpty { table.add([l.name, "\(l.address)", "-", "(no agent)", "-", "-", "-"]) }
+            for e in entries {
+                let c = streams[e.connection]
+                table.add([l.name, "\(l.address)", e.service, e.agent, "#\(e.connection)", "\(c?.streams ?? 0)",
+                           c?.draining == true ? "draining" : "live"])
+            }
+        }
+        return table.render()
+    }
+
+    static func rtt(_ t: TimeAmount) -> String {
+        let us = t.nanoseconds / 1000
+        return us < 10_000 ? String(format1: Double(us) / 1000) + "ms" : "\(us / 1000)ms"
+    }
+}
+
+extension String {
+    /// One decimal place, without Foundation.
+    init(format1 value: Double) {
+        let tenths = Int((value * 10).rounded())
+        self = "\(tenths / 10).\(tenths % 10)"
+    }
+}

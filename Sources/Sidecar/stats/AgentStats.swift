@@ -1,0 +1,40 @@
+import NIOCore
+import Protocol
+
+/// The agent's counters (`stats`).
+final class AgentStats: Sendable {
+    let started = NIODeadline.now()
+    let services = ServiceCounterSet()
+    let tunnelConnectionsActive = Counter()
+    let tunnelConnectionsTotal = Counter()
+    /// Dial attempts after the first one of each connection slot.
+    let reconnects = Counter()
+    /// Tunnel connection attempts that failed, by reason (unreachable, tls, refused_401 …).
+    let dialFailures = LabeledCounters()
+    let streamsActive = Counter()
+    let streamsTotal = Counter()
+    /// Streams the agent could not connect to an upstream, by reason.
+    let connectFailures = LabeledCounters()
+    let reloadsOK = Counter()
+    let reloadsFailed = Counter()
+
+    var uptime: TimeAmount { NIODeadline.now() - started }
+
+    func report(draining: Bool) -> StatsReport {
+        var r = StatsReport(role: .agent)
+        r.add("uptime_seconds", .gauge, "Seconds since the agent started.", Double(uptime.nanoseconds / 1_000_000) / 1000)
+        r.add("draining", .gauge, "1 while the agent drains.", draining ? 1 : 0)
+        r.add("tunnel_connections_active", .gauge, "Live tunnel connections to gateways.", tunnelConnectionsActive.value)
+        r.add("tunnel_connections_total", .counter, "Tunnel connections established since start.", tunnelConnectionsTotal.value)
+        r.add("reconnects_total", .counter, "Dial attempts after a failure or a closed connection.", reconnects.value)
+        r.add("dial_failures_total", .counter, "Failed tunnel connection attempts, by reason.", by: "reason", dialFailures.snapshot)
+        r.add("streams_active", .gauge, "Open streams connected to upstreams.", streamsActive.value)
+        r.add("streams_total", .counter, "Streams the gateways opened since start.", streamsTotal.value)
+        r.add("connect_failures_total", .counter, "Streams not connected to an upstream, by reason.",
+              by: "reason", connectFailures.snapshot)
+        r.add("reloads_total", .counter, "Configuration reloads, by result.", by: "result",
+              ["ok": reloadsOK.value, "failed": reloadsFailed.value])
+        services.report(into: &r)
+        return r
+    }
+}

@@ -1,0 +1,84 @@
+import NIOConcurrencyHelpers
+import Protocol
+import Synchronization
+
+/// A lock-free counter, cheap enough to bump on every socket read.
+final class Counter: Sendable {
+    private let v = Atomic<Int>(0)
+
+    func add(_ n: Int = 1) {
+        v.wrappingAdd(n, ordering: .relaxed)
+    }
+
+    func subtract(_ n: Int = 1) {
+        v.wrappingSubtract(n, ordering: .relaxed)
+    }
+
+    var value: Int { v.load(ordering: .relaxed) }
+}
+
+/// Counts by a label (a reason, a status); touched on failures only, so a lock is fine.
+final class LabeledCounters: Sendable {
+    private let counts = NIOLockedValueBox<[String: Int]>([:])
+
+    func add(_ label: String, _ n: Int = 1) {
+        counts.withLockedValue { $0[label, default: 0] += n }
+    }
+
+    var snapshot: [String: Int] { counts.withLockedValue { $0 } }
+}
+
+/// Traffic of one service. `bytesIn` flows from public clients towards the upstream,
+/// `bytesOut` back; gateway and agent count the same direction the same way.
+final class ServiceCounters: Sendable {
+    let bytesIn = Counter()
+    let bytesOut = Counter()
+    let connectionsActive = Counter()
+    let connectionsTotal = Counter()
+}
+
+/// Per-service counters, created on first use and kept for the life of the process so that
+/// counters never go backwards across reloads.
+final class ServiceCounterSet: Sendable {
+    private let byName = NIOLockedValueBox<[String: ServiceCounters]>([:])
+
+    func counters(for service: String) -> ServiceCounters {
+        byName.withLockedValue { all in
+            if let c = all[service] { return c }
+            let c = ServiceCounters()
+            all[service] = c
+            return c
+        }
+    }
+
+    var all: [String: ServiceCounters] { byName.withLockedValue { $0 } }
+
+    /// Adds the per-service families to a report.
+    func report(into r: inout StatsReport) {
+        let all = self.all
+        r.add("service_bytes_in", .counter, "Bytes from public clients delivered towards the service's upstream.",
+              by: "service", all.mapValues(\.bytesIn.value))
+        r.add("service_bytes_out", .counter, "Bytes from the service's upstream delivered towards public clients.",
+              by: "service", all.mapValues(\.bytesOut.value))
+        r.add("service_connections_active", .gauge, "Open connections of the service.",
+              by: "service", all.mapValues(\.connectionsActive.value))
+        r.add("service_connections_total", .counter, "Connections of the service since start.",
+              by: "service", all.mapValues(\.connectionsTotal.value))
+    }
+}
+
+/// Counts a bridged socket's bytes into its service's counters. On the gateway the socket is
+/// the public client; on the agent it is the upstream, so the directions swap.
+struct ByteMeter: Sendable {
+    let counters: ServiceCounters
+    let socketIsClient: Bool
+
+    func fromSocket(_ n: Int) {
+        (socketIsClient ? counters.bytesIn : counters.bytesOut).add(n)
+    }
+
+    func toSocket(_ n: Int) {
+        (socketIsClient ? counters.bytesOut : counters.bytesIn).add(n)
+    }
+}
+

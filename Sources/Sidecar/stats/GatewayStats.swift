@@ -1,0 +1,42 @@
+import NIOCore
+import Protocol
+
+/// The gateway's counters (`stats`). Gauges that the registry knows (agents, connections)
+/// are read from it when a report is made.
+final class GatewayStats: Sendable {
+    let started = NIODeadline.now()
+    let services = ServiceCounterSet()
+    let publicConnectionsActive = Counter()
+    let publicConnectionsTotal = Counter()
+    let streamsActive = Counter()
+    let streamsTotal = Counter()
+    let agentConnectionsTotal = Counter()
+    /// Tunnel handshakes refused, by HTTP status (401, 403, 503 …).
+    let handshakesRefused = LabeledCounters()
+    /// Public connections that could not be carried to an upstream, by reason.
+    let connectFailures = LabeledCounters()
+    let reloadsOK = Counter()
+    let reloadsFailed = Counter()
+
+    var uptime: TimeAmount { NIODeadline.now() - started }
+
+    func report(agentConnections: Int, agents: Int, draining: Bool) -> StatsReport {
+        var r = StatsReport(role: .gateway)
+        r.add("uptime_seconds", .gauge, "Seconds since the gateway started.", Double(uptime.nanoseconds / 1_000_000) / 1000)
+        r.add("draining", .gauge, "1 while the gateway drains.", draining ? 1 : 0)
+        r.add("agents_connected", .gauge, "Agents with at least one live tunnel connection.", agents)
+        r.add("agent_connections_active", .gauge, "Live tunnel connections.", agentConnections)
+        r.add("agent_connections_total", .counter, "Tunnel connections accepted since start.", agentConnectionsTotal.value)
+        r.add("handshakes_refused_total", .counter, "Tunnel handshakes refused, by status.", by: "status", handshakesRefused.snapshot)
+        r.add("connections_active", .gauge, "Open public connections.", publicConnectionsActive.value)
+        r.add("connections_total", .counter, "Public connections accepted since start.", publicConnectionsTotal.value)
+        r.add("streams_active", .gauge, "Open tunnel streams carrying public connections.", streamsActive.value)
+        r.add("streams_total", .counter, "Tunnel streams opened since start.", streamsTotal.value)
+        r.add("connect_failures_total", .counter, "Public connections not carried to an upstream, by reason.",
+              by: "reason", connectFailures.snapshot)
+        r.add("reloads_total", .counter, "Configuration reloads, by result.", by: "result",
+              ["ok": reloadsOK.value, "failed": reloadsFailed.value])
+        services.report(into: &r)
+        return r
+    }
+}
