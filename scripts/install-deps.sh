@@ -4,8 +4,8 @@
 set -euo pipefail
 purpose=${1:-build}
 build=(pkg-config libssl-dev libnghttp2-dev libsystemd-dev openssl)
-test=(curl python3 nghttp2-client nghttp2-server)
-bench=(iperf3 wrk nginx-light openssh-server openssh-client)
+test=(curl python3 nghttp2-client nghttp2-server wrk nginx-light)
+bench=(iperf3 openssh-server openssh-client)
 case "$purpose" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" "${test[@]}") ;;

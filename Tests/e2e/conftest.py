@@ -80,7 +80,7 @@ def pki(tmp_path_factory):
 class Tunnel:
     """A gateway and an agent publishing one TCP service, wired on free loopback ports."""
 
-    def __init__(self, dir, pki, upstream, connections=2, token=None, agent_token=None):
+    def __init__(self, dir, pki, upstream, connections=2, token=None, agent_token=None, extra_agents=()):
         self.dir = Path(dir)
         self.tunnel_port = free_port()
         self.public_port = free_port()
@@ -106,11 +106,28 @@ keepalive_timeout = "2s"
 name = "test"
 token_file = "gateway.token"
 allow_ports = [{self.public_port}]
-""")
-        (self.dir / "agent.toml").write_text(f"""
+""" + "".join(f"""
+[[agent]]
+name = "{n}"
+token_file = "{n}.token"
+allow_ports = [{self.public_port}]
+""" for n in extra_agents))
+        for n in extra_agents:
+            (self.dir / f"{n}.token").write_text(os.urandom(16).hex() + "\n")
+            (self.dir / f"agent-{n}.toml").write_text(self.agent_config(n, f"{n}.token", f"agent-{n}.sock", connections))
+        (self.dir / "agent.toml").write_text(self.agent_config("test", "agent.token", "agent.sock", connections))
+        self.connections = connections
+        self.gateway = None
+        self.agent = None
+        self.extra = {}
+        self.gateway_sock = self.dir / "gateway.sock"
+        self.agent_sock = self.dir / "agent.sock"
+
+    def agent_config(self, name, token_file, sock, connections):
+        return f"""
 [agent]
-name = "test"
-token_file = "agent.token"
+name = "{name}"
+token_file = "{token_file}"
 gateways = ["localhost:{self.tunnel_port}"]
 ca = "ca.crt"
 connections = {connections}
@@ -118,24 +135,32 @@ keepalive_interval = "2s"
 keepalive_timeout = "2s"
 drain_timeout = "5s"
 [control]
-socket = "agent.sock"
+socket = "{sock}"
 [[service]]
 name = "svc"
 type = "tcp"
-upstream = "127.0.0.1:{upstream}"
+upstream = "127.0.0.1:{self.upstream}"
 remote_port = {self.public_port}
 connect_timeout = "2s"
-""")
-        self.connections = connections
-        self.gateway = None
-        self.agent = None
-        self.gateway_sock = self.dir / "gateway.sock"
-        self.agent_sock = self.dir / "agent.sock"
+"""
+
+    def start_extra(self, name):
+        """Starts the agent `name` given in extra_agents and waits for its registrations."""
+        p = Process([BIN, "agent", "-c", self.dir / f"agent-{name}.toml"], self.dir / f"agent-{name}.log")
+        p.wait_for("services registered", count=p.count("services registered") + self.connections)
+        self.extra[name] = p
+        return p
+
+    def ctl_args(self, agent=False):
+        if isinstance(agent, str):
+            sock = self.dir / f"agent-{agent}.sock"
+        else:
+            sock = self.agent_sock if agent else self.gateway_sock
+        return [CTL, "--socket", sock]
 
     def ctl(self, *args, agent=False, check=True, timeout=60):
         """Runs fastgwctl against this gateway (or agent); returns the CompletedProcess."""
-        sock = self.agent_sock if agent else self.gateway_sock
-        r = subprocess.run([CTL, "--socket", sock, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run([*self.ctl_args(agent), *map(str, args)], capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"fastgwctl {args}: exit {r.returncode}: {r.stderr}")
         return r
@@ -160,7 +185,7 @@ connect_timeout = "2s"
         self.agent.wait_for("services registered", count=max(before, self.connections), timeout=timeout)
 
     def stop(self):
-        for p in (self.agent, self.gateway):
+        for p in (*self.extra.values(), self.agent, self.gateway):
             if p:
                 p.kill()
 
@@ -216,3 +241,58 @@ def recv_all(s, limit=1 << 30):
         chunks.append(data)
         n += len(data)
     return b"".join(chunks)
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """nginx on loopback serving /1k.bin; returns its port."""
+    d = tmp_path / "nginx"
+    (d / "www").mkdir(parents=True)
+    (d / "www" / "1k.bin").write_bytes(os.urandom(1024))
+    port = free_port()
+    # pytest's temporary directories are private to root: the worker must be root to read them.
+    user = "user root;" if os.getuid() == 0 else ""
+    (d / "nginx.conf").write_text(f"""
+{user}
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{port}; root {d}/www; }}
+}}
+""")
+    p = Process(["/usr/sbin/nginx", "-c", d / "nginx.conf", "-p", d], d / "out.log")
+    wait_port(port)
+    yield port
+    p.kill()
+
+
+def wrk(port, seconds, connections=16, close=False):
+    """Runs wrk against a loopback port; returns (requests, errors text or '')."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/1k.bin"]
+    if close:
+        args[1:1] = ["-H", "Connection: close"]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wrk_result(proc):
+    out = proc.communicate(timeout=120)[0]
+    m = re.search(r"(\d+) requests in", out)
+    requests = int(m.group(1)) if m else 0
+    errors = [l.strip() for l in out.splitlines() if "Socket errors" in l or "Non-2xx" in l]
+    return requests, errors, out

@@ -4,6 +4,7 @@
     peers.py sink PORT          hash all input; after EOF answer "<bytes> <sha256>\n"
     peers.py source PORT SIZE   send SIZE bytes of the test pattern, then close; prints
                                 "sent <n>" lines as it goes (for the slow-reader test)
+    peers.py slowhttp PORT SECS answer each HTTP request after SECS seconds, then close
 """
 import asyncio
 import hashlib
@@ -59,9 +60,26 @@ def source(size):
     return handler
 
 
+def slowhttp(delay):
+    async def handler(reader, writer):
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(delay)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow\n")
+            await writer.drain()
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+    return handler
+
+
 async def main():
     mode, port = sys.argv[1], int(sys.argv[2])
-    handler = {"echo": echo, "sink": sink}.get(mode) or source(int(sys.argv[3]))
+    if mode == "slowhttp":
+        handler = slowhttp(float(sys.argv[3]))
+    else:
+        handler = {"echo": echo, "sink": sink}.get(mode) or source(int(sys.argv[3]))
     server = await asyncio.start_server(handler, "127.0.0.1", port, backlog=2048, limit=1 << 20)
     print("ready", flush=True)
     async with server:

@@ -44,6 +44,7 @@ extension Fastgw {
             lifecycle.installSignalHandlers(daemon: server, loop: group.next())
             logger.notice("gateway ready", metadata: ["agents": "\(config.agents.count)", "tcp_ports": "\(config.tcpPorts.count)"])
             let code = lifecycle.wait()
+            server.context.drain.abandon()
             server.stopAccepting()
             try? control.close().wait()
             ControlServer.remove(path: config.controlSocket)
@@ -73,6 +74,7 @@ extension Fastgw {
                 "agent": "\(config.name)", "gateways": "\(config.gateways.count)", "services": "\(config.services.count)",
             ])
             let code = lifecycle.wait()
+            runner.context.drain.abandon()
             try? control.close().wait()
             ControlServer.remove(path: config.controlSocket)
             try? group.syncShutdownGracefully()

@@ -25,9 +25,40 @@ struct DrainReport: Sendable {
 /// Runs a drain once: `begin` stops new work, then `remaining` is polled until it reaches
 /// zero or the deadline passes, then `end` runs. A second request gets nil (409).
 final class DrainCoordinator: Sendable {
-    private let started = NIOLockedValueBox<EventLoopFuture<DrainReport>?>(nil)
+    private enum State {
+        case idle
+        case running(EventLoopPromise<DrainReport>)
+        case over
+    }
 
-    var isDraining: Bool { started.withLockedValue { $0 != nil } }
+    private let state = NIOLockedValueBox(State.idle)
+
+    var isDraining: Bool {
+        state.withLockedValue { s in
+            if case .idle = s { return false }
+            return true
+        }
+    }
+
+    /// The process is exiting before the drain finished (a second SIGTERM): whoever waits
+    /// for the drain gets an error instead of an answer that would never come.
+    func abandon() {
+        let pending = state.withLockedValue { s -> EventLoopPromise<DrainReport>? in
+            guard case .running(let p) = s else { return nil }
+            s = .over
+            return p
+        }
+        pending?.fail(ControlError.internal("exiting before the drain finished"))
+    }
+
+    private func finish(_ report: DrainReport) {
+        let pending = state.withLockedValue { s -> EventLoopPromise<DrainReport>? in
+            guard case .running(let p) = s else { return nil }
+            s = .over
+            return p
+        }
+        pending?.succeed(report)
+    }
 
     func start(
         timeout: TimeAmount, on loop: EventLoop, what: String,
@@ -35,13 +66,13 @@ final class DrainCoordinator: Sendable {
         remaining: @escaping @Sendable () -> Int,
         end: @escaping @Sendable (DrainReport) -> Void
     ) -> EventLoopFuture<DrainReport>? {
-        let promise = loop.makePromise(of: DrainReport.self)
-        let first = started.withLockedValue { s -> Bool in
-            guard s == nil else { return false }
-            s = promise.futureResult
-            return true
+        let created = state.withLockedValue { s -> EventLoopPromise<DrainReport>? in
+            guard case .idle = s else { return nil }
+            let promise = loop.makePromise(of: DrainReport.self)
+            s = .running(promise)
+            return promise
         }
-        guard first else { return nil }
+        guard let promise = created else { return nil }
         begin()
         let t0 = NIODeadline.now()
         let deadline = t0 + timeout
@@ -52,7 +83,7 @@ final class DrainCoordinator: Sendable {
             task.cancel()
             let report = DrainReport(left: left, what: what, elapsed: now - t0)
             end(report)
-            promise.succeed(report)
+            self.finish(report)
         }
         return promise.futureResult
     }
