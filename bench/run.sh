@@ -72,6 +72,8 @@ openssl rand -hex 32 > "$dir/token"
 cat > "$dir/gateway.toml" <<TOML
 [gateway]
 public_address = "127.0.0.1"
+[control]
+socket = "gateway.sock"
 [tunnel]
 listen = "127.0.0.1:$tunnel_port"
 cert = "gateway.crt"
@@ -87,6 +89,8 @@ name = "bench"
 token_file = "token"
 gateways = ["localhost:$tunnel_port"]
 ca = "ca.crt"
+[control]
+socket = "agent.sock"
 [[service]]
 name = "iperf"
 upstream = "127.0.0.1:$iperf_port"

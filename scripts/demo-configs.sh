@@ -11,6 +11,9 @@ cat > "$dir/gateway.toml" <<TOML
 public_address = "127.0.0.1"
 drain_timeout = "10s"
 
+[control]
+socket = "gateway.sock"
+
 [tunnel]
 listen = "127.0.0.1:$tunnel"
 cert = "gateway.crt"
@@ -28,6 +31,9 @@ token_file = "agent.token"
 gateways = ["localhost:$tunnel"]
 ca = "ca.crt"
 connections = 2
+
+[control]
+socket = "agent.sock"
 
 [[service]]
 name = "web"

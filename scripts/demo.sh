@@ -60,6 +60,11 @@ fastgw demo is running (logs and configs in $dir):
 Try it:
   curl http://127.0.0.1:$public_port/
 
+Manage it (fastgwctl talks to the control sockets):
+  $root/.build/release/fastgwctl --socket $dir/gateway.sock agents
+  $root/.build/release/fastgwctl --socket $dir/agent.sock connections
+  $root/.build/release/fastgwctl --socket $dir/gateway.sock stats
+
 MSG
 echo "First request, just made:"
 curl -sS --max-time 5 "http://127.0.0.1:$public_port/"

@@ -28,7 +28,11 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(conflict.rejected.first?.reason, "remote_port 2222 is already served as service \"ssh\" by agent \"nas\"")
         table.remove(connection: 1)
         XCTAssertEqual(table.entries(port: 2222).map(\.connection), [2])
-        table.revalidate(grants: ["nas": nas])
+        // A narrower grant (after a reload) re-checked against what connection 2 declared.
+        var narrower = lab
+        narrower.allowPorts = []
+        let again = table.register(connection: 2, grant: narrower, services: [ServiceDeclaration(name: "ssh", type: "tcp", remotePort: 2222)])
+        XCTAssertEqual(again.rejected.first?.reason, "remote_port 2222 is not in allow_ports of agent \"lab\"")
         XCTAssertEqual(table.entries(port: 2222).map(\.connection), [])
     }
 

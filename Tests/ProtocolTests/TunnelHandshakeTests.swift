@@ -21,7 +21,7 @@ final class TunnelHandshakeTests: XCTestCase {
         XCTAssertEqual(parser.feed(bytes.prefix(10)), .needMore)
         guard case .complete(let parsed, let rest) = parser.feed(bytes.dropFirst(10) + [1, 2, 3]) else { return XCTFail() }
         XCTAssertEqual(rest, [1, 2, 3], "bytes after the head belong to the next protocol")
-        XCTAssertEqual(TunnelHandshake.evaluate(parsed, grants: grants, draining: false), .success(.init(agent: "nas", instance: "abc")))
+        XCTAssertEqual(TunnelHandshake.evaluate(parsed, grants: grants, draining: false), .success(.init(agent: "nas", instance: "abc", token: "0123456789abcdef0123")))
     }
 
     func testRefusals() {

@@ -58,14 +58,6 @@ public struct TCPRouteTable<ConnectionID: Hashable & Sendable>: Sendable {
         }
     }
 
-    /// Drops entries of an agent whose grant no longer allows them (after a reload).
-    public mutating func revalidate(grants: [String: GatewayConfig.AgentGrant]) {
-        for (port, entries) in byPort {
-            let kept = entries.filter { grants[$0.agent]?.allowPorts.contains(port) ?? false }
-            byPort[port] = kept.isEmpty ? nil : kept
-        }
-    }
-
     public func entries(port: Int) -> [Entry] {
         byPort[port] ?? []
     }
