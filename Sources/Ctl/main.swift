@@ -15,6 +15,6 @@ do {
         Fastgwctl.exit(withError: error)  // --help, --version, completion scripts
     }
     Output.error("fastgwctl: " + Fastgwctl.message(for: error))
-    Output.error(Fastgwctl.usageString())
+    Output.error("usage: " + Fastgwctl.usageString())
     exit(2)
 }

@@ -202,3 +202,32 @@ def test_agent_drain_lets_streams_finish(tunnel, peer):
     out = drain.communicate(timeout=10)[0]
     assert out.startswith("drained:"), out
     assert t.agent.proc.wait(timeout=5) == 0
+
+
+def test_reload_certificate_applies_to_new_handshakes_only(tunnel, peer):
+    echo = peer("echo")
+    t = tunnel(echo.port)
+    t.start_gateway()
+    t.start_agent()
+    # A certificate from a CA the agent does not trust.
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-days", "1",
+                    "-keyout", t.dir / "other.key", "-out", t.dir / "other.crt"], check=True, capture_output=True)
+    gw = (t.dir / "gateway.toml").read_text()
+    (t.dir / "gateway.toml").write_text(gw.replace('cert = "gateway.crt"', 'cert = "other.crt"')
+                                        .replace('key = "gateway.key"', 'key = "other.key"'))
+    t.ctl("reload")
+    # Connections made with the old certificate go on.
+    assert len(t.ctl_json("agents")["agents"][0]["connections"]) == 2
+    s = connect(t.public_port)
+    s.sendall(b"old")
+    s.shutdown(socket.SHUT_WR)
+    assert recv_all(s) == b"old"
+    # A new agent process meets the new certificate and says why it does not trust it.
+    t.agent.kill(signal.SIGKILL)
+    t.start_agent(wait=False)
+    t.agent.wait_for("self-signed certificate|unable to get local issuer|certificate verify failed", timeout=10)
+    # Back to the trusted certificate: the agent gets in by itself.
+    (t.dir / "gateway.toml").write_text(gw)
+    t.ctl("reload")
+    t.wait_registered(timeout=40)

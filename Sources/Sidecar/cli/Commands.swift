@@ -107,6 +107,7 @@ enum Daemon {
     static func bootstrapLogging(label: String, level: Logger.Level) -> Logger {
         RuntimeLogLevel.current = level
         LoggingSystem.bootstrap { label in LogfmtHandler(label: label) }
+        ResourceLimits.raiseOpenFiles()
         return Logger(label: label)
     }
 
