@@ -127,6 +127,7 @@ struct GatewayControl: ControlResponder {
 
     static func rtt(_ t: TimeAmount) -> String {
         let us = t.nanoseconds / 1000
+        if us < 1000 { return "\(us)us" }
         return us < 10_000 ? String(format1: Double(us) / 1000) + "ms" : "\(us / 1000)ms"
     }
 }
