@@ -46,6 +46,7 @@ def test_reload_under_load(tunnel, nginx):
         time.sleep(0.3)
     requests, errors, out = wrk_result(load)
     assert requests > 1000 and not errors, out
+    print(f"wrk: {requests} requests, no errors")
     stats = t.ctl_json("stats")
     assert stats["reloads_total"] == {"ok": 25, "failed": 25}
     # The old (good) config kept serving throughout; it still does.
@@ -74,6 +75,7 @@ def test_rolling_restart_of_two_agents(tunnel, nginx):
         time.sleep(2)
     requests, errors, out = wrk_result(load)
     assert requests > 1000 and not errors, out
+    print(f"wrk: {requests} requests, no errors")
     backends = t.ctl_json("routes")["routes"][0]["backends"]
     assert len(backends) == 4 and not any(b["draining"] for b in backends)
 
