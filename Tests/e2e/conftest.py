@@ -25,8 +25,9 @@ def free_port():
 class Process:
     """A child process whose combined output goes to a log file we can search."""
 
-    def __init__(self, args, log_path, cwd=None):
+    def __init__(self, args, log_path, cwd=None, env=None):
         self.args = [str(a) for a in args]
+        self.env = None if env is None else {**os.environ, **env}
         self.log_path = Path(log_path)
         self.cwd = cwd
         self.proc = None
@@ -34,7 +35,7 @@ class Process:
 
     def start(self):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.cwd)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.cwd, env=self.env)
 
     def text(self):
         return self.log_path.read_text(errors="replace")
@@ -169,13 +170,13 @@ connect_timeout = "2s"
         import json
         return json.loads(self.ctl("--json", *args, agent=agent).stdout)
 
-    def start_gateway(self):
-        self.gateway = Process([BIN, "gateway", "-c", self.dir / "gateway.toml", "--log-level", "debug"], self.dir / "gateway.log")
+    def start_gateway(self, env=None):
+        self.gateway = Process([BIN, "gateway", "-c", self.dir / "gateway.toml", "--log-level", "debug"], self.dir / "gateway.log", env=env)
         self.gateway.wait_for("gateway ready")
         return self.gateway
 
-    def start_agent(self, wait=True):
-        self.agent = Process([BIN, "agent", "-c", self.dir / "agent.toml"], self.dir / "agent.log")
+    def start_agent(self, wait=True, env=None):
+        self.agent = Process([BIN, "agent", "-c", self.dir / "agent.toml"], self.dir / "agent.log", env=env)
         if wait:
             self.wait_registered()
         return self.agent

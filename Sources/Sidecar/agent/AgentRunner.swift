@@ -11,15 +11,27 @@ final class AgentRunner: ManagedDaemon {
     let context: AgentContext
     let group: MultiThreadedEventLoopGroup
     let lifecycle: Lifecycle
+    let notifier: ServiceNotifier
     private let dialers = NIOLockedValueBox<[SlotKey: LoopBoundRef<GatewayDialer>]>([:])
     private let reloadQueue = DispatchQueue(label: "fastgw.agent.reload")
 
     init(config: AgentConfig, logger: Logger, group: MultiThreadedEventLoopGroup, lifecycle: Lifecycle) throws {
         let tls = try TLSContext.client(
             caFile: config.ca, certificateChain: config.clientCert, privateKey: config.clientKey, alpn: ["http/1.1"])
-        self.context = AgentContext(settings: .init(config: config, tls: tls), logger: logger)
+        let context = AgentContext(settings: .init(config: config, tls: tls), logger: logger)
+        self.context = context
         self.group = group
         self.lifecycle = lifecycle
+        self.notifier = ServiceNotifier { AgentRunner.summary(context) }
+    }
+
+    /// The STATUS= line: what an operator sees in `systemctl status`.
+    static func summary(_ context: AgentContext) -> String {
+        let slots = context.slots.all
+        let connected = slots.filter { $0.state == .connected }.count
+        let streams = context.stats.streamsActive.value
+        if context.isDraining { return "draining: \(connected) tunnel connections, \(streams) streams left" }
+        return "serving: \(connected)/\(slots.count) tunnel connections, \(streams) streams"
     }
 
     var logger: Logger { context.logger }
@@ -56,6 +68,8 @@ final class AgentRunner: ManagedDaemon {
     func reload() -> EventLoopFuture<String> {
         let promise = group.next().makePromise(of: String.self)
         reloadQueue.async {
+            self.notifier.reloading()
+            defer { self.notifier.ready() }
             switch self.reloadNow() {
             case .success(let summary):
                 self.context.stats.reloadsOK.add()
@@ -129,6 +143,7 @@ final class AgentRunner: ManagedDaemon {
                 context.logger.notice("drain started", metadata: [
                     "timeout_ms": "\(limit.nanoseconds / 1_000_000)", "streams": "\(context.stats.streamsActive.value)",
                 ])
+                self.notifier.stopping()
                 let keys = self.dialers.withLockedValue { Array($0.keys) }
                 self.stopDialers(keys, deadline: limit + .seconds(1))
             },

@@ -42,6 +42,8 @@ extension Fastgw {
             let control = try ControlServer.bind(
                 path: config.controlSocket, group: group, responder: GatewayControl(server: server), logger: logger)
             lifecycle.installSignalHandlers(daemon: server, loop: group.next())
+            server.notifier.ready()
+            server.notifier.startStatusUpdates(on: group.next())
             logger.notice("gateway ready", metadata: ["agents": "\(config.agents.count)", "tcp_ports": "\(config.tcpPorts.count)"])
             let code = lifecycle.wait()
             server.context.drain.abandon()
@@ -70,6 +72,8 @@ extension Fastgw {
                 path: config.controlSocket, group: group, responder: AgentControl(runner: runner), logger: logger)
             lifecycle.installSignalHandlers(daemon: runner, loop: group.next())
             runner.start()
+            runner.notifier.ready()
+            runner.notifier.startStatusUpdates(on: group.next())
             logger.notice("agent started", metadata: [
                 "agent": "\(config.name)", "gateways": "\(config.gateways.count)", "services": "\(config.services.count)",
             ])

@@ -34,15 +34,27 @@ final class GatewayServer: ManagedDaemon {
     let context: GatewayContext
     let group: MultiThreadedEventLoopGroup
     let lifecycle: Lifecycle
+    let notifier: ServiceNotifier
     private let listeners = NIOLockedValueBox<[Listener]>([])
     /// Reloads run one at a time, off the event loops (binding waits for the socket).
     private let reloadQueue = DispatchQueue(label: "fastgw.gateway.reload")
 
     init(config: GatewayConfig, logger: Logger, group: MultiThreadedEventLoopGroup, lifecycle: Lifecycle) throws {
         let tls = try TLSContext.server(certificateChain: config.tunnel.cert, privateKey: config.tunnel.key, alpn: ["http/1.1"])
-        self.context = GatewayContext(settings: .init(config: config, tls: tls), logger: logger)
+        let context = GatewayContext(settings: .init(config: config, tls: tls), logger: logger)
+        self.context = context
         self.group = group
         self.lifecycle = lifecycle
+        self.notifier = ServiceNotifier { GatewayServer.summary(context) }
+    }
+
+    /// The STATUS= line: what an operator sees in `systemctl status`.
+    static func summary(_ context: GatewayContext) -> String {
+        let connections = context.registry.connections
+        let agents = Set(connections.map(\.agent)).count
+        let open = context.stats.publicConnectionsActive.value
+        if context.isDraining { return "draining: \(open) public connections left" }
+        return "serving: \(agents) agents on \(connections.count) tunnel connections, \(open) public connections"
     }
 
     var logger: Logger { context.logger }
@@ -126,6 +138,8 @@ final class GatewayServer: ManagedDaemon {
     func reload() -> EventLoopFuture<String> {
         let promise = group.next().makePromise(of: String.self)
         reloadQueue.async {
+            self.notifier.reloading()
+            defer { self.notifier.ready() }
             switch self.reloadNow() {
             case .success(let summary):
                 self.context.stats.reloadsOK.add()
@@ -216,6 +230,7 @@ final class GatewayServer: ManagedDaemon {
                     "timeout_ms": "\(limit.nanoseconds / 1_000_000)",
                     "connections": "\(context.stats.publicConnectionsActive.value)",
                 ])
+                self.notifier.stopping()
                 self.stopAccepting()
                 for c in context.registry.connections {
                     c.tunnel.run { ($0.delegate as? GatewayTunnel)?.notify(.draining) }
