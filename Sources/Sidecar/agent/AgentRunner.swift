@@ -66,22 +66,9 @@ final class AgentRunner: ManagedDaemon {
     // MARK: reload
 
     func reload() -> EventLoopFuture<String> {
-        let promise = group.next().makePromise(of: String.self)
-        reloadQueue.async {
-            self.notifier.reloading()
-            defer { self.notifier.ready() }
-            switch self.reloadNow() {
-            case .success(let summary):
-                self.context.stats.reloadsOK.add()
-                self.logger.notice("configuration reloaded", metadata: ["summary": "\(summary)"])
-                promise.succeed(summary)
-            case .failure(let error):
-                self.context.stats.reloadsFailed.add()
-                self.logger.error("reload failed; keeping the running configuration", metadata: ["error": "\(error.message)"])
-                promise.fail(error)
-            }
-        }
-        return promise.futureResult
+        Reloading(queue: reloadQueue, notifier: notifier, logger: logger,
+                  succeeded: context.stats.reloadsOK, failed: context.stats.reloadsFailed)
+            .run(on: group.next()) { self.reloadNow() }
     }
 
     private func reloadNow() -> Result<String, ControlError> {
