@@ -12,6 +12,9 @@ struct AgentControl: ControlResponder {
         if let common = CommonCommands.answer(request, role: role, logger: context.logger) {
             return loop.makeSucceededFuture(common)
         }
+        if let managed = CommonCommands.manage(request, daemon: runner, on: loop) {
+            return managed
+        }
         let json = request.format == .json
         switch request.command {
         case .status:
@@ -22,17 +25,6 @@ struct AgentControl: ControlResponder {
             return loop.makeSucceededFuture(.ok(services(json: json)))
         case .connections:
             return loop.makeSucceededFuture(.ok(connections(json: json)))
-        case .reload:
-            return runner.reload().map { .ok(CommonCommands.reloaded($0, json: json)) }
-        case .drain(let seconds):
-            guard let done = runner.drain(timeout: seconds.map { .seconds(Int64($0)) }) else {
-                return loop.makeSucceededFuture(.error(.conflict("already draining")))
-            }
-            let lifecycle = runner.lifecycle
-            lifecycle.hold()
-            return done.map { report in
-                ControlOutcome(.ok(json ? report.json.serialized() + "\n" : report.text), afterWrite: { lifecycle.release() })
-            }
         default:
             return loop.makeSucceededFuture(.error(.notFound("not an agent command")))
         }

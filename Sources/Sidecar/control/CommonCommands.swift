@@ -36,8 +36,27 @@ enum CommonCommands {
         }
     }
 
-    static func reloaded(_ summary: String, json: Bool) -> String {
-        json ? JSON.object(["reloaded": .bool(true), "summary": .string(summary)]).serialized() + "\n" : summary + "\n"
+    /// `reload` and `drain`, which both daemons run through `ManagedDaemon`. A drain's answer
+    /// holds the process until it has been written.
+    static func manage(_ request: ControlRequest, daemon: ManagedDaemon, on loop: EventLoop) -> EventLoopFuture<ControlOutcome>? {
+        let json = request.format == .json
+        switch request.command {
+        case .reload:
+            return daemon.reload().map { summary in
+                .ok(json ? JSON.object(["reloaded": .bool(true), "summary": .string(summary)]).serialized() + "\n" : summary + "\n")
+            }
+        case .drain(let seconds):
+            guard let done = daemon.drain(timeout: seconds.map { .seconds(Int64($0)) }) else {
+                return loop.makeSucceededFuture(.error(.conflict("already draining")))
+            }
+            let lifecycle = daemon.lifecycle
+            lifecycle.hold()
+            return done.map { report in
+                ControlOutcome(.ok(json ? report.json.serialized() + "\n" : report.text), afterWrite: { lifecycle.release() })
+            }
+        default:
+            return nil
+        }
     }
 
     static func ms(_ t: TimeAmount) -> Int { Int(t.nanoseconds / 1_000_000) }

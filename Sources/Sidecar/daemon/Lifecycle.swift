@@ -9,6 +9,7 @@ import Glibc
 
 /// What a running daemon offers its signal handlers and control socket.
 protocol ManagedDaemon: AnyObject, Sendable {
+    var lifecycle: Lifecycle { get }
     /// Re-reads the config file; the future fails with a `ControlError` (422 for an invalid
     /// config) and the old config keeps serving.
     func reload() -> EventLoopFuture<String>

@@ -12,6 +12,9 @@ struct GatewayControl: ControlResponder {
         if let common = CommonCommands.answer(request, role: role, logger: context.logger) {
             return loop.makeSucceededFuture(common)
         }
+        if let managed = CommonCommands.manage(request, daemon: server, on: loop) {
+            return managed
+        }
         let json = request.format == .json
         switch request.command {
         case .status:
@@ -22,17 +25,6 @@ struct GatewayControl: ControlResponder {
             return loop.makeSucceededFuture(.ok(agents(json: json)))
         case .routes:
             return loop.makeSucceededFuture(.ok(routes(json: json)))
-        case .reload:
-            return server.reload().map { .ok(CommonCommands.reloaded($0, json: json)) }
-        case .drain(let seconds):
-            guard let done = server.drain(timeout: seconds.map { .seconds(Int64($0)) }) else {
-                return loop.makeSucceededFuture(.error(.conflict("already draining")))
-            }
-            let lifecycle = server.lifecycle
-            lifecycle.hold()
-            return done.map { report in
-                ControlOutcome(.ok(json ? report.json.serialized() + "\n" : report.text), afterWrite: { lifecycle.release() })
-            }
         default:
             return loop.makeSucceededFuture(.error(.notFound("not a gateway command")))
         }
