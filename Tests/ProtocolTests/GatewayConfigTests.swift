@@ -39,6 +39,33 @@ final class GatewayConfigTests: XCTestCase {
         XCTAssertEqual(config.agents.first?.token, token, "trailing newline of token_file is not part of the token")
         XCTAssertEqual(config.tcpPorts.map(\.listen), [HostPort(host: "0.0.0.0", port: 2222), HostPort(host: "0.0.0.0", port: 5432)])
         XCTAssertEqual(config.controlSocket, "/run/fastgw/gateway.sock")
+        XCTAssertEqual(config.startupWait, .seconds(5))
+        XCTAssertFalse(config.accessLog)
+    }
+
+    func testStartupWaitAccessLogAndReservedListenerNames() throws {
+        let base = """
+            [gateway]
+            startup_wait = "2s"
+            [log]
+            access = true
+            [tunnel]
+            cert = "a"
+            key = "b"
+            [[agent]]
+            name = "a"
+            token = "\(token)"
+            """
+        let config = try parse(base).get()
+        XCTAssertEqual(config.startupWait, .seconds(2))
+        XCTAssertTrue(config.accessLog)
+        let errs = errors(base + """
+
+            [[listener]]
+            name = "control"
+            listen = "127.0.0.1:9000"
+            """)
+        XCTAssertEqual(errs, ["/etc/fastgw/gateway.toml:12: listener \"control\": listener name \"control\" is reserved for the built-in control listener"])
     }
 
     func testErrorsCarryTheLineOfTheOffendingKey() {

@@ -15,6 +15,8 @@ public struct AgentConfig: Equatable, Sendable {
     public var drainTimeout: Duration = .seconds(30)
     public var tuning = TunnelTuning()
     public var controlSocket: String = "/run/fastgw/agent.sock"
+    /// One journal record per stream the agent connects (off: journald rate-limits busy services).
+    public var accessLog = false
     public var services: [Service] = []
     /// Lines of keys whose values are checked later, outside this parser (`agent.ca`, `agent.cert`, `agent.key`).
     public var sourceLines: [String: Int] = [:]
@@ -87,6 +89,11 @@ extension AgentConfig {
         if var c = root.table("control") {
             if let s = c.string("socket") { config.controlSocket = Paths.resolve(s, against: base) }
             c.rejectUnknownKeys()
+        }
+
+        if var l = root.table("log") {
+            if let a = l.bool("access") { config.accessLog = a }
+            l.rejectUnknownKeys()
         }
 
         var names = Set<String>()

@@ -2,6 +2,11 @@
 public struct GatewayConfig: Equatable, Sendable {
     public var file: String
     public var drainTimeout: Duration = .seconds(30)
+    /// After start, how long a public listener holds its connections (unaccepted, queued in
+    /// the kernel) until an agent serves its port, so a restart does not turn clients away.
+    public var startupWait: Duration = .seconds(5)
+    /// One journal record per public connection (off: journald rate-limits busy services).
+    public var accessLog = false
     /// Address TCP service ports are bound on when no `[[listener]]` names that port.
     public var publicAddress: String = "0.0.0.0"
     public var tunnel: Tunnel
@@ -56,6 +61,9 @@ public struct GatewayConfig: Equatable, Sendable {
         return out
     }
 
+    /// Names of the listeners every gateway has; a `[[listener]]` cannot take them.
+    public static let reservedListenerNames = ["tunnel", "control"]
+
     public func agent(named name: String) -> AgentGrant? {
         agents.first { $0.name == name }
     }
@@ -77,6 +85,7 @@ extension GatewayConfig {
         if var g = root.table("gateway") {
             if let d = g.duration("drain_timeout") { gateway.drainTimeout = d }
             if let a = g.string("public_address") { gateway.publicAddress = a }
+            if let d = g.duration("startup_wait") { gateway.startupWait = d }
             g.rejectUnknownKeys()
         }
 
@@ -102,10 +111,19 @@ extension GatewayConfig {
             c.rejectUnknownKeys()
         }
 
+        if var l = root.table("log") {
+            if let a = l.bool("access") { gateway.accessLog = a }
+            l.rejectUnknownKeys()
+        }
+
         var listenerNames = Set<String>()
         var listenerPorts = Set<Int>()
         for var l in root.tables("listener") {
             let name = l.entryName(kind: "listener", seen: &listenerNames)
+            if GatewayConfig.reservedListenerNames.contains(name) {
+                // systemd's FileDescriptorName= tells listeners apart by these names.
+                l.error("name", "listener name \"\(name)\" is reserved for the built-in \(name) listener")
+            }
             let proto = l.string("protocol") ?? "tcp"
             let listen = l.hostPort("listen")
             if !l.has("listen") { l.error("listen", "listen is required") }

@@ -127,19 +127,19 @@ final class AgentRunner: ManagedDaemon {
         return context.drain.start(
             timeout: limit, on: loop, what: "tunnel connections",
             begin: {
-                context.logger.notice("drain started", metadata: [
+                context.logger.notice("drain started", metadata: .event(.drainStarted, [
                     "timeout_ms": "\(limit.nanoseconds / 1_000_000)", "streams": "\(context.stats.streamsActive.value)",
-                ])
+                ]))
                 self.notifier.stopping()
                 let keys = self.dialers.withLockedValue { Array($0.keys) }
                 self.stopDialers(keys, deadline: limit + .seconds(1))
             },
             remaining: { context.stats.tunnelConnectionsActive.value },
             end: { report in
-                context.logger.notice("drain finished", metadata: [
+                context.logger.notice("drain finished", metadata: .event(.drainFinished, [
                     "left": "\(report.left)", "streams_left": "\(context.stats.streamsActive.value)",
                     "elapsed_ms": "\(report.elapsed.nanoseconds / 1_000_000)",
-                ])
+                ]))
                 for t in context.slots.liveTunnels { t.run { $0.close(reason: "agent drained") } }
                 lifecycle.drainFinished(on: loop)
             })

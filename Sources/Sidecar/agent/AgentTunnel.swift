@@ -55,7 +55,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
                 }
                 logger.info("services registered", metadata: ["accepted": "\(accepted.joined(separator: ","))"])
                 for r in rejected {
-                    logger.error("gateway rejected service", metadata: ["service": "\(r.name)", "reason": "\(r.reason)"])
+                    logger.error("gateway rejected service", metadata: .event(.registrationRejected, ["service": "\(r.name)", "reason": "\(r.reason)"]))
                 }
             case .draining:
                 slots.update(slot) { $0.gatewayDraining = true }
@@ -89,6 +89,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
         let client = headers["fastgw-client"] ?? "?"
         let logger = agent.logger
         let started = NIODeadline.now()
+        let access = agent.settings.config.accessLog
         let counters = stats.services.counters(for: service.name)
         bridge.meter = ByteMeter(counters: counters, socketIsClient: false)
         let slots = agent.slots
@@ -97,12 +98,14 @@ final class AgentTunnel: TunnelConnectionDelegate {
             stats.streamsActive.subtract()
             counters.connectionsActive.subtract()
             slots.update(slot) { $0.streams -= 1 }
-            logger.debug("upstream connection closed", metadata: [
-                "service": "\(service.name)", "client": "\(client)",
+            // The access record: journald rate-limits, so only when `[log] access` asks for it.
+            let level: Logger.Level = access ? .info : .debug
+            logger.log(level: level, "upstream connection closed", metadata: .event(.connectionClosed, [
+                "service": "\(service.name)", "client": "\(client)", "stream": "\(id)",
                 "bytes_in": "\(summary.bytesToSocket)", "bytes_out": "\(summary.bytesFromSocket)",
                 "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
-                "aborted": "\(summary.abortReason ?? "no")",
-            ])
+                "status": "\(summary.abortReason.map { "aborted: \($0)" } ?? "ok")",
+            ]))
         }
 
         let bootstrap = ClientBootstrap(group: loop)

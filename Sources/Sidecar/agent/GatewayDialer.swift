@@ -128,7 +128,7 @@ final class GatewayDialer {
             s.gatewayDraining = false
             s.tunnel = LoopBoundRef(tunnel, eventLoop: self.loop)
         }
-        logger.notice("connected to gateway", metadata: ["carrier": "h2"])
+        logger.notice("connected to gateway", metadata: .event(.agentConnected, ["carrier": "h2"]))
         if stopped { tunnel.shutdownGracefully() }
         let me = self.me
         let stats = agent.stats
@@ -155,7 +155,8 @@ final class GatewayDialer {
         let delay = authFailure ? backoff.afterAuthFailure(unit: unit) : backoff.next(unit: unit)
         let ms = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
         let level: Logger.Level = authFailure ? .error : .warning
-        logger.log(level: level, "\(reason); reconnecting", metadata: ["retry_in_ms": "\(ms)"])
+        let event: KeyEvent = authFailure ? .registrationRejected : .agentDisconnected
+        logger.log(level: level, "\(reason); reconnecting", metadata: .event(event, ["retry_in_ms": "\(ms)"]))
         agent.slots.update(key) { s in
             s.state = .waiting
             s.tunnel = nil

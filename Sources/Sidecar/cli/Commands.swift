@@ -21,6 +21,13 @@ struct CommonOptions: ParsableArguments {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
+
+    @Option(help: "Where logs go: auto (the journal when stderr is connected to it), journal, stderr.")
+    var logTarget: LogTarget = .auto
+}
+
+enum LogTarget: String, ExpressibleByArgument, CaseIterable {
+    case auto, journal, stderr
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
@@ -31,25 +38,33 @@ extension Fastgw {
         @OptionGroup var options: CommonOptions
 
         func run() throws {
-            let logger = Daemon.bootstrapLogging(label: "fastgw-gateway", level: options.logLevel)
+            let logger = Daemon.bootstrapLogging(role: "gateway", options: options)
             guard case .gateway(let config) = try Daemon.load(options.config, logger: logger) else {
                 throw Daemon.wrongRole(options.config, expected: "gateway")
             }
+            let activation = try SocketActivation.fromEnvironment()
+            let plan = try activation.startupPlan(GatewayServer.wanted(for: config))
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
             let lifecycle = Lifecycle(loop: group.next(), logger: logger)
-            let server = try GatewayServer(config: config, logger: logger, group: group, lifecycle: lifecycle)
-            try server.start()
+            let server = try GatewayServer(
+                config: config, logger: logger, group: group, lifecycle: lifecycle, activation: activation)
+            try server.start(plan: plan)
             let control = try ControlServer.bind(
-                path: config.controlSocket, group: group, responder: GatewayControl(server: server), logger: logger)
+                path: config.controlSocket, inherited: plan.claims["control"], group: group,
+                responder: GatewayControl(server: server), logger: logger)
             lifecycle.installSignalHandlers(daemon: server, loop: group.next())
+            let watchdog = Watchdog.start(group: group, logger: logger)
             server.notifier.ready()
             server.notifier.startStatusUpdates(on: group.next())
-            logger.notice("gateway ready", metadata: ["agents": "\(config.agents.count)", "tcp_ports": "\(config.tcpPorts.count)"])
+            logger.notice("gateway ready", metadata: [
+                "agents": "\(config.agents.count)", "tcp_ports": "\(config.tcpPorts.count)",
+                "inherited_sockets": "\(activation.inherited.count)",
+            ])
             let code = lifecycle.wait()
+            watchdog?.stop()
             server.context.drain.abandon()
             server.stopAccepting()
-            try? control.close().wait()
-            ControlServer.remove(path: config.controlSocket)
+            control.close()
             try? group.syncShutdownGracefully()
             logger.notice("gateway stopped")
             if code != 0 { throw ExitCode(code) }
@@ -61,16 +76,21 @@ extension Fastgw {
         @OptionGroup var options: CommonOptions
 
         func run() throws {
-            let logger = Daemon.bootstrapLogging(label: "fastgw-agent", level: options.logLevel)
+            let logger = Daemon.bootstrapLogging(role: "agent", options: options)
             guard case .agent(let config) = try Daemon.load(options.config, logger: logger) else {
                 throw Daemon.wrongRole(options.config, expected: "agent")
             }
+            // The agent listens only on its control socket.
+            let activation = try SocketActivation.fromEnvironment()
+            let plan = try activation.startupPlan([SocketActivation.wanted(name: "control", unixPath: config.controlSocket)])
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
             let lifecycle = Lifecycle(loop: group.next(), logger: logger)
             let runner = try AgentRunner(config: config, logger: logger, group: group, lifecycle: lifecycle)
             let control = try ControlServer.bind(
-                path: config.controlSocket, group: group, responder: AgentControl(runner: runner), logger: logger)
+                path: config.controlSocket, inherited: plan.claims["control"], group: group,
+                responder: AgentControl(runner: runner), logger: logger)
             lifecycle.installSignalHandlers(daemon: runner, loop: group.next())
+            let watchdog = Watchdog.start(group: group, logger: logger)
             runner.start()
             runner.notifier.ready()
             runner.notifier.startStatusUpdates(on: group.next())
@@ -78,9 +98,9 @@ extension Fastgw {
                 "agent": "\(config.name)", "gateways": "\(config.gateways.count)", "services": "\(config.services.count)",
             ])
             let code = lifecycle.wait()
+            watchdog?.stop()
             runner.context.drain.abandon()
-            try? control.close().wait()
-            ControlServer.remove(path: config.controlSocket)
+            control.close()
             try? group.syncShutdownGracefully()
             logger.notice("agent stopped")
             if code != 0 { throw ExitCode(code) }
@@ -108,11 +128,14 @@ extension Fastgw {
 }
 
 enum Daemon {
-    static func bootstrapLogging(label: String, level: Logger.Level) -> Logger {
-        RuntimeLogLevel.current = level
-        LoggingSystem.bootstrap { label in LogfmtHandler(label: label) }
+    static func bootstrapLogging(role: String, options: CommonOptions) -> Logger {
+        RuntimeLogLevel.current = options.logLevel
+        let journal = options.logTarget == .journal || (options.logTarget == .auto && JournalLogHandler.stderrIsJournal)
+        LoggingSystem.bootstrap { label in
+            journal ? JournalLogHandler(label: label, role: role) as any LogHandler : LogfmtHandler(label: label)
+        }
         ResourceLimits.raiseOpenFiles()
-        return Logger(label: label)
+        return Logger(label: "fastgw-\(role)")
     }
 
     static func load(_ path: String, logger: Logger) throws -> ConfigLoading.Loaded {

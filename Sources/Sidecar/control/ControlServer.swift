@@ -14,14 +14,59 @@ enum ControlServer {
     static let maxConnections = 1024
     static let idleTimeout = TimeAmount.seconds(300)
 
-    static func bind(path: String, group: EventLoopGroup, responder: ControlResponder, logger: Logger) throws -> Channel {
+    /// The bound (or inherited) socket; `close()` removes the file only if this process made it.
+    struct Listening: Sendable {
+        let channel: Channel
+        let path: String
+        let inherited: Bool
+
+        func close() {
+            try? channel.close().wait()
+            if !inherited { ControlServer.remove(path: path) }
+        }
+    }
+
+    /// Adopts `inherited` when systemd passed the socket (it owns the file and its mode);
+    /// binds `path` otherwise.
+    static func bind(
+        path: String, inherited: InheritedListener?, group: EventLoopGroup, responder: ControlResponder, logger: Logger
+    ) throws -> Listening {
+        let bootstrap = makeBootstrap(group: group, responder: responder, logger: logger)
+        if let inherited {
+            let channel = try SocketActivation.adopt(inherited, with: bootstrap)
+            logger.info("listening", metadata: [
+                "listener": "control socket", "address": "\(inherited.address)", "activation": "fd \(inherited.fd) \(inherited.name)",
+            ])
+            if inherited.address != .unix(path: path) {
+                logger.warning("the inherited control socket is not at the configured [control] socket path; fastgwctl needs --socket", metadata: [
+                    "inherited": "\(inherited.address)", "configured": "\(path)",
+                ])
+            }
+            return Listening(channel: channel, path: path, inherited: true)
+        }
         do {
             try prepare(path: path)
         } catch {
             throw StartupError("control socket \(path): \(error)")
         }
+        let channel: Channel
+        do {
+            channel = try bootstrap.bind(unixDomainSocketPath: path).wait()
+        } catch {
+            throw StartupError("control socket \(path): cannot listen: \(error)")
+        }
+        guard chmod(path, 0o660) == 0 else {
+            let reason = String(cString: strerror(errno))
+            channel.close(promise: nil)
+            throw StartupError("control socket \(path): cannot set mode 0660: \(reason)")
+        }
+        logger.info("listening", metadata: ["listener": "control socket", "address": "\(path)"])
+        return Listening(channel: channel, path: path, inherited: false)
+    }
+
+    private static func makeBootstrap(group: EventLoopGroup, responder: ControlResponder, logger: Logger) -> ServerBootstrap {
         let active = Counter()
-        let bootstrap = ServerBootstrap(group: group)
+        return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
@@ -36,19 +81,6 @@ enum ControlServer {
                     }
                 }
             }
-        let channel: Channel
-        do {
-            channel = try bootstrap.bind(unixDomainSocketPath: path).wait()
-        } catch {
-            throw StartupError("control socket \(path): cannot listen: \(error)")
-        }
-        guard chmod(path, 0o660) == 0 else {
-            let reason = String(cString: strerror(errno))
-            channel.close(promise: nil)
-            throw StartupError("control socket \(path): cannot set mode 0660: \(reason)")
-        }
-        logger.info("listening", metadata: ["listener": "control socket", "address": "\(path)"])
-        return channel
     }
 
     /// Creates the directory if needed and removes a socket file nobody answers on.

@@ -20,11 +20,11 @@ struct Reloading: Sendable {
             switch body() {
             case .success(let summary):
                 succeeded.add()
-                logger.notice("configuration reloaded", metadata: ["summary": "\(summary)"])
+                logger.notice("configuration reloaded", metadata: .event(.reloadSucceeded, ["summary": "\(summary)"]))
                 promise.succeed(summary)
             case .failure(let error):
                 failed.add()
-                logger.error("reload failed; keeping the running configuration", metadata: ["error": "\(error.message)"])
+                logger.error("reload failed; keeping the running configuration", metadata: .event(.reloadFailed, ["error": "\(error.message)"]))
                 promise.fail(error)
             }
         }

@@ -144,6 +144,13 @@ final class GatewayRegistry: Sendable {
         }
     }
 
+    /// Whether some live (not draining) connection serves `port`.
+    func serves(port: Int) -> Bool {
+        state.withLockedValue { s in
+            s.routes.entries(port: port).contains { s.connections[$0.connection]?.draining == false }
+        }
+    }
+
     func streamEnded(_ id: ConnectionID) {
         state.withLockedValue { s in
             if let n = s.connections[id]?.streams, n > 0 { s.connections[id]?.streams = n - 1 }

@@ -35,16 +35,21 @@ final class GatewayServer: ManagedDaemon {
     let group: MultiThreadedEventLoopGroup
     let lifecycle: Lifecycle
     let notifier: ServiceNotifier
+    let activation: SocketActivation
     private let listeners = NIOLockedValueBox<[Listener]>([])
     /// Reloads run one at a time, off the event loops (binding waits for the socket).
     private let reloadQueue = DispatchQueue(label: "fastgw.gateway.reload")
 
-    init(config: GatewayConfig, logger: Logger, group: MultiThreadedEventLoopGroup, lifecycle: Lifecycle) throws {
+    init(
+        config: GatewayConfig, logger: Logger, group: MultiThreadedEventLoopGroup, lifecycle: Lifecycle,
+        activation: SocketActivation
+    ) throws {
         let tls = try TLSContext.server(certificateChain: config.tunnel.cert, privateKey: config.tunnel.key, alpn: ["http/1.1"])
         let context = GatewayContext(settings: .init(config: config, tls: tls), logger: logger)
         self.context = context
         self.group = group
         self.lifecycle = lifecycle
+        self.activation = activation
         self.notifier = ServiceNotifier { GatewayServer.summary(context) }
     }
 
@@ -59,16 +64,22 @@ final class GatewayServer: ManagedDaemon {
 
     var logger: Logger { context.logger }
 
-    /// Binds everything; a port that cannot be bound is a start-up error naming the listener.
-    func start() throws {
+    /// Binds or adopts everything (`plan` says which inherited socket each listener takes); a
+    /// port that cannot be bound is a start-up error naming the listener. Public listeners
+    /// hold their first connections until an agent serves their port (`startup_wait`).
+    func start(plan: ListenerMatching.Plan) throws {
         var bound: [Listener] = []
         do {
-            for spec in Self.specs(for: context.settings.config) { bound.append(try bind(spec)) }
+            for spec in Self.specs(for: context.settings.config) {
+                bound.append(try bind(spec, inherited: plan.claims[spec.name], held: spec.kind == .tcp))
+            }
         } catch {
             bound.forEach { $0.channel.close(promise: nil) }
             throw error
         }
         listeners.withLockedValue { $0 = bound }
+        StartupHold(registry: context.registry, logger: logger, wait: TimeAmount(context.settings.config.startupWait))
+            .release(bound.filter { $0.kind == .tcp }.map { ($0.channel, $0.address.port) }, on: group.next())
     }
 
     static func specs(for config: GatewayConfig) -> [Spec] {
@@ -76,17 +87,37 @@ final class GatewayServer: ManagedDaemon {
             + config.tcpPorts.map { Spec(kind: .tcp, name: $0.name, address: $0.listen) }
     }
 
+    /// Every listener as socket activation matches it, the control socket included.
+    static func wanted(for config: GatewayConfig) -> [WantedListener] {
+        specs(for: config).map { SocketActivation.wanted(name: $0.name, address: $0.address) }
+            + [SocketActivation.wanted(name: "control", unixPath: config.controlSocket)]
+    }
+
     var boundListeners: [Listener] { listeners.withLockedValue { $0 } }
 
     // MARK: binding
 
-    private func bind(_ spec: Spec) throws -> Listener {
-        let bootstrap: ServerBootstrap
+    /// `held`: the listener starts with accepting paused; `StartupHold` resumes it.
+    private func bind(_ spec: Spec, inherited: InheritedListener?, held: Bool = false) throws -> Listener {
+        var bootstrap: ServerBootstrap
         switch spec.kind {
         case .tunnel: bootstrap = tunnelBootstrap()
         case .tcp: bootstrap = tcpBootstrap(name: spec.name, port: spec.address.port)
         }
+        if held { bootstrap = bootstrap.serverChannelOption(.autoRead, value: false) }
         let what = spec.kind == .tunnel ? "tunnel listener" : "listener \"\(spec.name)\""
+        if let inherited {
+            let channel: Channel
+            do {
+                channel = try SocketActivation.adopt(inherited, with: bootstrap)
+            } catch {
+                throw StartupError("\(what): \(error)")
+            }
+            logger.info("listening", metadata: [
+                "listener": "\(what)", "address": "\(inherited.address)", "activation": "fd \(inherited.fd) \(inherited.name)",
+            ])
+            return Listener(kind: spec.kind, name: spec.name, address: spec.address, channel: channel)
+        }
         do {
             let channel = try bootstrap.bind(host: spec.address.host, port: spec.address.port).wait()
             logger.info("listening", metadata: ["listener": "\(what)", "address": "\(spec.address)"])
@@ -162,10 +193,11 @@ final class GatewayServer: ManagedDaemon {
         }
         let current = boundListeners
         let wanted = Self.specs(for: config)
+        let plan = activation.plan(Self.wanted(for: config))
         var added: [Listener] = []
         for spec in wanted where !current.contains(where: { $0.key == spec.key }) {
             do {
-                added.append(try bind(spec))
+                added.append(try bind(spec, inherited: plan.claims[spec.name]))
             } catch {
                 added.forEach { $0.channel.close(promise: nil) }
                 return .failure(.invalidConfig("\(path): \(error)"))
@@ -213,10 +245,10 @@ final class GatewayServer: ManagedDaemon {
         return context.drain.start(
             timeout: limit, on: loop, what: "public connections",
             begin: {
-                context.logger.notice("drain started", metadata: [
+                context.logger.notice("drain started", metadata: .event(.drainStarted, [
                     "timeout_ms": "\(limit.nanoseconds / 1_000_000)",
                     "connections": "\(context.stats.publicConnectionsActive.value)",
-                ])
+                ]))
                 self.notifier.stopping()
                 self.stopAccepting()
                 for c in context.registry.connections {
@@ -225,9 +257,9 @@ final class GatewayServer: ManagedDaemon {
             },
             remaining: { context.stats.publicConnectionsActive.value },
             end: { report in
-                context.logger.notice("drain finished", metadata: [
+                context.logger.notice("drain finished", metadata: .event(.drainFinished, [
                     "left": "\(report.left)", "elapsed_ms": "\(report.elapsed.nanoseconds / 1_000_000)",
-                ])
+                ]))
                 for c in context.registry.connections {
                     c.tunnel.run { $0.close(reason: "gateway drained") }
                 }

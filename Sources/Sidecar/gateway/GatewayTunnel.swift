@@ -28,7 +28,7 @@ final class GatewayTunnel: TunnelConnectionDelegate {
             agent: accepted.agent, instance: accepted.instance, remote: remote, token: accepted.token, tunnel: ref)
         self.id = id
         logger[metadataKey: "connection"] = "\(id)"
-        logger.notice("agent connected", metadata: ["instance": "\(accepted.instance)", "carrier": "h2"])
+        logger.notice("agent connected", metadata: .event(.agentConnected, ["instance": "\(accepted.instance)", "carrier": "h2"]))
 
         let control = ControlStream(connection: connection)
         control.onMessage = { [unowned self] message in self.handle(message) }
@@ -48,7 +48,7 @@ final class GatewayTunnel: TunnelConnectionDelegate {
         guard let id, case .register(let services) = message else { return }
         let (accepted, rejected) = gateway.registry.register(id, services: services)
         for r in rejected {
-            logger.warning("service registration rejected", metadata: ["service": "\(r.name)", "reason": "\(r.reason)"])
+            logger.warning("service registration rejected", metadata: .event(.registrationRejected, ["service": "\(r.name)", "reason": "\(r.reason)"]))
         }
         logger.info("services registered", metadata: ["accepted": "\(accepted.joined(separator: ","))"])
         control?.send(.registered(accepted: accepted, rejected: rejected))
@@ -78,6 +78,6 @@ final class GatewayTunnel: TunnelConnectionDelegate {
         guard let id else { return }
         gateway.registry.remove(id)
         control = nil
-        logger.notice("agent disconnected", metadata: ["reason": "\(reason)"])
+        logger.notice("agent disconnected", metadata: .event(.agentDisconnected, ["reason": "\(reason)"]))
     }
 }

@@ -119,6 +119,7 @@ final class TCPIngress: ChannelInboundHandler {
         service.connectionsTotal.add()
         link.attach(s.bridge)
         let linkRef = link.ref
+        let streamID = link.streamID
         let started = NIODeadline.now()
         s.bridge.run { bridge in
             bridge.meter = ByteMeter(counters: service, socketIsClient: true)
@@ -126,12 +127,15 @@ final class TCPIngress: ChannelInboundHandler {
                 registry.streamEnded(route.connection)
                 stats.streamsActive.subtract()
                 service.connectionsActive.subtract()
-                logger.debug("tcp connection closed", metadata: [
+                // The access record: journald rate-limits, so only when `[log] access` asks for it.
+                let access = s.gateway.settings.config.accessLog
+                logger.log(level: access ? .info : .debug, "tcp connection closed", metadata: .event(.connectionClosed, [
                     "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)",
+                    "listener": "\(s.listener)", "stream": "\(streamID)",
                     "bytes_in": "\(summary.bytesFromSocket)", "bytes_out": "\(summary.bytesToSocket)",
                     "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
-                    "aborted": "\(summary.abortReason ?? "no")",
-                ])
+                    "status": "\(summary.abortReason.map { "aborted: \($0)" } ?? "ok")",
+                ]))
             }
             bridge.attach(linkRef)
         }

@@ -66,9 +66,9 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
         finished = true
         timeout?.cancel()
         gateway.stats.handshakesRefused.add(String(rejection.status))
-        gateway.logger.notice("tunnel connection refused", metadata: [
+        gateway.logger.notice("tunnel connection refused", metadata: .event(.registrationRejected, [
             "client": "\(remote)", "status": "\(rejection.status)", "reason": "\(rejection.reason)",
-        ])
+        ]))
         let bytes = context.channel.allocator.buffer(bytes: TunnelHandshake.refusal(rejection))
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in ctx.value.close(promise: nil) }

@@ -4,16 +4,13 @@ import Logging
 import Glibc
 #endif
 
-/// swift-log handler writing one logfmt line per event to stderr:
-/// `level=info msg="agent connected" agent=office-nas carrier=h2`.
-struct LogfmtHandler: LogHandler {
-    var metadata: Logger.Metadata = [:]
-    let label: String
+/// What fastgw's two log handlers (logfmt, journal) share: the process-wide level and the
+/// logger's own metadata under the event's.
+protocol FastgwLogHandler: LogHandler {
+    var metadata: Logger.Metadata { get set }
+}
 
-    init(label: String) {
-        self.label = label
-    }
-
+extension FastgwLogHandler {
     /// Process-wide, so that `log-level` reaches every logger already handed out.
     var logLevel: Logger.Level {
         get { RuntimeLogLevel.current }
@@ -25,9 +22,24 @@ struct LogfmtHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    func merged(_ event: LogEvent) -> Logger.Metadata {
+        event.metadata.map { metadata.merging($0) { _, new in new } } ?? metadata
+    }
+}
+
+/// swift-log handler writing one logfmt line per event to stderr:
+/// `level=info msg="agent connected" agent=office-nas carrier=h2`.
+struct LogfmtHandler: FastgwLogHandler {
+    var metadata: Logger.Metadata = [:]
+    let label: String
+
+    init(label: String) {
+        self.label = label
+    }
+
     func log(event: LogEvent) {
         var text = "level=\(event.level.rawValue) msg=\(Self.quote(event.message.description))"
-        let merged = event.metadata.map { metadata.merging($0) { _, new in new } } ?? metadata
+        let merged = merged(event)
         for key in merged.keys.sorted() {
             text += " \(key)=\(Self.quote("\(merged[key]!)"))"
         }

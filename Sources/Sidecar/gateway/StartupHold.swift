@@ -1,0 +1,35 @@
+import Logging
+import NIOCore
+
+/// Right after start no agent has connected yet, and a public connection accepted now would
+/// find nobody serving its port and be closed. So public listeners start with accepting
+/// paused: the kernel queues the connections (in systemd's socket across a restart) and each
+/// listener resumes once an agent serves its port, or when `wait` has passed.
+struct StartupHold: Sendable {
+    let registry: GatewayRegistry
+    let logger: Logger
+    let wait: TimeAmount
+    /// How often held ports are checked against the registry while the hold lasts.
+    static let checkInterval = TimeAmount.milliseconds(20)
+
+    func release(_ held: [(channel: Channel, port: Int)], on loop: EventLoop) {
+        let deadline = NIODeadline.now() + wait
+        let registry = registry
+        let logger = logger
+        loop.execute {
+            let pending = NIOLoopBoundBox(held, eventLoop: loop)
+            loop.scheduleRepeatedTask(initialDelay: .zero, delay: Self.checkInterval) { task in
+                let expired = NIODeadline.now() >= deadline
+                pending.value.removeAll { listener in
+                    guard expired || registry.serves(port: listener.port) else { return false }
+                    if expired && !registry.serves(port: listener.port) {
+                        logger.notice("no agent serves this port yet; accepting anyway", metadata: ["port": "\(listener.port)"])
+                    }
+                    listener.channel.setOption(.autoRead, value: true).whenFailure { _ in }
+                    return true
+                }
+                if pending.value.isEmpty { task.cancel() }
+            }
+        }
+    }
+}

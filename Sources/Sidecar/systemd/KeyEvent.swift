@@ -1,0 +1,41 @@
+import Logging
+
+/// The events an operator searches the journal for, each with a fixed `MESSAGE_ID`
+/// (`journalctl MESSAGE_ID=…`, listed in fastgw(8)). A log call tags one with the `event`
+/// metadata key; logfmt shows it as `event=agent_connected`.
+enum KeyEvent: String, CaseIterable, Sendable {
+    case agentConnected = "agent_connected"
+    case agentDisconnected = "agent_disconnected"
+    case registrationRejected = "registration_rejected"
+    case reloadSucceeded = "reload_succeeded"
+    case reloadFailed = "reload_failed"
+    case drainStarted = "drain_started"
+    case drainFinished = "drain_finished"
+    /// A per-connection access record (`[log] access = true`).
+    case connectionClosed = "connection_closed"
+
+    /// Never change one: saved journal queries and alerts depend on them.
+    var messageID: String {
+        switch self {
+        case .agentConnected: return "37230ba8e0c54c2aa31e0780843b5a78"
+        case .agentDisconnected: return "33ea9bc2e70a469b88759c6b6f7ddcf1"
+        case .registrationRejected: return "de7c71c2dcb944f3bad6d1cbfce97b11"
+        case .reloadSucceeded: return "987a0cfd4d5c43a78b383faf5c208709"
+        case .reloadFailed: return "7e078716366c4d4eab5483b40ce5532a"
+        case .drainStarted: return "03daa613a6a64241aab03a56e189a708"
+        case .drainFinished: return "6f8e311b55d24a209641846c26f9e86b"
+        case .connectionClosed: return "d3ccd93489524827ae2bc09fa854189c"
+        }
+    }
+
+    static let metadataKey = "event"
+}
+
+extension Logger.Metadata {
+    /// `metadata` tagged with a key event.
+    static func event(_ event: KeyEvent, _ metadata: Logger.Metadata = [:]) -> Logger.Metadata {
+        var tagged = metadata
+        tagged[KeyEvent.metadataKey] = "\(event.rawValue)"
+        return tagged
+    }
+}
