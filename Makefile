@@ -2,7 +2,7 @@
 SWIFT ?= swift
 DEMO_DIR ?= $(CURDIR)/run/demo
 
-.PHONY: all build release test test-unit test-e2e demo demo-stop bench clean
+.PHONY: all build release test test-unit test-e2e demo demo-stop bench clean install uninstall
 
 all: build
 
@@ -32,6 +32,14 @@ demo: release
 
 demo-stop:
 	scripts/demo.sh stop "$(DEMO_DIR)"
+
+# PREFIX (/usr/local), DESTDIR, BINDIR, MANDIR, SYSCONFDIR (/etc), UNITDIR… as usual;
+# see scripts/install.sh. Existing /etc/fastgw/*.toml are never overwritten.
+install: release
+	scripts/install.sh
+
+uninstall:
+	scripts/install.sh uninstall
 
 bench:
 	scripts/install-deps.sh bench

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import XCTest
 
@@ -29,5 +30,14 @@ final class SystemdTests: XCTestCase {
         let tagged = Logger.Metadata.event(.drainStarted, ["timeout_ms": "5"])
         XCTAssertEqual(tagged["event"], "drain_started")
         XCTAssertEqual(tagged["timeout_ms"], "5")
+    }
+
+    /// fastgw(8) is where operators look the IDs up: it must list every one.
+    func testManPageListsEveryMessageID() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let page = try String(contentsOf: repo.appendingPathComponent("man/fastgw.8"), encoding: .utf8)
+        for event in KeyEvent.allCases {
+            XCTAssertTrue(page.contains(".B \(event.rawValue)\n.B MESSAGE_ID=\(event.messageID)"), "\(event) missing from man/fastgw.8")
+        }
     }
 }

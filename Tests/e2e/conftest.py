@@ -255,10 +255,9 @@ def wait_port(port, timeout=10.0):
     raise AssertionError(f"nothing listens on {port}")
 
 
-@pytest.fixture
-def nginx(tmp_path):
-    """nginx on loopback serving /1k.bin; returns its port."""
-    d = tmp_path / "nginx"
+def start_nginx(d):
+    """nginx on loopback serving /1k.bin from directory `d`; returns (process, port)."""
+    d = Path(d)
     (d / "www").mkdir(parents=True)
     (d / "www" / "1k.bin").write_bytes(os.urandom(1024))
     port = free_port()
@@ -279,6 +278,13 @@ http {{
 """)
     p = Process(["/usr/sbin/nginx", "-c", d / "nginx.conf", "-p", d], d / "out.log")
     wait_port(port)
+    return p, port
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """nginx on loopback serving /1k.bin; returns its port."""
+    p, port = start_nginx(tmp_path / "nginx")
     yield port
     p.kill()
 

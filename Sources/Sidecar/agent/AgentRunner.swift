@@ -133,6 +133,7 @@ final class AgentRunner: ManagedDaemon {
                 self.notifier.stopping()
                 let keys = self.dialers.withLockedValue { Array($0.keys) }
                 self.stopDialers(keys, deadline: limit + .seconds(1))
+                return loop.makeSucceededVoidFuture()
             },
             remaining: { context.stats.tunnelConnectionsActive.value },
             end: { report in

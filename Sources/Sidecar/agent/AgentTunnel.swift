@@ -110,7 +110,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
 
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(service.connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.recvAllocator, value: SocketTuning.recvAllocator)
             .channelInitializer { channel in

@@ -73,7 +73,7 @@ final class GatewayDialer {
         let slot = key
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(10))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: SocketTuning.tunnelWaterMark)
             .channelOption(.recvAllocator, value: SocketTuning.recvAllocator)
             .channelOption(.maxMessagesPerRead, value: 16)

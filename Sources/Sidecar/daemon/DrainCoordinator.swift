@@ -22,8 +22,9 @@ struct DrainReport: Sendable {
     }
 }
 
-/// Runs a drain once: `begin` stops new work, then `remaining` is polled until it reaches
-/// zero or the deadline passes, then `end` runs. A second request gets nil (409).
+/// Runs a drain once: `begin` stops new work and says when that has settled (work accepted
+/// just before the stop is counted by then), then `remaining` is polled until it reaches zero
+/// or the deadline passes, then `end` runs. A second request gets nil (409).
 final class DrainCoordinator: Sendable {
     private enum State {
         case idle
@@ -62,7 +63,7 @@ final class DrainCoordinator: Sendable {
 
     func start(
         timeout: TimeAmount, on loop: EventLoop, what: String,
-        begin: @Sendable () -> Void,
+        begin: @Sendable () -> EventLoopFuture<Void>,
         remaining: @escaping @Sendable () -> Int,
         end: @escaping @Sendable (DrainReport) -> Void
     ) -> EventLoopFuture<DrainReport>? {
@@ -73,17 +74,18 @@ final class DrainCoordinator: Sendable {
             return promise
         }
         guard let promise = created else { return nil }
-        begin()
         let t0 = NIODeadline.now()
         let deadline = t0 + timeout
-        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(50)) { task in
-            let left = remaining()
-            let now = NIODeadline.now()
-            guard left == 0 || now >= deadline else { return }
-            task.cancel()
-            let report = DrainReport(left: left, what: what, elapsed: now - t0)
-            end(report)
-            self.finish(report)
+        begin().hop(to: loop).whenComplete { _ in
+            loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(50)) { task in
+                let left = remaining()
+                let now = NIODeadline.now()
+                guard left == 0 || now >= deadline else { return }
+                task.cancel()
+                let report = DrainReport(left: left, what: what, elapsed: now - t0)
+                end(report)
+                self.finish(report)
+            }
         }
         return promise.futureResult
     }

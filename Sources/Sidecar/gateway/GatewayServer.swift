@@ -78,7 +78,7 @@ final class GatewayServer: ManagedDaemon {
             throw error
         }
         listeners.withLockedValue { $0 = bound }
-        StartupHold(registry: context.registry, logger: logger, wait: TimeAmount(context.settings.config.startupWait))
+        StartupHold(context: context, logger: logger, wait: TimeAmount(context.settings.config.startupWait))
             .release(bound.filter { $0.kind == .tcp }.map { ($0.channel, $0.address.port) }, on: group.next())
     }
 
@@ -132,7 +132,7 @@ final class GatewayServer: ManagedDaemon {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: SocketTuning.tunnelWaterMark)
             .childChannelOption(.recvAllocator, value: SocketTuning.recvAllocator)
             .childChannelOption(.maxMessagesPerRead, value: 16)
@@ -151,7 +151,7 @@ final class GatewayServer: ManagedDaemon {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.recvAllocator, value: SocketTuning.recvAllocator)
             .childChannelInitializer { channel in
@@ -222,8 +222,8 @@ final class GatewayServer: ManagedDaemon {
         }
         for l in removed {
             logger.info("listener closed by reload", metadata: ["listener": "\(l.name)", "address": "\(l.address)"])
-            l.channel.close(promise: nil)
         }
+        ListenerClosing.close(removed.map(\.channel), group: group).whenComplete { _ in }
         var notes: [String] = ["\(added.count) listeners added", "\(removed.count) removed",
                                "\(change.closed.count) agent connections closed",
                                "\(change.reregistered.count) re-registered"]
@@ -250,10 +250,11 @@ final class GatewayServer: ManagedDaemon {
                     "connections": "\(context.stats.publicConnectionsActive.value)",
                 ]))
                 self.notifier.stopping()
-                self.stopAccepting()
+                let closed = self.stopAccepting()
                 for c in context.registry.connections {
                     c.tunnel.run { ($0.delegate as? GatewayTunnel)?.notify(.draining) }
                 }
+                return closed
             },
             remaining: { context.stats.publicConnectionsActive.value },
             end: { report in
@@ -267,12 +268,15 @@ final class GatewayServer: ManagedDaemon {
             })
     }
 
-    func stopAccepting() {
+    /// Closes every listener without dropping a connection being accepted; the future
+    /// completes when they are closed and what they accepted is counted.
+    @discardableResult
+    func stopAccepting() -> EventLoopFuture<Void> {
         let all = listeners.withLockedValue { l -> [Listener] in
             defer { l = [] }
             return l
         }
-        for l in all { l.channel.close(promise: nil) }
+        return ListenerClosing.close(all.map(\.channel), group: group)
     }
 }
 

@@ -6,7 +6,7 @@ import NIOCore
 /// paused: the kernel queues the connections (in systemd's socket across a restart) and each
 /// listener resumes once an agent serves its port, or when `wait` has passed.
 struct StartupHold: Sendable {
-    let registry: GatewayRegistry
+    let context: GatewayContext
     let logger: Logger
     let wait: TimeAmount
     /// How often held ports are checked against the registry while the hold lasts.
@@ -14,11 +14,18 @@ struct StartupHold: Sendable {
 
     func release(_ held: [(channel: Channel, port: Int)], on loop: EventLoop) {
         let deadline = NIODeadline.now() + wait
-        let registry = registry
+        let registry = context.registry
         let logger = logger
+        let context = context
         loop.execute {
             let pending = NIOLoopBoundBox(held, eventLoop: loop)
             loop.scheduleRepeatedTask(initialDelay: .zero, delay: Self.checkInterval) { task in
+                // A drain pauses and closes the listeners itself.
+                if context.isDraining {
+                    pending.value.removeAll()
+                    task.cancel()
+                    return
+                }
                 let expired = NIODeadline.now() >= deadline
                 pending.value.removeAll { listener in
                     guard expired || registry.serves(port: listener.port) else { return false }
