@@ -69,16 +69,23 @@ public struct ServiceDeclaration: Equatable, Sendable {
     public var name: String
     public var type: String
     public var remotePort: Int?
+    /// HTTP services: the host names (exact or `*.suffix`) and path prefix they claim.
+    public var hosts: [String]
+    public var pathPrefix: String?
 
-    public init(name: String, type: String, remotePort: Int?) {
+    public init(name: String, type: String, remotePort: Int?, hosts: [String] = [], pathPrefix: String? = nil) {
         self.name = name
         self.type = type
         self.remotePort = remotePort
+        self.hosts = hosts
+        self.pathPrefix = pathPrefix
     }
 
     var json: JSON {
         var o: [String: JSON] = ["name": .string(name), "type": .string(type)]
         if let remotePort { o["remote_port"] = .number(Double(remotePort)) }
+        if !hosts.isEmpty { o["hosts"] = .array(hosts.map { .string($0) }) }
+        if let pathPrefix { o["path_prefix"] = .string(pathPrefix) }
         return .object(o)
     }
 
@@ -86,7 +93,11 @@ public struct ServiceDeclaration: Equatable, Sendable {
         guard let name = json["name"]?.string, let type = json["type"]?.string else { return nil }
         let port = json["remote_port"]
         if port != nil && port?.int == nil { return nil }
-        self.init(name: name, type: type, remotePort: port?.int)
+        let hosts = json["hosts"]?.array?.compactMap(\.string) ?? []
+        if let h = json["hosts"], h.array == nil || h.array?.count != hosts.count { return nil }
+        let prefix = json["path_prefix"]
+        if prefix != nil && prefix?.string == nil { return nil }
+        self.init(name: name, type: type, remotePort: port?.int, hosts: hosts, pathPrefix: prefix?.string)
     }
 
     public init(_ service: AgentConfig.Service) {
