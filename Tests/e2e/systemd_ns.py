@@ -97,10 +97,9 @@ class NamespacedSystemd:
         """The unit's main process, as a pid inside the namespace (0 when not running)."""
         return int(self.systemctl("show", "-P", "MainPID", unit).stdout.strip() or 0)
 
-    def journal(self, unit, since_cursor=None):
+    def journal(self, unit):
         """The unit's journal records as dicts (`journalctl -o json`)."""
-        args = ["journalctl", "--no-pager", "-o", "json", "-u", unit]
-        r = self.run(*args, check=False)
+        r = self.run("journalctl", "--no-pager", "-o", "json", "-u", unit, check=False)
         return [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
 
     def poweroff(self, timeout=60):

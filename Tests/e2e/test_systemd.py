@@ -7,6 +7,7 @@ systemd runs in its own PID and mount namespaces (systemd_ns.py); the host keeps
 Where that cannot boot (not root, no systemd) the module is SKIPPED, loudly; under CI it fails.
 The tests run in file order and share one booted system.
 """
+import json
 import os
 import shutil
 import signal
@@ -39,8 +40,7 @@ RESTART_SEC = 1
 class System:
     """The booted systemd with fastgw installed and configured, plus the host-side peers."""
 
-    def __init__(self, root, ns):
-        self.root = root
+    def __init__(self, ns):
         self.ns = ns
         self.tunnel_port = free_port()
         self.public_port = free_port()   # held by fastgw.socket
@@ -130,7 +130,7 @@ def system(tmp_path_factory, pki):
             if os.environ.get("CI"):
                 pytest.fail(message)
             pytest.skip(message)
-        s = System(root, ns)
+        s = System(ns)
         nginx_proc, upstream_port = start_nginx(tmp_path_factory.mktemp("nginx"))
         peers.append(nginx_proc)
         slow_port = free_port()
@@ -226,12 +226,15 @@ def test_systemctl_reload_good_then_bad(system):
     s, ns = system, system.ns
     good = s.gateway_toml(extra='\n[[agent]]\nname = "second"\ntoken = "%s"\n' % os.urandom(16).hex())
     ns.write("/etc/fastgw/gateway.toml", good, mode=0o640, owner=("root", "fastgw"))
+    before = json.loads(s.ctl("--json", "stats").stdout)["reloads_total"]
     ns.systemctl("reload", "fastgw.service")
-    assert "second" in s.ctl("agents", check=False).stdout or s.ctl("status").returncode == 0
+    after = json.loads(s.ctl("--json", "stats").stdout)["reloads_total"]
+    assert after == {"ok": before["ok"] + 1, "failed": before["failed"]}, (before, after)
 
     ns.write("/etc/fastgw/gateway.toml", good + "\n[tunnel\n", mode=0o640, owner=("root", "fastgw"))
     r = ns.systemctl("reload", "fastgw.service", check=False)
     assert r.returncode != 0, "a bad configuration must fail systemctl reload"
+    assert json.loads(s.ctl("--json", "stats").stdout)["reloads_total"]["failed"] == before["failed"] + 1
     assert ns.systemctl("is-active", "fastgw.service", check=False).stdout.strip() == "active"
     assert s.request(s.public_port).stdout == "200", "the old configuration keeps serving"
     ns.write("/etc/fastgw/gateway.toml", s.gateway_toml(), mode=0o640, owner=("root", "fastgw"))
