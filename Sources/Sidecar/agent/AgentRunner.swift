@@ -35,6 +35,7 @@ final class AgentRunner: ManagedDaemon {
     }
 
     var logger: Logger { context.logger }
+    var drainCoordinator: DrainCoordinator { context.drain }
 
     static func slots(for config: AgentConfig) -> [SlotKey] {
         config.gateways.flatMap { g in (0..<config.connections).map { SlotKey(gateway: g, index: $0) } }

@@ -52,21 +52,12 @@ extension Fastgw {
             let control = try ControlServer.bind(
                 path: config.controlSocket, inherited: plan.claims["control"], group: group,
                 responder: GatewayControl(server: server), logger: logger)
-            lifecycle.installSignalHandlers(daemon: server, loop: group.next())
-            let watchdog = Watchdog.start(group: group, logger: logger)
-            server.notifier.ready()
-            server.notifier.startStatusUpdates(on: group.next())
-            logger.notice("gateway ready", metadata: [
-                "agents": "\(config.agents.count)", "tcp_ports": "\(config.tcpPorts.count)",
-                "inherited_sockets": "\(activation.inherited.count)",
-            ])
-            let code = lifecycle.wait()
-            watchdog?.stop()
-            server.context.drain.abandon()
-            server.stopAccepting()
-            control.close()
-            try? group.syncShutdownGracefully()
-            logger.notice("gateway stopped")
+            let code = Daemon.serve(server, role: "gateway", control: control, group: group, logger: logger) {
+                logger.notice("gateway ready", metadata: [
+                    "agents": "\(config.agents.count)", "tcp_ports": "\(config.tcpPorts.count)",
+                    "inherited_sockets": "\(activation.inherited.count)",
+                ])
+            }
             if code != 0 { throw ExitCode(code) }
         }
     }
@@ -89,20 +80,12 @@ extension Fastgw {
             let control = try ControlServer.bind(
                 path: config.controlSocket, inherited: plan.claims["control"], group: group,
                 responder: AgentControl(runner: runner), logger: logger)
-            lifecycle.installSignalHandlers(daemon: runner, loop: group.next())
-            let watchdog = Watchdog.start(group: group, logger: logger)
-            runner.start()
-            runner.notifier.ready()
-            runner.notifier.startStatusUpdates(on: group.next())
-            logger.notice("agent started", metadata: [
-                "agent": "\(config.name)", "gateways": "\(config.gateways.count)", "services": "\(config.services.count)",
-            ])
-            let code = lifecycle.wait()
-            watchdog?.stop()
-            runner.context.drain.abandon()
-            control.close()
-            try? group.syncShutdownGracefully()
-            logger.notice("agent stopped")
+            let code = Daemon.serve(runner, role: "agent", control: control, group: group, logger: logger) {
+                runner.start()
+                logger.notice("agent started", metadata: [
+                    "agent": "\(config.name)", "gateways": "\(config.gateways.count)", "services": "\(config.services.count)",
+                ])
+            }
             if code != 0 { throw ExitCode(code) }
         }
     }
@@ -128,6 +111,28 @@ extension Fastgw {
 }
 
 enum Daemon {
+    /// What both daemons do once their sockets are up: signals, watchdog, `start`, READY and
+    /// STATUS; then wait for the end (a drain, or a second stop signal) and tidy up.
+    /// Returns the exit code.
+    static func serve(
+        _ daemon: some ManagedDaemon, role: String, control: ControlServer.Listening,
+        group: MultiThreadedEventLoopGroup, logger: Logger, start: () -> Void
+    ) -> Int32 {
+        daemon.lifecycle.installSignalHandlers(daemon: daemon, loop: group.next())
+        let watchdog = Watchdog.start(group: group, logger: logger)
+        start()
+        daemon.notifier.ready()
+        daemon.notifier.startStatusUpdates(on: group.next())
+        let code = daemon.lifecycle.wait()
+        watchdog?.stop()
+        daemon.drainCoordinator.abandon()
+        // Closing the group closes every listener and connection still open.
+        control.close()
+        try? group.syncShutdownGracefully()
+        logger.notice("\(role) stopped")
+        return code
+    }
+
     static func bootstrapLogging(role: String, options: CommonOptions) -> Logger {
         RuntimeLogLevel.current = options.logLevel
         let journal = options.logTarget == .journal || (options.logTarget == .auto && JournalLogHandler.stderrIsJournal)

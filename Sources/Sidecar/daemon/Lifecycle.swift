@@ -10,6 +10,9 @@ import Glibc
 /// What a running daemon offers its signal handlers and control socket.
 protocol ManagedDaemon: AnyObject, Sendable {
     var lifecycle: Lifecycle { get }
+    var logger: Logger { get }
+    var notifier: ServiceNotifier { get }
+    var drainCoordinator: DrainCoordinator { get }
     /// Re-reads the config file; the future fails with a `ControlError` (422 for an invalid
     /// config) and the old config keeps serving.
     func reload() -> EventLoopFuture<String>

@@ -8,13 +8,9 @@ struct GatewayControl: ControlResponder {
 
     private var context: GatewayContext { server.context }
 
-    func respond(to request: ControlRequest, on loop: EventLoop) -> EventLoopFuture<ControlOutcome> {
-        if let common = CommonCommands.answer(request, role: role, logger: context.logger) {
-            return loop.makeSucceededFuture(common)
-        }
-        if let managed = CommonCommands.manage(request, daemon: server, on: loop) {
-            return managed
-        }
+    var daemon: any ManagedDaemon { server }
+
+    func respondToRoleCommand(_ request: ControlRequest, on loop: EventLoop) -> EventLoopFuture<ControlOutcome> {
         let json = request.format == .json
         switch request.command {
         case .status:

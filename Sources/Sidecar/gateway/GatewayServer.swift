@@ -63,6 +63,7 @@ final class GatewayServer: ManagedDaemon {
     }
 
     var logger: Logger { context.logger }
+    var drainCoordinator: DrainCoordinator { context.drain }
 
     /// Binds or adopts everything (`plan` says which inherited socket each listener takes); a
     /// port that cannot be bound is a start-up error naming the listener. Public listeners
