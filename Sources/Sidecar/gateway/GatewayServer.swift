@@ -271,8 +271,7 @@ final class GatewayServer: ManagedDaemon {
 
     /// Closes every listener without dropping a connection being accepted; the future
     /// completes when they are closed and what they accepted is counted.
-    @discardableResult
-    func stopAccepting() -> EventLoopFuture<Void> {
+    private func stopAccepting() -> EventLoopFuture<Void> {
         let all = listeners.withLockedValue { l -> [Listener] in
             defer { l = [] }
             return l
