@@ -224,7 +224,8 @@ final class GatewayServer: ManagedDaemon {
         for l in removed {
             logger.info("listener closed by reload", metadata: ["listener": "\(l.name)", "address": "\(l.address)"])
         }
-        ListenerClosing.close(removed.map(\.channel), group: group).whenComplete { _ in }
+        // Reloads run on their own queue, so waiting is allowed: the reply means the ports are shut.
+        try? ListenerClosing.close(removed.map(\.channel), group: group).wait()
         var notes: [String] = ["\(added.count) listeners added", "\(removed.count) removed",
                                "\(change.closed.count) agent connections closed",
                                "\(change.reregistered.count) re-registered"]
