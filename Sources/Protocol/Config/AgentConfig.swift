@@ -28,12 +28,22 @@ public struct AgentConfig: Equatable, Sendable {
     }
 
     public struct Service: Equatable, Sendable {
-        public enum Kind: String, Sendable { case tcp }
+        public enum Kind: String, Sendable { case tcp, http }
+        /// How an http service's upstream is spoken to.
+        public enum UpstreamProtocol: String, Sendable { case http1, h2c }
         public var name: String
         public var kind: Kind
         public var upstream: UpstreamAddress
-        public var remotePort: Int
+        /// tcp services: the gateway port they are published on.
+        public var remotePort: Int?
+        /// http services: the host names (exact or `*.suffix`) and path prefix they claim.
+        public var hosts: [String] = []
+        public var pathPrefix: String?
+        public var upstreamProtocol: UpstreamProtocol = .http1
         public var connectTimeout: Duration = .seconds(5)
+        /// http services: idle upstream connections kept per tunnel connection, and for how long.
+        public var maxIdleConnections = 32
+        public var idleTimeout: Duration = .seconds(60)
     }
 
     public func service(named name: String) -> Service? {
@@ -112,22 +122,51 @@ extension AgentConfig {
             }
             let remotePort = s.int("remote_port", range: 1...65535)
             let connectTimeout = s.duration("connect_timeout")
-            s.rejectUnknownKeys()
-            if type == "http" {
-                s.error("type", "type \"http\" is not supported by this version of fastgw (only \"tcp\")")
-                continue
-            }
-            guard let remotePort else {
-                if !s.has("remote_port") { s.error("remote_port", "remote_port is required for a tcp service") }
-                continue
-            }
-            if !ports.insert(remotePort).inserted {
-                s.error("remote_port", "remote_port \(remotePort) is already used by another service")
-            }
-            guard let upstream else { continue }
-            var service = Service(name: name, kind: .tcp, upstream: upstream, remotePort: remotePort)
+            var service = Service(name: name, kind: type == "http" ? .http : .tcp, upstream: upstream ?? .tcp(HostPort(host: "", port: 0)))
             if let connectTimeout { service.connectTimeout = connectTimeout }
-            config.services.append(service)
+            switch service.kind {
+            case .tcp:
+                for key in ["hosts", "path_prefix", "upstream_protocol", "max_idle_connections", "idle_timeout"] where s.has(key) {
+                    s.error(key, "\(key) applies to http services only (this one has type \"tcp\")")
+                }
+                if let remotePort {
+                    if !ports.insert(remotePort).inserted {
+                        s.error("remote_port", "remote_port \(remotePort) is already used by another service")
+                    }
+                    service.remotePort = remotePort
+                } else if !s.has("remote_port") {
+                    s.error("remote_port", "remote_port is required for a tcp service")
+                }
+            case .http:
+                if s.has("remote_port") {
+                    s.error("remote_port", "remote_port applies to tcp services only; http services are routed by hosts")
+                }
+                service.hosts = s.strings("hosts") ?? []
+                if service.hosts.isEmpty && !s.has("hosts") {
+                    s.error("hosts", "hosts is required for an http service, e.g. [\"app.example.com\"]")
+                }
+                for h in service.hosts {
+                    if case .failure(let e) = HostPattern.parse(h) { s.error("hosts", "\(e)") }
+                }
+                if let p = s.string("path_prefix") {
+                    switch PathPrefix.normalize(p) {
+                    case .success(let normalized): service.pathPrefix = normalized
+                    case .failure(let rejection): s.error("path_prefix", rejection.reason)
+                    }
+                }
+                if let p = s.oneOf("upstream_protocol", ["http1", "h2c"]) {
+                    if p == "h2c" {
+                        s.error("upstream_protocol", "upstream_protocol \"h2c\" is not supported by this version of fastgw yet (use \"http1\")")
+                    }
+                    service.upstreamProtocol = Service.UpstreamProtocol(rawValue: p) ?? .http1
+                }
+                if let n = s.int("max_idle_connections", range: 0...4096) { service.maxIdleConnections = n }
+                if let d = s.duration("idle_timeout") {
+                    if d <= .zero { s.error("idle_timeout", "idle_timeout must be positive") } else { service.idleTimeout = d }
+                }
+            }
+            s.rejectUnknownKeys()
+            if upstream != nil { config.services.append(service) }
         }
 
         root.rejectUnknownKeys()

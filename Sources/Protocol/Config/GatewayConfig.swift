@@ -13,6 +13,7 @@ public struct GatewayConfig: Equatable, Sendable {
     public var controlSocket: String = "/run/fastgw/gateway.sock"
     public var listeners: [Listener] = []
     public var agents: [AgentGrant] = []
+    public var http = HTTPSettings()
     /// Lines of keys whose values are checked later, outside this parser (`tunnel.cert`, `tunnel.key`).
     public var sourceLines: [String: Int] = [:]
 
@@ -26,7 +27,7 @@ public struct GatewayConfig: Equatable, Sendable {
     }
 
     public struct Listener: Equatable, Sendable {
-        public enum Kind: String, Sendable { case tcp }
+        public enum Kind: String, Sendable { case tcp, http }
         public var name: String
         public var kind: Kind
         public var listen: HostPort
@@ -116,6 +117,11 @@ extension GatewayConfig {
             l.rejectUnknownKeys()
         }
 
+        if var h = root.table("http") {
+            gateway.http.read(from: &h)
+            h.rejectUnknownKeys()
+        }
+
         var listenerNames = Set<String>()
         var listenerPorts = Set<Int>()
         for var l in root.tables("listener") {
@@ -129,15 +135,15 @@ extension GatewayConfig {
             if !l.has("listen") { l.error("listen", "listen is required") }
             l.rejectUnknownKeys()
             switch proto {
-            case "tcp":
+            case "tcp", "http":
                 if let listen {
                     if !listenerPorts.insert(listen.port).inserted {
                         l.error("listen", "port \(listen.port) is already used by another listener")
                     }
-                    gateway.listeners.append(Listener(name: name, kind: .tcp, listen: listen))
+                    gateway.listeners.append(Listener(name: name, kind: proto == "tcp" ? .tcp : .http, listen: listen))
                 }
-            case "http", "https":
-                l.error("protocol", "protocol \"\(proto)\" is not supported by this version of fastgw (only \"tcp\")")
+            case "https":
+                l.error("protocol", "protocol \"https\" is not supported by this version of fastgw yet (use \"http\" or \"tcp\")")
             default:
                 l.error("protocol", "protocol \"\(proto)\" is not one of: tcp, http, https")
             }

@@ -101,7 +101,8 @@ public struct ServiceDeclaration: Equatable, Sendable {
     }
 
     public init(_ service: AgentConfig.Service) {
-        self.init(name: service.name, type: service.kind.rawValue, remotePort: service.remotePort)
+        self.init(name: service.name, type: service.kind.rawValue, remotePort: service.remotePort,
+                  hosts: service.hosts, pathPrefix: service.pathPrefix)
     }
 }
 

@@ -105,3 +105,27 @@ public struct HTTPHeadParser: Sendable {
         c.isASCII && (c.isLetter || c.isNumber || "!#$%&'*+-.^_`|~".contains(c))
     }
 }
+
+extension HTTPHeadParser {
+    /// Parses a complete head given as bytes (start line, fields, and the blank line).
+    public static func parse(bytes: some Collection<UInt8>) -> HTTPHead? {
+        guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
+        return parse(text)
+    }
+
+    /// Where the head in `bytes` ends (just after CRLF CRLF), scanning from `start`.
+    public static func headEnd(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        var i = max(0, start)
+        while i + 3 < bytes.count {
+            if bytes[i + 3] != 10 {
+                // The last byte of CRLF CRLF is LF: skip ahead when it cannot be here.
+                i += bytes[i + 3] == 13 ? 1 : 4
+                continue
+            }
+            if bytes[i] == 13, bytes[i + 1] == 10, bytes[i + 2] == 13 { return i + 4 }
+            i += 1
+        }
+        return nil
+    }
+}

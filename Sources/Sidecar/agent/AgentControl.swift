@@ -64,26 +64,39 @@ struct AgentControl: ControlResponder {
             let list: [JSON] = config.services.map { s in
                 let r = registration(s.name)
                 let c = counters[s.name]
-                return .object([
+                var o: [String: JSON] = [
                     "name": .string(s.name), "type": .string(s.kind.rawValue), "upstream": .string("\(s.upstream)"),
-                    "remote_port": .number(Double(s.remotePort)), "accepted_on": .number(Double(r.accepted)),
+                    "accepted_on": .number(Double(r.accepted)),
                     "connections": .number(Double(slots.count)), "rejected": .array(r.rejected.map(JSON.string)),
                     "active": .number(Double(c?.connectionsActive.value ?? 0)),
                     "bytes_in": .number(Double(c?.bytesIn.value ?? 0)), "bytes_out": .number(Double(c?.bytesOut.value ?? 0)),
-                ])
+                ]
+                if let port = s.remotePort { o["remote_port"] = .number(Double(port)) }
+                if s.kind == .http {
+                    o["hosts"] = .array(s.hosts.map(JSON.string))
+                    o["path_prefix"] = .string(s.pathPrefix ?? "/")
+                }
+                return .object(o)
             }
             return JSON.object(["services": .array(list)]).serialized() + "\n"
         }
-        var table = TextTable(["SERVICE", "TYPE", "UPSTREAM", "REMOTE_PORT", "REGISTERED", "ACTIVE", "BYTES_IN", "BYTES_OUT"])
+        var table = TextTable(["SERVICE", "TYPE", "UPSTREAM", "PUBLISHED_AS", "REGISTERED", "ACTIVE", "BYTES_IN", "BYTES_OUT"])
         var problems: [String] = []
         for s in config.services {
             let r = registration(s.name)
             let c = counters[s.name]
-            table.add([s.name, s.kind.rawValue, "\(s.upstream)", "\(s.remotePort)", "\(r.accepted)/\(slots.count)",
+            table.add([s.name, s.kind.rawValue, "\(s.upstream)", Self.publishedAs(s), "\(r.accepted)/\(slots.count)",
                        "\(c?.connectionsActive.value ?? 0)", "\(c?.bytesIn.value ?? 0)", "\(c?.bytesOut.value ?? 0)"])
             problems += r.rejected.map { "\(s.name) rejected by \($0)" }
         }
         return table.render() + problems.map { $0 + "\n" }.joined()
+    }
+
+    /// `:2222` for a tcp service, `app.example.com/api` for an http one.
+    private static func publishedAs(_ s: AgentConfig.Service) -> String {
+        if let port = s.remotePort { return ":\(port)" }
+        let prefix = s.pathPrefix.map { $0 == "/" ? "" : $0 } ?? ""
+        return s.hosts.map { $0 + prefix }.joined(separator: ",")
     }
 
     private func connections(json: Bool) -> String {

@@ -4,11 +4,14 @@ import NIOPosix
 import Protocol
 
 /// The agent's side of one tunnel connection (HTTP/2 server): answers the control stream
-/// with its services and connects every CONNECT stream to the service's upstream.
+/// with its services, connects every CONNECT stream to the service's upstream, and carries
+/// every request stream to its http service's upstream.
 final class AgentTunnel: TunnelConnectionDelegate {
     private let agent: AgentContext
     private let slot: SlotKey
     private var control: ControlStream?
+    /// Keep-alive upstream connections of http services, on this connection's loop.
+    private var pool: UpstreamPool?
 
     init(agent: AgentContext, slot: SlotKey) {
         self.agent = agent
@@ -33,6 +36,8 @@ final class AgentTunnel: TunnelConnectionDelegate {
             return openControl(connection, id: id)
         case ("CONNECT", _):
             return openTCP(connection, id: id, headers: headers)
+        case (.some, .some) where headers["fastgw-service"] != nil:
+            return openHTTP(connection, id: id, headers: headers, endStream: endStream)
         default:
             refuse(connection, id: id, status: 405, reason: "unsupported stream")
             return nil
@@ -75,12 +80,12 @@ final class AgentTunnel: TunnelConnectionDelegate {
         let name = headers[":authority"] ?? ""
         let stats = agent.stats
         stats.streamsTotal.add()
-        guard let service = agent.settings.config.service(named: name) else {
+        guard let service = agent.settings.config.service(named: name), service.kind == .tcp else {
             stats.connectFailures.add("unknown_service")
             refuse(connection, id: id, status: 404, reason: "unknown service \"\(name)\"")
             return nil
         }
-        let link = TunnelStreamLink(connection: connection)
+        let link = StreamSocketBridge.Link(connection: connection)
         link.streamID = id
         let loop = connection.eventLoop!
         let linkRef = link.ref
@@ -146,6 +151,61 @@ final class AgentTunnel: TunnelConnectionDelegate {
         return link
     }
 
+    private func openHTTP(_ connection: TunnelConnection, id: Int32, headers: [HeaderField], endStream: Bool) -> TunnelStreamHandler? {
+        let name = headers["fastgw-service"] ?? ""
+        let stats = agent.stats
+        stats.streamsTotal.add()
+        guard let service = agent.settings.config.service(named: name), service.kind == .http else {
+            stats.connectFailures.add("unknown_service")
+            refuse(connection, id: id, status: 404, reason: "unknown http service \"\(name)\"")
+            return nil
+        }
+        let request: UpstreamMessage.Request
+        switch UpstreamMessage.request(headers, endStream: endStream) {
+        case .success(let r): request = r
+        case .failure(let r):
+            refuse(connection, id: id, status: 400, reason: r.reason)
+            return nil
+        }
+        let loop = connection.eventLoop!
+        let pool = self.pool ?? UpstreamPool(loop: loop)
+        self.pool = pool
+        let link = UpstreamExchange.Link(connection: connection)
+        link.streamID = id
+        let exchange = UpstreamExchange(service: service, request: request, link: link, pool: pool)
+        let counters = stats.services.counters(for: service.name)
+        stats.streamsActive.add()
+        counters.connectionsActive.add()
+        counters.connectionsTotal.add()
+        let slots = agent.slots
+        let slot = self.slot
+        slots.update(slot) { $0.streams += 1 }
+        let logger = agent.logger
+        let access = agent.settings.config.accessLog
+        let requestID = headers["fastgw-request-id"] ?? "-"
+        let client = headers["x-forwarded-for"] ?? "?"
+        let started = NIODeadline.now()
+        exchange.onFinish = { status, bytesIn, bytesOut, failure in
+            stats.streamsActive.subtract()
+            counters.connectionsActive.subtract()
+            counters.bytesIn.add(bytesIn)
+            counters.bytesOut.add(bytesOut)
+            counters.responses.add("\(status / 100)xx")
+            slots.update(slot) { $0.streams -= 1 }
+            let level: Logger.Level = failure != nil ? .warning : (access ? .info : .debug)
+            var metadata: Logger.Metadata = [
+                "service": "\(service.name)", "request_id": "\(requestID)", "client": "\(client)",
+                "method": "\(request.method)", "path": "\(headers[":path"] ?? "")", "status": "\(status)",
+                "bytes_in": "\(bytesIn)", "bytes_out": "\(bytesOut)",
+                "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
+            ]
+            if let failure { metadata["reason"] = "\(failure)" }
+            logger.log(level: level, "http request", metadata: .event(.requestCompleted, metadata))
+        }
+        exchange.start()
+        return link
+    }
+
     /// 502 for a refused or unreachable upstream, 504 for a connect timeout.
     static func classify(_ error: Error, upstream: UpstreamAddress) -> (Int, String) {
         if case ChannelError.connectTimeout = error {
@@ -177,5 +237,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
 
     func tunnelClosed(_ connection: TunnelConnection, reason: String) {
         control = nil
+        pool?.closeAll()
+        pool = nil
     }
 }

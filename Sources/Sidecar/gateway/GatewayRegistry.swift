@@ -2,7 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Protocol
 
-/// Live tunnel connections and the TCP routes they serve, shared by every event loop of the
+/// Live tunnel connections and the TCP and HTTP routes they serve, shared by every event loop of the
 /// gateway. It is touched when connections, registrations and streams begin or end, never per
 /// byte, so one lock is enough.
 final class GatewayRegistry: Sendable {
@@ -45,6 +45,7 @@ final class GatewayRegistry: Sendable {
         var nextID: ConnectionID = 1
         var connections: [ConnectionID: Connection] = [:]
         var routes = TCPRouteTable<ConnectionID>()
+        var httpRoutes = HTTPRouteTable<ConnectionID>()
         var grants: [String: GatewayConfig.AgentGrant] = [:]
     }
 
@@ -75,6 +76,7 @@ final class GatewayRegistry: Sendable {
         state.withLockedValue { s in
             s.connections[id] = nil
             s.routes.remove(connection: id)
+            s.httpRoutes.remove(connection: id)
         }
     }
 
@@ -91,7 +93,7 @@ final class GatewayRegistry: Sendable {
             guard let c = s.connections[id], let grant = s.grants[c.agent] else {
                 return ([], services.map { .init(name: $0.name, reason: "agent is no longer configured") })
             }
-            let result = s.routes.register(connection: id, grant: grant, services: services)
+            let result = Self.register(&s, id, grant: grant, services: services)
             s.connections[id]?.declared = services
             s.connections[id]?.accepted = result.accepted
             return result
@@ -109,6 +111,7 @@ final class GatewayRegistry: Sendable {
             for id in s.connections.keys.sorted() {
                 let c = s.connections[id]!
                 s.routes.remove(connection: id)
+                s.httpRoutes.remove(connection: id)
                 guard let grant = s.grants[c.agent] else {
                     change.closed.append((c.tunnel, "agent \"\(c.agent)\" was removed from the configuration"))
                     s.connections[id]?.draining = true
@@ -119,7 +122,7 @@ final class GatewayRegistry: Sendable {
                     s.connections[id]?.draining = true
                     continue
                 }
-                let (accepted, rejected) = s.routes.register(connection: id, grant: grant, services: c.declared)
+                let (accepted, rejected) = Self.register(&s, id, grant: grant, services: c.declared)
                 if accepted != c.accepted {
                     change.reregistered.append((c.tunnel, accepted, rejected))
                 }
@@ -127,6 +130,57 @@ final class GatewayRegistry: Sendable {
             }
             return change
         }
+    }
+
+    /// Each declaration goes to the table of its type; the answer keeps the declared order.
+    private static func register(
+        _ s: inout State, _ id: ConnectionID, grant: GatewayConfig.AgentGrant, services: [ServiceDeclaration]
+    ) -> (accepted: [String], rejected: [ControlMessage.Rejected]) {
+        let tcp = s.routes.register(connection: id, grant: grant, services: services.filter { $0.type == "tcp" })
+        let http = s.httpRoutes.register(connection: id, grant: grant, services: services.filter { $0.type == "http" })
+        var accepted: [String] = []
+        var rejected: [ControlMessage.Rejected] = []
+        for d in services {
+            if tcp.accepted.contains(d.name) || http.accepted.contains(d.name) {
+                accepted.append(d.name)
+            } else if let r = (tcp.rejected + http.rejected).first(where: { $0.name == d.name }) {
+                rejected.append(r)
+            } else {
+                rejected.append(.init(name: d.name, reason: "type \"\(d.type)\" is not supported by this gateway"))
+            }
+        }
+        return (accepted, rejected)
+    }
+
+    /// The least loaded live connection serving the best HTTP route for `host` and `path`;
+    /// counts the new stream against it. `.noRoute` when no service claims the request and
+    /// no agent may; `.noLiveAgent` when the claiming connections are all draining or
+    /// excluded, or when the host is in some agent's `allow_hosts` but nothing serves it now.
+    func pick(host: String, path: String, preferring loop: EventLoop, excluding: Set<ConnectionID> = []) -> HTTPPick {
+        state.withLockedValue { s in
+            let entries = s.httpRoutes.entries(host: host, path: path)
+            guard let first = entries.first else {
+                // A host some agent may claim is only missing its agent: worth a retry.
+                let name = HostPattern.normalize(host)
+                let granted = s.grants.values.contains { g in
+                    g.allowHosts.contains { (try? HostPattern.parse($0).get())?.matches(name) == true }
+                }
+                return granted ? .noLiveAgent(service: nil) : .noRoute
+            }
+            let best = StreamBalancer.pick(
+                entries.filter { !excluding.contains($0.connection) },
+                load: { e in s.connections[e.connection].flatMap { $0.draining ? nil : $0.streams } },
+                preferred: { e in s.connections[e.connection]?.tunnel.eventLoop === loop })
+            guard let best, let c = s.connections[best.connection] else { return .noLiveAgent(service: first.service) }
+            s.connections[best.connection]?.streams += 1
+            return .route(Route(connection: c.id, agent: c.agent, service: best.service, tunnel: c.tunnel))
+        }
+    }
+
+    enum HTTPPick: Sendable {
+        case route(Route)
+        case noRoute
+        case noLiveAgent(service: String?)
     }
 
     /// The least loaded live connection serving `port`, preferring one on `loop`; counts the
@@ -151,6 +205,14 @@ final class GatewayRegistry: Sendable {
         }
     }
 
+    /// Every agent granted host names has at least one connection serving HTTP routes.
+    var everyHostGrantServed: Bool {
+        state.withLockedValue { s in
+            let serving = Set(s.httpRoutes.all.compactMap { e in s.connections[e.connection]?.agent })
+            return s.grants.values.allSatisfy { $0.allowHosts.isEmpty || serving.contains($0.name) }
+        }
+    }
+
     func streamEnded(_ id: ConnectionID) {
         state.withLockedValue { s in
             if let n = s.connections[id]?.streams, n > 0 { s.connections[id]?.streams = n - 1 }
@@ -165,5 +227,9 @@ final class GatewayRegistry: Sendable {
 
     var routes: [Int: [TCPRouteTable<ConnectionID>.Entry]] {
         state.withLockedValue { $0.routes.ports }
+    }
+
+    var httpRoutes: [HTTPRouteTable<ConnectionID>.Entry] {
+        state.withLockedValue { $0.httpRoutes.all }
     }
 }

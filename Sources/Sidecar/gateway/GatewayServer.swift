@@ -5,12 +5,12 @@ import NIOCore
 import NIOPosix
 import Protocol
 
-/// Binds the gateway's listeners — the tunnel listener agents dial and one public port per
-/// TCP service — and changes them on reload; drains and stops the gateway.
+/// Binds the gateway's listeners — the tunnel listener agents dial, one public port per TCP
+/// service, the HTTP listeners — and changes them on reload; drains and stops the gateway.
 final class GatewayServer: ManagedDaemon {
     /// One bound listening socket, identified by what it is and where it listens.
     struct Listener: Sendable {
-        enum Kind: Hashable, Sendable { case tunnel, tcp }
+        enum Kind: Hashable, Sendable { case tunnel, tcp, http }
         let kind: Kind
         let name: String
         let address: HostPort
@@ -37,6 +37,8 @@ final class GatewayServer: ManagedDaemon {
     let notifier: ServiceNotifier
     let activation: SocketActivation
     private let listeners = NIOLockedValueBox<[Listener]>([])
+    /// Open public HTTP connections, told when the gateway drains.
+    private let httpConnections = OpenChannels()
     /// Reloads run one at a time, off the event loops (binding waits for the socket).
     private let reloadQueue = DispatchQueue(label: "fastgw.gateway.reload")
 
@@ -72,20 +74,29 @@ final class GatewayServer: ManagedDaemon {
         var bound: [Listener] = []
         do {
             for spec in Self.specs(for: context.settings.config) {
-                bound.append(try bind(spec, inherited: plan.claims[spec.name], held: spec.kind == .tcp))
+                bound.append(try bind(spec, inherited: plan.claims[spec.name], held: spec.kind != .tunnel))
             }
         } catch {
             bound.forEach { $0.channel.close(promise: nil) }
             throw error
         }
         listeners.withLockedValue { $0 = bound }
+        let registry = context.registry
+        let held: [StartupHold.Held] = bound.compactMap { l in
+            switch l.kind {
+            case .tunnel: return nil
+            case .tcp: return .init(channel: l.channel, what: "port \(l.address.port)") { registry.serves(port: l.address.port) }
+            case .http: return .init(channel: l.channel, what: "\"\(l.name)\"") { registry.everyHostGrantServed }
+            }
+        }
         StartupHold(context: context, logger: logger, wait: TimeAmount(context.settings.config.startupWait))
-            .release(bound.filter { $0.kind == .tcp }.map { ($0.channel, $0.address.port) }, on: group.next())
+            .release(held, on: group.next())
     }
 
     static func specs(for config: GatewayConfig) -> [Spec] {
         [Spec(kind: .tunnel, name: "tunnel", address: config.tunnel.listen)]
             + config.tcpPorts.map { Spec(kind: .tcp, name: $0.name, address: $0.listen) }
+            + config.listeners.filter { $0.kind == .http }.map { Spec(kind: .http, name: $0.name, address: $0.listen) }
     }
 
     /// Every listener as socket activation matches it, the control socket included.
@@ -104,6 +115,7 @@ final class GatewayServer: ManagedDaemon {
         switch spec.kind {
         case .tunnel: bootstrap = tunnelBootstrap()
         case .tcp: bootstrap = tcpBootstrap(name: spec.name, port: spec.address.port)
+        case .http: bootstrap = httpBootstrap(name: spec.name)
         }
         if held { bootstrap = bootstrap.serverChannelOption(.autoRead, value: false) }
         let what = spec.kind == .tunnel ? "tunnel listener" : "listener \"\(spec.name)\""
@@ -161,6 +173,23 @@ final class GatewayServer: ManagedDaemon {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(TCPIngress(gateway: context, port: port, listener: name, bridge: bridge))
                     try sync.addHandler(bridge)
+                }
+            }
+    }
+
+    private func httpBootstrap(name: String) -> ServerBootstrap {
+        let context = self.context
+        let connections = httpConnections
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.recvAllocator, value: SocketTuning.recvAllocator)
+            .childChannelInitializer { channel in
+                connections.add(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(gateway: context, listener: name, scheme: "http"))
                 }
             }
     }
@@ -253,6 +282,8 @@ final class GatewayServer: ManagedDaemon {
                 ]))
                 self.notifier.stopping()
                 let closed = self.stopAccepting()
+                // Idle keep-alive connections close now, busy ones after their response.
+                self.httpConnections.broadcast(HTTPDrainNotice())
                 for c in context.registry.connections {
                     c.tunnel.run { ($0.delegate as? GatewayTunnel)?.notify(.draining) }
                 }

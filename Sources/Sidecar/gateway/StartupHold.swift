@@ -4,7 +4,8 @@ import NIOCore
 /// Right after start no agent has connected yet, and a public connection accepted now would
 /// find nobody serving its port and be closed. So public listeners start with accepting
 /// paused: the kernel queues the connections (in systemd's socket across a restart) and each
-/// listener resumes once an agent serves its port, or when `wait` has passed.
+/// listener resumes once an agent serves it (a TCP port: its service; an HTTP listener: every
+/// agent granted hosts has registered its routes), or when `wait` has passed.
 struct StartupHold: Sendable {
     let context: GatewayContext
     let logger: Logger
@@ -12,9 +13,15 @@ struct StartupHold: Sendable {
     /// How often held ports are checked against the registry while the hold lasts.
     static let checkInterval = TimeAmount.milliseconds(20)
 
-    func release(_ held: [(channel: Channel, port: Int)], on loop: EventLoop) {
+    struct Held: Sendable {
+        let channel: Channel
+        /// For the log: `port 2222`, `listener "web"`.
+        let what: String
+        let served: @Sendable () -> Bool
+    }
+
+    func release(_ held: [Held], on loop: EventLoop) {
         let deadline = NIODeadline.now() + wait
-        let registry = context.registry
         let logger = logger
         let context = context
         loop.execute {
@@ -28,9 +35,10 @@ struct StartupHold: Sendable {
                 }
                 let expired = NIODeadline.now() >= deadline
                 pending.value.removeAll { listener in
-                    guard expired || registry.serves(port: listener.port) else { return false }
-                    if expired && !registry.serves(port: listener.port) {
-                        logger.notice("no agent serves this port yet; accepting anyway", metadata: ["port": "\(listener.port)"])
+                    let served = listener.served()
+                    guard expired || served else { return false }
+                    if !served {
+                        logger.notice("no agent serves this listener yet; accepting anyway", metadata: ["listener": "\(listener.what)"])
                     }
                     listener.channel.setOption(.autoRead, value: true).whenFailure { _ in }
                     return true

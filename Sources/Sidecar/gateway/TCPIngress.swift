@@ -92,7 +92,7 @@ final class TCPIngress: ChannelInboundHandler {
         let registry = s.gateway.registry
         let service = stats.services.counters(for: route.service)
         let client = s.client
-        let link = TunnelStreamLink(connection: connection)
+        let link = StreamSocketBridge.Link(connection: connection)
         link.onHeaders = { fields, _ in
             guard let status = fields[":status"], status != "200" else { return }
             stats.connectFailures.add(failureReason(status: status))

@@ -35,6 +35,8 @@ final class ServiceCounters: Sendable {
     let bytesOut = Counter()
     let connectionsActive = Counter()
     let connectionsTotal = Counter()
+    /// HTTP services: responses by status class (`2xx` …).
+    let responses = LabeledCounters()
 }
 
 /// Per-service counters, created on first use and kept for the life of the process so that
@@ -62,8 +64,16 @@ final class ServiceCounterSet: Sendable {
               by: "service", all.mapValues(\.bytesOut.value))
         r.add("service_connections_active", .gauge, "Open connections of the service.",
               by: "service", all.mapValues(\.connectionsActive.value))
-        r.add("service_connections_total", .counter, "Connections of the service since start.",
+        r.add("service_connections_total", .counter, "Connections (HTTP: requests) of the service since start.",
               by: "service", all.mapValues(\.connectionsTotal.value))
+        var classes: [String: Int] = [:]
+        for (name, c) in all {
+            for (cls, n) in c.responses.snapshot { classes["\(name):\(cls)"] = n }
+        }
+        if !classes.isEmpty {
+            r.add("service_http_responses_total", .counter, "HTTP responses of the service, by service:status-class.",
+                  by: "route", classes)
+        }
     }
 }
 

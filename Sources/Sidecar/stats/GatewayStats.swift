@@ -15,6 +15,11 @@ final class GatewayStats: Sendable {
     let handshakesRefused = LabeledCounters()
     /// Public connections that could not be carried to an upstream, by reason.
     let connectFailures = LabeledCounters()
+    let httpRequestsTotal = Counter()
+    /// HTTP responses by status class (`2xx` …), relayed or the gateway's own.
+    let httpResponses = LabeledCounters()
+    /// Responses the gateway wrote itself, by status (404 no route, 503 no agent …).
+    let httpErrors = LabeledCounters()
     let reloadsOK = Counter()
     let reloadsFailed = Counter()
 
@@ -34,6 +39,11 @@ final class GatewayStats: Sendable {
         r.add("streams_total", .counter, "Tunnel streams opened since start.", streamsTotal.value)
         r.add("connect_failures_total", .counter, "Public connections not carried to an upstream, by reason.",
               by: "reason", connectFailures.snapshot)
+        r.add("http_requests_total", .counter, "HTTP requests read from public clients.", httpRequestsTotal.value)
+        r.add("http_responses_total", .counter, "HTTP responses to public clients, by status class.",
+              by: "class", httpResponses.snapshot)
+        r.add("http_errors_total", .counter, "HTTP error responses written by the gateway itself, by status.",
+              by: "status", httpErrors.snapshot)
         r.add("reloads_total", .counter, "Configuration reloads, by result.", by: "result",
               ["ok": reloadsOK.value, "failed": reloadsFailed.value])
         services.report(into: &r)

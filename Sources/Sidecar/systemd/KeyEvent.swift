@@ -13,6 +13,8 @@ enum KeyEvent: String, CaseIterable, Sendable {
     case drainFinished = "drain_finished"
     /// A per-connection access record (`[log] access = true`).
     case connectionClosed = "connection_closed"
+    /// One HTTP request answered (an access record, or any request that failed with 5xx).
+    case requestCompleted = "request_completed"
 
     /// Never change one: saved journal queries and alerts depend on them.
     var messageID: String {
@@ -25,6 +27,7 @@ enum KeyEvent: String, CaseIterable, Sendable {
         case .drainStarted: return "03daa613a6a64241aab03a56e189a708"
         case .drainFinished: return "6f8e311b55d24a209641846c26f9e86b"
         case .connectionClosed: return "d3ccd93489524827ae2bc09fa854189c"
+        case .requestCompleted: return "37f5bb9550d6492b9c73013ec491c762"
         }
     }
 

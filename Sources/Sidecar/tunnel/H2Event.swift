@@ -1,4 +1,5 @@
 import NIOCore
+import Protocol
 
 /// What an `H2Session` reports after it took input or produced output. Events are queued by
 /// the nghttp2 callbacks and handed to the owner afterwards, so the owner may call back into
@@ -16,22 +17,6 @@ enum H2Event {
     case writable(stream: Int32)
     case goaway(lastStreamID: Int32, errorCode: UInt32)
     case pingAcknowledged(opaque: UInt64)
-}
-
-struct HeaderField: Equatable, Sendable {
-    var name: String
-    var value: String
-
-    init(_ name: String, _ value: String) {
-        self.name = name
-        self.value = value
-    }
-}
-
-extension Array where Element == HeaderField {
-    subscript(name: String) -> String? {
-        first { $0.name == name }?.value
-    }
 }
 
 enum H2Role {

@@ -1,5 +1,6 @@
 import CNghttp2
 import NIOCore
+import Protocol
 
 /// nghttp2's C callbacks. Each recovers the `H2Session` from `user_data`, records what
 /// happened, and returns; none calls back into nghttp2 (STYLE.md).
@@ -49,6 +50,11 @@ private func readCallback(
     if state.queued == 0 {
         if state.endQueued {
             dataFlags?.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            if let trailers = state.trailers {
+                dataFlags?.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                state.trailers = nil
+                s.trailersDue.append((streamID, trailers))
+            }
             return 0
         }
         state.deferred = true
@@ -58,6 +64,11 @@ private func readCallback(
     dataFlags?.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
     if n == state.queued && state.endQueued {
         dataFlags?.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+        if let trailers = state.trailers {
+            dataFlags?.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            state.trailers = nil
+            s.trailersDue.append((streamID, trailers))
+        }
     }
     return n
 }

@@ -1,5 +1,6 @@
 import CNghttp2
 import NIOCore
+import Protocol
 
 /// One HTTP/2 connection over nghttp2, independent of any socket: bytes go in with
 /// `receive`, frames come out of `drainOutput`, and everything that happened is in `events`.
@@ -21,6 +22,8 @@ final class H2Session {
     /// DATA payloads are appended as slices of the owner's buffers (no copy).
     var output: [ByteBuffer] = []
     var scratch: ByteBuffer
+    /// Streams whose body was sent and whose trailers go next: submitted outside the callbacks.
+    var trailersDue: [(Int32, [HeaderField])] = []
     /// Headers being received, per stream, until the HEADERS frame completes.
     var incomingHeaders: [Int32: [HeaderField]] = [:]
 
@@ -98,7 +101,16 @@ final class H2Session {
     /// Serialises every frame nghttp2 is ready to send. The buffers are meant for one
     /// gathering write followed by one flush.
     func drainOutput() throws(H2Error) -> [ByteBuffer] {
-        let rc = nghttp2_session_send(session)
+        var rc = nghttp2_session_send(session)
+        // Trailers go after the last DATA frame, which the read callback has just marked.
+        while rc == 0 && !trailersDue.isEmpty {
+            let due = trailersDue
+            trailersDue.removeAll()
+            for (id, fields) in due {
+                _ = Self.withNV(fields) { nva, count in nghttp2_submit_trailer(session, id, nva, count) }
+            }
+            rc = nghttp2_session_send(session)
+        }
         if rc != 0 {
             throw H2Error(description: "HTTP/2 send failed: \(String(cString: nghttp2_strerror(rc)))")
         }
@@ -122,10 +134,12 @@ final class H2Session {
     // MARK: streams
 
     /// Opens a stream (client role) whose request body is fed with `write` / `finish`.
-    func openStream(headers: [HeaderField]) throws(H2Error) -> Int32 {
+    /// With `endStream` the request has no body.
+    func openStream(headers: [HeaderField], endStream: Bool = false) throws(H2Error) -> Int32 {
         var provider = H2Callbacks.dataProvider
         let id = Self.withNV(headers) { nva, count in
-            nghttp2_submit_request(session, nil, nva, count, &provider, nil)
+            endStream ? nghttp2_submit_request(session, nil, nva, count, nil, nil)
+                : nghttp2_submit_request(session, nil, nva, count, &provider, nil)
         }
         guard id > 0 else {
             throw H2Error(description: "cannot open stream: \(String(cString: nghttp2_strerror(id)))")
@@ -163,10 +177,12 @@ final class H2Session {
         return true
     }
 
-    /// Queues END_STREAM after whatever is queued (a half-close).
-    func finish(stream: Int32) {
+    /// Queues END_STREAM after whatever is queued (a half-close), carried by a trailing
+    /// HEADERS frame when `trailers` are given.
+    func finish(stream: Int32, trailers: [HeaderField] = []) {
         guard let state = streams[stream], !state.endQueued else { return }
         state.endQueued = true
+        if !trailers.isEmpty { state.trailers = trailers }
         resumeIfDeferred(stream, state)
     }
 
@@ -241,6 +257,8 @@ final class H2StreamState {
     var outbound = CircularBuffer<ByteBuffer>()
     var queued = 0
     var endQueued = false
+    /// Sent as a HEADERS frame after the last DATA, ending the stream instead of it.
+    var trailers: [HeaderField]?
     /// nghttp2 was told "no data yet" and must be resumed when some arrives.
     var deferred = false
     var aboveWatermark = false

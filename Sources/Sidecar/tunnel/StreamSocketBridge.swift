@@ -1,11 +1,13 @@
 import NIOCore
 import NIOPosix
+import Protocol
 
 /// The socket half of a tunnel stream: a public client's connection on the gateway, an
 /// upstream connection on the agent. Bytes read go to the stream; bytes from the stream are
 /// written and only then consumed (their window granted back), so a slow reader stalls the
 /// far sender instead of filling memory. Half-closes travel as END_STREAM, aborts as RST.
-final class StreamSocketBridge: ChannelDuplexHandler {
+final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
+    typealias Link = TunnelStreamLink<StreamSocketBridge>
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -19,7 +21,7 @@ final class StreamSocketBridge: ChannelDuplexHandler {
     }
 
     private var context: ChannelHandlerContext?
-    private var link: LoopBoundRef<TunnelStreamLink>?
+    private var link: LoopBoundRef<Link>?
     /// Socket reads that arrived before the stream existed (at most one read: reading pauses).
     private var early: [ByteBuffer] = []
     private var earlyEnd = false
@@ -46,12 +48,12 @@ final class StreamSocketBridge: ChannelDuplexHandler {
         }
     }
 
-    init(link: LoopBoundRef<TunnelStreamLink>?) {
+    init(link: LoopBoundRef<Link>?) {
         self.link = link
         self.readPaused = link == nil
     }
 
-    func attach(_ link: LoopBoundRef<TunnelStreamLink>) {
+    func attach(_ link: LoopBoundRef<Link>) {
         self.link = link
         if finished {
             // The client left while the stream was being opened: abort it on the far side.
@@ -142,6 +144,9 @@ final class StreamSocketBridge: ChannelDuplexHandler {
     }
 
     // MARK: tunnel → socket (called on this socket's loop)
+
+    /// A TCP stream's HEADERS are read on the tunnel loop (`TunnelStreamLink.onHeaders`).
+    func tunnelHeaders(_ fields: [HeaderField], endStream: Bool) {}
 
     func writeToSocket(_ bytes: ByteBuffer) {
         guard let context, !outputClosed else {

@@ -1,6 +1,7 @@
 import CNghttp2
 import Logging
 import NIOCore
+import Protocol
 
 /// The HTTP/2 layer of one tunnel connection, after the upgrade handshake: feeds the socket's
 /// bytes to the `H2Session`, writes its output in one batch per loop tick, routes stream
@@ -67,9 +68,9 @@ final class TunnelConnection: ChannelInboundHandler {
         handlers[id] = handler
     }
 
-    func openStream(headers: [HeaderField], handler: TunnelStreamHandler) throws(H2Error) -> Int32 {
+    func openStream(headers: [HeaderField], endStream: Bool = false, handler: TunnelStreamHandler) throws(H2Error) -> Int32 {
         guard !closed else { throw H2Error(description: "tunnel connection is closed") }
-        let id = try session.openStream(headers: headers)
+        let id = try session.openStream(headers: headers, endStream: endStream)
         handlers[id] = handler
         scheduleFlush()
         return id
@@ -87,8 +88,8 @@ final class TunnelConnection: ChannelInboundHandler {
         return below
     }
 
-    func finish(stream: Int32) {
-        session.finish(stream: stream)
+    func finish(stream: Int32, trailers: [HeaderField] = []) {
+        session.finish(stream: stream, trailers: trailers)
         scheduleFlush()
     }
 

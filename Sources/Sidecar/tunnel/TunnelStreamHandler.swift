@@ -1,4 +1,5 @@
 import NIOCore
+import Protocol
 
 /// Receives one stream's events on the tunnel connection's event loop.
 protocol TunnelStreamHandler: AnyObject {

@@ -1,0 +1,147 @@
+/// A request a public client sent to an HTTP listener, checked and ready to become a request
+/// stream to an agent (DESIGN §2.2): hop-by-hop fields dropped, `fastgw-*` fields from the
+/// client stripped, X-Forwarded-* set.
+public struct PublicRequest: Sendable {
+    public let head: HTTPHead
+    public let method: String
+    /// Origin-form path and query (`/a?b`), `*` for `OPTIONS *`.
+    public let path: String
+    public let version: String
+    /// The Host the client asked for (or the authority of an absolute-form target).
+    public let authority: String
+    public let framing: RequestFraming
+    /// The client wants the connection kept open after this exchange.
+    public let keepAlive: Bool
+    /// `Expect: 100-continue`: the gateway answers 100 itself once the request has a route.
+    public let expectsContinue: Bool
+
+    public typealias Refusal = RequestFraming.Refusal
+
+    public static func parse(_ head: HTTPHead) -> Result<PublicRequest, Refusal> {
+        func no(_ status: Int, _ reason: String) -> Result<PublicRequest, Refusal> {
+            .failure(Refusal(status: status, reason: reason))
+        }
+        guard head.startLine.count == 3 else { return no(400, "malformed request line") }
+        let (method, target, version) = (head.startLine[0], head.startLine[1], head.startLine[2])
+        guard version == "HTTP/1.1" || version == "HTTP/1.0" else {
+            return version.hasPrefix("HTTP/") ? no(505, "\(version) is not supported (use HTTP/1.1)") : no(400, "malformed request line")
+        }
+        guard method.allSatisfy({ HTTPHeadParser.isTokenChar($0) }) else { return no(400, "malformed method") }
+        if method == "CONNECT" { return no(405, "CONNECT is not served by this gateway") }
+        let hosts = head.values("Host")
+        guard hosts.count <= 1 else { return no(400, "more than one Host header") }
+        var authority = hosts.first
+        let path: String
+        if target.hasPrefix("/") {
+            path = target
+        } else if target == "*" && method == "OPTIONS" {
+            path = target
+        } else if let (a, p) = Self.absoluteForm(target) {
+            // RFC 9112 §3.2.2: the target's authority wins over Host.
+            authority = a
+            path = p
+        } else {
+            return no(400, "malformed request target")
+        }
+        guard let authority, !authority.isEmpty else { return no(400, "missing Host header") }
+        guard authority.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" && $0 != "@" }) else {
+            return no(400, "malformed Host header")
+        }
+        let framing: RequestFraming
+        switch RequestFraming.of(head, version: version) {
+        case .success(let f): framing = f
+        case .failure(let r): return .failure(r)
+        }
+        let connection = head.tokens("Connection")
+        let keepAlive = version == "HTTP/1.1" ? !connection.contains("close") : connection.contains("keep-alive")
+        var expectsContinue = false
+        if let expect = head["Expect"] {
+            guard expect.lowercased() == "100-continue" else { return no(417, "unsupported expectation \"\(expect)\"") }
+            expectsContinue = version == "HTTP/1.1"
+        }
+        return .success(PublicRequest(
+            head: head, method: method, path: path, version: version, authority: authority, framing: framing,
+            keepAlive: keepAlive, expectsContinue: expectsContinue))
+    }
+
+    /// `http://host[:port]/path` → (host[:port], /path).
+    static func absoluteForm(_ target: String) -> (String, String)? {
+        let lower = target.lowercased()
+        guard let scheme = ["http://", "https://"].first(where: { lower.hasPrefix($0) }) else { return nil }
+        let rest = target.dropFirst(scheme.count)
+        let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let authority = String(rest[..<slash])
+        var path = String(rest[slash...])
+        if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+        return authority.isEmpty ? nil : (authority, path)
+    }
+
+    /// The request stream's HEADERS. `client` is the client's IP address.
+    public func tunnelHeaders(scheme: String, client: String, service: String, requestID: String) -> [HeaderField] {
+        var out = [
+            HeaderField(":method", method), HeaderField(":scheme", scheme),
+            HeaderField(":authority", authority), HeaderField(":path", path),
+        ]
+        let dropped = HopByHop.dropped(by: head).union(["host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"])
+        for (name, value) in head.fields {
+            let lower = name.lowercased()
+            if dropped.contains(lower) || HopByHop.isInternal(lower) { continue }
+            // A body the gateway de-chunks travels without a length; 0 for none at all.
+            if lower == "content-length" && framing == .none { continue }
+            out.append(HeaderField(lower, value))
+        }
+        let earlier = head.values("X-Forwarded-For").map { $0.strippingSpaces() }.filter { !$0.isEmpty }
+        out.append(HeaderField("x-forwarded-for", (earlier + [client]).joined(separator: ", ")))
+        out.append(HeaderField("x-forwarded-proto", scheme))
+        out.append(HeaderField("x-forwarded-host", authority))
+        out.append(HeaderField("fastgw-service", service))
+        out.append(HeaderField("fastgw-request-id", requestID))
+        return out
+    }
+}
+
+/// The head of a response relayed to a public HTTP/1.1 client, from the agent's HEADERS.
+public struct PublicResponseHead: Sendable {
+    public let status: Int
+    public let bytes: [UInt8]
+    /// How the gateway writes the body: raw (`contentLength`, `untilClose`), chunk-encoded,
+    /// or not at all.
+    public let framing: BodyFraming
+    /// Whether the connection stays open after the body.
+    public let keepAlive: Bool
+
+    public static func make(
+        fields: [HeaderField], requestMethod: String, clientVersion: String, keepAlive requested: Bool
+    ) -> PublicResponseHead? {
+        guard let statusText = fields[":status"], let status = Int(statusText), (100...999).contains(status) else { return nil }
+        var lines: [(String, String)] = []
+        var length: Int64?
+        for f in fields where !f.name.hasPrefix(":") {
+            if HopByHop.names.contains(f.name) || HopByHop.isInternal(f.name) { continue }
+            if f.name == "content-length" { length = RequestFraming.contentLength(f.value) }
+            lines.append((f.name, f.value))
+        }
+        var keepAlive = requested
+        let framing: BodyFraming
+        if requestMethod == "HEAD" || (100..<200).contains(status) || status == 204 || status == 304 {
+            framing = .none
+        } else if let length {
+            framing = .contentLength(length)
+        } else if clientVersion == "HTTP/1.1" {
+            framing = .chunked
+            lines.append(("transfer-encoding", "chunked"))
+        } else {
+            framing = .untilClose
+            keepAlive = false
+        }
+        if !(100..<200).contains(status) {
+            if !keepAlive {
+                lines.append(("connection", "close"))
+            } else if clientVersion == "HTTP/1.0" {
+                lines.append(("connection", "keep-alive"))
+            }
+        }
+        let head = HTTPHead(startLine: ["HTTP/1.1", String(status), ReasonPhrase.of(status)], fields: lines)
+        return PublicResponseHead(status: status, bytes: head.serialized(), framing: framing, keepAlive: keepAlive)
+    }
+}

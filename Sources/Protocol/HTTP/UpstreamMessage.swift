@@ -1,0 +1,76 @@
+/// The agent's HTTP/1.1 side of a request stream (DESIGN §2.2): the request it writes to the
+/// upstream, and how the upstream's response goes back as HTTP/2 HEADERS.
+public enum UpstreamMessage {
+    public struct Request: Sendable {
+        public let head: HTTPHead
+        public let method: String
+        public let framing: BodyFraming
+    }
+
+    public struct Refusal: Error, Equatable, Sendable {
+        public let reason: String
+    }
+
+    /// `endStream`: the HEADERS ended the stream, so there is no body.
+    public static func request(_ fields: [HeaderField], endStream: Bool) -> Result<Request, Refusal> {
+        guard let method = fields[":method"], let path = fields[":path"], let authority = fields[":authority"] else {
+            return .failure(Refusal(reason: "request stream without :method, :path or :authority"))
+        }
+        var lines: [(String, String)] = [("host", authority)]
+        var length: Int64?
+        for f in fields where !f.name.hasPrefix(":") {
+            if HopByHop.names.contains(f.name) || HopByHop.isInternal(f.name) || f.name == "host" { continue }
+            if f.name == "content-length" {
+                guard let n = RequestFraming.contentLength(f.value) else {
+                    return .failure(Refusal(reason: "invalid content-length"))
+                }
+                length = n
+            }
+            lines.append((f.name, f.value))
+        }
+        let framing: BodyFraming
+        if let length {
+            framing = length == 0 ? .none : .contentLength(length)
+        } else if endStream {
+            framing = .none
+            // Servers may insist on a length for methods that usually carry a body.
+            if ["POST", "PUT", "PATCH"].contains(method) { lines.append(("content-length", "0")) }
+        } else {
+            framing = .chunked
+            lines.append(("transfer-encoding", "chunked"))
+        }
+        if let id = fields["fastgw-request-id"], !lines.contains(where: { $0.0 == "x-request-id" }) {
+            lines.append(("x-request-id", id))
+        }
+        return .success(Request(head: HTTPHead(startLine: [method, path, "HTTP/1.1"], fields: lines), method: method, framing: framing))
+    }
+
+    /// The upstream's response as HEADERS for the tunnel: connection-specific fields removed
+    /// (HTTP/2 forbids them), names lowercased.
+    public static func responseFields(_ head: HTTPHead, status: Int, framing: BodyFraming) -> [HeaderField] {
+        var out = [HeaderField(":status", String(status))]
+        let dropped = HopByHop.dropped(by: head)
+        for (name, value) in head.fields {
+            let lower = name.lowercased()
+            if dropped.contains(lower) || HopByHop.isInternal(lower) { continue }
+            if lower == "content-length" && framing == .chunked { continue }
+            out.append(HeaderField(lower, value))
+        }
+        return out
+    }
+
+    /// The status code of a response head (`HTTP/1.1 200 OK`), if it is one.
+    public static func status(of head: HTTPHead) -> Int? {
+        guard head.startLine.count >= 2, head.startLine[0].hasPrefix("HTTP/1."),
+              let status = Int(head.startLine[1]), (100...999).contains(status) else { return nil }
+        return status
+    }
+
+    /// Whether the upstream connection can carry another request after this response.
+    public static func isReusable(_ head: HTTPHead, framing: BodyFraming) -> Bool {
+        if framing == .untilClose { return false }
+        let connection = head.tokens("Connection")
+        if head.startLine.first == "HTTP/1.0" { return connection.contains("keep-alive") }
+        return !connection.contains("close")
+    }
+}

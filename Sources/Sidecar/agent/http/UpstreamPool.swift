@@ -1,0 +1,162 @@
+import NIOCore
+import NIOPosix
+import Protocol
+
+/// Keep-alive HTTP/1.1 connections to the upstreams of http services, for the streams of
+/// one tunnel connection (so it lives on that connection's loop and needs no lock). Idle
+/// connections are bounded per upstream and closed after the service's idle timeout.
+final class UpstreamPool {
+    private struct Idle {
+        let channel: Channel
+        let handler: UpstreamConnectionHandler
+        let expiry: Scheduled<Void>
+    }
+
+    let loop: EventLoop
+    private var idle: [UpstreamAddress: [Idle]] = [:]
+
+    init(loop: EventLoop) {
+        self.loop = loop
+    }
+
+    /// An idle connection when one is left open, else a new one. `reused` tells a request
+    /// that it may meet a connection the upstream has just closed.
+    /// Calls back on the pool's loop.
+    func acquire(_ service: AgentConfig.Service, _ done: @escaping (Result<(UpstreamConnectionHandler, reused: Bool), Error>) -> Void) {
+        while let candidate = idle[service.upstream]?.popLast() {
+            candidate.expiry.cancel()
+            if candidate.channel.isActive { return done(.success((candidate.handler, true))) }
+        }
+        let handler = UpstreamConnectionHandler()
+        let bound = NIOLoopBound(handler, eventLoop: loop)
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(TimeAmount(service.connectTimeout))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: SocketTuning.recvAllocator)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(bound.value)
+                }
+            }
+        let connecting: EventLoopFuture<Channel>
+        switch service.upstream {
+        case .tcp(let hp): connecting = bootstrap.connect(host: hp.host, port: hp.port)
+        case .unix(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
+        }
+        connecting.assumeIsolated().whenComplete { result in
+            done(result.map { _ in (handler, false) })
+        }
+    }
+
+    /// Takes back a connection whose exchange ended cleanly.
+    func release(_ handler: UpstreamConnectionHandler, service: AgentConfig.Service) {
+        guard let channel = handler.channel, channel.isActive else { return }
+        var list = idle[service.upstream] ?? []
+        guard list.count < service.maxIdleConnections else {
+            channel.close(promise: nil)
+            return
+        }
+        let upstream = service.upstream
+        let expiry = loop.assumeIsolated().scheduleTask(in: TimeAmount(service.idleTimeout)) { [weak self] in
+            self?.drop(channel, upstream: upstream)
+            channel.close(promise: nil)
+        }
+        list.append(Idle(channel: channel, handler: handler, expiry: expiry))
+        idle[upstream] = list
+        // An idle connection the upstream closes leaves the pool at once.
+        handler.onIdleClose = { [weak self] in self?.drop(channel, upstream: upstream) }
+    }
+
+    private func drop(_ channel: Channel, upstream: UpstreamAddress) {
+        idle[upstream]?.removeAll { $0.channel === channel }
+    }
+
+    func closeAll() {
+        for list in idle.values {
+            for entry in list {
+                entry.expiry.cancel()
+                entry.channel.close(promise: nil)
+            }
+        }
+        idle = [:]
+    }
+}
+
+/// The pipeline end of one upstream HTTP/1.1 connection: hands reads to the exchange that
+/// holds the connection, and lets it pause reading.
+final class UpstreamConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private(set) var context: ChannelHandlerContext?
+    weak var exchange: UpstreamExchange?
+    /// Set while the connection sits in the pool.
+    var onIdleClose: (() -> Void)?
+    private var readPaused = false
+    private var readPending = false
+
+    var channel: Channel? { context?.channel }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let exchange {
+            exchange.upstreamRead(unwrapInboundIn(data))
+        } else {
+            // Bytes nobody asked for: the connection cannot be trusted any more.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.context = nil
+        onIdleClose?()
+        onIdleClose = nil
+        exchange?.upstreamClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readPaused { readPending = true } else { context.read() }
+    }
+
+    func take(for exchange: UpstreamExchange) {
+        self.exchange = exchange
+        onIdleClose = nil
+        readPaused = false
+    }
+
+    func pauseReading() {
+        readPaused = true
+    }
+
+    func resumeReading() {
+        guard readPaused else { return }
+        readPaused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func write(_ buffer: ByteBuffer, then: ((Result<Void, Error>) -> Void)? = nil) {
+        guard let context else {
+            then?(.failure(ChannelError.ioOnClosedChannel))
+            return
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        if let then { promise.futureResult.assumeIsolated().whenComplete(then) }
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: promise)
+    }
+
+    func close() {
+        context?.close(promise: nil)
+    }
+}

@@ -1,0 +1,99 @@
+import NIOCore
+import Protocol
+
+/// One request on a public HTTP connection and the tunnel stream that carries it. It lives on
+/// the public connection's loop: the stream's events arrive here (`StreamEndpoint`) and are
+/// handed to the connection, which does all the writing.
+final class HTTPExchange: StreamEndpoint {
+    typealias Link = TunnelStreamLink<HTTPExchange>
+
+    let requestID: String
+    let request: PublicRequest
+    let started = NIODeadline.now()
+    weak var connection: HTTPServerHandler?
+    var route: GatewayRegistry.Route?
+    private(set) var link: LoopBoundRef<Link>?
+
+    /// Body bytes and end read before the stream was open.
+    private var early: [ByteBuffer] = []
+    private var earlyEnd: [HeaderField]?
+    private(set) var requestEnded = false
+    var response: PublicResponseHead?
+    var responseComplete = false
+    var trailersWritten = false
+    var streamClosed = false
+    /// The whole request went to the agent and the response timer runs.
+    var waitingForResponse = false
+    var bytesIn = 0
+    var bytesOut = 0
+    /// The status the client got (relayed or the gateway's own), for stats and the log.
+    var status: Int?
+
+    init(requestID: String, request: PublicRequest) {
+        self.requestID = requestID
+        self.request = request
+    }
+
+    var isAttached: Bool { link != nil }
+
+    func attach(_ link: LoopBoundRef<Link>) {
+        self.link = link
+        for bytes in early { link.run { $0.fromSocket(bytes) } }
+        early = []
+        if let trailers = earlyEnd { link.run { $0.socketEnded(trailers: trailers) } }
+        if streamClosed { link.run { $0.socketFailed() } }
+    }
+
+    // MARK: request body (from the client)
+
+    func sendBody(_ bytes: ByteBuffer) {
+        bytesIn += bytes.readableBytes
+        if let link { link.run { $0.fromSocket(bytes) } } else { early.append(bytes) }
+    }
+
+    func endBody(trailers: [HeaderField]) {
+        requestEnded = true
+        if let link { link.run { $0.socketEnded(trailers: trailers) } } else { earlyEnd = trailers }
+    }
+
+    /// The stream was opened with END_STREAM.
+    func requestHadNoBody() {
+        requestEnded = true
+    }
+
+    /// The client is gone or the exchange was cut short: reset the stream.
+    func abort() {
+        if let link { link.run { $0.socketFailed() } } else { streamClosed = true }
+    }
+
+    func consumed(_ n: Int) {
+        link?.run { $0.consumed(n) }
+    }
+
+    // MARK: StreamEndpoint (the agent's response)
+
+    func tunnelHeaders(_ fields: [HeaderField], endStream: Bool) {
+        connection?.exchange(self, receivedHeaders: fields, endStream: endStream)
+    }
+
+    func writeToSocket(_ bytes: ByteBuffer) {
+        if let connection { connection.exchange(self, receivedBody: bytes) } else { consumed(bytes.readableBytes) }
+    }
+
+    func tunnelEnded() {
+        connection?.exchangeResponseEnded(self)
+    }
+
+    func tunnelClosed(errorCode: UInt32) {
+        streamClosed = true
+        connection?.exchange(self, streamClosed: errorCode)
+    }
+
+    func pauseReading() {
+        connection?.pauseReading()
+    }
+
+    func resumeReading() {
+        connection?.resumeReading()
+    }
+}

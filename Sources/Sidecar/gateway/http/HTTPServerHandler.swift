@@ -1,0 +1,535 @@
+import Logging
+import NIOCore
+import Protocol
+
+/// One public HTTP/1.1 connection: reads request heads and bodies, sends each request as a
+/// request stream to an agent (DESIGN §2.2), and writes the responses back in order.
+/// Pipelined requests wait in the input buffer until the response before them is complete.
+final class HTTPServerHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase {
+        /// Waiting for, or reading, a request head.
+        case head
+        /// Reading the current request's body.
+        case body(BodyDecoder)
+        /// The request is read; its response is still coming.
+        case responding
+        /// The connection closes once the last write is done.
+        case closing
+    }
+
+    let gateway: GatewayContext
+    let listener: String
+    let scheme: String
+    let settings: HTTPSettings
+    private var context: ChannelHandlerContext?
+    private var inbound: ByteBuffer?
+    /// How far the input was searched for the end of a head.
+    private var scanned = 0
+    private var phase = Phase.head
+    private(set) var exchange: HTTPExchange?
+    private var readPaused = false
+    private var readPending = false
+    private var timer: Scheduled<Void>?
+    private var lastWrite: EventLoopFuture<Void>?
+    private var clientAddress = "?"
+    private var clientIP = "?"
+    /// The gateway drains: finish the exchange under way, then close.
+    private var closeWhenIdle = false
+
+    init(gateway: GatewayContext, listener: String, scheme: String) {
+        self.gateway = gateway
+        self.listener = listener
+        self.scheme = scheme
+        self.settings = gateway.settings.config.http
+    }
+
+    // MARK: lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let stats = gateway.stats
+        stats.publicConnectionsActive.add()
+        stats.publicConnectionsTotal.add()
+        context.channel.closeFuture.whenComplete { _ in stats.publicConnectionsActive.subtract() }
+        if let remote = context.channel.remoteAddress {
+            clientAddress = remote.fastgwDescription
+            clientIP = remote.ipAddress ?? clientAddress
+        }
+        armTimer(settings.headerTimeout) { $0.headerTimedOut() }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        if let ex = exchange, !ex.responseComplete {
+            ex.abort()
+            finishLog(ex, outcome: "client closed the connection")
+        }
+        exchange = nil
+        phase = .closing
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is HTTPDrainNotice {
+            closeWhenIdle = true
+            if exchange == nil { closeNow() }
+            return
+        }
+        if case ChannelEvent.inputClosed = event {
+            // A client that half-closes after its request still gets the response; one
+            // that stops in the middle of a body has cut its request short.
+            closeWhenIdle = true
+            if exchange == nil {
+                closeNow()
+            } else if case .body = phase, let ex = exchange {
+                ex.abort()
+                finishLog(ex, outcome: "client closed the connection during the request body")
+                exchange = nil
+                closeNow()
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if inbound == nil || inbound!.readableBytes == 0 {
+            inbound = bytes
+        } else {
+            inbound!.writeBuffer(&bytes)
+        }
+        process()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readPaused || inputBacklogged { readPending = true } else { context.read() }
+    }
+
+    /// Pipelined input waiting behind a response is bounded by the header limit.
+    private var inputBacklogged: Bool {
+        if case .responding = phase, let inbound { return inbound.readableBytes > settings.maxHeaderSize }
+        return false
+    }
+
+    func pauseReading() {
+        readPaused = true
+    }
+
+    func resumeReading() {
+        readPaused = false
+        if readPending, !inputBacklogged, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// Moves through the input as far as it goes: heads, bodies, pipelined requests.
+    private func process() {
+        while true {
+            switch phase {
+            case .closing:
+                return
+            case .responding:
+                if let ex = exchange, ex.isAttached, ex.response == nil, !ex.waitingForResponse {
+                    ex.waitingForResponse = true
+                    armTimer(settings.responseTimeout) { $0.responseTimedOut(ex) }
+                }
+                return
+            case .head:
+                guard exchange == nil, readHead() else { return }
+            case .body(var decoder):
+                guard let ex = exchange, ex.isAttached, var buffer = inbound, buffer.readableBytes > 0 else { return }
+                let result: (events: [BodyDecoder.Event], consumed: Int)
+                do {
+                    result = try decoder.feed(buffer.readableBytesView)
+                } catch {
+                    ex.abort()
+                    return refuseMidBody(ex, status: 400, reason: "malformed chunked body: \(error.reason)")
+                }
+                for event in result.events {
+                    switch event {
+                    case .data(let range):
+                        ex.sendBody(buffer.getSlice(at: range.lowerBound, length: range.count)!)
+                    case .end(let trailers):
+                        ex.endBody(trailers: trailers.compactMap(Self.forwardedTrailer))
+                    }
+                }
+                buffer.moveReaderIndex(to: result.consumed)
+                inbound = buffer
+                if let limit = settings.maxBodySize, decoder.bodyBytes > Int64(limit) {
+                    ex.abort()
+                    return refuseMidBody(ex, status: 413, reason: "request body is over the limit of \(limit) bytes")
+                }
+                phase = decoder.isComplete ? .responding : .body(decoder)
+                if case .body = phase { return }
+            }
+        }
+    }
+
+    /// Trailers go on as HTTP/2 fields, minus those a proxy must not forward.
+    private static func forwardedTrailer(_ line: ChunkedDecoder.HeaderLine) -> HeaderField? {
+        let name = line.name.lowercased()
+        if HopByHop.names.contains(name) || HopByHop.isInternal(name) || name == "content-length" || name == "host" { return nil }
+        return HeaderField(name, line.value)
+    }
+
+    /// Takes one request head off the input and starts its exchange. False when the head is
+    /// not complete yet (or the connection is being closed).
+    private func readHead() -> Bool {
+        guard var buffer = inbound else { return false }
+        // RFC 9112 §2.2: empty lines before a request line are ignored.
+        while scanned == 0, let b = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), b == 13 || b == 10 {
+            buffer.moveReaderIndex(forwardBy: 1)
+        }
+        inbound = buffer
+        guard buffer.readableBytes > 0 else { return false }
+        if scanned == 0 { armTimer(settings.headerTimeout) { $0.headerTimedOut() } }
+        let end = buffer.withUnsafeReadableBytes { HTTPHeadParser.headEnd(in: $0, from: scanned - 3) }
+        guard let end, end <= settings.maxHeaderSize else {
+            if buffer.readableBytes > settings.maxHeaderSize || end != nil {
+                refuse(status: 431, reason: "request head is over the limit of \(settings.maxHeaderSize) bytes")
+                return false
+            }
+            scanned = buffer.readableBytes
+            return false
+        }
+        let headBytes = buffer.readSlice(length: end)!
+        inbound = buffer
+        scanned = 0
+        timer?.cancel()
+        guard let head = headBytes.withUnsafeReadableBytes({ HTTPHeadParser.parse(bytes: $0) }) else {
+            refuse(status: 400, reason: "malformed request head")
+            return false
+        }
+        return begin(head)
+    }
+
+    // MARK: starting an exchange
+
+    private func begin(_ head: HTTPHead) -> Bool {
+        let requestID = RequestID.make()
+        let request: PublicRequest
+        switch PublicRequest.parse(head) {
+        case .success(let r): request = r
+        case .failure(let refusal):
+            refuse(status: refusal.status, reason: refusal.reason, requestID: requestID, head: head)
+            return false
+        }
+        let ex = HTTPExchange(requestID: requestID, request: request)
+        ex.connection = self
+        gateway.stats.httpRequestsTotal.add()
+        if let limit = settings.maxBodySize, case .contentLength(let n) = request.framing, n > Int64(limit) {
+            return answer(ex, status: 413, reason: "request body of \(n) bytes is over the limit of \(limit) bytes")
+        }
+        let loop = context!.eventLoop
+        switch gateway.registry.pick(host: request.authority, path: request.path, preferring: loop) {
+        case .noRoute:
+            return answer(ex, status: 404, reason: "no service is published for host \"\(HostPattern.normalize(request.authority))\" and path \"\(request.path)\"")
+        case .noLiveAgent(let service):
+            let what = service.map { "service \"\($0)\"" } ?? "host \"\(HostPattern.normalize(request.authority))\""
+            return answer(ex, status: 503, reason: "no agent serving \(what) is connected")
+        case .route(let route):
+            exchange = ex
+            ex.route = route
+            phase = request.framing == .none ? .responding : .body(BodyDecoder(BodyFraming(request.framing)))
+            if request.framing == .none { ex.requestHadNoBody() }
+            let client = clientIP
+            let scheme = self.scheme
+            HTTPStreamOpening(
+                gateway: gateway, exchange: LoopBoundRef(ex, eventLoop: loop),
+                headers: { service in request.tunnelHeaders(scheme: scheme, client: client, service: service, requestID: requestID) },
+                endStream: request.framing == .none, host: request.authority, path: request.path, loop: loop
+            ).open(route)
+            return true
+        }
+    }
+
+    /// The stream is open: the body may flow, and a client waiting for 100 may send it.
+    func exchangeAttached(_ ex: HTTPExchange) {
+        guard ex === exchange, let context else {
+            ex.abort()
+            return
+        }
+        let service = gateway.stats.services.counters(for: ex.route?.service ?? "")
+        service.connectionsTotal.add()
+        if ex.request.expectsContinue, ex.response == nil, case .body = phase {
+            write(ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n"), flush: true)
+        }
+        _ = context
+        process()
+    }
+
+    // MARK: timers
+
+    private func armTimer(_ after: Duration, _ fire: @escaping (HTTPServerHandler) -> Void) {
+        timer?.cancel()
+        guard let loop = context?.eventLoop else { return }
+        timer = loop.assumeIsolated().scheduleTask(in: TimeAmount(after)) { [weak self] in
+            if let self { fire(self) }
+        }
+    }
+
+    private func headerTimedOut() {
+        guard exchange == nil, case .head = phase else { return }
+        if let inbound, inbound.readableBytes > 0 {
+            refuse(status: 408, reason: "the request head did not arrive within \(settings.headerTimeout)")
+        } else {
+            closeNow()  // an idle keep-alive connection: close quietly
+        }
+    }
+
+    private func responseTimedOut(_ ex: HTTPExchange) {
+        guard ex === exchange, ex.response == nil else { return }
+        ex.abort()
+        gateway.stats.httpErrors.add("response_timeout")
+        exchangeFailed(ex, status: 504, reason: "the agent did not answer within \(settings.responseTimeout)")
+    }
+
+    // MARK: writing
+
+    private func write(_ buffer: ByteBuffer, flush: Bool, then: ((Result<Void, Error>) -> Void)? = nil) {
+        guard let context else { return }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        if let then { promise.futureResult.assumeIsolated().whenComplete(then) }
+        lastWrite = promise.futureResult
+        if flush { context.writeAndFlush(wrapOutboundOut(buffer), promise: promise) } else { context.write(wrapOutboundOut(buffer), promise: promise) }
+    }
+
+    /// Closes once everything written so far has gone out.
+    private func closeAfterWrites() {
+        phase = .closing
+        timer?.cancel()
+        guard let context else { return }
+        let channel = context.channel
+        if let last = lastWrite {
+            last.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    private func closeNow() {
+        phase = .closing
+        timer?.cancel()
+        context?.close(promise: nil)
+    }
+
+    // MARK: the response (called by the exchange, on this loop)
+
+    func exchange(_ ex: HTTPExchange, receivedHeaders fields: [HeaderField], endStream: Bool) {
+        guard ex === exchange, !ex.responseComplete else { return }
+        if let head = ex.response {
+            // Trailers after the body.
+            if head.framing == .chunked {
+                var b = ByteBuffer(string: "0\r\n")
+                for f in fields where !f.name.hasPrefix(":") && !HopByHop.isInternal(f.name) { b.writeString("\(f.name): \(f.value)\r\n") }
+                b.writeString("\r\n")
+                write(b, flush: true)
+                ex.trailersWritten = true
+            }
+            if endStream { responseDone(ex) }
+            return
+        }
+        guard let statusText = fields[":status"], let status = Int(statusText) else {
+            ex.abort()
+            return exchangeFailed(ex, status: 502, reason: "the agent sent a response without a status")
+        }
+        if (100..<200).contains(status) { return }  // 100 was sent by the gateway itself
+        if let reason = fields["fastgw-reason"] {
+            // The agent could not reach the upstream: the gateway renders the error.
+            return exchangeFailed(ex, status: status, reason: reason)
+        }
+        let keepAlive = ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
+        guard let head = PublicResponseHead.make(
+            fields: fields, requestMethod: ex.request.method, clientVersion: ex.request.version, keepAlive: keepAlive)
+        else {
+            ex.abort()
+            return exchangeFailed(ex, status: 502, reason: "the agent sent a malformed response head")
+        }
+        timer?.cancel()
+        ex.response = head
+        ex.status = status
+        write(ByteBuffer(bytes: head.bytes), flush: endStream || head.framing == .none)
+        if endStream || head.framing == .none { responseDone(ex) }
+    }
+
+    func exchange(_ ex: HTTPExchange, receivedBody bytes: ByteBuffer) {
+        let n = bytes.readableBytes
+        guard ex === exchange, let head = ex.response, !ex.responseComplete, context != nil else {
+            ex.consumed(n)
+            return
+        }
+        ex.bytesOut += n
+        let counters = gateway.stats.services.counters(for: ex.route?.service ?? "")
+        let done: (Result<Void, Error>) -> Void = { result in
+            ex.consumed(n)
+            if case .success = result { counters.bytesOut.add(n) }
+        }
+        if head.framing == .chunked {
+            var frame = ByteBuffer(string: String(n, radix: 16) + "\r\n")
+            write(frame, flush: false)
+            write(bytes, flush: false)
+            frame = ByteBuffer(string: "\r\n")
+            write(frame, flush: true, then: done)
+        } else {
+            write(bytes, flush: true, then: done)
+        }
+    }
+
+    func exchangeResponseEnded(_ ex: HTTPExchange) {
+        guard ex === exchange, !ex.responseComplete else { return }
+        if ex.response == nil {
+            return exchangeFailed(ex, status: 502, reason: "the agent ended the stream without a response")
+        }
+        responseDone(ex)
+    }
+
+    func exchange(_ ex: HTTPExchange, streamClosed code: UInt32) {
+        guard ex === exchange, !ex.responseComplete else { return }
+        if ex.response == nil {
+            let reason = code == 0 ? "the agent closed the stream without a response" : "the agent reset the stream (HTTP/2 error \(code))"
+            return exchangeFailed(ex, status: 502, reason: reason)
+        }
+        // Part of the response went out: the client must see it cut, not complete.
+        finishLog(ex, outcome: "stream reset mid-response (HTTP/2 error \(code))")
+        exchange = nil
+        closeNow()
+    }
+
+    private func responseDone(_ ex: HTTPExchange) {
+        guard let head = ex.response else { return }
+        if head.framing == .chunked && !ex.trailersWritten {
+            write(ByteBuffer(string: "0\r\n\r\n"), flush: true)
+        }
+        ex.responseComplete = true
+        finishLog(ex, outcome: nil)
+        exchange = nil
+        let requestRead: Bool
+        if case .responding = phase { requestRead = true } else { requestRead = false }
+        if !requestRead { ex.abort() }
+        if head.keepAlive && requestRead && !closeWhenIdle && !gateway.isDraining {
+            phase = .head
+            armTimer(settings.idleTimeout) { $0.headerTimedOut() }
+            resumeReading()
+            process()
+        } else {
+            closeAfterWrites()
+        }
+    }
+
+    // MARK: errors
+
+    /// An error for a request that never got a stream; the connection stays open when the
+    /// request had no body to skip.
+    private func answer(_ ex: HTTPExchange, status: Int, reason: String) -> Bool {
+        let keep = ex.request.framing == .none && ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
+        writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: keep)
+        ex.status = status
+        ex.responseComplete = true
+        finishLog(ex, outcome: reason)
+        if keep {
+            phase = .head
+            armTimer(settings.idleTimeout) { $0.headerTimedOut() }
+            return true
+        }
+        closeAfterWrites()
+        return false
+    }
+
+    /// The exchange failed before its response began: the gateway answers with an error.
+    func exchangeFailed(_ ex: HTTPExchange, status: Int, reason: String) {
+        guard ex === exchange, ex.response == nil else { return }
+        let requestRead: Bool
+        if case .responding = phase { requestRead = true } else { requestRead = false }
+        let keep = requestRead && ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
+        writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: keep)
+        ex.status = status
+        ex.responseComplete = true
+        exchange = nil
+        finishLog(ex, outcome: reason)
+        if keep {
+            phase = .head
+            armTimer(settings.idleTimeout) { $0.headerTimedOut() }
+            process()
+        } else {
+            ex.abort()
+            closeAfterWrites()
+        }
+    }
+
+    /// The body turned out bad or too large after the stream opened.
+    private func refuseMidBody(_ ex: HTTPExchange, status: Int, reason: String) {
+        if ex.response == nil {
+            writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: false)
+            ex.status = status
+        }
+        ex.responseComplete = true
+        exchange = nil
+        finishLog(ex, outcome: reason)
+        closeAfterWrites()
+    }
+
+    /// A request refused before it was understood: answer and close.
+    private func refuse(status: Int, reason: String, requestID: String = RequestID.make(), head: HTTPHead? = nil) {
+        writeError(status: status, reason: reason, requestID: requestID, keepAlive: false)
+        gateway.stats.httpErrors.add(String(status))
+        gateway.logger.info("http request refused", metadata: [
+            "request_id": "\(requestID)", "client": "\(clientAddress)", "listener": "\(listener)",
+            "status": "\(status)", "reason": "\(reason)",
+            "request": "\(head.map { $0.startLine.prefix(2).joined(separator: " ") } ?? "-")",
+        ])
+        closeAfterWrites()
+    }
+
+    private func writeError(status: Int, reason: String, requestID: String, keepAlive: Bool) {
+        let page = HTTPErrorPage(status: status, reason: reason, requestID: requestID, keepAlive: keepAlive)
+        write(ByteBuffer(bytes: page.bytes), flush: true)
+    }
+
+    // MARK: accounting
+
+    private func finishLog(_ ex: HTTPExchange, outcome: String?) {
+        let status = ex.status ?? 0
+        let stats = gateway.stats
+        stats.httpResponses.add("\(status / 100)xx")
+        if let service = ex.route?.service {
+            stats.services.counters(for: service).responses.add("\(status / 100)xx")
+        }
+        if ex.route == nil || outcome != nil, status >= 400 { stats.httpErrors.add(String(status)) }
+        let isError = status >= 500 || status == 0
+        let access = gateway.settings.config.accessLog
+        let level: Logger.Level = isError ? .warning : (access ? .info : .debug)
+        guard gateway.logger.logLevel <= level else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": "\(ex.requestID)", "client": "\(clientAddress)", "listener": "\(listener)",
+            "method": "\(ex.request.method)", "host": "\(ex.request.authority)", "path": "\(ex.request.path)",
+            "status": "\(status)", "bytes_in": "\(ex.bytesIn)", "bytes_out": "\(ex.bytesOut)",
+            "duration_ms": "\((NIODeadline.now() - ex.started).nanoseconds / 1_000_000)",
+        ]
+        if let route = ex.route {
+            metadata["service"] = "\(route.service)"
+            metadata["agent"] = "\(route.agent)"
+        }
+        if let outcome { metadata["reason"] = "\(outcome)" }
+        gateway.logger.log(level: level, "http request", metadata: .event(.requestCompleted, metadata))
+    }
+}
+
+/// Sent down every public HTTP connection's pipeline when the gateway drains.
+struct HTTPDrainNotice: Sendable {}

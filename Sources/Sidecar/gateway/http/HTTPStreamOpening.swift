@@ -1,0 +1,65 @@
+import NIOCore
+import Protocol
+
+/// Opens the request stream of one exchange on the chosen agent connection (on that
+/// connection's loop), trying another connection when the first turned out to be draining.
+struct HTTPStreamOpening: Sendable {
+    /// Connections found draining between the pick and the stream's opening are skipped;
+    /// after this many the client gets 503.
+    static let maxAttempts = 4
+
+    let gateway: GatewayContext
+    let exchange: LoopBoundRef<HTTPExchange>
+    let headers: @Sendable (_ service: String) -> [HeaderField]
+    let endStream: Bool
+    let host: String
+    let path: String
+    let loop: EventLoop
+
+    func open(_ route: GatewayRegistry.Route, attempt: Int = 1, excluding: Set<GatewayRegistry.ConnectionID> = []) {
+        route.tunnel.run { connection in
+            let registry = gateway.registry
+            if connection.receivedGoaway {
+                registry.streamEnded(route.connection)
+                registry.markDraining(route.connection)
+                let skip = excluding.union([route.connection])
+                if attempt < Self.maxAttempts,
+                   case .route(let next) = registry.pick(host: host, path: path, preferring: loop, excluding: skip) {
+                    open(next, attempt: attempt + 1, excluding: skip)
+                } else {
+                    exchange.run { $0.connection?.exchangeFailed($0, status: 503, reason: "no live agent serves this route") }
+                }
+                return
+            }
+            start(route, on: connection)
+        }
+    }
+
+    private func start(_ route: GatewayRegistry.Route, on connection: TunnelConnection) {
+        let stats = gateway.stats
+        let registry = gateway.registry
+        let link = HTTPExchange.Link(connection: connection)
+        do {
+            link.streamID = try connection.openStream(headers: headers(route.service), endStream: endStream, handler: link)
+        } catch {
+            registry.streamEnded(route.connection)
+            gateway.logger.warning("cannot open tunnel stream", metadata: ["service": "\(route.service)", "error": "\(error)"])
+            exchange.run { $0.connection?.exchangeFailed($0, status: 502, reason: "the tunnel to the agent failed") }
+            return
+        }
+        connection.flushImmediately()
+        stats.streamsActive.add()
+        stats.streamsTotal.add()
+        link.onClosed = { _ in
+            registry.streamEnded(route.connection)
+            stats.streamsActive.subtract()
+        }
+        link.attach(exchange)
+        let linkRef = link.ref
+        exchange.run { ex in
+            ex.route = route
+            ex.attach(linkRef)
+            ex.connection?.exchangeAttached(ex)
+        }
+    }
+}
