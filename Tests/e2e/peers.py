@@ -5,6 +5,7 @@
     peers.py source PORT SIZE   send SIZE bytes of the test pattern, then close; prints
                                 "sent <n>" lines as it goes (for the slow-reader test)
     peers.py slowhttp PORT SECS answer each HTTP request after SECS seconds, then close
+    peers.py httpapp PORT NAME  a keep-alive HTTP/1.1 application (see httpapp.py)
 """
 import asyncio
 import hashlib
@@ -78,6 +79,9 @@ async def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "slowhttp":
         handler = slowhttp(float(sys.argv[3]))
+    elif mode == "httpapp":
+        import httpapp
+        handler = httpapp.handler(sys.argv[3])
     else:
         handler = {"echo": echo, "sink": sink}.get(mode) or source(int(sys.argv[3]))
     server = await asyncio.start_server(handler, "127.0.0.1", port, backlog=2048, limit=1 << 20)

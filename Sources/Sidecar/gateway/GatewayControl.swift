@@ -98,7 +98,17 @@ struct GatewayControl: ControlResponder {
                     }),
                 ])
             }
-            return JSON.object(["routes": .array(list)]).serialized() + "\n"
+            let http: [JSON] = httpRoutes.map { r in
+                .object([
+                    "host": .string(r.host), "path_prefix": .string(r.prefix), "service": .string(r.service),
+                    "backends": .array(r.entries.map { e in
+                        .object(["agent": .string(e.agent), "connection": .number(Double(e.connection)),
+                                 "streams": .number(Double(streams[e.connection]?.streams ?? 0)),
+                                 "draining": .bool(streams[e.connection]?.draining ?? false)])
+                    }),
+                ])
+            }
+            return JSON.object(["routes": .array(list), "http_routes": .array(http)]).serialized() + "\n"
         }
         var table = TextTable(["LISTENER", "ADDRESS", "SERVICE", "AGENT", "CONN", "STREAMS", "STATE"])
         for l in ports {
@@ -110,7 +120,24 @@ struct GatewayControl: ControlResponder {
                            c?.draining == true ? "draining" : "live"])
             }
         }
-        return table.render()
+        guard !httpRoutes.isEmpty else { return table.render() }
+        var web = TextTable(["HTTP ROUTE", "SERVICE", "AGENT", "CONN", "STREAMS", "STATE"])
+        for r in httpRoutes {
+            for e in r.entries {
+                let c = streams[e.connection]
+                web.add([r.host + (r.prefix == "/" ? "" : r.prefix), r.service, e.agent, "#\(e.connection)",
+                         "\(c?.streams ?? 0)", c?.draining == true ? "draining" : "live"])
+            }
+        }
+        return table.render() + "\n" + web.render()
+    }
+
+    /// HTTP routes grouped by host and prefix, most specific first.
+    private var httpRoutes: [(host: String, prefix: String, service: String, entries: [HTTPRouteTable<GatewayRegistry.ConnectionID>.Entry])] {
+        let grouped = Dictionary(grouping: context.registry.httpRoutes) { "\($0.host) \($0.pathPrefix)" }
+        return grouped.values.compactMap { entries in
+            entries.first.map { ("\($0.host)", $0.pathPrefix, $0.service, entries.sorted { $0.connection < $1.connection }) }
+        }.sorted { ($0.host, $0.prefix) < ($1.host, $1.prefix) }
     }
 
     static func rtt(_ t: TimeAmount) -> String {

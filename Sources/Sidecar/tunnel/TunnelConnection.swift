@@ -233,6 +233,8 @@ final class TunnelConnection: ChannelInboundHandler {
         case .headers(let id, let fields, let endStream):
             if let handler = handlers[id] {
                 handler.received(headers: fields, endStream: endStream)
+                // END_STREAM on HEADERS (a bodiless response, trailers) ends the stream as on DATA.
+                if endStream { handlers[id]?.remoteEnded() }
             } else if session.role == .server {
                 // A delegate that returns nil has already answered (or reset) the stream.
                 if let handler = delegate?.tunnel(self, incomingStream: id, headers: fields, endStream: endStream) {
