@@ -53,4 +53,57 @@ final class AgentConfigTests: XCTestCase {
             "agent.toml:10: service \"ssh\": duplicate service name \"ssh\"",
         ])
     }
+
+    func testHTTPServices() throws {
+        let base = """
+            [agent]
+            name = "a"
+            token = "0123456789abcdef0123"
+            gateways = ["gw:7443"]
+            [[service]]
+            name = "web"
+            type = "http"
+            upstream = "unix:/run/app.sock"
+            hosts = ["app.example.com", "*.app.example.com"]
+            path_prefix = "/api/"
+            max_idle_connections = 4
+            idle_timeout = "10s"
+            """
+        let c = try parse(base).get()
+        let web = try XCTUnwrap(c.service(named: "web"))
+        XCTAssertEqual(web.kind, .http)
+        XCTAssertEqual(web.hosts, ["app.example.com", "*.app.example.com"])
+        XCTAssertEqual(web.pathPrefix, "/api")
+        XCTAssertNil(web.remotePort)
+        XCTAssertEqual(web.maxIdleConnections, 4)
+        XCTAssertEqual(web.idleTimeout, .seconds(10))
+        XCTAssertEqual(ServiceDeclaration(web), ServiceDeclaration(
+            name: "web", type: "http", remotePort: nil, hosts: ["app.example.com", "*.app.example.com"], pathPrefix: "/api"))
+        guard case .failure(let e) = parse(base + """
+
+            remote_port = 80
+            [[service]]
+            name = "bad"
+            type = "http"
+            upstream = "127.0.0.1:1"
+            hosts = ["*x.com"]
+            path_prefix = "api"
+            [[service]]
+            name = "tcp"
+            upstream = "127.0.0.1:1"
+            remote_port = 1
+            hosts = ["a.com"]
+            [[service]]
+            name = "nohosts"
+            type = "http"
+            upstream = "127.0.0.1:1"
+            """) else { return XCTFail("should fail") }
+        XCTAssertEqual(e.diagnostics.map(\.description), [
+            "agent.toml:13: service \"web\": remote_port applies to tcp services only; http services are routed by hosts",
+            "agent.toml:18: service \"bad\": \"*x.com\" is not a host name or *.suffix pattern",
+            "agent.toml:19: service \"bad\": path_prefix \"api\" must start with /",
+            "agent.toml:24: service \"tcp\": hosts applies to http services only (this one has type \"tcp\")",
+            "agent.toml:25: service \"nohosts\": hosts is required for an http service, e.g. [\"app.example.com\"]",
+        ])
+    }
 }

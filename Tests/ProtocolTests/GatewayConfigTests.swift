@@ -138,6 +138,51 @@ final class GatewayConfigTests: XCTestCase {
             "/etc/fastgw/gateway.toml: two agents share one token: give every agent its own",
         ])
     }
+
+    func testHTTPListenersAndSettings() throws {
+        let config = try parse("""
+            [tunnel]
+            cert = "a"
+            key = "b"
+            [http]
+            max_header_size = "32KiB"
+            max_body_size = "1GiB"
+            header_timeout = "5s"
+            idle_timeout = "30s"
+            response_timeout = "2m"
+            [[listener]]
+            name = "web"
+            protocol = "http"
+            listen = "0.0.0.0:80"
+            [[agent]]
+            name = "a"
+            token = "\(token)"
+            allow_hosts = ["*.example.com"]
+            """).get()
+        XCTAssertEqual(config.listeners.map(\.kind), [.http])
+        XCTAssertTrue(config.tcpPorts.isEmpty)
+        XCTAssertEqual(config.http.maxHeaderSize, 32 << 10)
+        XCTAssertEqual(config.http.maxBodySize, 1 << 30)
+        XCTAssertEqual(config.http.headerTimeout, .seconds(5))
+        XCTAssertEqual(config.http.idleTimeout, .seconds(30))
+        XCTAssertEqual(config.http.responseTimeout, .seconds(120))
+        XCTAssertEqual(GatewayConfig.parse(text: "[tunnel]\ncert = \"a\"\nkey = \"b\"\n[[agent]]\nname = \"a\"\ntoken = \"\(token)\"",
+                                           file: "g.toml", readFile: { _ in "" }).map(\.http), .success(HTTPSettings()))
+        XCTAssertEqual(errors("""
+            [tunnel]
+            cert = "a"
+            key = "b"
+            [http]
+            header_timeout = "0s"
+            max_header_size = 10
+            [[agent]]
+            name = "a"
+            token = "\(token)"
+            """), [
+                "/etc/fastgw/gateway.toml:6: max_header_size 10 out of range (1024-1048576 bytes)",
+                "/etc/fastgw/gateway.toml:5: header_timeout must be positive",
+            ])
+    }
 }
 
 struct POSIXErrorStub: Error, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import NIOCore
+import Protocol
 import XCTest
 
 @testable import Sidecar

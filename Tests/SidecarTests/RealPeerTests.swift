@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Protocol
 import XCTest
 
 @testable import Sidecar

@@ -126,8 +126,8 @@ extension AgentConfig {
             if let connectTimeout { service.connectTimeout = connectTimeout }
             switch service.kind {
             case .tcp:
-                for key in ["hosts", "path_prefix", "upstream_protocol", "max_idle_connections", "idle_timeout"] where s.has(key) {
-                    s.error(key, "\(key) applies to http services only (this one has type \"tcp\")")
+                for key in ["hosts", "path_prefix", "upstream_protocol", "max_idle_connections", "idle_timeout"] {
+                    s.refuse(key, "\(key) applies to http services only (this one has type \"tcp\")")
                 }
                 if let remotePort {
                     if !ports.insert(remotePort).inserted {
@@ -138,9 +138,7 @@ extension AgentConfig {
                     s.error("remote_port", "remote_port is required for a tcp service")
                 }
             case .http:
-                if s.has("remote_port") {
-                    s.error("remote_port", "remote_port applies to tcp services only; http services are routed by hosts")
-                }
+                s.refuse("remote_port", "remote_port applies to tcp services only; http services are routed by hosts")
                 service.hosts = s.strings("hosts") ?? []
                 if service.hosts.isEmpty && !s.has("hosts") {
                     s.error("hosts", "hosts is required for an http service, e.g. [\"app.example.com\"]")

@@ -50,6 +50,12 @@ struct TableReader {
 
     func has(_ key: String) -> Bool { table[key] != nil }
 
+    /// Reports `message` for `key` if it is present, instead of "unknown key".
+    mutating func refuse(_ key: String, _ message: String) {
+        guard value(key) != nil else { return }
+        error(key, message)
+    }
+
     mutating func string(_ key: String) -> String? {
         guard let v = value(key) else { return nil }
         guard let s = v.string else {
