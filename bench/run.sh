@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # fastgw benchmark: bulk throughput (iperf3) and HTTP req/s (wrk, 64 connections, nginx
-# serving a 1 KiB file) direct, through `ssh -R`, and through a fastgw TCP service, all on
-# loopback in the same run; prints a table with ratios and the daemons' idle RSS.
+# serving a 1 KiB file) direct, through `ssh -R`, and through a fastgw TCP service; then HTTP
+# req/s through a fastgw http listener (gateway -> tunnel -> agent -> nginx) against one plain
+# nginx reverse-proxy hop; all on loopback in the same run. Prints a table with ratios and
+# the daemons' idle RSS.
 # Run with `make bench` (release build). Not part of the tests.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +23,7 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/n
 rss() { awk '/VmRSS/ {print int($2/1024)}' /proc/$1/status; }
 
 iperf_port=$(port) nginx_port=$(port) sshd_port=$(port) ssh_iperf=$(port) ssh_http=$(port)
-tunnel_port=$(port) fg_iperf=$(port) fg_http=$(port)
+tunnel_port=$(port) fg_iperf=$(port) fg_http=$(port) fg_web=$(port) proxy_port=$(port)
 
 # Upstreams: iperf3 and nginx.
 iperf3 -s -B 127.0.0.1 -p "$iperf_port" >"$dir/iperf3.log" 2>&1 & pids+=($!)
@@ -41,6 +43,27 @@ http {
 }
 CONF
 nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" >/dev/null 2>&1 & pids+=($!)
+
+# The peer for the HTTP entry: one nginx reverse-proxy hop in front of the same nginx, with
+# upstream keep-alive and one worker per core (fastgw runs one event loop per core).
+mkdir -p "$dir/proxy"
+cat > "$dir/proxy/nginx.conf" <<CONF
+worker_processes auto;
+daemon off;
+pid $dir/proxy/nginx.pid;
+error_log $dir/proxy/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream app { server 127.0.0.1:$nginx_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$proxy_port;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+nginx -c "$dir/proxy/nginx.conf" -p "$dir/proxy" >/dev/null 2>&1 & pids+=($!)
 
 # ssh -R: a private sshd on loopback, a key for root, two remote forwards.
 mkdir -p /run/sshd
@@ -78,10 +101,15 @@ socket = "gateway.sock"
 listen = "127.0.0.1:$tunnel_port"
 cert = "gateway.crt"
 key = "gateway.key"
+[[listener]]
+name = "web"
+protocol = "http"
+listen = "127.0.0.1:$fg_web"
 [[agent]]
 name = "bench"
 token_file = "token"
 allow_ports = [$fg_iperf, $fg_http]
+allow_hosts = ["127.0.0.1"]
 TOML
 cat > "$dir/agent.toml" <<TOML
 [agent]
@@ -99,12 +127,17 @@ remote_port = $fg_iperf
 name = "web"
 upstream = "127.0.0.1:$nginx_port"
 remote_port = $fg_http
+[[service]]
+name = "site"
+type = "http"
+upstream = "127.0.0.1:$nginx_port"
+hosts = ["127.0.0.1"]
 TOML
 "$bin" gateway -c "$dir/gateway.toml" --log-level warning >"$dir/gateway.log" 2>&1 & gw=$!; pids+=($gw)
 wait_port "$tunnel_port"
 "$bin" agent -c "$dir/agent.toml" >"$dir/agent.log" 2>&1 & ag=$!; pids+=($ag)
 for _ in $(seq 1 100); do [ "$(grep -c 'services registered' "$dir/agent.log")" -ge 2 ] && break; sleep 0.1; done
-wait_port "$nginx_port"; wait_port "$iperf_port"; wait_port "$ssh_iperf"; wait_port "$fg_http"
+wait_port "$nginx_port"; wait_port "$iperf_port"; wait_port "$ssh_iperf"; wait_port "$fg_http"; wait_port "$proxy_port"; wait_port "$fg_web"
 sleep 1
 idle_gw=$(rss $gw) idle_ag=$(rss $ag)
 
@@ -115,17 +148,23 @@ echo "measuring ${duration}s each ..." >&2
 bulk_direct=$(gbits "$iperf_port"); bulk_ssh=$(gbits "$ssh_iperf"); bulk_fg=$(gbits "$fg_iperf")
 peak_gw=$(rss $gw) peak_ag=$(rss $ag)
 http_direct=$(reqs "$nginx_port"); http_ssh=$(reqs "$ssh_http"); http_fg=$(reqs "$fg_http")
+web_proxy=$(reqs "$proxy_port"); web_fg=$(reqs "$fg_web")
 peak_gw=$(( $(rss $gw) > peak_gw ? $(rss $gw) : peak_gw )); peak_ag=$(( $(rss $ag) > peak_ag ? $(rss $ag) : peak_ag ))
 
-python3 - "$bulk_direct" "$bulk_ssh" "$bulk_fg" "$http_direct" "$http_ssh" "$http_fg" "$idle_gw" "$idle_ag" "$peak_gw" "$peak_ag" <<'PY'
+python3 - "$bulk_direct" "$bulk_ssh" "$bulk_fg" "$http_direct" "$http_ssh" "$http_fg" "$idle_gw" "$idle_ag" "$peak_gw" "$peak_ag" "$web_proxy" "$web_fg" <<'PY'
 import sys
 bd, bs, bf, hd, hs, hf = map(float, sys.argv[1:7])
 ig, ia, pg, pa = map(int, sys.argv[7:11])
+wp, wf = map(float, sys.argv[11:13])
 print()
 print(f"{'':28}{'direct':>12}{'ssh -R':>12}{'fastgw':>12}{'fastgw/ssh':>12}{'fastgw/direct':>15}")
 print(f"{'iperf3 bulk (Gbit/s)':28}{bd:12.2f}{bs:12.2f}{bf:12.2f}{bf/bs:12.2f}{bf/bd:15.2f}")
 print(f"{'wrk 1 KiB, 64 conn (req/s)':28}{hd:12.0f}{hs:12.0f}{hf:12.0f}{hf/hs:12.2f}{hf/hd:15.2f}")
 print()
+print(f"{'HTTP entry, wrk 1 KiB, 64 conn':32}{'nginx proxy':>12}{'fastgw http':>12}{'fastgw/nginx':>14}")
+print(f"{'(req/s)':32}{wp:12.0f}{wf:12.0f}{wf/wp:14.2f}")
+print()
 print(f"RSS gateway: idle {ig} MiB, peak {pg} MiB; agent: idle {ia} MiB, peak {pa} MiB")
-print("targets (issue #2): bulk >= 2.0x ssh -R, req/s >= 2.0x ssh -R, idle RSS <= 16 MiB per daemon")
+print("targets: issue #2 bulk >= 2.0x ssh -R, req/s >= 2.0x ssh -R, idle RSS <= 16 MiB per daemon;")
+print("         issue #5 HTTP entry req/s >= 1.0x one nginx reverse-proxy hop")
 PY

@@ -5,7 +5,7 @@ set -euo pipefail
 cmd=$1 dir=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.build/release/fastgw"
-tunnel_port=7443 public_port=8080 upstream_port=8081
+tunnel_port=7443 public_port=8080 upstream_port=8081 http_port=8088
 
 stop() {
   for name in agent gateway upstream; do
@@ -25,7 +25,7 @@ esac
 stop
 mkdir -p "$dir/www"
 "$root/scripts/make-pki.sh" "$dir"
-"$root/scripts/demo-configs.sh" "$dir" $tunnel_port $public_port $upstream_port
+"$root/scripts/demo-configs.sh" "$dir" $tunnel_port $public_port $upstream_port $http_port
 echo "<h1>Hello from a private upstream, through fastgw</h1>" > "$dir/www/index.html"
 
 python3 -m http.server $upstream_port --bind 127.0.0.1 --directory "$dir/www" >"$dir/upstream.log" 2>&1 &
@@ -54,19 +54,23 @@ cat <<MSG
 
 fastgw demo is running (logs and configs in $dir):
   upstream  127.0.0.1:$upstream_port   python http.server, the "private" service
-  gateway   127.0.0.1:$tunnel_port   tunnel listener (TLS + HTTP/2), public TCP port 127.0.0.1:$public_port
-  agent     dials the gateway with its token, publishes service "web" on port $public_port
+  gateway   127.0.0.1:$tunnel_port   tunnel listener (TLS + HTTP/2), HTTP listener 127.0.0.1:$http_port,
+                              public TCP port 127.0.0.1:$public_port
+  agent     dials the gateway with its token, publishes the upstream twice: http service
+            "site" for host demo.localhost, tcp service "raw" on port $public_port
 
 Try it:
-  curl http://127.0.0.1:$public_port/
+  curl http://demo.localhost:$http_port/        (HTTP, routed by host; curl resolves *.localhost to loopback)
+  curl http://127.0.0.1:$public_port/           (the same upstream as a raw TCP port)
 
 Manage it (fastgwctl talks to the control sockets):
   $root/.build/release/fastgwctl --socket $dir/gateway.sock agents
+  $root/.build/release/fastgwctl --socket $dir/gateway.sock routes
   $root/.build/release/fastgwctl --socket $dir/agent.sock connections
   $root/.build/release/fastgwctl --socket $dir/gateway.sock stats
 
 MSG
 echo "First request, just made:"
-curl -sS --max-time 5 "http://127.0.0.1:$public_port/"
+curl -sS --max-time 5 -H "Host: demo.localhost" "http://127.0.0.1:$http_port/"
 echo
 echo "Stop it with: make demo-stop"
