@@ -84,7 +84,7 @@ public struct PublicRequest: Sendable {
         ]
         let dropped = HopByHop.dropped(by: head).union(["host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"])
         for (name, value) in head.fields {
-            let lower = name.lowercased()
+            let lower = name.asciiLowercased()
             if dropped.contains(lower) || HopByHop.isInternal(lower) { continue }
             // A body the gateway de-chunks travels without a length; 0 for none at all.
             if lower == "content-length" && framing == .none { continue }

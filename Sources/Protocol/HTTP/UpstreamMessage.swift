@@ -51,7 +51,7 @@ public enum UpstreamMessage {
         var out = [HeaderField(":status", String(status))]
         let dropped = HopByHop.dropped(by: head)
         for (name, value) in head.fields {
-            let lower = name.lowercased()
+            let lower = name.asciiLowercased()
             if dropped.contains(lower) || HopByHop.isInternal(lower) { continue }
             if lower == "content-length" && framing == .chunked { continue }
             out.append(HeaderField(lower, value))

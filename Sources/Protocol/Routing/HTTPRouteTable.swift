@@ -115,10 +115,10 @@ public enum PathPrefix {
 
     public static func matches(_ prefix: String, _ path: String) -> Bool {
         if prefix == "/" { return true }
-        let target = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
-        guard target.hasPrefix(prefix) else { return false }
-        if target.count == prefix.count { return true }
-        return target[target.index(target.startIndex, offsetBy: prefix.count)] == "/"
+        let p = prefix.utf8, t = path.utf8
+        guard t.starts(with: p) else { return false }
+        guard let next = t.dropFirst(p.count).first else { return true }
+        return next == UInt8(ascii: "/") || next == UInt8(ascii: "?")
     }
 }
 

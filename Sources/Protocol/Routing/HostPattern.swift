@@ -18,7 +18,7 @@ public enum HostPattern: Hashable, Sendable, CustomStringConvertible {
 
     /// The host of a request (`Host` or `:authority`, or SNI) as patterns compare it.
     public static func normalize(_ authority: String) -> String {
-        var host = Substring(authority.lowercased())
+        var host = Substring(authority.asciiLowercased())
         if host.hasPrefix("[") {
             if let close = host.firstIndex(of: "]") { host = host[...close] }
         } else if let colon = host.lastIndex(of: ":") {

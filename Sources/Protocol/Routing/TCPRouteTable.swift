@@ -67,20 +67,20 @@ public struct TCPRouteTable<ConnectionID: Hashable & Sendable>: Sendable {
 
 public enum StreamBalancer {
     /// The candidate with the fewest active streams; ties go to the preferred one (same event
-    /// loop), then to the earliest.
+    /// loop), then to the earliest. With `slack`, a preferred candidate wins while it carries
+    /// at most that many streams more than the least loaded one (short HTTP requests gain more
+    /// from staying on their loop than from perfect balance).
     public static func pick<C>(
-        _ candidates: [C], load: (C) -> Int?, preferred: (C) -> Bool
+        _ candidates: [C], load: (C) -> Int?, preferred: (C) -> Bool, slack: Int = 0
     ) -> C? {
-        var best: (C, Int, Bool)?
+        var best: (C, Int)?
+        var bestPreferred: (C, Int)?
         for c in candidates {
             guard let l = load(c) else { continue }  // nil: not usable (draining, closed)
-            let p = preferred(c)
-            if let b = best {
-                if l < b.1 || (l == b.1 && p && !b.2) { best = (c, l, p) }
-            } else {
-                best = (c, l, p)
-            }
+            if best == nil || l < best!.1 { best = (c, l) }
+            if preferred(c), bestPreferred == nil || l < bestPreferred!.1 { bestPreferred = (c, l) }
         }
+        if let p = bestPreferred, let b = best, p.1 <= b.1 + slack { return p.0 }
         return best?.0
     }
 }

@@ -11,20 +11,23 @@ public struct HTTPHead: Equatable, Sendable {
     }
 
     public subscript(name: String) -> String? {
-        let lower = name.lowercased()
-        return fields.first { $0.name.lowercased() == lower }?.value
+        fields.first { $0.name.equalsIgnoringASCIICase(name) }?.value
     }
 
     public func values(_ name: String) -> [String] {
-        let lower = name.lowercased()
-        return fields.filter { $0.name.lowercased() == lower }.map(\.value)
+        fields.filter { $0.name.equalsIgnoringASCIICase(name) }.map(\.value)
     }
 
     /// Comma-separated tokens of a header such as `Connection: keep-alive, Upgrade`, lowercased.
     public func tokens(_ name: String) -> [String] {
-        values(name).flatMap { $0.split(separator: ",") }.map {
-            String($0).strippingSpaces().lowercased()
+        var out: [String] = []
+        for field in fields where field.name.equalsIgnoringASCIICase(name) {
+            for token in field.value.split(separator: ",") {
+                let t = String(token).strippingSpaces().asciiLowercased()
+                if !t.isEmpty { out.append(t) }
+            }
         }
+        return out
     }
 
     public static func == (a: HTTPHead, b: HTTPHead) -> Bool {
@@ -84,33 +87,92 @@ public struct HTTPHeadParser: Sendable {
     }
 
     static func parse(_ text: String) -> HTTPHead? {
-        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
-        while lines.last?.isEmpty == true { lines.removeLast() }
-        guard let first = lines.first else { return nil }
-        let start = first.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-        guard start.count >= 2, !start.contains(where: { $0.isEmpty }) || start.count == 3 else { return nil }
-        var fields: [(String, String)] = []
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            let name = String(line[..<colon])
-            guard !name.isEmpty, name.allSatisfy(Self.isTokenChar) else { return nil }
-            let value = String(line[line.index(after: colon)...]).strippingSpaces()
-            guard value.utf8.allSatisfy({ $0 == 9 || ($0 >= 0x20 && $0 != 0x7f) }) else { return nil }
-            fields.append((name, value))
-        }
-        return HTTPHead(startLine: start, fields: fields)
+        var text = text
+        return text.withUTF8 { parse(bytes: UnsafeRawBufferPointer($0)) }
     }
 
     static func isTokenChar(_ c: Character) -> Bool {
-        c.isASCII && (c.isLetter || c.isNumber || "!#$%&'*+-.^_`|~".contains(c))
+        guard let b = c.asciiValue else { return false }
+        return isTokenByte(b)
+    }
+
+    /// RFC 9110 tchar.
+    @inline(__always)
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
     }
 }
 
 extension HTTPHeadParser {
     /// Parses a complete head given as bytes (start line, fields, and the blank line).
-    public static func parse(bytes: some Collection<UInt8>) -> HTTPHead? {
-        guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
-        return parse(text)
+    /// Works on bytes so a request costs a few small strings, not a pass over Characters.
+    public static func parse(bytes: UnsafeRawBufferPointer) -> HTTPHead? {
+        var end = bytes.count
+        // Drop the blank line (and any trailing CRLFs).
+        while end >= 2 && bytes[end - 1] == 10 && bytes[end - 2] == 13 { end -= 2 }
+        var lineStart = 0
+        var start: [String]?
+        var fields: [(name: String, value: String)] = []
+        while lineStart < end {
+            var lineEnd = lineStart
+            while lineEnd < end && bytes[lineEnd] != 13 { lineEnd += 1 }
+            // Every line ends with CRLF; a bare CR or LF is malformed.
+            if lineEnd < end && (lineEnd + 1 >= bytes.count || bytes[lineEnd + 1] != 10) { return nil }
+            let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd])
+            if line.contains(10) { return nil }
+            if start == nil {
+                guard let s = startLine(line) else { return nil }
+                start = s
+            } else {
+                guard let f = field(line) else { return nil }
+                fields.append(f)
+            }
+            lineStart = lineEnd + 2
+        }
+        guard let start else { return nil }
+        return HTTPHead(startLine: start, fields: fields)
+    }
+
+    public static func parse(bytes: [UInt8]) -> HTTPHead? {
+        bytes.withUnsafeBytes { parse(bytes: $0) }
+    }
+
+    private static func startLine(_ line: UnsafeRawBufferPointer) -> [String]? {
+        var parts: [String] = []
+        var from = 0
+        for i in 0..<line.count where line[i] == 32 && parts.count < 2 {
+            parts.append(String(decoding: UnsafeRawBufferPointer(rebasing: line[from..<i]), as: UTF8.self))
+            from = i + 1
+        }
+        guard let last = String(validating: UnsafeRawBufferPointer(rebasing: line[from...]), as: UTF8.self) else { return nil }
+        parts.append(last)
+        guard parts.count >= 2, parts.count == 3 || !parts.contains(where: \.isEmpty) else { return nil }
+        guard parts.prefix(2).allSatisfy({ !$0.isEmpty }) else { return nil }
+        return parts
+    }
+
+    private static func field(_ line: UnsafeRawBufferPointer) -> (name: String, value: String)? {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { return nil }
+        for i in 0..<colon where !isTokenByte(line[i]) { return nil }
+        var from = colon + 1
+        var to = line.count
+        while from < to && (line[from] == 32 || line[from] == 9) { from += 1 }
+        while to > from && (line[to - 1] == 32 || line[to - 1] == 9) { to -= 1 }
+        for i in from..<to {
+            let b = line[i]
+            if b != 9 && (b < 0x20 || b == 0x7f) { return nil }
+        }
+        guard let value = String(validating: UnsafeRawBufferPointer(rebasing: line[from..<to]), as: UTF8.self) else { return nil }
+        return (String(decoding: UnsafeRawBufferPointer(rebasing: line[..<colon]), as: UTF8.self), value)
     }
 
     /// Where the head in `bytes` ends (just after CRLF CRLF), scanning from `start`.
@@ -127,5 +189,20 @@ extension HTTPHeadParser {
             i += 1
         }
         return nil
+    }
+}
+
+extension String {
+    /// Compares with `other` ignoring ASCII case, without allocating.
+    public func equalsIgnoringASCIICase(_ other: String) -> Bool {
+        let a = utf8, b = other.utf8
+        guard a.count == b.count else { return false }
+        return zip(a, b).allSatisfy { x, y in x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7a) }
+    }
+
+    /// ASCII letters lowercased; the same string when there is nothing to change.
+    public func asciiLowercased() -> String {
+        guard utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5a }) else { return self }
+        return String(decoding: utf8.map { $0 >= 0x41 && $0 <= 0x5a ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 }

@@ -193,6 +193,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
             counters.responses.add("\(status / 100)xx")
             slots.update(slot) { $0.streams -= 1 }
             let level: Logger.Level = failure != nil ? .warning : (access ? .info : .debug)
+            guard logger.logLevel <= level else { return }
             var metadata: Logger.Metadata = [
                 "service": "\(service.name)", "request_id": "\(requestID)", "client": "\(client)",
                 "method": "\(request.method)", "path": "\(headers[":path"] ?? "")", "status": "\(status)",

@@ -170,12 +170,16 @@ final class GatewayRegistry: Sendable {
             let best = StreamBalancer.pick(
                 entries.filter { !excluding.contains($0.connection) },
                 load: { e in s.connections[e.connection].flatMap { $0.draining ? nil : $0.streams } },
-                preferred: { e in s.connections[e.connection]?.tunnel.eventLoop === loop })
+                preferred: { e in s.connections[e.connection]?.tunnel.eventLoop === loop }, slack: Self.sameLoopSlack)
             guard let best, let c = s.connections[best.connection] else { return .noLiveAgent(service: first.service) }
             s.connections[best.connection]?.streams += 1
             return .route(Route(connection: c.id, agent: c.agent, service: best.service, tunnel: c.tunnel))
         }
     }
+
+    /// Streams a same-loop connection may carry beyond the least loaded one and still get
+    /// an HTTP request: a hop between loops costs more than that imbalance.
+    static let sameLoopSlack = 32
 
     enum HTTPPick: Sendable {
         case route(Route)

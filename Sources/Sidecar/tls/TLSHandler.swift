@@ -43,6 +43,8 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var unflushedPlaintext: [ByteBuffer] = []
     /// Below this, writes are copied together before encryption; above it they go as they are.
     private static let recordSize = 16 * 1024
+    /// Kept between flushes (see `encryptUnflushed`).
+    private var stagingBuffer: ByteBuffer?
 
     init(context tls: TLSContext, role: TLSRole) throws(TLSError) {
         guard let ssl = SSL_new(tls.ctx) else {
@@ -260,17 +262,29 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         func seal(_ b: ByteBuffer) -> Bool {
             b.withUnsafeReadableBytes { raw in SSL_write(ssl, raw.baseAddress, Int32(raw.count)) } > 0
         }
+        // SSL_write copies into the write BIO, so one staging buffer serves every flush: a
+        // fresh 16 KiB per flush made the allocator grow and trim its heap all the time.
+        defer {
+            if var reused = staging ?? stagingBuffer {
+                reused.clear()
+                stagingBuffer = reused
+            }
+        }
         for buffer in unflushedPlaintext {
             if buffer.readableBytes >= Self.recordSize {
-                if let s = staging, !seal(s) { return .protocolError(TLSError.drainOpenSSLErrors()) }
+                if let s = staging {
+                    if !seal(s) { return .protocolError(TLSError.drainOpenSSLErrors()) }
+                    stagingBuffer = s
+                }
                 staging = nil
                 if !seal(buffer) { return .protocolError(TLSError.drainOpenSSLErrors()) }
             } else {
-                var s = staging ?? allocator.buffer(capacity: Self.recordSize)
+                var s = staging ?? takeStagingBuffer(allocator)
                 var b = buffer
                 s.writeBuffer(&b)
                 if s.readableBytes >= Self.recordSize {
                     if !seal(s) { return .protocolError(TLSError.drainOpenSSLErrors()) }
+                    stagingBuffer = s
                     staging = nil
                 } else {
                     staging = s
@@ -280,6 +294,13 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         unflushedPlaintext.removeAll(keepingCapacity: true)
         if let s = staging, !seal(s) { return .protocolError(TLSError.drainOpenSSLErrors()) }
         return nil
+    }
+
+    private func takeStagingBuffer(_ allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard var b = stagingBuffer else { return allocator.buffer(capacity: Self.recordSize) }
+        stagingBuffer = nil
+        b.clear()
+        return b
     }
 
     private func replayPendingWrites(context: ChannelHandlerContext) {

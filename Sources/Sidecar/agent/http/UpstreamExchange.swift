@@ -173,7 +173,7 @@ final class UpstreamExchange: StreamEndpoint {
                         link.fromSocket(buffer.getSlice(at: range.lowerBound, length: range.count)!)
                     case .end(let trailers):
                         let fields = trailers.compactMap { t -> HeaderField? in
-                            let name = t.name.lowercased()
+                            let name = t.name.asciiLowercased()
                             return HopByHop.names.contains(name) || HopByHop.isInternal(name) ? nil : HeaderField(name, t.value)
                         }
                         link.socketEnded(trailers: fields)

@@ -184,7 +184,7 @@ final class HTTPServerHandler: ChannelDuplexHandler {
 
     /// Trailers go on as HTTP/2 fields, minus those a proxy must not forward.
     private static func forwardedTrailer(_ line: ChunkedDecoder.HeaderLine) -> HeaderField? {
-        let name = line.name.lowercased()
+        let name = line.name.asciiLowercased()
         if HopByHop.names.contains(name) || HopByHop.isInternal(name) || name == "content-length" || name == "host" { return nil }
         return HeaderField(name, line.value)
     }
