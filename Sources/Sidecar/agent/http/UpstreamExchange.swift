@@ -203,8 +203,9 @@ final class UpstreamExchange: StreamEndpoint {
         guard phase.isDone, !finished else { return }
         if !requestSent {
             // The upstream answered before reading the whole body (e.g. 413): the connection
-            // is mid-request, and the gateway stops sending.
-            link.socketFailed()
+            // is mid-request. The rest of the body is dropped as it comes; the gateway resets
+            // the stream once it has the whole response (a reset from here could overtake
+            // the response's last DATA frames).
             upstream?.close()
             return end(failure: nil, reusable: false)
         }
