@@ -188,7 +188,7 @@ def test_slow_head_is_408_and_body_limit_413(tunnel, peer):
     up = peer("httpapp", "one")
     t = tunnel(free_port())
     t.http_port = add_http(t, service("web", up.port, ["app.test"]), ["app.test"],
-                           http_settings='header_timeout = "1s"\nmax_body_size = 1000')
+                           http_settings='header_timeout = "1s"\nidle_timeout = "1s"\nmax_body_size = 1000')
     t.start_gateway()
     t.start_agent()
     s = connect(t.http_port)
@@ -198,6 +198,12 @@ def test_slow_head_is_408_and_body_limit_413(tunnel, peer):
     assert out.startswith(b"HTTP/1.1 408"), out
     out = exchange(t.http_port, b"POST /sha256 HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5000\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 413"), out
+    # A body that stops coming: 408 after idle_timeout.
+    s = connect(t.http_port)
+    s.sendall(b"POST /sha256 HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\nhalf")
+    s.settimeout(5)
+    out = s.recv(4096)
+    assert out.startswith(b"HTTP/1.1 408") and b"stalled" in out, out
     body = b"5dc\r\n" + b"x" * 1500 + b"\r\n0\r\n\r\n"
     out = exchange(t.http_port, b"POST /sha256 HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
     assert out.startswith(b"HTTP/1.1 413"), out

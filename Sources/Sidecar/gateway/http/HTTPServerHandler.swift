@@ -114,6 +114,7 @@ final class HTTPServerHandler: ChannelDuplexHandler {
         } else {
             inbound!.writeBuffer(&bytes)
         }
+        if case .body = phase { armBodyTimer() }
         process()
     }
 
@@ -121,17 +122,25 @@ final class HTTPServerHandler: ChannelDuplexHandler {
         if readPaused || inputBacklogged { readPending = true } else { context.read() }
     }
 
-    /// Pipelined input waiting behind a response is bounded by the header limit.
+    /// Pipelined input waiting behind a response is bounded by the header limit; a body is
+    /// not read before its stream is open.
     private var inputBacklogged: Bool {
-        if case .responding = phase, let inbound { return inbound.readableBytes > settings.maxHeaderSize }
-        return false
+        switch phase {
+        case .responding: return (inbound?.readableBytes ?? 0) > settings.maxHeaderSize
+        case .body: return exchange?.isAttached != true
+        default: return false
+        }
     }
 
+    /// The tunnel cannot take more of the body for now: stop reading (and stop the body
+    /// timer: the wait is not the client's).
     func pauseReading() {
         readPaused = true
+        if case .body = phase { timer?.cancel() }
     }
 
     func resumeReading() {
+        if case .body = phase, readPaused { armBodyTimer() }
         readPaused = false
         if readPending, !inputBacklogged, let context {
             readPending = false
@@ -272,6 +281,8 @@ final class HTTPServerHandler: ChannelDuplexHandler {
             write(ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n"), flush: true)
         }
         _ = context
+        if case .body = phase { armBodyTimer() }
+        resumeReading()
         process()
     }
 
@@ -283,6 +294,17 @@ final class HTTPServerHandler: ChannelDuplexHandler {
         timer = loop.assumeIsolated().scheduleTask(in: TimeAmount(after)) { [weak self] in
             if let self { fire(self) }
         }
+    }
+
+    /// A client must keep a request body moving: `idle_timeout` without a byte is 408.
+    private func armBodyTimer() {
+        armTimer(settings.idleTimeout) { $0.bodyTimedOut() }
+    }
+
+    private func bodyTimedOut() {
+        guard case .body = phase, let ex = exchange, !readPaused else { return }
+        ex.abort()
+        refuseMidBody(ex, status: 408, reason: "the request body stalled for \(settings.idleTimeout)")
     }
 
     private func headerTimedOut() {
