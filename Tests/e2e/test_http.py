@@ -152,6 +152,14 @@ def test_errors_carry_request_ids(app, peer):
     # 503 with Retry-After for a granted host nobody serves.
     r = curl(port, "/", "-i", host="x.app.test")
     assert b"503 Service Unavailable" in r.stdout and b"retry-after: 5" in r.stdout.lower()
+    assert curl(port, "/sha256", "-X", "POST", "--data-binary", "hello").returncode == 0
+    stats = app.ctl_json("stats")
+    assert stats["http_requests_total"] >= 4
+    assert stats["http_errors_total"]["404"] >= 1 and stats["http_errors_total"]["503"] >= 1
+    assert stats["http_errors_total"]["504"] >= 1
+    assert stats["http_responses_total"]["2xx"] >= 1
+    assert stats["service_bytes_in"]["web"] >= 5 and stats["service_bytes_out"]["web"] > 0
+    assert stats["service_http_responses_total"]["web:2xx"] >= 1
 
 
 def test_upstream_down_is_502(tunnel, peer):

@@ -12,6 +12,8 @@ final class HTTPExchange: StreamEndpoint {
     let started = NIODeadline.now()
     weak var connection: HTTPServerHandler?
     var route: GatewayRegistry.Route?
+    /// The service's traffic counters, once the stream is open.
+    var counters: ServiceCounters?
     private(set) var link: LoopBoundRef<Link>?
 
     /// Body bytes and end read before the stream was open.
@@ -48,6 +50,7 @@ final class HTTPExchange: StreamEndpoint {
 
     func sendBody(_ bytes: ByteBuffer) {
         bytesIn += bytes.readableBytes
+        counters?.bytesIn.add(bytes.readableBytes)
         if let link { link.run { $0.fromSocket(bytes) } } else { early.append(bytes) }
     }
 

@@ -271,16 +271,16 @@ final class HTTPServerHandler: ChannelDuplexHandler {
 
     /// The stream is open: the body may flow, and a client waiting for 100 may send it.
     func exchangeAttached(_ ex: HTTPExchange) {
-        guard ex === exchange, let context else {
+        guard ex === exchange, context != nil else {
             ex.abort()
             return
         }
         let service = gateway.stats.services.counters(for: ex.route?.service ?? "")
         service.connectionsTotal.add()
+        ex.counters = service
         if ex.request.expectsContinue, ex.response == nil, case .body = phase {
             write(ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n"), flush: true)
         }
-        _ = context
         if case .body = phase { armBodyTimer() }
         resumeReading()
         process()
@@ -319,7 +319,6 @@ final class HTTPServerHandler: ChannelDuplexHandler {
     private func responseTimedOut(_ ex: HTTPExchange) {
         guard ex === exchange, ex.response == nil else { return }
         ex.abort()
-        gateway.stats.httpErrors.add("response_timeout")
         exchangeFailed(ex, status: 504, reason: "the agent did not answer within \(settings.responseTimeout)")
     }
 
@@ -398,10 +397,10 @@ final class HTTPServerHandler: ChannelDuplexHandler {
             return
         }
         ex.bytesOut += n
-        let counters = gateway.stats.services.counters(for: ex.route?.service ?? "")
+        let counters = ex.counters
         let done: (Result<Void, Error>) -> Void = { result in
             ex.consumed(n)
-            if case .success = result { counters.bytesOut.add(n) }
+            if case .success = result { counters?.bytesOut.add(n) }
         }
         if head.framing == .chunked {
             var frame = ByteBuffer(string: String(n, radix: 16) + "\r\n")
@@ -510,6 +509,8 @@ final class HTTPServerHandler: ChannelDuplexHandler {
     /// A request refused before it was understood: answer and close.
     private func refuse(status: Int, reason: String, requestID: String = RequestID.make(), head: HTTPHead? = nil) {
         writeError(status: status, reason: reason, requestID: requestID, keepAlive: false)
+        gateway.stats.httpRequestsTotal.add()
+        gateway.stats.httpResponses.add("\(status / 100)xx")
         gateway.stats.httpErrors.add(String(status))
         gateway.logger.info("http request refused", metadata: [
             "request_id": "\(requestID)", "client": "\(clientAddress)", "listener": "\(listener)",
