@@ -49,26 +49,24 @@ async def read_body(reader, headers, sink):
             size = int(size_line.split(b";")[0], 16)
             if size == 0:
                 break
-            remaining = size
-            while remaining:
-                data = await reader.read(min(remaining, 1 << 20))
-                if not data:
-                    raise ConnectionError("eof in chunk")
-                sink(data)
-                remaining -= len(data)
+            await read_exactly(reader, size, sink)
             await reader.readexactly(2)
         while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
             name, _, value = line.decode("latin-1").partition(":")
             trailers.append([name.lower(), value.strip()])
         return trailers, True
-    length = int(header(headers, "content-length") or 0)
+    await read_exactly(reader, int(header(headers, "content-length") or 0), sink)
+    return [], False
+
+
+async def read_exactly(reader, length, sink):
+    """Feeds `length` body bytes to sink as they arrive."""
     while length:
         data = await reader.read(min(length, 1 << 20))
         if not data:
             raise ConnectionError("eof in body")
         sink(data)
         length -= len(data)
-    return [], False
 
 
 def handler(name):

@@ -14,6 +14,17 @@ public enum HopByHop {
     public static func isInternal(_ lowercasedName: String) -> Bool {
         lowercasedName.hasPrefix("fastgw-")
     }
+
+    /// A chunked body's trailer section as HTTP/2 fields: names lowercased, without
+    /// connection fields, `fastgw-*`, and the framing and routing fields a trailer must not
+    /// carry (RFC 9110 §6.5.1).
+    public static func forwardedTrailers(_ lines: [ChunkedDecoder.HeaderLine]) -> [HeaderField] {
+        lines.compactMap { line in
+            let name = line.name.asciiLowercased()
+            if names.contains(name) || isInternal(name) || name == "content-length" || name == "host" { return nil }
+            return HeaderField(name, line.value)
+        }
+    }
 }
 
 /// Reason phrases for the status lines fastgw writes itself or relays.

@@ -62,7 +62,7 @@ public struct HTTPHeadParser: Sendable {
 
     public mutating func feed(_ bytes: some Collection<UInt8>) -> Outcome {
         buffer.append(contentsOf: bytes)
-        let end = Self.findHeadEnd(buffer, from: max(0, scanned - 3))
+        let end = buffer.withUnsafeBytes { Self.headEnd(in: $0, from: scanned - 3) }
         guard let end else {
             scanned = buffer.count
             return buffer.count > limit ? .invalid("header too large (over \(limit) bytes)") : .needMore
@@ -74,16 +74,6 @@ public struct HTTPHeadParser: Sendable {
         }
         buffer = []
         return Self.parse(text).map { .complete($0, rest: rest) } ?? .invalid("malformed HTTP head")
-    }
-
-    static func findHeadEnd(_ b: [UInt8], from start: Int) -> Int? {
-        guard b.count >= 4 else { return nil }
-        var i = start
-        while i + 3 < b.count {
-            if b[i] == 13, b[i + 1] == 10, b[i + 2] == 13, b[i + 3] == 10 { return i + 4 }
-            i += 1
-        }
-        return nil
     }
 
     static func parse(_ text: String) -> HTTPHead? {

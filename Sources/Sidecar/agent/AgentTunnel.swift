@@ -76,15 +76,25 @@ final class AgentTunnel: TunnelConnectionDelegate {
         return control
     }
 
-    private func openTCP(_ connection: TunnelConnection, id: Int32, headers: [HeaderField]) -> TunnelStreamHandler? {
-        let name = headers[":authority"] ?? ""
-        let stats = agent.stats
-        stats.streamsTotal.add()
-        guard let service = agent.settings.config.service(named: name), service.kind == .tcp else {
-            stats.connectFailures.add("unknown_service")
-            refuse(connection, id: id, status: 404, reason: "unknown service \"\(name)\"")
+    /// The configured service a new stream names, counted; nil after answering 404 when the
+    /// agent has no service of that name and kind.
+    private func service(
+        _ name: String?, kind: AgentConfig.Service.Kind, _ connection: TunnelConnection, id: Int32
+    ) -> AgentConfig.Service? {
+        agent.stats.streamsTotal.add()
+        let name = name ?? ""
+        guard let service = agent.settings.config.service(named: name), service.kind == kind else {
+            agent.stats.connectFailures.add("unknown_service")
+            let what = kind == .tcp ? "service" : "http service"
+            refuse(connection, id: id, status: 404, reason: "unknown \(what) \"\(name)\"")
             return nil
         }
+        return service
+    }
+
+    private func openTCP(_ connection: TunnelConnection, id: Int32, headers: [HeaderField]) -> TunnelStreamHandler? {
+        let stats = agent.stats
+        guard let service = service(headers[":authority"], kind: .tcp, connection, id: id) else { return nil }
         let link = StreamSocketBridge.Link(connection: connection)
         link.streamID = id
         let loop = connection.eventLoop!
@@ -113,21 +123,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
             ]))
         }
 
-        let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(TimeAmount(service.connectTimeout))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.recvAllocator, value: SocketTuning.recvAllocator)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(boundBridge.value)
-                }
-            }
-        let connecting: EventLoopFuture<Channel>
-        switch service.upstream {
-        case .tcp(let hp): connecting = bootstrap.connect(host: hp.host, port: hp.port)
-        case .unix(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
-        }
+        let connecting = UpstreamConnector.connect(service, on: loop, handler: boundBridge, allowHalfClosure: true)
         let me = NIOLoopBound(self, eventLoop: loop)
         let conn = NIOLoopBound(connection, eventLoop: loop)
         connecting.assumeIsolated().whenComplete { result in
@@ -152,14 +148,8 @@ final class AgentTunnel: TunnelConnectionDelegate {
     }
 
     private func openHTTP(_ connection: TunnelConnection, id: Int32, headers: [HeaderField], endStream: Bool) -> TunnelStreamHandler? {
-        let name = headers["fastgw-service"] ?? ""
         let stats = agent.stats
-        stats.streamsTotal.add()
-        guard let service = agent.settings.config.service(named: name), service.kind == .http else {
-            stats.connectFailures.add("unknown_service")
-            refuse(connection, id: id, status: 404, reason: "unknown http service \"\(name)\"")
-            return nil
-        }
+        guard let service = service(headers["fastgw-service"], kind: .http, connection, id: id) else { return nil }
         let request: UpstreamMessage.Request
         switch UpstreamMessage.request(headers, endStream: endStream) {
         case .success(let r): request = r

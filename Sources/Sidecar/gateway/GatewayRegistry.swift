@@ -46,7 +46,11 @@ final class GatewayRegistry: Sendable {
         var connections: [ConnectionID: Connection] = [:]
         var routes = TCPRouteTable<ConnectionID>()
         var httpRoutes = HTTPRouteTable<ConnectionID>()
-        var grants: [String: GatewayConfig.AgentGrant] = [:]
+        var grants: [String: GatewayConfig.AgentGrant] = [:] {
+            didSet { grantedHosts = grants.values.flatMap { $0.allowHosts.compactMap { try? HostPattern.parse($0).get() } } }
+        }
+        /// Every grant's `allow_hosts`, parsed once per config for unrouted requests.
+        var grantedHosts: [HostPattern] = []
     }
 
     private let state: NIOLockedValueBox<State>
@@ -162,10 +166,7 @@ final class GatewayRegistry: Sendable {
             guard let first = entries.first else {
                 // A host some agent may claim is only missing its agent: worth a retry.
                 let name = HostPattern.normalize(host)
-                let granted = s.grants.values.contains { g in
-                    g.allowHosts.contains { (try? HostPattern.parse($0).get())?.matches(name) == true }
-                }
-                return granted ? .noLiveAgent(service: nil) : .noRoute
+                return s.grantedHosts.contains { $0.matches(name) } ? .noLiveAgent(service: nil) : .noRoute
             }
             let best = StreamBalancer.pick(
                 entries.filter { !excluding.contains($0.connection) },

@@ -159,39 +159,38 @@ final class GatewayServer: ManagedDaemon {
             }
     }
 
-    private func tcpBootstrap(name: String, port: Int) -> ServerBootstrap {
-        let context = self.context
-        return ServerBootstrap(group: group)
+    /// What every public listener shares: a deep backlog, Nagle off, half-closes passed on.
+    private func publicBootstrap(_ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.recvAllocator, value: SocketTuning.recvAllocator)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let bridge = StreamSocketBridge(link: nil)
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TCPIngress(gateway: context, port: port, listener: name, bridge: bridge))
-                    try sync.addHandler(bridge)
-                }
+            .childChannelInitializer(initializer)
+    }
+
+    private func tcpBootstrap(name: String, port: Int) -> ServerBootstrap {
+        let context = self.context
+        return publicBootstrap { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let bridge = StreamSocketBridge(link: nil)
+                let sync = channel.pipeline.syncOperations
+                try sync.addHandler(TCPIngress(gateway: context, port: port, listener: name, bridge: bridge))
+                try sync.addHandler(bridge)
             }
+        }
     }
 
     private func httpBootstrap(name: String) -> ServerBootstrap {
         let context = self.context
         let connections = httpConnections
-        return ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.recvAllocator, value: SocketTuning.recvAllocator)
-            .childChannelInitializer { channel in
-                connections.add(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(gateway: context, listener: name, scheme: "http"))
-                }
+        return publicBootstrap { channel in
+            connections.add(channel)
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(gateway: context, listener: name, scheme: "http"))
             }
+        }
     }
 
     // MARK: reload

@@ -265,10 +265,7 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // SSL_write copies into the write BIO, so one staging buffer serves every flush: a
         // fresh 16 KiB per flush made the allocator grow and trim its heap all the time.
         defer {
-            if var reused = staging ?? stagingBuffer {
-                reused.clear()
-                stagingBuffer = reused
-            }
+            if let s = staging { stagingBuffer = s }
         }
         for buffer in unflushedPlaintext {
             if buffer.readableBytes >= Self.recordSize {

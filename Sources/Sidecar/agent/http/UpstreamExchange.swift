@@ -172,11 +172,7 @@ final class UpstreamExchange: StreamEndpoint {
                         bytesOut += range.count
                         link.fromSocket(buffer.getSlice(at: range.lowerBound, length: range.count)!)
                     case .end(let trailers):
-                        let fields = trailers.compactMap { t -> HeaderField? in
-                            let name = t.name.asciiLowercased()
-                            return HopByHop.names.contains(name) || HopByHop.isInternal(name) ? nil : HeaderField(name, t.value)
-                        }
-                        link.socketEnded(trailers: fields)
+                        link.socketEnded(trailers: HopByHop.forwardedTrailers(trailers))
                     }
                 }
                 buffer.moveReaderIndex(to: result.consumed)

@@ -29,20 +29,7 @@ final class UpstreamPool {
         }
         let handler = UpstreamConnectionHandler()
         let bound = NIOLoopBound(handler, eventLoop: loop)
-        let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(TimeAmount(service.connectTimeout))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.recvAllocator, value: SocketTuning.recvAllocator)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(bound.value)
-                }
-            }
-        let connecting: EventLoopFuture<Channel>
-        switch service.upstream {
-        case .tcp(let hp): connecting = bootstrap.connect(host: hp.host, port: hp.port)
-        case .unix(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
-        }
+        let connecting = UpstreamConnector.connect(service, on: loop, handler: bound, allowHalfClosure: false)
         connecting.assumeIsolated().whenComplete { result in
             done(result.map { _ in (handler, false) })
         }

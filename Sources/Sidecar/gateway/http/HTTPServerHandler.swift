@@ -176,7 +176,7 @@ final class HTTPServerHandler: ChannelDuplexHandler {
                     case .data(let range):
                         ex.sendBody(buffer.getSlice(at: range.lowerBound, length: range.count)!)
                     case .end(let trailers):
-                        ex.endBody(trailers: trailers.compactMap(Self.forwardedTrailer))
+                        ex.endBody(trailers: HopByHop.forwardedTrailers(trailers))
                     }
                 }
                 buffer.moveReaderIndex(to: result.consumed)
@@ -189,13 +189,6 @@ final class HTTPServerHandler: ChannelDuplexHandler {
                 if case .body = phase { return }
             }
         }
-    }
-
-    /// Trailers go on as HTTP/2 fields, minus those a proxy must not forward.
-    private static func forwardedTrailer(_ line: ChunkedDecoder.HeaderLine) -> HeaderField? {
-        let name = line.name.asciiLowercased()
-        if HopByHop.names.contains(name) || HopByHop.isInternal(name) || name == "content-length" || name == "host" { return nil }
-        return HeaderField(name, line.value)
     }
 
     /// Takes one request head off the input and starts its exchange. False when the head is
@@ -441,30 +434,24 @@ final class HTTPServerHandler: ChannelDuplexHandler {
         ex.responseComplete = true
         finishLog(ex, outcome: nil)
         exchange = nil
-        let requestRead: Bool
-        if case .responding = phase { requestRead = true } else { requestRead = false }
-        if !requestRead { ex.abort() }
-        if head.keepAlive && requestRead && !closeWhenIdle && !gateway.isDraining {
-            phase = .head
-            armTimer(settings.idleTimeout) { $0.headerTimedOut() }
+        let read = requestRead
+        if !read { ex.abort() }
+        if nextRequestOrClose(keepAlive: head.keepAlive && read) {
             resumeReading()
             process()
-        } else {
-            closeAfterWrites()
         }
     }
 
-    // MARK: errors
+    /// The request was read to its end, body included, so another may follow it.
+    private var requestRead: Bool {
+        if case .responding = phase { return true }
+        return false
+    }
 
-    /// An error for a request that never got a stream; the connection stays open when the
-    /// request had no body to skip.
-    private func answer(_ ex: HTTPExchange, status: Int, reason: String) -> Bool {
-        let keep = ex.request.framing == .none && ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
-        writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: keep)
-        ex.status = status
-        ex.responseComplete = true
-        finishLog(ex, outcome: reason)
-        if keep {
+    /// After an exchange: wait for the next request (quietly closed after `idle_timeout`), or
+    /// close once everything written has gone out.
+    private func nextRequestOrClose(keepAlive: Bool) -> Bool {
+        if keepAlive && !closeWhenIdle && !gateway.isDraining {
             phase = .head
             armTimer(settings.idleTimeout) { $0.headerTimedOut() }
             return true
@@ -473,25 +460,34 @@ final class HTTPServerHandler: ChannelDuplexHandler {
         return false
     }
 
+    // MARK: errors
+
+    /// An error for a request that never got a stream; the connection stays open when the
+    /// request had no body to skip.
+    private func answer(_ ex: HTTPExchange, status: Int, reason: String) -> Bool {
+        endWithError(ex, status: status, reason: reason, canKeepAlive: ex.request.framing == .none)
+    }
+
     /// The exchange failed before its response began: the gateway answers with an error.
     func exchangeFailed(_ ex: HTTPExchange, status: Int, reason: String) {
         guard ex === exchange, ex.response == nil else { return }
-        let requestRead: Bool
-        if case .responding = phase { requestRead = true } else { requestRead = false }
-        let keep = requestRead && ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
-        writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: keep)
-        ex.status = status
-        ex.responseComplete = true
         exchange = nil
-        finishLog(ex, outcome: reason)
-        if keep {
-            phase = .head
-            armTimer(settings.idleTimeout) { $0.headerTimedOut() }
+        if endWithError(ex, status: status, reason: reason, canKeepAlive: requestRead) {
             process()
         } else {
             ex.abort()
-            closeAfterWrites()
         }
+    }
+
+    /// Writes the gateway's error page as the exchange's response; true when the connection
+    /// waits for another request.
+    private func endWithError(_ ex: HTTPExchange, status: Int, reason: String, canKeepAlive: Bool) -> Bool {
+        let keep = canKeepAlive && ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
+        writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: keep)
+        ex.status = status
+        ex.responseComplete = true
+        finishLog(ex, outcome: reason)
+        return nextRequestOrClose(keepAlive: keep)
     }
 
     /// The body turned out bad or too large after the stream opened.
