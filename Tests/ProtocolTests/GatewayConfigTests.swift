@@ -183,6 +183,61 @@ final class GatewayConfigTests: XCTestCase {
                 "/etc/fastgw/gateway.toml:5: header_timeout must be positive",
             ])
     }
+
+    func testHTTPSListenersAndCertificates() throws {
+        let base = """
+            [tunnel]
+            cert = "a"
+            key = "b"
+            [[agent]]
+            name = "a"
+            token = "\(token)"
+
+            """
+        let config = try parse(base + """
+            [[listener]]
+            name = "tls"
+            protocol = "https"
+            listen = "0.0.0.0:443"
+            cert = "tls/default.crt"
+            key = "tls/default.key"
+            [[certificate]]
+            cert = "/etc/ssl/site.crt"
+            key = "/etc/ssl/site.key"
+            hosts = ["site.example", "*.site.example"]
+            [[certificate]]
+            cert = "other.crt"
+            key = "other.key"
+            """).get()
+        XCTAssertEqual(config.listeners.map(\.kind), [.https])
+        XCTAssertEqual(config.listeners[0].defaultCertificate?.cert, "/etc/fastgw/tls/default.crt")
+        XCTAssertEqual(config.listeners[0].defaultCertificate?.line, 11)
+        XCTAssertEqual(config.certificates.map(\.files.key), ["/etc/ssl/site.key", "/etc/fastgw/other.key"])
+        XCTAssertEqual(config.certificates[0].hosts, [.exact("site.example"), .wildcard(suffix: "site.example")])
+        XCTAssertEqual(config.certificates[1].hosts, [], "no hosts: the certificate's own names decide")
+
+        XCTAssertEqual(errors(base + """
+            [[listener]]
+            name = "tls"
+            protocol = "https"
+            listen = "0.0.0.0:443"
+            cert = "x.crt"
+            [[listener]]
+            name = "plain"
+            protocol = "http"
+            listen = "0.0.0.0:80"
+            key = "x.key"
+            [[certificate]]
+            key = "k"
+            hosts = ["bad host"]
+            """), [
+                "/etc/fastgw/gateway.toml:11: listener \"tls\": cert is given without key",
+                "/etc/fastgw/gateway.toml:16: listener \"plain\": key applies to protocol \"https\" listeners only",
+                "/etc/fastgw/gateway.toml:18: key is given without cert",
+                "/etc/fastgw/gateway.toml:19: hosts: \"bad host\" is not a host name or *.suffix pattern",
+                "/etc/fastgw/gateway.toml: listener \"tls\": protocol \"https\" needs a certificate: give it cert and key, or add a [[certificate]]",
+            ])
+    }
 }
 
 struct POSIXErrorStub: Error, CustomStringConvertible {

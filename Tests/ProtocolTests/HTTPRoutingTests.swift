@@ -78,4 +78,12 @@ final class HTTPRoutingTests: XCTestCase {
         let line = try framer.feed(message.encoded())[0]
         XCTAssertEqual(try ControlMessage.decode(line), message)
     }
+
+    func testBestHostMatchPrefersExactThenLongestSuffix() {
+        let patterns: [HostPattern] = [.wildcard(suffix: "example.com"), .exact("a.example.com"), .wildcard(suffix: "b.example.com")]
+        XCTAssertEqual(HostPattern.bestMatch(in: patterns, for: "a.example.com"), 1)
+        XCTAssertEqual(HostPattern.bestMatch(in: patterns, for: "x.b.example.com"), 2)
+        XCTAssertEqual(HostPattern.bestMatch(in: patterns, for: "c.example.com"), 0)
+        XCTAssertNil(HostPattern.bestMatch(in: patterns, for: "example.com"))
+    }
 }

@@ -12,6 +12,8 @@ public struct GatewayConfig: Equatable, Sendable {
     public var tunnel: Tunnel
     public var controlSocket: String = "/run/fastgw/gateway.sock"
     public var listeners: [Listener] = []
+    /// Certificates the HTTPS listeners choose from by SNI (`[[certificate]]`).
+    public var certificates: [Certificate] = []
     public var agents: [AgentGrant] = []
     public var http = HTTPSettings()
     /// Lines of keys whose values are checked later, outside this parser (`tunnel.cert`, `tunnel.key`).
@@ -27,10 +29,27 @@ public struct GatewayConfig: Equatable, Sendable {
     }
 
     public struct Listener: Equatable, Sendable {
-        public enum Kind: String, Sendable { case tcp, http }
+        public enum Kind: String, Sendable { case tcp, http, https }
         public var name: String
         public var kind: Kind
         public var listen: HostPort
+        /// HTTPS only: the certificate for clients whose SNI no `[[certificate]]` matches
+        /// (or who send none); nil means the first `[[certificate]]`.
+        public var defaultCertificate: CertificateFiles?
+    }
+
+    /// A PEM certificate chain and its private key, with the config line naming them.
+    public struct CertificateFiles: Equatable, Sendable {
+        public var cert: String
+        public var key: String
+        public var line: Int?
+    }
+
+    /// One `[[certificate]]`: served to clients whose SNI matches `hosts`; with no `hosts`,
+    /// the DNS names in the certificate itself decide.
+    public struct Certificate: Equatable, Sendable {
+        public var files: CertificateFiles
+        public var hosts: [HostPattern]
     }
 
     /// What one agent may do: its credential and the ports and hosts it may claim.
@@ -133,20 +152,41 @@ extension GatewayConfig {
             let proto = l.string("protocol") ?? "tcp"
             let listen = l.hostPort("listen")
             if !l.has("listen") { l.error("listen", "listen is required") }
-            l.rejectUnknownKeys()
-            switch proto {
-            case "tcp", "http":
-                if let listen {
-                    if !listenerPorts.insert(listen.port).inserted {
-                        l.error("listen", "port \(listen.port) is already used by another listener")
-                    }
-                    gateway.listeners.append(Listener(name: name, kind: proto == "tcp" ? .tcp : .http, listen: listen))
+            var certificate: CertificateFiles?
+            if proto == "https" {
+                certificate = Self.certificateFiles(&l, base: base, required: false)
+            } else {
+                for key in ["cert", "key"] {
+                    l.refuse(key, "\(key) applies to protocol \"https\" listeners only")
                 }
-            case "https":
-                l.error("protocol", "protocol \"https\" is not supported by this version of fastgw yet (use \"http\" or \"tcp\")")
-            default:
-                l.error("protocol", "protocol \"\(proto)\" is not one of: tcp, http, https")
             }
+            l.rejectUnknownKeys()
+            guard let kind = Listener.Kind(rawValue: proto) else {
+                l.error("protocol", "protocol \"\(proto)\" is not one of: tcp, http, https")
+                continue
+            }
+            if let listen {
+                if !listenerPorts.insert(listen.port).inserted {
+                    l.error("listen", "port \(listen.port) is already used by another listener")
+                }
+                gateway.listeners.append(Listener(name: name, kind: kind, listen: listen, defaultCertificate: certificate))
+            }
+        }
+
+        for var c in root.tables("certificate") {
+            let files = Self.certificateFiles(&c, base: base, required: true)
+            var hosts: [HostPattern] = []
+            for text in c.strings("hosts") ?? [] {
+                switch HostPattern.parse(text) {
+                case .success(let p): hosts.append(p)
+                case .failure(let e): c.error("hosts", "hosts: \(e)")
+                }
+            }
+            c.rejectUnknownKeys()
+            if let files { gateway.certificates.append(Certificate(files: files, hosts: hosts)) }
+        }
+        for l in gateway.listeners where l.kind == .https && l.defaultCertificate == nil && gateway.certificates.isEmpty {
+            diagnostics.error(line: nil, "listener \"\(l.name)\": protocol \"https\" needs a certificate: give it cert and key, or add a [[certificate]]")
         }
 
         var agentNames = Set<String>()
@@ -171,5 +211,23 @@ extension GatewayConfig {
         root.rejectUnknownKeys()
         if diagnostics.failed { return .failure(ConfigError(diagnostics.items)) }
         return .success(gateway)
+    }
+
+    /// `cert` and `key` together (paths relative to the config file); one without the other
+    /// is an error, and so are neither when `required`.
+    private static func certificateFiles(_ t: inout TableReader, base: String, required: Bool) -> CertificateFiles? {
+        let cert = t.string("cert")
+        let key = t.string("key")
+        switch (cert, key) {
+        case (let c?, let k?):
+            return CertificateFiles(cert: Paths.resolve(c, against: base), key: Paths.resolve(k, against: base), line: t.line(of: "cert"))
+        case (nil, nil):
+            if required { t.error("cert", "cert and key are required (PEM certificate chain and private key)") }
+        case (nil, _):
+            t.error("key", "key is given without cert")
+        case (_, nil):
+            t.error("cert", "cert is given without key")
+        }
+        return nil
     }
 }

@@ -46,6 +46,16 @@ public enum HostPattern: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The index of the pattern that matches `host` most specifically (exact beats wildcard,
+    /// longer suffix beats shorter, the first of equals wins); nil when none matches.
+    public static func bestMatch(in patterns: [HostPattern], for host: String) -> Int? {
+        var best: (index: Int, specificity: Int)?
+        for (i, p) in patterns.enumerated() where p.matches(host) {
+            if best == nil || p.specificity > best!.specificity { best = (i, p.specificity) }
+        }
+        return best?.index
+    }
+
     /// Exact names first, then wildcards by longer suffix: the most specific match wins.
     var specificity: Int {
         switch self {

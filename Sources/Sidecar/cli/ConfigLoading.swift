@@ -50,7 +50,7 @@ enum ConfigLoading {
         return GatewayConfig.parse(text: text, file: path, readFile: readFile).flatMap { c in
             checkTLS(file: path, lines: c.sourceLines, paths: ["tunnel.cert": c.tunnel.cert, "tunnel.key": c.tunnel.key]) { () throws(TLSError) in
                 _ = try TLSContext.server(certificateChain: c.tunnel.cert, privateKey: c.tunnel.key, alpn: [])
-            }.map { .gateway(c) }
+            }.flatMap { PublicCertificates.build(c) }.map { _ in .gateway(c) }
         }
     }
 

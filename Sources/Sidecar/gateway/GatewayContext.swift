@@ -10,14 +10,17 @@ final class GatewayContext: Sendable {
     struct Settings: Sendable {
         let config: GatewayConfig
         let tls: TLSContext
+        /// The HTTPS listeners' certificates.
+        let publicTLS: PublicCertificates
         let h2Tuning: H2Tuning
         let keepaliveInterval: TimeAmount
         let keepaliveTimeout: TimeAmount
         let handshakeTimeout: TimeAmount
 
-        init(config: GatewayConfig, tls: TLSContext) {
+        init(config: GatewayConfig, tls: TLSContext, publicTLS: PublicCertificates) {
             self.config = config
             self.tls = tls
+            self.publicTLS = publicTLS
             let t = config.tunnel.tuning
             self.h2Tuning = H2Tuning(connectionWindow: t.connectionWindow, streamWindow: t.streamWindow, sendWatermark: t.sendWatermark)
             self.keepaliveInterval = TimeAmount(t.keepaliveInterval)

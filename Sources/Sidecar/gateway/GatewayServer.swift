@@ -10,7 +10,7 @@ import Protocol
 final class GatewayServer: ManagedDaemon {
     /// One bound listening socket, identified by what it is and where it listens.
     struct Listener: Sendable {
-        enum Kind: Hashable, Sendable { case tunnel, tcp, http }
+        enum Kind: Hashable, Sendable { case tunnel, tcp, http, https }
         let kind: Kind
         let name: String
         let address: HostPort
@@ -47,7 +47,8 @@ final class GatewayServer: ManagedDaemon {
         activation: SocketActivation
     ) throws {
         let tls = try TLSContext.server(certificateChain: config.tunnel.cert, privateKey: config.tunnel.key, alpn: ["http/1.1"])
-        let context = GatewayContext(settings: .init(config: config, tls: tls), logger: logger)
+        let publicTLS = try PublicCertificates.build(config).get()
+        let context = GatewayContext(settings: .init(config: config, tls: tls, publicTLS: publicTLS), logger: logger)
         self.context = context
         self.group = group
         self.lifecycle = lifecycle
@@ -86,7 +87,7 @@ final class GatewayServer: ManagedDaemon {
             switch l.kind {
             case .tunnel: return nil
             case .tcp: return .init(channel: l.channel, what: "port \(l.address.port)") { registry.serves(port: l.address.port) }
-            case .http: return .init(channel: l.channel, what: "\"\(l.name)\"") { registry.everyHostGrantServed }
+            case .http, .https: return .init(channel: l.channel, what: "\"\(l.name)\"") { registry.everyHostGrantServed }
             }
         }
         StartupHold(context: context, logger: logger, wait: TimeAmount(context.settings.config.startupWait))
@@ -96,7 +97,13 @@ final class GatewayServer: ManagedDaemon {
     static func specs(for config: GatewayConfig) -> [Spec] {
         [Spec(kind: .tunnel, name: "tunnel", address: config.tunnel.listen)]
             + config.tcpPorts.map { Spec(kind: .tcp, name: $0.name, address: $0.listen) }
-            + config.listeners.filter { $0.kind == .http }.map { Spec(kind: .http, name: $0.name, address: $0.listen) }
+            + config.listeners.compactMap { l in
+                switch l.kind {
+                case .tcp: return nil
+                case .http: return Spec(kind: .http, name: l.name, address: l.listen)
+                case .https: return Spec(kind: .https, name: l.name, address: l.listen)
+                }
+            }
     }
 
     /// Every listener as socket activation matches it, the control socket included.
@@ -115,7 +122,8 @@ final class GatewayServer: ManagedDaemon {
         switch spec.kind {
         case .tunnel: bootstrap = tunnelBootstrap()
         case .tcp: bootstrap = tcpBootstrap(name: spec.name, port: spec.address.port)
-        case .http: bootstrap = httpBootstrap(name: spec.name)
+        case .http: bootstrap = httpBootstrap(name: spec.name, tls: false)
+        case .https: bootstrap = httpBootstrap(name: spec.name, tls: true)
         }
         if held { bootstrap = bootstrap.serverChannelOption(.autoRead, value: false) }
         let what = spec.kind == .tunnel ? "tunnel listener" : "listener \"\(spec.name)\""
@@ -182,13 +190,22 @@ final class GatewayServer: ManagedDaemon {
         }
     }
 
-    private func httpBootstrap(name: String) -> ServerBootstrap {
+    /// HTTP, or with `tls` HTTPS: the TLS handshake first, then the protocol ALPN chose.
+    private func httpBootstrap(name: String, tls: Bool) -> ServerBootstrap {
         let context = self.context
         let connections = httpConnections
         return publicBootstrap { channel in
             connections.add(channel)
             return channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(gateway: context, listener: name, scheme: "http"))
+                let sync = channel.pipeline.syncOperations
+                guard tls else {
+                    return try sync.addHandler(HTTPServerHandler(gateway: context, listener: name))
+                }
+                // The certificates in force when the client arrives, so a reload applies to new handshakes.
+                let certificates = context.settings.publicTLS
+                guard let server = certificates.listeners[name] else { throw ChannelError.ioOnClosedChannel }
+                try sync.addHandler(TLSHandler(context: server, role: .server))
+                try sync.addHandler(HTTPSNegotiation(gateway: context, listener: name, selector: certificates.selector))
             }
         }
     }
@@ -220,6 +237,11 @@ final class GatewayServer: ManagedDaemon {
         } catch {
             return .failure(.invalidConfig("\(path): \(error)"))
         }
+        let publicTLS: PublicCertificates
+        switch PublicCertificates.build(config) {
+        case .success(let p): publicTLS = p
+        case .failure(let e): return .failure(.invalidConfig(e.diagnostics.map(\.description).joined(separator: "; ")))
+        }
         let current = boundListeners
         let wanted = Self.specs(for: config)
         let plan = activation.plan(Self.wanted(for: config))
@@ -235,7 +257,7 @@ final class GatewayServer: ManagedDaemon {
 
         // Everything checked: swap.
         let old = context.settings.config
-        context.settings = GatewayContext.Settings(config: config, tls: tls)
+        context.settings = GatewayContext.Settings(config: config, tls: tls, publicTLS: publicTLS)
         let change = context.registry.updateGrants(config.agents)
         for (tunnel, reason) in change.closed {
             logger.notice("closing agent connection after reload", metadata: ["reason": "\(reason)"])

@@ -8,27 +8,48 @@ public final class TLSContext: @unchecked Sendable {
     let alpn: [String]
     /// The same list in ALPN wire format (length-prefixed), kept alive for the C callback.
     let alpnWire: [UInt8]
+    /// Server side: the other certificates a handshake may switch to by SNI (kept alive here
+    /// for the C callback that receives it unretained).
+    let selector: CertificateSelector?
 
-    private init(ctx: OpaquePointer, alpn: [String]) {
+    private init(ctx: OpaquePointer, alpn: [String], selector: CertificateSelector? = nil) {
         self.ctx = ctx
         self.alpn = alpn
         self.alpnWire = alpn.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
+        self.selector = selector
     }
 
     deinit {
         SSL_CTX_free(ctx)
     }
 
-    /// Server side: certificate chain and key from PEM files.
-    public static func server(certificateChain: String, privateKey: String, alpn: [String]) throws(TLSError) -> TLSContext {
+    /// Server side: certificate chain and key from PEM files. With a `selector`, a client's
+    /// SNI may switch the handshake to one of its certificates; this one is the default.
+    static func server(
+        certificateChain: String, privateKey: String, alpn: [String], selector: CertificateSelector? = nil
+    ) throws(TLSError) -> TLSContext {
         guard let ctx = SSL_CTX_new(TLS_server_method()) else {
             throw .configuration("cannot create TLS context: \(TLSError.drainOpenSSLErrors())")
         }
-        let context = TLSContext(ctx: ctx, alpn: alpn)
+        let context = TLSContext(ctx: ctx, alpn: alpn, selector: selector)
         try context.applyCommonSettings()
         try context.loadIdentity(certificateChain: certificateChain, privateKey: privateKey)
         SSL_CTX_set_alpn_select_cb(ctx, fastgwSelectALPN, Unmanaged.passUnretained(context).toOpaque())
+        if let selector {
+            _ = fastgw_SSL_CTX_set_tlsext_servername_callback(ctx, fastgwSelectCertificate)
+            _ = fastgw_SSL_CTX_set_tlsext_servername_arg(ctx, Unmanaged.passUnretained(selector).toOpaque())
+        }
         return context
+    }
+
+    /// The DNS names (subjectAltName) of this context's certificate.
+    var certificateDNSNames: [String] {
+        let needed = fastgw_SSL_CTX_certificate_dns_names(ctx, nil, 0)
+        guard needed > 0 else { return [] }
+        var bytes = [CChar](repeating: 0, count: needed)
+        _ = fastgw_SSL_CTX_certificate_dns_names(ctx, &bytes, needed)
+        return String(decoding: bytes.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .split(separator: "\n").map(String.init)
     }
 
     /// Client side: trust from `caFile` or the system store, optional client certificate.
@@ -82,6 +103,17 @@ public final class TLSContext: @unchecked Sendable {
             throw .configuration("private key \(privateKey) does not match certificate \(certificateChain)", file: privateKey)
         }
     }
+}
+
+/// SNI: a name one of the selector's certificates covers switches the handshake to it;
+/// anything else (no SNI, an unknown name) keeps the default certificate.
+private func fastgwSelectCertificate(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePointer<Int32>?, _ arg: UnsafeMutableRawPointer?) -> Int32 {
+    guard let ssl, let arg, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return SSL_TLSEXT_ERR_OK }
+    let selector = Unmanaged<CertificateSelector>.fromOpaque(arg).takeUnretainedValue()
+    if let chosen = selector.context(for: String(cString: name)) {
+        SSL_set_SSL_CTX(ssl, chosen.ctx)
+    }
+    return SSL_TLSEXT_ERR_OK
 }
 
 /// ALPN selection for servers: the first of the server's protocols the client also offers.

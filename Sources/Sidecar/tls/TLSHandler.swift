@@ -14,6 +14,8 @@ public enum TLSRole: Sendable {
 /// Fired inbound once the handshake is done, with the negotiated ALPN protocol, if any.
 public struct TLSHandshakeCompleted: Sendable {
     public let alpn: String?
+    /// Server side: the SNI the client sent, if any.
+    public let serverName: String?
 }
 
 /// TLS over OpenSSL as a NIO handler: ciphertext flows through memory BIOs, so OpenSSL never
@@ -125,7 +127,7 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         flushCiphertext(context: context, promises: [])
         if rc == 1 {
             state = .active
-            context.fireUserInboundEventTriggered(TLSHandshakeCompleted(alpn: negotiatedALPN()))
+            context.fireUserInboundEventTriggered(TLSHandshakeCompleted(alpn: negotiatedALPN(), serverName: requestedServerName()))
             replayPendingWrites(context: context)
             decrypt(context: context)
             return
@@ -146,6 +148,10 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return .verification(text)
         }
         return .handshake(TLSError.drainOpenSSLErrors())
+    }
+
+    private func requestedServerName() -> String? {
+        SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) }
     }
 
     private func negotiatedALPN() -> String? {

@@ -24,6 +24,8 @@ final class HTTPServerHandler: ChannelDuplexHandler {
     let gateway: GatewayContext
     let listener: String
     let scheme: String
+    /// HTTPS: what the handshake chose, checked against each request's host.
+    let tls: PublicTLSSession?
     let settings: HTTPSettings
     private var context: ChannelHandlerContext?
     private var inbound: ByteBuffer?
@@ -39,21 +41,32 @@ final class HTTPServerHandler: ChannelDuplexHandler {
     private var clientIP = "?"
     /// The gateway drains: finish the exchange under way, then close.
     private var closeWhenIdle = false
+    private var started = false
 
-    init(gateway: GatewayContext, listener: String, scheme: String) {
+    init(gateway: GatewayContext, listener: String, tls: PublicTLSSession? = nil) {
         self.gateway = gateway
         self.listener = listener
-        self.scheme = scheme
+        self.scheme = tls == nil ? "http" : "https"
+        self.tls = tls
         self.settings = gateway.settings.config.http
     }
 
     // MARK: lifecycle
 
+    /// Over TLS the handler arrives after the handshake, on a channel already active.
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if context.channel.isActive { start(context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
         let stats = gateway.stats
         stats.publicConnectionsActive.add()
         stats.publicConnectionsTotal.add()
@@ -63,7 +76,6 @@ final class HTTPServerHandler: ChannelDuplexHandler {
             clientIP = remote.ipAddress ?? clientAddress
         }
         armTimer(settings.headerTimeout) { $0.headerTimedOut() }
-        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -238,6 +250,9 @@ final class HTTPServerHandler: ChannelDuplexHandler {
         gateway.stats.httpRequestsTotal.add()
         if let limit = settings.maxBodySize, case .contentLength(let n) = request.framing, n > Int64(limit) {
             return answer(ex, status: 413, reason: "request body of \(n) bytes is over the limit of \(limit) bytes")
+        }
+        if let tls, let reason = tls.misdirected(host: request.authority) {
+            return answer(ex, status: 421, reason: reason)
         }
         let loop = context!.eventLoop
         switch gateway.registry.pick(host: request.authority, path: request.path, preferring: loop) {

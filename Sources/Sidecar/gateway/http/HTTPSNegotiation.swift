@@ -1,0 +1,78 @@
+import Logging
+import NIOCore
+import Protocol
+
+/// What an HTTPS connection's handshake settled: the SNI the client sent and the
+/// certificates it was chosen from.
+struct PublicTLSSession {
+    let serverName: String?
+    let selector: CertificateSelector
+
+    /// A reason for 421 when a request names a host this connection's certificate was not
+    /// chosen for (a client reusing a connection for another site); nil when it may be served.
+    func misdirected(host authority: String) -> String? {
+        guard let serverName else { return nil }
+        let host = HostPattern.normalize(authority)
+        if host == HostPattern.normalize(serverName) || selector.sameCertificate(host, serverName) { return nil }
+        return "host \"\(host)\" is not served on a connection opened for \"\(serverName)\""
+    }
+}
+
+/// The first handler of a public HTTPS connection: waits for the TLS handshake (at most the
+/// header timeout), then hands the connection to the handler for the protocol ALPN chose.
+final class HTTPSNegotiation: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    let gateway: GatewayContext
+    let listener: String
+    let selector: CertificateSelector
+    private var timer: Scheduled<Void>?
+
+    init(gateway: GatewayContext, listener: String, selector: CertificateSelector) {
+        self.gateway = gateway
+        self.listener = listener
+        self.selector = selector
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let limit = gateway.settings.config.http.headerTimeout
+        timer = context.eventLoop.scheduleTask(in: TimeAmount(limit)) {
+            channel.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let done = event as? TLSHandshakeCompleted {
+            timer?.cancel()
+            let session = PublicTLSSession(serverName: done.serverName, selector: selector)
+            do {
+                try context.pipeline.syncOperations.addHandler(
+                    HTTPServerHandler(gateway: gateway, listener: listener, tls: session), position: .after(self))
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
+        if event is HTTPDrainNotice {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Scanners and clients that distrust the certificate end here; not worth a warning.
+        gateway.logger.debug("public TLS handshake failed", metadata: [
+            "listener": "\(listener)", "client": "\(context.channel.remoteAddress?.fastgwDescription ?? "?")",
+            "error": "\(error)",
+        ])
+        context.close(promise: nil)
+    }
+}

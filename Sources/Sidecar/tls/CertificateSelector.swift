@@ -1,0 +1,83 @@
+import Protocol
+
+/// The certificates HTTPS listeners choose from by SNI: each covers the hosts its
+/// `[[certificate]]` names, or else the DNS names in the certificate itself.
+final class CertificateSelector: Sendable {
+    let patterns: [HostPattern]
+    /// `contexts[i]` serves the hosts `patterns[i]` matches.
+    let contexts: [TLSContext]
+
+    init(_ entries: [(HostPattern, TLSContext)]) {
+        patterns = entries.map(\.0)
+        contexts = entries.map(\.1)
+    }
+
+    /// The certificate for a client's server name; nil means the listener's default.
+    func context(for serverName: String) -> TLSContext? {
+        index(for: serverName).map { contexts[$0] }
+    }
+
+    private func index(for name: String) -> Int? {
+        HostPattern.bestMatch(in: patterns, for: HostPattern.normalize(name))
+    }
+
+    /// Whether a request for `host` may be answered on a connection whose handshake chose its
+    /// certificate for `serverName` (RFC 9110 §7.4: else 421).
+    func sameCertificate(_ host: String, _ serverName: String) -> Bool {
+        let a = index(for: host), b = index(for: serverName)
+        if a == b { return true }
+        guard let a, let b else { return false }
+        return contexts[a] === contexts[b]
+    }
+}
+
+/// The TLS contexts of every HTTPS listener, built from the config at start and on reload (a
+/// certificate that does not load fails the reload and the old ones stay).
+struct PublicCertificates: Sendable {
+    /// Listener name → its context: the default certificate, switching by SNI.
+    let listeners: [String: TLSContext]
+    let selector: CertificateSelector
+
+    /// ALPN protocols public HTTPS clients may pick, best first.
+    static let alpn = ["http/1.1"]
+
+    static func build(_ config: GatewayConfig) -> Result<PublicCertificates, ConfigError> {
+        do throws(ConfigError) {
+            var entries: [(HostPattern, TLSContext)] = []
+            for c in config.certificates {
+                let context = try load(c.files, config: config)
+                var hosts = c.hosts
+                if hosts.isEmpty {
+                    hosts = context.certificateDNSNames.compactMap { try? HostPattern.parse($0).get() }
+                    if hosts.isEmpty {
+                        throw error(config, c.files, "certificate \(c.files.cert) has no DNS names: list the hosts it serves in hosts")
+                    }
+                }
+                entries += hosts.map { ($0, context) }
+            }
+            let selector = CertificateSelector(entries)
+            var listeners: [String: TLSContext] = [:]
+            for l in config.listeners where l.kind == .https {
+                let files = l.defaultCertificate ?? config.certificates[0].files
+                listeners[l.name] = try load(files, config: config, selector: selector)
+            }
+            return .success(PublicCertificates(listeners: listeners, selector: selector))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private static func load(
+        _ files: GatewayConfig.CertificateFiles, config: GatewayConfig, selector: CertificateSelector? = nil
+    ) throws(ConfigError) -> TLSContext {
+        do {
+            return try TLSContext.server(certificateChain: files.cert, privateKey: files.key, alpn: alpn, selector: selector)
+        } catch {
+            throw Self.error(config, files, error.message)
+        }
+    }
+
+    private static func error(_ config: GatewayConfig, _ files: GatewayConfig.CertificateFiles, _ message: String) -> ConfigError {
+        ConfigError([ConfigDiagnostic(file: config.file, line: files.line, message: message)])
+    }
+}
