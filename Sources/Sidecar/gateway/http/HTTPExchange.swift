@@ -1,16 +1,34 @@
 import NIOCore
 import Protocol
 
+/// What answers the public client of an exchange: an HTTP/1.1 connection, or one stream of
+/// an HTTP/2 connection. Called on the public connection's loop.
+protocol HTTPExchangeOwner: AnyObject {
+    /// The tunnel stream is open: the body may flow.
+    func exchangeAttached(_ ex: HTTPExchange)
+    /// The response head (first) or its trailers.
+    func exchange(_ ex: HTTPExchange, receivedHeaders fields: [HeaderField], endStream: Bool)
+    /// Response body bytes; the owner calls `ex.consumed` once they are on their way out.
+    func exchange(_ ex: HTTPExchange, receivedBody bytes: ByteBuffer)
+    func exchangeResponseEnded(_ ex: HTTPExchange)
+    func exchange(_ ex: HTTPExchange, streamClosed code: UInt32)
+    /// The exchange failed before its response began: answer with the gateway's error.
+    func exchangeFailed(_ ex: HTTPExchange, status: Int, reason: String)
+    /// The tunnel cannot take more of the request body for now / again.
+    func pauseReading()
+    func resumeReading()
+}
+
 /// One request on a public HTTP connection and the tunnel stream that carries it. It lives on
 /// the public connection's loop: the stream's events arrive here (`StreamEndpoint`) and are
-/// handed to the connection, which does all the writing.
+/// handed to its owner, which does all the writing.
 final class HTTPExchange: StreamEndpoint {
     typealias Link = TunnelStreamLink<HTTPExchange>
 
     let requestID: String
     let request: PublicRequest
     let started = NIODeadline.now()
-    weak var connection: HTTPServerHandler?
+    weak var owner: (any HTTPExchangeOwner)?
     var route: GatewayRegistry.Route?
     /// The service's traffic counters, once the stream is open.
     var counters: ServiceCounters?
@@ -76,27 +94,27 @@ final class HTTPExchange: StreamEndpoint {
     // MARK: StreamEndpoint (the agent's response)
 
     func tunnelHeaders(_ fields: [HeaderField], endStream: Bool) {
-        connection?.exchange(self, receivedHeaders: fields, endStream: endStream)
+        owner?.exchange(self, receivedHeaders: fields, endStream: endStream)
     }
 
     func writeToSocket(_ bytes: ByteBuffer) {
-        if let connection { connection.exchange(self, receivedBody: bytes) } else { consumed(bytes.readableBytes) }
+        if let owner { owner.exchange(self, receivedBody: bytes) } else { consumed(bytes.readableBytes) }
     }
 
     func tunnelEnded() {
-        connection?.exchangeResponseEnded(self)
+        owner?.exchangeResponseEnded(self)
     }
 
     func tunnelClosed(errorCode: UInt32) {
         streamClosed = true
-        connection?.exchange(self, streamClosed: errorCode)
+        owner?.exchange(self, streamClosed: errorCode)
     }
 
     func pauseReading() {
-        connection?.pauseReading()
+        owner?.pauseReading()
     }
 
     func resumeReading() {
-        connection?.resumeReading()
+        owner?.resumeReading()
     }
 }

@@ -1,11 +1,10 @@
-import Logging
 import NIOCore
 import Protocol
 
 /// One public HTTP/1.1 connection: reads request heads and bodies, sends each request as a
 /// request stream to an agent (DESIGN §2.2), and writes the responses back in order.
 /// Pipelined requests wait in the input buffer until the response before them is complete.
-final class HTTPServerHandler: ChannelDuplexHandler {
+final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -246,33 +245,17 @@ final class HTTPServerHandler: ChannelDuplexHandler {
             return false
         }
         let ex = HTTPExchange(requestID: requestID, request: request)
-        ex.connection = self
+        ex.owner = self
         gateway.stats.httpRequestsTotal.add()
-        if let limit = settings.maxBodySize, case .contentLength(let n) = request.framing, n > Int64(limit) {
-            return answer(ex, status: 413, reason: "request body of \(n) bytes is over the limit of \(limit) bytes")
-        }
-        if let tls, let reason = tls.misdirected(host: request.authority) {
-            return answer(ex, status: 421, reason: reason)
-        }
         let loop = context!.eventLoop
-        switch gateway.registry.pick(host: request.authority, path: request.path, preferring: loop) {
-        case .noRoute:
-            return answer(ex, status: 404, reason: "no service is published for host \"\(HostPattern.normalize(request.authority))\" and path \"\(request.path)\"")
-        case .noLiveAgent(let service):
-            let what = service.map { "service \"\($0)\"" } ?? "host \"\(HostPattern.normalize(request.authority))\""
-            return answer(ex, status: 503, reason: "no agent serving \(what) is connected")
-        case .route(let route):
+        switch ex.routing(gateway: gateway, tls: tls, loop: loop) {
+        case .failure(let refusal):
+            return answer(ex, status: refusal.status, reason: refusal.reason)
+        case .success(let route):
             exchange = ex
-            ex.route = route
             phase = request.framing == .none ? .responding : .body(BodyDecoder(BodyFraming(request.framing)))
             if request.framing == .none { ex.requestHadNoBody() }
-            let client = clientIP
-            let scheme = self.scheme
-            HTTPStreamOpening(
-                gateway: gateway, exchange: LoopBoundRef(ex, eventLoop: loop),
-                headers: { service in request.tunnelHeaders(scheme: scheme, client: client, service: service, requestID: requestID) },
-                endStream: request.framing == .none, host: request.authority, path: request.path, loop: loop
-            ).open(route)
+            ex.open(route, gateway: gateway, scheme: scheme, client: clientIP, loop: loop)
             return true
         }
     }
@@ -520,14 +503,8 @@ final class HTTPServerHandler: ChannelDuplexHandler {
     /// A request refused before it was understood: answer and close.
     private func refuse(status: Int, reason: String, requestID: String = RequestID.make(), head: HTTPHead? = nil) {
         writeError(status: status, reason: reason, requestID: requestID, keepAlive: false)
-        gateway.stats.httpRequestsTotal.add()
-        gateway.stats.httpResponses.add("\(status / 100)xx")
-        gateway.stats.httpErrors.add(String(status))
-        gateway.logger.info("http request refused", metadata: [
-            "request_id": "\(requestID)", "client": "\(clientAddress)", "listener": "\(listener)",
-            "status": "\(status)", "reason": "\(reason)",
-            "request": "\(head.map { $0.startLine.prefix(2).joined(separator: " ") } ?? "-")",
-        ])
+        accounting.refused(status: status, reason: reason, requestID: requestID,
+                           request: head.map { $0.startLine.prefix(2).joined(separator: " ") } ?? "-")
         closeAfterWrites()
     }
 
@@ -538,30 +515,12 @@ final class HTTPServerHandler: ChannelDuplexHandler {
 
     // MARK: accounting
 
+    private var accounting: HTTPAccounting {
+        HTTPAccounting(gateway: gateway, listener: listener, client: clientAddress)
+    }
+
     private func finishLog(_ ex: HTTPExchange, outcome: String?) {
-        let status = ex.status ?? 0
-        let stats = gateway.stats
-        stats.httpResponses.add("\(status / 100)xx")
-        if let service = ex.route?.service {
-            stats.services.counters(for: service).responses.add("\(status / 100)xx")
-        }
-        if ex.route == nil || outcome != nil, status >= 400 { stats.httpErrors.add(String(status)) }
-        let isError = status >= 500 || status == 0
-        let access = gateway.settings.config.accessLog
-        let level: Logger.Level = isError ? .warning : (access ? .info : .debug)
-        guard gateway.logger.logLevel <= level else { return }
-        var metadata: Logger.Metadata = [
-            "request_id": "\(ex.requestID)", "client": "\(clientAddress)", "listener": "\(listener)",
-            "method": "\(ex.request.method)", "host": "\(ex.request.authority)", "path": "\(ex.request.path)",
-            "status": "\(status)", "bytes_in": "\(ex.bytesIn)", "bytes_out": "\(ex.bytesOut)",
-            "duration_ms": "\((NIODeadline.now() - ex.started).nanoseconds / 1_000_000)",
-        ]
-        if let route = ex.route {
-            metadata["service"] = "\(route.service)"
-            metadata["agent"] = "\(route.agent)"
-        }
-        if let outcome { metadata["reason"] = "\(outcome)" }
-        gateway.logger.log(level: level, "http request", metadata: .event(.requestCompleted, metadata))
+        accounting.finished(ex, outcome: outcome)
     }
 }
 

@@ -27,7 +27,7 @@ struct HTTPStreamOpening: Sendable {
                    case .route(let next) = registry.pick(host: host, path: path, preferring: loop, excluding: skip) {
                     open(next, attempt: attempt + 1, excluding: skip)
                 } else {
-                    exchange.run { $0.connection?.exchangeFailed($0, status: 503, reason: "no live agent serves this route") }
+                    exchange.run { $0.owner?.exchangeFailed($0, status: 503, reason: "no live agent serves this route") }
                 }
                 return
             }
@@ -44,7 +44,7 @@ struct HTTPStreamOpening: Sendable {
         } catch {
             registry.streamEnded(route.connection)
             gateway.logger.warning("cannot open tunnel stream", metadata: ["service": "\(route.service)", "error": "\(error)"])
-            exchange.run { $0.connection?.exchangeFailed($0, status: 502, reason: "the tunnel to the agent failed") }
+            exchange.run { $0.owner?.exchangeFailed($0, status: 502, reason: "the tunnel to the agent failed") }
             return
         }
         connection.flushImmediately()
@@ -59,7 +59,7 @@ struct HTTPStreamOpening: Sendable {
         exchange.run { ex in
             ex.route = route
             ex.attach(linkRef)
-            ex.connection?.exchangeAttached(ex)
+            ex.owner?.exchangeAttached(ex)
         }
     }
 }
