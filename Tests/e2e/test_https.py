@@ -1,5 +1,7 @@
 """HTTPS listeners (issue #5): TLS terminated at the gateway with certificates chosen by SNI,
-reloadable; real curl and Python's ssl module as clients."""
+reloadable, HTTP/1.1 and HTTP/2 (ALPN); real curl, h2load and Python's ssl module as clients."""
+import hashlib
+import os
 import socket
 import ssl
 import subprocess
@@ -175,3 +177,97 @@ def test_reload_swaps_certificates_and_refuses_bad_ones(site, pki):
     assert r.returncode == 1 and "gateway.toml:" in r.stdout + r.stderr
     conf.write_text(good)
     s.close()
+
+
+def test_http2_clients_get_routed_streamed_and_errors(site, tmp_path):
+    port, ca = site.https_port, site.ca
+    r = curl_https(port, "app.test", "/h2", ca, "--http2", "-w", "|%{http_version}")
+    assert r.stdout == b"one GET /h2\n|2", r.stderr
+    # Headers arrive translated for the HTTP/1.1 upstream: Host from :authority, cookies joined.
+    r = curl_https(port, "eu.api.test", "/headers", ca, "--http2", "-H", "Cookie: a=1", "-H", "Fastgw-Service: evil")
+    import json
+    seen = json.loads(r.stdout)
+    names = {n.lower(): v for n, v in seen["headers"]}
+    assert seen["line"] == "GET /headers HTTP/1.1"
+    assert names["host"] == f"eu.api.test:{port}" and names["x-forwarded-proto"] == "https"
+    assert names["cookie"] == "a=1" and not any(n.startswith("fastgw-") for n in names)
+    # An upload streamed as DATA frames (no length known upstream: chunked), trailers kept.
+    data = os.urandom(5 << 20)
+    f = tmp_path / "up.bin"
+    f.write_bytes(data)
+    r = curl_https(port, "app.test", "/sha256", ca, "--http2", "--data-binary", f"@{f}", "-H", "Content-Type: application/octet-stream")
+    body = json.loads(r.stdout)
+    assert body["bytes"] == len(data) and body["sha256"] == hashlib.sha256(data).hexdigest(), r.stdout
+    # A download with a trailer: the body intact, the trailer passed to the client.
+    r = curl_https(port, "app.test", "/bytes/3000000?chunked=1&trailer=1", ca, "--http2", "-o", tmp_path / "down.bin", "-D", "-")
+    down = (tmp_path / "down.bin").read_bytes()
+    assert len(down) == 3000000 and b"x-checksum: " + hashlib.sha256(down).hexdigest().encode() in r.stdout, r.stdout[-300:]
+    # The gateway's own errors, over HTTP/2 too.
+    r = curl_https(port, "localhost", "/", ca, "--http2", "-w", "|%{http_code}")
+    assert r.stdout.endswith(b"|404") and b"request id" in r.stdout, r.stdout
+    # curl makes a Host header the :authority: another site's, on this connection.
+    r = curl_https(port, "app.test", "/", ca, "--http2", "-H", "Host: other.test", "-w", "|%{http_code}")
+    assert r.stdout.endswith(b"|421"), r.stdout
+    stats = site.ctl_json("stats")
+    assert stats["http_responses_total"]["2xx"] >= 4 and stats["http_errors_total"]["421"] >= 1, stats
+
+
+def test_h2load_100_concurrent_streams_all_answered(site):
+    # 2,000 requests, 100 streams at once on each of 2 connections.
+    r = subprocess.run(["h2load", "-n", "2000", "-c", "2", "-m", "100", "--connect-to", f"127.0.0.1:{site.https_port}",
+                        f"https://app.test:{site.https_port}/h2load"], capture_output=True, text=True, timeout=120)
+    out = r.stdout
+    assert "2000 succeeded, 0 failed, 0 errored" in out, out
+    assert "status codes: 2000 2xx" in out, out
+    assert "TLS Protocol: TLSv1.3" in out and "Application protocol: h2" in out, out
+
+
+def test_http2_one_gib_up_and_down_with_bounded_memory(site):
+    import pattern
+    GiB = 1 << 30
+    base = ["curl", "-sS", "--http2", "--max-time", "300", "--cacert", str(site.ca),
+            "--resolve", f"app.test:{site.https_port}:127.0.0.1"]
+    url = f"https://app.test:{site.https_port}"
+    # Upload from a pipe: no length, so DATA frames until END_STREAM.
+    up = subprocess.Popen(base + ["-T", "-", f"{url}/sha256"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    block = pattern.block()
+    for _ in range(GiB // len(block)):
+        up.stdin.write(block)
+    up.stdin.close()
+    import json
+    got = json.loads(up.stdout.read())
+    up.wait(timeout=60)
+    assert (got["bytes"], got["sha256"]) == (GiB, pattern.sha256_of(GiB))
+    # Download, read slowly at first: the client's window and the queues must hold the rest back.
+    down = subprocess.Popen(base + [f"{url}/bytes/{GiB}"], stdout=subprocess.PIPE)
+    h = hashlib.sha256()
+    first = down.stdout.read(1 << 20)
+    h.update(first)
+    n = len(first)
+    time.sleep(2)
+    peak = max(site.gateway.rss_kib(), site.agent.rss_kib())
+    while data := down.stdout.read(1 << 20):
+        h.update(data)
+        n += len(data)
+    down.wait(timeout=60)
+    assert (n, h.hexdigest()) == (GiB, pattern.sha256_of(GiB))
+    rss = max(site.gateway.rss_kib(), site.agent.rss_kib(), peak)
+    print(f"peak RSS {rss} KiB")
+    assert rss < 200 * 1024, f"RSS {rss} KiB after 1 GiB each way over HTTP/2"
+
+
+def test_drain_lets_http2_and_https_requests_in_flight_finish(site):
+    slow = [subprocess.Popen(["curl", "-sS", flag, "--cacert", str(site.ca), "--resolve", f"app.test:{site.https_port}:127.0.0.1",
+                              f"https://app.test:{site.https_port}/sleep/1.5"], stdout=subprocess.PIPE)
+            for flag in ("--http2", "--http1.1")]
+    time.sleep(0.5)
+    idle = tls_connect(site.https_port, "app.test", site.ca)  # an idle HTTP/1.1 connection closes at once
+    time.sleep(0.2)
+    drain = subprocess.Popen([*site.ctl_args(), "drain", "8"], stdout=subprocess.PIPE, text=True)
+    idle.settimeout(5)
+    assert idle.recv(1) == b""
+    for p in slow:
+        assert p.stdout.read() == b"slept\n"
+        assert p.wait(timeout=10) == 0
+    drain.wait(timeout=20)
+    assert site.gateway.proc.wait(timeout=20) == 0

@@ -39,7 +39,7 @@ struct PublicCertificates: Sendable {
     let selector: CertificateSelector
 
     /// ALPN protocols public HTTPS clients may pick, best first.
-    static let alpn = ["http/1.1"]
+    static let alpn = ["h2", "http/1.1"]
 
     static func build(_ config: GatewayConfig) -> Result<PublicCertificates, ConfigError> {
         do throws(ConfigError) {

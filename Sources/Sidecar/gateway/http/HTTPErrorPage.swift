@@ -6,23 +6,28 @@ struct HTTPErrorPage {
     let status: Int
     let reason: String
     let requestID: String
-    let keepAlive: Bool
+    var keepAlive = false
 
     var body: String {
         "\(status) \(ReasonPhrase.of(status)): \(reason)\nrequest id: \(requestID)\n"
     }
 
-    var bytes: [UInt8] {
-        let payload = Array(body.utf8)
-        var fields: [(String, String)] = [
-            ("content-type", "text/plain; charset=utf-8"),
-            ("content-length", String(payload.count)),
-            ("x-request-id", requestID),
-            ("cache-control", "no-store"),
+    /// Every field but the connection's (HTTP/2 has none).
+    var fields: [HeaderField] {
+        var fields = [
+            HeaderField("content-type", "text/plain; charset=utf-8"),
+            HeaderField("content-length", String(body.utf8.count)),
+            HeaderField("x-request-id", requestID),
+            HeaderField("cache-control", "no-store"),
         ]
-        if status == 503 { fields.append(("retry-after", "5")) }
-        fields.append(("connection", keepAlive ? "keep-alive" : "close"))
-        return HTTPHead(startLine: ["HTTP/1.1", String(status), ReasonPhrase.of(status)], fields: fields).serialized() + payload
+        if status == 503 { fields.append(HeaderField("retry-after", "5")) }
+        return fields
+    }
+
+    /// The whole HTTP/1.1 response.
+    var bytes: [UInt8] {
+        let lines = fields.map { ($0.name, $0.value) } + [("connection", keepAlive ? "keep-alive" : "close")]
+        return HTTPHead(startLine: ["HTTP/1.1", String(status), ReasonPhrase.of(status)], fields: lines).serialized() + Array(body.utf8)
     }
 }
 

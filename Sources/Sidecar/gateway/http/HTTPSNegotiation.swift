@@ -51,8 +51,12 @@ final class HTTPSNegotiation: ChannelInboundHandler, RemovableChannelHandler {
             timer?.cancel()
             let session = PublicTLSSession(serverName: done.serverName, selector: selector)
             do {
-                try context.pipeline.syncOperations.addHandler(
-                    HTTPServerHandler(gateway: gateway, listener: listener, tls: session), position: .after(self))
+                if done.alpn == "h2" {
+                    try H2PublicConnection.install(on: context.channel, gateway: gateway, listener: listener, tls: session, after: self)
+                } else {
+                    try context.pipeline.syncOperations.addHandler(
+                        HTTPServerHandler(gateway: gateway, listener: listener, tls: session), position: .after(self))
+                }
             } catch {
                 context.close(promise: nil)
                 return
