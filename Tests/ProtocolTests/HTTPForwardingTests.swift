@@ -140,4 +140,72 @@ final class HTTPForwardingTests: XCTestCase {
         _ = try truncated.feed(Array("abc".utf8))
         XCTAssertFalse(truncated.endOfInput())
     }
+
+    func testUpgradesBecomeExtendedConnectAndBackAgain() throws {
+        let r = try request("""
+            GET /chat HTTP/1.1\r
+            Host: app.test\r
+            Connection: keep-alive, Upgrade\r
+            Upgrade: WebSocket\r
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r
+            Sec-WebSocket-Version: 13
+            """)
+        XCTAssertEqual(r.upgrade, "websocket")
+        let fields = r.tunnelHeaders(scheme: "https", client: "192.0.2.7", service: "ws", requestID: "abc")
+        XCTAssertEqual(fields[":method"], "CONNECT")
+        XCTAssertEqual(fields[":protocol"], "websocket")
+        XCTAssertEqual(fields["sec-websocket-key"], "dGhlIHNhbXBsZSBub25jZQ==")
+        XCTAssertNil(fields["upgrade"])
+        // Not carried: h2c, a POST, a body, Upgrade without Connection naming it.
+        XCTAssertNil(try request("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c").upgrade)
+        XCTAssertNil(try request("POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket").upgrade)
+        XCTAssertNil(try request("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: Upgrade\r\nUpgrade: websocket").upgrade)
+        XCTAssertNil(try request("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket").upgrade)
+
+        // The agent writes the HTTP/1.1 upgrade request...
+        let upstream = try UpstreamMessage.request(fields, endStream: false).get()
+        XCTAssertEqual(upstream.upgrade, "websocket")
+        XCTAssertEqual(upstream.framing, .none)
+        let text = String(decoding: upstream.head.serialized(), as: UTF8.self)
+        XCTAssertTrue(text.hasPrefix("GET /chat HTTP/1.1\r\nhost: app.test\r\nconnection: upgrade\r\nupgrade: websocket\r\n"), text)
+        XCTAssertThrowsError(try UpstreamMessage.request([HeaderField(":method", "CONNECT"), HeaderField(":path", "/"),
+                                                          HeaderField(":authority", "a")], endStream: false).get())
+        // ...and the upstream's 101 comes back as :status 200, then as 101 to the client.
+        let accepted = try XCTUnwrap(HTTPHeadParser.parse(bytes: Array("""
+            HTTP/1.1 101 Switching Protocols\r
+            Upgrade: websocket\r
+            Connection: Upgrade\r
+            Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n
+            """.utf8)))
+        let back = UpstreamMessage.upgradeFields(accepted)
+        XCTAssertEqual(back, [HeaderField(":status", "200"), HeaderField("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")])
+        let head = PublicResponseHead.upgraded(fields: back, protocol: "websocket")
+        XCTAssertEqual(String(decoding: head.bytes, as: UTF8.self),
+                       "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+        XCTAssertEqual(head.framing, .untilClose)
+    }
+
+    func testHTTP2RequestsFromPublicClients() throws {
+        let fields = [HeaderField(":method", "POST"), HeaderField(":scheme", "https"), HeaderField(":authority", "app.test:8443"),
+                      HeaderField(":path", "/up"), HeaderField("cookie", "a=1"), HeaderField("cookie", "b=2"),
+                      HeaderField("content-length", "5")]
+        let r = try PublicRequest.parse(h2: fields, endStream: false).get()
+        XCTAssertEqual(r.framing, .contentLength(5))
+        XCTAssertEqual(r.version, "HTTP/2")
+        XCTAssertEqual(r.authority, "app.test:8443")
+        XCTAssertEqual(r.tunnelHeaders(scheme: "https", client: "c", service: "s", requestID: "i")["cookie"], "a=1; b=2")
+        XCTAssertEqual(try PublicRequest.parse(h2: Array(fields.prefix(4)), endStream: false).get().framing, .chunked)
+        XCTAssertEqual(try PublicRequest.parse(h2: Array(fields.prefix(4)), endStream: true).get().framing, .none)
+        func status(_ f: [HeaderField]) -> Int? {
+            if case .failure(let r) = PublicRequest.parse(h2: f, endStream: true) { return r.status }
+            return nil
+        }
+        XCTAssertEqual(status([HeaderField(":method", "GET"), HeaderField(":path", "/"), HeaderField(":authority", "a"),
+                               HeaderField("host", "b")]), 400)
+        XCTAssertEqual(status([HeaderField(":method", "CONNECT"), HeaderField(":authority", "a:1")]), 405)
+        XCTAssertNil(status([HeaderField(":method", "GET"), HeaderField(":path", "/"), HeaderField("host", "a")]))
+        XCTAssertEqual(PublicResponseH2.fields([HeaderField(":status", "200"), HeaderField("connection", "x"),
+                                                HeaderField("fastgw-x", "1"), HeaderField("a", "b")]),
+                       [HeaderField(":status", "200"), HeaderField("a", "b")])
+    }
 }

@@ -14,6 +14,9 @@ public struct PublicRequest: Sendable {
     public let keepAlive: Bool
     /// `Expect: 100-continue`: the gateway answers 100 itself once the request has a route.
     public let expectsContinue: Bool
+    /// An HTTP/1.1 upgrade (`Connection: upgrade` + `Upgrade: websocket`): the protocol
+    /// token, lowercased. It travels as an extended CONNECT stream (RFC 8441).
+    public let upgrade: String?
 
     public typealias Refusal = RequestFraming.Refusal
 
@@ -61,7 +64,18 @@ public struct PublicRequest: Sendable {
         }
         return .success(PublicRequest(
             head: head, method: method, path: path, version: version, authority: authority, framing: framing,
-            keepAlive: keepAlive, expectsContinue: expectsContinue))
+            keepAlive: keepAlive, expectsContinue: expectsContinue,
+            upgrade: Self.upgrade(head, version: version, method: method, framing: framing, connection: connection)))
+    }
+
+    /// The protocol a request asks to switch to, when the gateway carries it: HTTP/1.1, a
+    /// GET without a body, named in Connection. `h2c` is not offered (the request is then
+    /// served as an ordinary one, its Upgrade dropped as hop-by-hop).
+    static func upgrade(_ head: HTTPHead, version: String, method: String, framing: RequestFraming, connection: [String]) -> String? {
+        guard version == "HTTP/1.1", method == "GET", framing == .none, connection.contains("upgrade"),
+              let first = head.tokens("Upgrade").first, first != "h2c", first.allSatisfy({ HTTPHeadParser.isTokenChar($0) || $0 == "/" })
+        else { return nil }
+        return first
     }
 
     /// `http://host[:port]/path` → (host[:port], /path).
@@ -79,9 +93,10 @@ public struct PublicRequest: Sendable {
     /// The request stream's HEADERS. `client` is the client's IP address.
     public func tunnelHeaders(scheme: String, client: String, service: String, requestID: String) -> [HeaderField] {
         var out = [
-            HeaderField(":method", method), HeaderField(":scheme", scheme),
+            HeaderField(":method", upgrade == nil ? method : "CONNECT"), HeaderField(":scheme", scheme),
             HeaderField(":authority", authority), HeaderField(":path", path),
         ]
+        if let upgrade { out.append(HeaderField(":protocol", upgrade)) }
         let dropped = HopByHop.dropped(by: head).union(["host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"])
         for (name, value) in head.fields {
             let lower = name.asciiLowercased()
@@ -143,5 +158,17 @@ public struct PublicResponseHead: Sendable {
         }
         let head = HTTPHead(startLine: ["HTTP/1.1", String(status), ReasonPhrase.of(status)], fields: lines)
         return PublicResponseHead(status: status, bytes: head.serialized(), framing: framing, keepAlive: keepAlive)
+    }
+
+    /// `101 Switching Protocols` for an upgrade the agent accepted (`:status` 200 on its
+    /// extended CONNECT stream, carrying the upstream's 101 fields). Raw bytes follow both ways.
+    public static func upgraded(fields: [HeaderField], protocol name: String) -> PublicResponseHead {
+        var lines: [(String, String)] = [("connection", "upgrade"), ("upgrade", name)]
+        for f in fields where !f.name.hasPrefix(":") {
+            if HopByHop.names.contains(f.name) || HopByHop.isInternal(f.name) || f.name == "content-length" { continue }
+            lines.append((f.name, f.value))
+        }
+        let head = HTTPHead(startLine: ["HTTP/1.1", "101", ReasonPhrase.of(101)], fields: lines)
+        return PublicResponseHead(status: 101, bytes: head.serialized(), framing: .untilClose, keepAlive: false)
     }
 }

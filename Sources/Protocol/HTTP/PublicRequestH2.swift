@@ -45,7 +45,7 @@ extension PublicRequest {
         let head = HTTPHead(startLine: [method, path, "HTTP/2"], fields: regular)
         return .success(PublicRequest(
             head: head, method: method, path: path, version: "HTTP/2", authority: authority, framing: framing,
-            keepAlive: true, expectsContinue: false))
+            keepAlive: true, expectsContinue: false, upgrade: nil))
     }
 }
 

@@ -5,6 +5,8 @@ public enum UpstreamMessage {
         public let head: HTTPHead
         public let method: String
         public let framing: BodyFraming
+        /// An extended CONNECT: the protocol the upstream is asked to switch to.
+        public var upgrade: String?
     }
 
     public struct Refusal: Error, Equatable, Sendable {
@@ -13,10 +15,17 @@ public enum UpstreamMessage {
 
     /// `endStream`: the HEADERS ended the stream, so there is no body.
     public static func request(_ fields: [HeaderField], endStream: Bool) -> Result<Request, Refusal> {
-        guard let method = fields[":method"], let path = fields[":path"], let authority = fields[":authority"] else {
+        guard var method = fields[":method"], let path = fields[":path"], let authority = fields[":authority"] else {
             return .failure(Refusal(reason: "request stream without :method, :path or :authority"))
         }
         var lines: [(String, String)] = [("host", authority)]
+        // RFC 8441 in reverse: an extended CONNECT becomes the HTTP/1.1 upgrade request.
+        let upgrade = method == "CONNECT" ? fields[":protocol"] : nil
+        if method == "CONNECT" {
+            guard let upgrade else { return .failure(Refusal(reason: "CONNECT without :protocol on an http service")) }
+            method = "GET"
+            lines += [("connection", "upgrade"), ("upgrade", upgrade)]
+        }
         var length: Int64?
         for f in fields where !f.name.hasPrefix(":") {
             if HopByHop.names.contains(f.name) || HopByHop.isInternal(f.name) || f.name == "host" { continue }
@@ -29,7 +38,9 @@ public enum UpstreamMessage {
             lines.append((f.name, f.value))
         }
         let framing: BodyFraming
-        if let length {
+        if upgrade != nil {
+            framing = .none
+        } else if let length {
             framing = length == 0 ? .none : .contentLength(length)
         } else if endStream {
             framing = .none
@@ -42,7 +53,8 @@ public enum UpstreamMessage {
         if let id = fields["fastgw-request-id"], !lines.contains(where: { $0.0 == "x-request-id" }) {
             lines.append(("x-request-id", id))
         }
-        return .success(Request(head: HTTPHead(startLine: [method, path, "HTTP/1.1"], fields: lines), method: method, framing: framing))
+        return .success(Request(
+            head: HTTPHead(startLine: [method, path, "HTTP/1.1"], fields: lines), method: method, framing: framing, upgrade: upgrade))
     }
 
     /// The upstream's response as HEADERS for the tunnel: connection-specific fields removed
@@ -54,6 +66,18 @@ public enum UpstreamMessage {
             let lower = name.asciiLowercased()
             if dropped.contains(lower) || HopByHop.isInternal(lower) { continue }
             if lower == "content-length" && framing == .chunked { continue }
+            out.append(HeaderField(lower, value))
+        }
+        return out
+    }
+
+    /// The upstream's `101 Switching Protocols` as the extended CONNECT's `:status` 200.
+    public static func upgradeFields(_ head: HTTPHead) -> [HeaderField] {
+        var out = [HeaderField(":status", "200")]
+        let dropped = HopByHop.dropped(by: head)
+        for (name, value) in head.fields {
+            let lower = name.asciiLowercased()
+            if dropped.contains(lower) || HopByHop.isInternal(lower) || lower == "content-length" { continue }
             out.append(HeaderField(lower, value))
         }
         return out

@@ -34,6 +34,9 @@ final class AgentTunnel: TunnelConnectionDelegate {
         switch (headers[":method"], headers[":path"]) {
         case ("POST", ControlStreamHeaders.path):
             return openControl(connection, id: id)
+        case ("CONNECT", .some) where headers[":protocol"] != nil && headers["fastgw-service"] != nil:
+            // An upgrade (WebSocket) to an http service: extended CONNECT, RFC 8441.
+            return openHTTP(connection, id: id, headers: headers, endStream: endStream)
         case ("CONNECT", _):
             return openTCP(connection, id: id, headers: headers)
         case (.some, .some) where headers["fastgw-service"] != nil:

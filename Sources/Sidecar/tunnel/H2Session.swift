@@ -77,6 +77,10 @@ final class H2Session {
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue),
                                    value: UInt32(tuning.maxFrameSize)),
         ]
+        if role == .server && tuning.extendedConnect {
+            // RFC 8441: upgrades (WebSocket) arrive as CONNECT streams with :protocol.
+            settings.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL.rawValue), value: 1))
+        }
         var rc = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
         guard rc == 0 else { throw H2Error(description: "nghttp2: cannot submit SETTINGS (\(rc))") }
         rc = nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(tuning.connectionWindow))
@@ -270,4 +274,6 @@ struct H2Tuning: Sendable {
     var sendWatermark: Int
     var maxFrameSize: Int = 128 << 10
     var maxConcurrentStreams: Int = 100_000
+    /// Server role: accept extended CONNECT (RFC 8441), as the agent does for upgrades.
+    var extendedConnect = true
 }

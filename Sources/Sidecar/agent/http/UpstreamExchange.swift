@@ -12,6 +12,8 @@ final class UpstreamExchange: StreamEndpoint {
     private enum ResponsePhase {
         case head
         case body(BodyDecoder)
+        /// Upgraded: bytes flow as they are, both ways, until the upstream closes.
+        case tunnel
         case done
 
         var isDone: Bool {
@@ -58,7 +60,7 @@ final class UpstreamExchange: StreamEndpoint {
                 self.reused = reused
                 handler.take(for: self)
                 handler.write(ByteBuffer(bytes: request.head.serialized()))
-                if request.framing == .none { requestSent = true }
+                if request.framing == .none && request.upgrade == nil { requestSent = true }
                 link.attach(LoopBoundRef(self, eventLoop: pool.loop))
             case .failure(let error):
                 let (code, reason) = AgentTunnel.classify(error, upstream: service.upstream)
@@ -76,6 +78,11 @@ final class UpstreamExchange: StreamEndpoint {
 
     func writeToSocket(_ bytes: ByteBuffer) {
         let n = bytes.readableBytes
+        if case .tunnel = phase, let upstream {
+            bytesIn += n
+            upstream.write(bytes) { [link] _ in link.consumed(n) }
+            return
+        }
         guard let upstream, request.framing != .none else {
             link.consumed(n)
             return
@@ -93,6 +100,10 @@ final class UpstreamExchange: StreamEndpoint {
     func tunnelEnded() {
         guard !requestSent else { return }
         requestSent = true
+        if case .tunnel = phase {
+            upstream?.closeOutput()
+            return
+        }
         if request.framing == .chunked {
             var end = ByteBuffer(string: "0\r\n")
             for f in requestTrailers { end.writeString("\(f.name): \(f.value)\r\n") }
@@ -106,7 +117,6 @@ final class UpstreamExchange: StreamEndpoint {
         guard !finished else { return }
         if errorCode != 0 {
             // The gateway gave up (client gone, timeout): this connection is mid-message.
-            upstream?.close()
             end(failure: "stream reset by the gateway (HTTP/2 error \(errorCode))", reusable: false)
         }
     }
@@ -132,6 +142,11 @@ final class UpstreamExchange: StreamEndpoint {
             switch phase {
             case .done:
                 return
+            case .tunnel:
+                bytesOut += buffer.readableBytes
+                link.fromSocket(buffer)
+                inbound = nil
+                return
             case .head:
                 let end = buffer.withUnsafeReadableBytes { HTTPHeadParser.headEnd(in: $0, from: scanned - 3) }
                 guard let end else {
@@ -145,6 +160,12 @@ final class UpstreamExchange: StreamEndpoint {
                 guard let head = headBytes.withUnsafeReadableBytes({ HTTPHeadParser.parse(bytes: $0) }),
                       let status = UpstreamMessage.status(of: head)
                 else { return fail(status: 502, reason: "upstream sent a malformed response head") }
+                if status == 101, request.upgrade != nil {
+                    self.status = 101
+                    link.respond(headers: UpstreamMessage.upgradeFields(head), endStream: false)
+                    phase = .tunnel
+                    continue
+                }
                 if (100..<200).contains(status) { continue }  // 100 Continue, 103 Early Hints: not relayed
                 let framing: BodyFraming
                 switch BodyFraming.ofResponse(head, status: status, requestMethod: request.method) {
@@ -163,7 +184,6 @@ final class UpstreamExchange: StreamEndpoint {
                     result = try decoder.feed(buffer.readableBytesView)
                 } catch {
                     link.socketFailed()
-                    upstream?.close()
                     return end(failure: "malformed upstream body: \(error.reason)", reusable: false)
                 }
                 for event in result.events {
@@ -201,8 +221,8 @@ final class UpstreamExchange: StreamEndpoint {
             // The upstream answered before reading the whole body (e.g. 413): the connection
             // is mid-request. The rest of the body is dropped as it comes; the gateway resets
             // the stream once it has the whole response (a reset from here could overtake
-            // the response's last DATA frames).
-            upstream?.close()
+            // the response's last DATA frames). `end` closes the connection after detaching
+            // it, so its close is not taken for the upstream's.
             return end(failure: nil, reusable: false)
         }
         end(failure: nil, reusable: responseReusable)
@@ -210,6 +230,12 @@ final class UpstreamExchange: StreamEndpoint {
 
     func upstreamClosed() {
         guard !finished else { return }
+        if phase.isDone { return finishIfDone() }
+        if case .tunnel = phase {
+            phase = .done
+            link.socketEnded()
+            return end(failure: nil, reusable: false)
+        }
         if case .body(var decoder) = phase, decoder.endOfInput() {
             phase = .done
             link.socketEnded()
@@ -232,10 +258,11 @@ final class UpstreamExchange: StreamEndpoint {
         } else {
             link.socketFailed()
         }
-        upstream?.close()
         end(failure: reason, reusable: false, status: status)
     }
 
+    /// Detaches the upstream connection before giving it back or closing it, so a close
+    /// never comes back here as the upstream's.
     private func end(failure: String?, reusable: Bool, status: Int? = nil) {
         guard !finished else { return }
         finished = true

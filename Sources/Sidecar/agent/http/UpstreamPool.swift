@@ -146,4 +146,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     func close() {
         context?.close(promise: nil)
     }
+
+    /// Half-close: the upstream reads end of stream, and may still answer.
+    func closeOutput() {
+        context?.close(mode: .output, promise: nil)
+    }
 }

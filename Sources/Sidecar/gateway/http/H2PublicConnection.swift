@@ -12,7 +12,7 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
     /// connection (request bodies wait in at most the connection window).
     static let tuning = H2Tuning(
         connectionWindow: 4 << 20, streamWindow: 1 << 20, sendWatermark: 256 << 10,
-        maxFrameSize: 16 << 10, maxConcurrentStreams: 128)
+        maxFrameSize: 16 << 10, maxConcurrentStreams: 128, extendedConnect: false)
 
     let gateway: GatewayContext
     let listener: String

@@ -78,7 +78,7 @@ extension HTTPExchange {
         HTTPStreamOpening(
             gateway: gateway, exchange: LoopBoundRef(self, eventLoop: loop),
             headers: { service in request.tunnelHeaders(scheme: scheme, client: client, service: service, requestID: requestID) },
-            endStream: request.framing == .none, host: request.authority, path: request.path, loop: loop
+            endStream: request.framing == .none && request.upgrade == nil, host: request.authority, path: request.path, loop: loop
         ).open(route)
     }
 }

@@ -16,6 +16,8 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         case body(BodyDecoder)
         /// The request is read; its response is still coming.
         case responding
+        /// Upgraded (101 sent): bytes flow as they are, both ways, until either side ends.
+        case tunnel
         /// The connection closes once the last write is done.
         case closing
     }
@@ -110,6 +112,8 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
                 finishLog(ex, outcome: "client closed the connection during the request body")
                 exchange = nil
                 closeNow()
+            } else if case .tunnel = phase, let ex = exchange, !ex.requestEnded {
+                ex.endBody(trailers: [])  // the upstream gets the half-close
             }
             return
         }
@@ -138,7 +142,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     private var inputBacklogged: Bool {
         switch phase {
         case .responding: return (inbound?.readableBytes ?? 0) > settings.maxHeaderSize
-        case .body: return exchange?.isAttached != true
+        case .body, .tunnel: return exchange?.isAttached != true
         default: return false
         }
     }
@@ -173,6 +177,11 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
                 return
             case .head:
                 guard exchange == nil, readHead() else { return }
+            case .tunnel:
+                guard let ex = exchange, var buffer = inbound, buffer.readableBytes > 0 else { return }
+                ex.sendBody(buffer.readSlice(length: buffer.readableBytes)!)
+                inbound = buffer
+                return
             case .body(var decoder):
                 guard let ex = exchange, ex.isAttached, var buffer = inbound, buffer.readableBytes > 0 else { return }
                 let result: (events: [BodyDecoder.Event], consumed: Int)
@@ -254,7 +263,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         case .success(let route):
             exchange = ex
             phase = request.framing == .none ? .responding : .body(BodyDecoder(BodyFraming(request.framing)))
-            if request.framing == .none { ex.requestHadNoBody() }
+            if request.framing == .none && request.upgrade == nil { ex.requestHadNoBody() }
             ex.open(route, gateway: gateway, scheme: scheme, client: clientIP, loop: loop)
             return true
         }
@@ -367,6 +376,9 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             // The agent could not reach the upstream: the gateway renders the error.
             return exchangeFailed(ex, status: status, reason: reason)
         }
+        if let upgrade = ex.request.upgrade, status == 200, !endStream {
+            return switchProtocols(ex, fields: fields, upgrade: upgrade)
+        }
         let keepAlive = ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
         guard let head = PublicResponseHead.make(
             fields: fields, requestMethod: ex.request.method, clientVersion: ex.request.version, keepAlive: keepAlive)
@@ -379,6 +391,18 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         ex.status = status
         write(ByteBuffer(bytes: head.bytes), flush: endStream || head.framing == .none)
         if endStream || head.framing == .none { responseDone(ex) }
+    }
+
+    /// The upstream accepted the upgrade: 101 to the client, then raw bytes both ways.
+    private func switchProtocols(_ ex: HTTPExchange, fields: [HeaderField], upgrade: String) {
+        timer?.cancel()
+        let head = PublicResponseHead.upgraded(fields: fields, protocol: upgrade)
+        ex.response = head
+        ex.status = 101
+        write(ByteBuffer(bytes: head.bytes), flush: true)
+        phase = .tunnel
+        resumeReading()
+        process()
     }
 
     func exchange(_ ex: HTTPExchange, receivedBody bytes: ByteBuffer) {
@@ -433,7 +457,9 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         finishLog(ex, outcome: nil)
         exchange = nil
         let read = requestRead
-        if !read { ex.abort() }
+        // Not all of the request went to the agent (a refused upgrade, a half-read body):
+        // the stream is reset.
+        if !read || !ex.requestEnded { ex.abort() }
         if nextRequestOrClose(keepAlive: head.keepAlive && read) {
             resumeReading()
             process()
