@@ -32,7 +32,8 @@ final class HTTPForwardingTests: XCTestCase {
             HeaderField(":authority", "App.Test"), HeaderField(":path", "/a?b=1"),
         ])
         let names = fields.map(\.name)
-        for gone in ["connection", "x-private", "keep-alive", "host", "te"] { XCTAssertFalse(names.contains(gone), gone) }
+        for gone in ["connection", "x-private", "keep-alive", "host"] { XCTAssertFalse(names.contains(gone), gone) }
+        XCTAssertEqual(fields["te"], "trailers", "the one TE HTTP/2 allows (gRPC needs it)")
         XCTAssertEqual(fields.filter { $0.name.hasPrefix("fastgw-") }, [HeaderField("fastgw-service", "web"), HeaderField("fastgw-request-id", "abc")])
         XCTAssertEqual(fields["x-forwarded-for"], "10.0.0.1, 192.0.2.7")
         XCTAssertEqual(fields["x-forwarded-proto"], "http")
@@ -207,5 +208,21 @@ final class HTTPForwardingTests: XCTestCase {
         XCTAssertEqual(PublicResponseH2.fields([HeaderField(":status", "200"), HeaderField("connection", "x"),
                                                 HeaderField("fastgw-x", "1"), HeaderField("a", "b")]),
                        [HeaderField(":status", "200"), HeaderField("a", "b")])
+    }
+
+    func testH2CUpstreamFieldsPassThroughFilteredOfTunnelAndConnectionFields() {
+        let request = UpstreamMessage.h2cRequest([
+            HeaderField(":method", "POST"), HeaderField(":scheme", "https"), HeaderField(":authority", "g.test"),
+            HeaderField(":path", "/svc/M"), HeaderField("te", "trailers"), HeaderField("content-type", "application/grpc"),
+            HeaderField("fastgw-service", "g"), HeaderField("fastgw-request-id", "r1"), HeaderField("connection", "x"),
+        ])
+        XCTAssertEqual(request, [
+            HeaderField(":method", "POST"), HeaderField(":scheme", "http"), HeaderField(":authority", "g.test"),
+            HeaderField(":path", "/svc/M"), HeaderField("te", "trailers"), HeaderField("content-type", "application/grpc"),
+            HeaderField("x-request-id", "r1"),
+        ])
+        XCTAssertEqual(UpstreamMessage.h2cResponse([HeaderField(":status", "200"), HeaderField("grpc-status", "3"),
+                                                    HeaderField("fastgw-reason", "x"), HeaderField("keep-alive", "1")]),
+                       [HeaderField(":status", "200"), HeaderField("grpc-status", "3")])
     }
 }

@@ -25,6 +25,22 @@ def issue(pki, dir, name, sans, days=30):
                    check=True, capture_output=True)
 
 
+def add_https(t, pki, name, hosts):
+    """Gives the tunnel `t` an https listener serving a certificate for `hosts`; returns its port."""
+    issue(pki, t.dir, name, hosts)
+    port = free_port()
+    (t.dir / "gateway.toml").write_text((t.dir / "gateway.toml").read_text() + f"""
+[[listener]]
+name = "tls"
+protocol = "https"
+listen = "127.0.0.1:{port}"
+[[certificate]]
+cert = "{name}.crt"
+key = "{name}.key"
+""")
+    return port
+
+
 def tls_connect(port, sni, cafile, verify=True):
     ctx = ssl.create_default_context(cafile=str(cafile))
     if not verify:

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import Process, connect, free_port
 from test_http import add_http, service
-from test_https import issue
+from test_https import add_https
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 WSPEER = __import__("pathlib").Path(__file__).parent / "wspeer.py"
@@ -28,18 +28,8 @@ def ws_site(tunnel, pki, tmp_path):
     server.start()
     server.wait_for("ready")
     t = tunnel(free_port())
-    issue(pki, t.dir, "app", ["app.test"])
     t.http_port = add_http(t, service("ws", port, ["app.test"]), ["app.test"])
-    t.https_port = free_port()
-    (t.dir / "gateway.toml").write_text((t.dir / "gateway.toml").read_text() + f"""
-[[listener]]
-name = "tls"
-protocol = "https"
-listen = "127.0.0.1:{t.https_port}"
-[[certificate]]
-cert = "app.crt"
-key = "app.key"
-""")
+    t.https_port = add_https(t, pki, "app", ["app.test"])
     t.start_gateway()
     t.start_agent()
     yield t

@@ -153,9 +153,6 @@ extension AgentConfig {
                     }
                 }
                 if let p = s.oneOf("upstream_protocol", ["http1", "h2c"]) {
-                    if p == "h2c" {
-                        s.error("upstream_protocol", "upstream_protocol \"h2c\" is not supported by this version of fastgw yet (use \"http1\")")
-                    }
                     service.upstreamProtocol = Service.UpstreamProtocol(rawValue: p) ?? .http1
                 }
                 if let n = s.int("max_idle_connections", range: 0...4096) { service.maxIdleConnections = n }

@@ -100,7 +100,9 @@ public struct PublicRequest: Sendable {
         let dropped = HopByHop.dropped(by: head).union(["host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"])
         for (name, value) in head.fields {
             let lower = name.asciiLowercased()
-            if dropped.contains(lower) || HopByHop.isInternal(lower) { continue }
+            if HopByHop.isInternal(lower) { continue }
+            // `TE: trailers` is the one TE HTTP/2 allows; gRPC servers insist on it.
+            if dropped.contains(lower) && !(lower == "te" && value.strippingSpaces().lowercased() == "trailers") { continue }
             // A body the gateway de-chunks travels without a length; 0 for none at all.
             if lower == "content-length" && framing == .none { continue }
             out.append(HeaderField(lower, value))

@@ -71,6 +71,28 @@ public enum UpstreamMessage {
         return out
     }
 
+    /// A request stream's fields for an h2c upstream: the same message, minus what belongs
+    /// to the tunnel (`fastgw-*`) or to a connection, with `x-request-id` added.
+    public static func h2cRequest(_ fields: [HeaderField]) -> [HeaderField] {
+        var out: [HeaderField] = []
+        for f in fields {
+            if f.name == ":scheme" {
+                out.append(HeaderField(":scheme", "http"))
+            } else if !HopByHop.isInternal(f.name) && (!HopByHop.names.contains(f.name) || f.name == "te") {
+                out.append(f)
+            }
+        }
+        if let id = fields["fastgw-request-id"], fields["x-request-id"] == nil {
+            out.append(HeaderField("x-request-id", id))
+        }
+        return out
+    }
+
+    /// An h2c upstream's response HEADERS or trailers for the tunnel.
+    public static func h2cResponse(_ fields: [HeaderField]) -> [HeaderField] {
+        fields.filter { !HopByHop.names.contains($0.name) && !HopByHop.isInternal($0.name) }
+    }
+
     /// The upstream's `101 Switching Protocols` as the extended CONNECT's `:status` 200.
     public static func upgradeFields(_ head: HTTPHead) -> [HeaderField] {
         var out = [HeaderField(":status", "200")]

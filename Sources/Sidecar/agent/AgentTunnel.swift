@@ -12,6 +12,8 @@ final class AgentTunnel: TunnelConnectionDelegate {
     private var control: ControlStream?
     /// Keep-alive upstream connections of http services, on this connection's loop.
     private var pool: UpstreamPool?
+    /// The h2c upstream connections of this tunnel connection.
+    private var h2Pool: H2UpstreamPool?
 
     init(agent: AgentContext, slot: SlotKey) {
         self.agent = agent
@@ -151,8 +153,23 @@ final class AgentTunnel: TunnelConnectionDelegate {
     }
 
     private func openHTTP(_ connection: TunnelConnection, id: Int32, headers: [HeaderField], endStream: Bool) -> TunnelStreamHandler? {
-        let stats = agent.stats
         guard let service = service(headers["fastgw-service"], kind: .http, connection, id: id) else { return nil }
+        let loop = connection.eventLoop!
+        let method = headers[":method"] ?? "?"
+        if service.upstreamProtocol == .h2c {
+            if headers[":protocol"] != nil {
+                refuse(connection, id: id, status: 501, reason: "upgrades need an http1 upstream; service \"\(service.name)\" speaks h2c")
+                return nil
+            }
+            let pool = self.h2Pool ?? H2UpstreamPool(loop: loop)
+            self.h2Pool = pool
+            let link = H2UpstreamExchange.Link(connection: connection)
+            link.streamID = id
+            let exchange = H2UpstreamExchange(service: service, fields: headers, endStream: endStream, link: link, pool: pool)
+            exchange.onFinish = recordRequest(service: service, method: method, headers: headers)
+            exchange.start()
+            return link
+        }
         let request: UpstreamMessage.Request
         switch UpstreamMessage.request(headers, endStream: endStream) {
         case .success(let r): request = r
@@ -160,12 +177,21 @@ final class AgentTunnel: TunnelConnectionDelegate {
             refuse(connection, id: id, status: 400, reason: r.reason)
             return nil
         }
-        let loop = connection.eventLoop!
         let pool = self.pool ?? UpstreamPool(loop: loop)
         self.pool = pool
         let link = UpstreamExchange.Link(connection: connection)
         link.streamID = id
         let exchange = UpstreamExchange(service: service, request: request, link: link, pool: pool)
+        exchange.onFinish = recordRequest(service: service, method: request.method, headers: headers)
+        exchange.start()
+        return link
+    }
+
+    /// Counts a request stream as it starts, and returns what records it when it ends.
+    private func recordRequest(service: AgentConfig.Service, method: String, headers: [HeaderField])
+        -> (_ status: Int, _ bytesIn: Int, _ bytesOut: Int, _ failure: String?) -> Void
+    {
+        let stats = agent.stats
         let counters = stats.services.counters(for: service.name)
         stats.streamsActive.add()
         counters.connectionsActive.add()
@@ -177,8 +203,9 @@ final class AgentTunnel: TunnelConnectionDelegate {
         let access = agent.settings.config.accessLog
         let requestID = headers["fastgw-request-id"] ?? "-"
         let client = headers["x-forwarded-for"] ?? "?"
+        let path = headers[":path"] ?? ""
         let started = NIODeadline.now()
-        exchange.onFinish = { status, bytesIn, bytesOut, failure in
+        return { status, bytesIn, bytesOut, failure in
             stats.streamsActive.subtract()
             counters.connectionsActive.subtract()
             counters.bytesIn.add(bytesIn)
@@ -189,15 +216,13 @@ final class AgentTunnel: TunnelConnectionDelegate {
             guard logger.logLevel <= level else { return }
             var metadata: Logger.Metadata = [
                 "service": "\(service.name)", "request_id": "\(requestID)", "client": "\(client)",
-                "method": "\(request.method)", "path": "\(headers[":path"] ?? "")", "status": "\(status)",
+                "method": "\(method)", "path": "\(path)", "status": "\(status)",
                 "bytes_in": "\(bytesIn)", "bytes_out": "\(bytesOut)",
                 "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
             ]
             if let failure { metadata["reason"] = "\(failure)" }
             logger.log(level: level, "http request", metadata: .event(.requestCompleted, metadata))
         }
-        exchange.start()
-        return link
     }
 
     /// 502 for a refused or unreachable upstream, 504 for a connect timeout.
@@ -233,5 +258,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
         control = nil
         pool?.closeAll()
         pool = nil
+        h2Pool?.closeAll()
+        h2Pool = nil
     }
 }
