@@ -2,8 +2,9 @@
 # fastgw benchmark: bulk throughput (iperf3) and HTTP req/s (wrk, 64 connections, nginx
 # serving a 1 KiB file) direct, through `ssh -R`, and through a fastgw TCP service; then HTTP
 # req/s through a fastgw http listener (gateway -> tunnel -> agent -> nginx) against one plain
-# nginx reverse-proxy hop; all on loopback in the same run. Prints a table with ratios and
-# the daemons' idle RSS.
+# nginx reverse-proxy hop, and HTTPS/h2 req/s (h2load) through a fastgw https listener against
+# the same nginx hop speaking TLS + HTTP/2; all on loopback in the same run. Prints a table
+# with ratios and the daemons' idle RSS.
 # Run with `make bench` (release build). Not part of the tests.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +23,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
 rss() { awk '/VmRSS/ {print int($2/1024)}' /proc/$1/status; }
 
+proxy_tls=$(port) fg_tls=$(port)
 iperf_port=$(port) nginx_port=$(port) sshd_port=$(port) ssh_iperf=$(port) ssh_http=$(port)
 tunnel_port=$(port) fg_iperf=$(port) fg_http=$(port) fg_web=$(port) proxy_port=$(port)
 
@@ -44,6 +46,9 @@ http {
 CONF
 nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" >/dev/null 2>&1 & pids+=($!)
 
+# Certificates for the tunnel, the https listener and the nginx TLS hop.
+"$root/scripts/make-pki.sh" "$dir"
+
 # The peer for the HTTP entry: one nginx reverse-proxy hop in front of the same nginx, with
 # upstream keep-alive and one worker per core (fastgw runs one event loop per core).
 mkdir -p "$dir/proxy"
@@ -59,6 +64,12 @@ http {
   upstream app { server 127.0.0.1:$nginx_port; keepalive 64; }
   server {
     listen 127.0.0.1:$proxy_port;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  server {
+    listen 127.0.0.1:$proxy_tls ssl http2;
+    ssl_certificate $dir/gateway.crt;
+    ssl_certificate_key $dir/gateway.key;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
@@ -90,7 +101,6 @@ ssh -N -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/n
   -R "127.0.0.1:$ssh_iperf:127.0.0.1:$iperf_port" -R "127.0.0.1:$ssh_http:127.0.0.1:$nginx_port" root@127.0.0.1 & pids+=($!)
 
 # fastgw: gateway + agent publishing both upstreams.
-"$root/scripts/make-pki.sh" "$dir"
 openssl rand -hex 32 > "$dir/token"
 cat > "$dir/gateway.toml" <<TOML
 [gateway]
@@ -105,11 +115,17 @@ key = "gateway.key"
 name = "web"
 protocol = "http"
 listen = "127.0.0.1:$fg_web"
+[[listener]]
+name = "tls"
+protocol = "https"
+listen = "127.0.0.1:$fg_tls"
+cert = "gateway.crt"
+key = "gateway.key"
 [[agent]]
 name = "bench"
 token_file = "token"
 allow_ports = [$fg_iperf, $fg_http]
-allow_hosts = ["127.0.0.1"]
+allow_hosts = ["127.0.0.1", "localhost"]
 TOML
 cat > "$dir/agent.toml" <<TOML
 [agent]
@@ -131,17 +147,18 @@ remote_port = $fg_http
 name = "site"
 type = "http"
 upstream = "127.0.0.1:$nginx_port"
-hosts = ["127.0.0.1"]
+hosts = ["127.0.0.1", "localhost"]
 TOML
 "$bin" gateway -c "$dir/gateway.toml" --log-level warning >"$dir/gateway.log" 2>&1 & gw=$!; pids+=($gw)
 wait_port "$tunnel_port"
 "$bin" agent -c "$dir/agent.toml" >"$dir/agent.log" 2>&1 & ag=$!; pids+=($ag)
 for _ in $(seq 1 100); do [ "$(grep -c 'services registered' "$dir/agent.log")" -ge 2 ] && break; sleep 0.1; done
-wait_port "$nginx_port"; wait_port "$iperf_port"; wait_port "$ssh_iperf"; wait_port "$fg_http"; wait_port "$proxy_port"; wait_port "$fg_web"
+wait_port "$nginx_port"; wait_port "$iperf_port"; wait_port "$ssh_iperf"; wait_port "$fg_http"; wait_port "$proxy_port"; wait_port "$fg_web"; wait_port "$proxy_tls"; wait_port "$fg_tls"
 sleep 1
 idle_gw=$(rss $gw) idle_ag=$(rss $ag)
 
 gbits() { iperf3 -c 127.0.0.1 -p "$1" -t "$duration" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'; }
+h2reqs() { h2load -c 16 -m 32 -D "$duration" "https://localhost:$1/1k.bin" | awk '/^finished in/ {gsub(",", "", $4); printf "%d", $4}'; }
 reqs() { wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$1/1k.bin" | awk '/Requests\/sec/ {printf "%d", $2}'; }
 
 echo "measuring ${duration}s each ..." >&2
@@ -149,13 +166,14 @@ bulk_direct=$(gbits "$iperf_port"); bulk_ssh=$(gbits "$ssh_iperf"); bulk_fg=$(gb
 peak_gw=$(rss $gw) peak_ag=$(rss $ag)
 http_direct=$(reqs "$nginx_port"); http_ssh=$(reqs "$ssh_http"); http_fg=$(reqs "$fg_http")
 web_proxy=$(reqs "$proxy_port"); web_fg=$(reqs "$fg_web")
+h2_proxy=$(h2reqs "$proxy_tls"); h2_fg=$(h2reqs "$fg_tls")
 peak_gw=$(( $(rss $gw) > peak_gw ? $(rss $gw) : peak_gw )); peak_ag=$(( $(rss $ag) > peak_ag ? $(rss $ag) : peak_ag ))
 
-python3 - "$bulk_direct" "$bulk_ssh" "$bulk_fg" "$http_direct" "$http_ssh" "$http_fg" "$idle_gw" "$idle_ag" "$peak_gw" "$peak_ag" "$web_proxy" "$web_fg" <<'PY'
+python3 - "$bulk_direct" "$bulk_ssh" "$bulk_fg" "$http_direct" "$http_ssh" "$http_fg" "$idle_gw" "$idle_ag" "$peak_gw" "$peak_ag" "$web_proxy" "$web_fg" "$h2_proxy" "$h2_fg" <<'PY'
 import sys
 bd, bs, bf, hd, hs, hf = map(float, sys.argv[1:7])
 ig, ia, pg, pa = map(int, sys.argv[7:11])
-wp, wf = map(float, sys.argv[11:13])
+wp, wf, h2p, h2f = map(float, sys.argv[11:15])
 print()
 print(f"{'':28}{'direct':>12}{'ssh -R':>12}{'fastgw':>12}{'fastgw/ssh':>12}{'fastgw/direct':>15}")
 print(f"{'iperf3 bulk (Gbit/s)':28}{bd:12.2f}{bs:12.2f}{bf:12.2f}{bf/bs:12.2f}{bf/bd:15.2f}")
@@ -163,6 +181,7 @@ print(f"{'wrk 1 KiB, 64 conn (req/s)':28}{hd:12.0f}{hs:12.0f}{hf:12.0f}{hf/hs:12
 print()
 print(f"{'HTTP entry, wrk 1 KiB, 64 conn':32}{'nginx proxy':>12}{'fastgw http':>12}{'fastgw/nginx':>14}")
 print(f"{'(req/s)':32}{wp:12.0f}{wf:12.0f}{wf/wp:14.2f}")
+print(f"{'HTTPS/h2, h2load 16 conn x 32':32}{h2p:12.0f}{h2f:12.0f}{h2f/h2p:14.2f}")
 print()
 print(f"RSS gateway: idle {ig} MiB, peak {pg} MiB; agent: idle {ia} MiB, peak {pa} MiB")
 print("targets: issue #2 bulk >= 2.0x ssh -R, req/s >= 2.0x ssh -R, idle RSS <= 16 MiB per daemon;")

@@ -54,6 +54,9 @@ final class H2Session {
         }
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_no_auto_window_update(option, 1)
+        // Closed streams are kept for the priority tree only, which fastgw does not use; with
+        // 100,000 concurrent streams allowed they would add up to tens of MiB.
+        nghttp2_option_set_no_closed_streams(option, 1)
         // Our peer is another fastgw; many tunnel streams are normal.
         nghttp2_option_set_peer_max_concurrent_streams(option, UInt32(tuning.maxConcurrentStreams))
 

@@ -57,7 +57,10 @@ final class TunnelStreamLink<Endpoint: StreamEndpoint>: TunnelStreamHandler {
         }
         held = []
         if heldEnd { endpoint.run { $0.tunnelEnded() } }
-        if let code = heldClose { endpoint.run { $0.tunnelClosed(errorCode: code) } }
+        if let code = heldClose {
+            endpoint.run { $0.tunnelClosed(errorCode: code) }
+            self.endpoint = nil
+        }
     }
 
     // MARK: from the tunnel
@@ -80,6 +83,8 @@ final class TunnelStreamLink<Endpoint: StreamEndpoint>: TunnelStreamHandler {
         onClosed = nil
         if let endpoint {
             endpoint.run { $0.tunnelClosed(errorCode: errorCode) }
+            // The endpoint usually holds this link: let go of it, or the pair outlives the stream.
+            self.endpoint = nil
         } else {
             // No socket will ever write what was held: return its window to the connection.
             for case .data(let bytes) in held { connection.consume(stream: streamID, bytes: bytes.readableBytes) }
