@@ -224,5 +224,10 @@ final class HTTPForwardingTests: XCTestCase {
         XCTAssertEqual(UpstreamMessage.h2cResponse([HeaderField(":status", "200"), HeaderField("grpc-status", "3"),
                                                     HeaderField("fastgw-reason", "x"), HeaderField("keep-alive", "1")]),
                        [HeaderField(":status", "200"), HeaderField("grpc-status", "3")])
+        // Trailers, whichever way and protocol: one rule.
+        XCTAssertEqual(HopByHop.forwardedTrailers([HeaderField(":status", "200"), HeaderField("grpc-status", "0"),
+                                                   HeaderField("content-length", "9"), HeaderField("host", "h"),
+                                                   HeaderField("te", "trailers"), HeaderField("fastgw-x", "1")]),
+                       [HeaderField("grpc-status", "0")])
     }
 }

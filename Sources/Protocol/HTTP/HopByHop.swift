@@ -15,15 +15,19 @@ public enum HopByHop {
         lowercasedName.hasPrefix("fastgw-")
     }
 
-    /// A chunked body's trailer section as HTTP/2 fields: names lowercased, without
-    /// connection fields, `fastgw-*`, and the framing and routing fields a trailer must not
-    /// carry (RFC 9110 §6.5.1).
-    public static func forwardedTrailers(_ lines: [ChunkedDecoder.HeaderLine]) -> [HeaderField] {
-        lines.compactMap { line in
-            let name = line.name.asciiLowercased()
-            if names.contains(name) || isInternal(name) || name == "content-length" || name == "host" { return nil }
-            return HeaderField(name, line.value)
+    /// Trailers as fastgw passes them on, in either direction and protocol: without
+    /// pseudo-header fields, connection fields, `fastgw-*`, and the framing and routing fields
+    /// a trailer must not carry (RFC 9110 §6.5.1).
+    public static func forwardedTrailers(_ fields: [HeaderField]) -> [HeaderField] {
+        fields.filter { f in
+            !f.name.hasPrefix(":") && !names.contains(f.name) && !isInternal(f.name)
+                && f.name != "content-length" && f.name != "host"
         }
+    }
+
+    /// A chunked body's trailer section as HTTP/2 fields (names lowercased), by the same rule.
+    public static func forwardedTrailers(_ lines: [ChunkedDecoder.HeaderLine]) -> [HeaderField] {
+        forwardedTrailers(lines.map { HeaderField($0.name.asciiLowercased(), $0.value) })
     }
 }
 

@@ -61,9 +61,4 @@ public enum PublicResponseH2 {
         }
         return out
     }
-
-    /// Trailers for an HTTP/2 client: the same filter, no pseudo-header fields.
-    public static func trailers(_ fields: [HeaderField]) -> [HeaderField] {
-        fields.filter { !$0.name.hasPrefix(":") && !HopByHop.names.contains($0.name) && !HopByHop.isInternal($0.name) }
-    }
 }

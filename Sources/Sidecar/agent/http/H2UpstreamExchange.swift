@@ -63,7 +63,7 @@ final class H2UpstreamExchange: StreamEndpoint, TunnelStreamHandler {
     // MARK: from the gateway (StreamEndpoint)
 
     func tunnelHeaders(_ fields: [HeaderField], endStream: Bool) {
-        requestTrailers = UpstreamMessage.h2cResponse(fields).filter { !$0.name.hasPrefix(":") }
+        requestTrailers = HopByHop.forwardedTrailers(fields)
     }
 
     func writeToSocket(_ bytes: ByteBuffer) {
@@ -109,7 +109,7 @@ final class H2UpstreamExchange: StreamEndpoint, TunnelStreamHandler {
         guard !finished else { return }
         if responseStarted {
             trailersSent = true
-            link.socketEnded(trailers: UpstreamMessage.h2cResponse(headers).filter { !$0.name.hasPrefix(":") })
+            link.socketEnded(trailers: HopByHop.forwardedTrailers(headers))
             return
         }
         guard let code = headers[":status"].flatMap(Int.init) else {

@@ -73,7 +73,7 @@ final class UpstreamExchange: StreamEndpoint {
 
     func tunnelHeaders(_ fields: [HeaderField], endStream: Bool) {
         // Request trailers: written after the last chunk.
-        requestTrailers += fields.filter { !$0.name.hasPrefix(":") && !HopByHop.names.contains($0.name) }
+        requestTrailers += HopByHop.forwardedTrailers(fields)
     }
 
     func writeToSocket(_ bytes: ByteBuffer) {
@@ -230,7 +230,6 @@ final class UpstreamExchange: StreamEndpoint {
 
     func upstreamClosed() {
         guard !finished else { return }
-        if phase.isDone { return finishIfDone() }
         if case .tunnel = phase {
             phase = .done
             link.socketEnded()

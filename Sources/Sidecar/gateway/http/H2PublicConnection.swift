@@ -44,8 +44,9 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
         let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(30), keepaliveTimeout: .seconds(30), initialBytes: nil)
         connection.delegate = front
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(front, position: .after(position))
+        // TLS → HTTP/2 session → this (for the drain notice).
         try sync.addHandler(connection, position: .after(position))
+        try sync.addHandler(front, position: .after(connection))
     }
 
     var accounting: HTTPAccounting {

@@ -63,9 +63,7 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
 
     func received(headers: [HeaderField], endStream: Bool) {
         // After the request's HEADERS only trailers can come.
-        requestTrailers = headers.filter { f in
-            !f.name.hasPrefix(":") && !HopByHop.isInternal(f.name) && f.name != "content-length" && f.name != "host"
-        }
+        requestTrailers = HopByHop.forwardedTrailers(headers)
     }
 
     func received(data: ByteBuffer) {
@@ -132,7 +130,7 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
         guard ex === exchange, !done, let connection else { return }
         if responseStarted {
             trailersSent = true
-            connection.finish(stream: id, trailers: PublicResponseH2.trailers(fields))
+            connection.finish(stream: id, trailers: HopByHop.forwardedTrailers(fields))
             return
         }
         guard let statusText = fields[":status"], let status = Int(statusText) else {

@@ -359,7 +359,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             // Trailers after the body.
             if head.framing == .chunked {
                 var b = ByteBuffer(string: "0\r\n")
-                for f in fields where !f.name.hasPrefix(":") && !HopByHop.isInternal(f.name) { b.writeString("\(f.name): \(f.value)\r\n") }
+                for f in HopByHop.forwardedTrailers(fields) { b.writeString("\(f.name): \(f.value)\r\n") }
                 b.writeString("\r\n")
                 write(b, flush: true)
                 ex.trailersWritten = true

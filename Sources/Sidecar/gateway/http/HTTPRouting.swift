@@ -1,0 +1,48 @@
+import NIOCore
+import Protocol
+
+extension HTTPExchange {
+    /// Where the request goes, or the status and reason the client gets instead.
+    func routing(gateway: GatewayContext, tls: PublicTLSSession?, loop: EventLoop) -> Result<GatewayRegistry.Route, HTTPRefusal> {
+        let request = self.request
+        if let limit = gateway.settings.config.http.maxBodySize, case .contentLength(let n) = request.framing, n > Int64(limit) {
+            return .failure(HTTPRefusal(413, "request body of \(n) bytes is over the limit of \(limit) bytes"))
+        }
+        if let tls, let reason = tls.misdirected(host: request.authority) {
+            return .failure(HTTPRefusal(421, reason))
+        }
+        let host = HostPattern.normalize(request.authority)
+        switch gateway.registry.pick(host: request.authority, path: request.path, preferring: loop) {
+        case .noRoute:
+            return .failure(HTTPRefusal(404, "no service is published for host \"\(host)\" and path \"\(request.path)\""))
+        case .noLiveAgent(let service):
+            let what = service.map { "service \"\($0)\"" } ?? "host \"\(host)\""
+            return .failure(HTTPRefusal(503, "no agent serving \(what) is connected"))
+        case .route(let route):
+            return .success(route)
+        }
+    }
+
+    /// Opens the request stream on `route`; the owner hears `exchangeAttached` (or
+    /// `exchangeFailed`), possibly before this returns: its state must be set up first.
+    func open(_ route: GatewayRegistry.Route, gateway: GatewayContext, scheme: String, client: String, loop: EventLoop) {
+        self.route = route
+        let request = self.request
+        let requestID = self.requestID
+        HTTPStreamOpening(
+            gateway: gateway, exchange: LoopBoundRef(self, eventLoop: loop),
+            headers: { service in request.tunnelHeaders(scheme: scheme, client: client, service: service, requestID: requestID) },
+            endStream: request.framing == .none && request.upgrade == nil, host: request.authority, path: request.path, loop: loop
+        ).open(route)
+    }
+}
+
+/// The gateway's own answer to a request it does not forward.
+struct HTTPRefusal: Error {
+    let status: Int
+    let reason: String
+    init(_ status: Int, _ reason: String) {
+        self.status = status
+        self.reason = reason
+    }
+}
