@@ -1,6 +1,21 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Release links of the daemon (docs/benchmarks.md, memory): lld with packed relative relocations (the
+// dynamic loader applies ~10 KiB of RELR entries instead of reading 1.2 MiB of RELA ones), no
+// dynamic symbol table for the executable's own symbols, and libstdc++ (which the static
+// Swift runtime needs) linked statically: scripts/link/libstdc++.so is a linker script that
+// points -lstdc++ at libstdc++.a, so the daemon does not map and initialise the whole shared
+// library. Together about 2.5 MiB less resident memory per daemon.
+let daemonReleaseLink: [LinkerSetting] = [
+    .unsafeFlags([
+        "-use-ld=lld",
+        "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+        "-Xlinker", "--no-export-dynamic",
+        "-L\(Context.packageDirectory)/scripts/link",
+    ], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "fastgw",
     platforms: [.macOS(.v13)],
@@ -27,7 +42,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            linkerSettings: daemonReleaseLink
         ),
         .executableTarget(
             name: "Ctl",

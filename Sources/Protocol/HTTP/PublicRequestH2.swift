@@ -19,7 +19,7 @@ extension PublicRequest {
         if let host, HostPattern.normalize(host) != HostPattern.normalize(authority) {
             return no(400, "Host \"\(host)\" disagrees with :authority \"\(authority)\"")
         }
-        guard authority.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" && $0 != "@" }) else {
+        guard PublicRequest.isPlainAuthority(authority) else {
             return no(400, "malformed :authority")
         }
         var regular: [(name: String, value: String)] = []

@@ -6,7 +6,7 @@ import Protocol
 /// What every agent handler needs, shared across event loops. Settings are swapped as a
 /// whole by a reload: new dials and new streams see the new ones.
 final class AgentContext: Sendable {
-    struct Settings: Sendable {
+    final class Settings: Sendable {
         let config: AgentConfig
         let tls: TLSContext
         let h2Tuning: H2Tuning

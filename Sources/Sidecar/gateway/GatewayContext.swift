@@ -7,7 +7,7 @@ import Protocol
 /// as a whole by a reload; handlers read them when a connection starts, so connections
 /// already running keep what they started with.
 final class GatewayContext: Sendable {
-    struct Settings: Sendable {
+    final class Settings: Sendable {
         let config: GatewayConfig
         let tls: TLSContext
         /// The HTTPS listeners' certificates.

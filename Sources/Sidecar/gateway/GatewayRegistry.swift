@@ -51,6 +51,21 @@ final class GatewayRegistry: Sendable {
         }
         /// Every grant's `allow_hosts`, parsed once per config for unrouted requests.
         var grantedHosts: [HostPattern] = []
+
+        /// Streams on a live connection; nil when it is gone or draining. Reads the fields
+        /// in place: a copy of the whole Connection per candidate cost more than the pick.
+        func load(of id: ConnectionID) -> Int? {
+            guard let i = connections.index(forKey: id), !connections.values[i].draining else { return nil }
+            return connections.values[i].streams
+        }
+
+        /// Counts a new stream against the chosen connection and names the route to it.
+        mutating func take(_ id: ConnectionID, service: String) -> Route? {
+            guard let i = connections.index(forKey: id) else { return nil }
+            connections.values[i].streams += 1
+            let c = connections.values[i]
+            return Route(connection: id, agent: c.agent, service: service, tunnel: c.tunnel)
+        }
     }
 
     private let state: NIOLockedValueBox<State>
@@ -169,12 +184,13 @@ final class GatewayRegistry: Sendable {
                 return s.grantedHosts.contains { $0.matches(name) } ? .noLiveAgent(service: nil) : .noRoute
             }
             let best = StreamBalancer.pick(
-                entries.filter { !excluding.contains($0.connection) },
-                load: { e in s.connections[e.connection].flatMap { $0.draining ? nil : $0.streams } },
+                excluding.isEmpty ? entries : entries.filter { !excluding.contains($0.connection) },
+                load: { e in s.load(of: e.connection) },
                 preferred: { e in s.connections[e.connection]?.tunnel.eventLoop === loop }, slack: Self.sameLoopSlack)
-            guard let best, let c = s.connections[best.connection] else { return .noLiveAgent(service: first.service) }
-            s.connections[best.connection]?.streams += 1
-            return .route(Route(connection: c.id, agent: c.agent, service: best.service, tunnel: c.tunnel))
+            guard let best, let route = s.take(best.connection, service: best.service) else {
+                return .noLiveAgent(service: first.service)
+            }
+            return .route(route)
         }
     }
 
@@ -195,11 +211,10 @@ final class GatewayRegistry: Sendable {
             let entries = s.routes.entries(port: port).filter { !excluding.contains($0.connection) }
             let best = StreamBalancer.pick(
                 entries,
-                load: { e in s.connections[e.connection].flatMap { $0.draining ? nil : $0.streams } },
+                load: { e in s.load(of: e.connection) },
                 preferred: { e in s.connections[e.connection]?.tunnel.eventLoop === loop })
-            guard let best, let c = s.connections[best.connection] else { return nil }
-            s.connections[best.connection]?.streams += 1
-            return Route(connection: c.id, agent: c.agent, service: best.service, tunnel: c.tunnel)
+            guard let best else { return nil }
+            return s.take(best.connection, service: best.service)
         }
     }
 

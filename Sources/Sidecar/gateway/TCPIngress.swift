@@ -112,7 +112,6 @@ final class TCPIngress: ChannelInboundHandler {
             s.bridge.run { $0.abort() }
             return
         }
-        connection.flushImmediately()
         stats.streamsActive.add()
         stats.streamsTotal.add()
         service.connectionsActive.add()

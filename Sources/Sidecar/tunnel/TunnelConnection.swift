@@ -17,6 +17,8 @@ final class TunnelConnection: ChannelInboundHandler {
     private(set) var context: ChannelHandlerContext?
     private var handlers: [Int32: TunnelStreamHandler] = [:]
     private var flushScheduled = false
+    /// Output handed to the pipeline and not flushed yet.
+    private var unflushed = false
     private var keepaliveTask: RepeatedTask?
     private var pingSentAt: NIODeadline?
     private var closed = false
@@ -126,12 +128,6 @@ final class TunnelConnection: ChannelInboundHandler {
         scheduleFlush()
     }
 
-    /// Sends what nghttp2 has queued now rather than at the end of the loop tick, so a new
-    /// stream's HEADERS leave before any GOAWAY that may arrive meanwhile is processed.
-    func flushImmediately() {
-        flushNow()
-    }
-
     private func closeIfIdle() {
         guard closeWhenIdle, shutdownConfirmed, activeStreams == 0, !closed else { return }
         closeReason = "drained"
@@ -152,6 +148,12 @@ final class TunnelConnection: ChannelInboundHandler {
     }
 
     private func receive(_ bytes: ByteBuffer) {
+        // What was queued earlier in this tick goes to the pipeline (unflushed: it still
+        // leaves in the tick's one write) before the input is read: nghttp2 sends no new
+        // stream's HEADERS once a GOAWAY has come in, so streams opened before the GOAWAY
+        // arrived must be out of nghttp2 before it is processed. (Openers check
+        // `receivedGoaway` and pick another connection after it.)
+        if flushScheduled { writeOutput() }
         do {
             try session.receive(bytes)
         } catch {
@@ -200,6 +202,24 @@ final class TunnelConnection: ChannelInboundHandler {
     /// is not writable nothing is drained, so streams back up and their sources pause.
     private func flushNow() {
         flushScheduled = false
+        guard let context, context.channel.isActive else { return }
+        writeOutput()
+        // Flushed even when the socket is not writable: unflushed output counts against
+        // the watermark too, and only a flush drains it.
+        if unflushed {
+            unflushed = false
+            context.flush()
+        }
+        deliverEvents()
+        if session.isFinished {
+            closeReason = receivedGoaway ? "peer sent GOAWAY and all streams finished" : "HTTP/2 session finished"
+            context.close(promise: nil)
+        }
+    }
+
+    /// Hands what nghttp2 has ready to the pipeline without flushing it, while the socket
+    /// can take more.
+    private func writeOutput() {
         guard let context, context.channel.isActive, context.channel.isWritable else { return }
         let output: [ByteBuffer]
         do {
@@ -209,15 +229,8 @@ final class TunnelConnection: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        if !output.isEmpty {
-            for buffer in output { context.write(wrapOutboundOut(buffer), promise: nil) }
-            context.flush()
-        }
-        deliverEvents()
-        if session.isFinished {
-            closeReason = receivedGoaway ? "peer sent GOAWAY and all streams finished" : "HTTP/2 session finished"
-            context.close(promise: nil)
-        }
+        for buffer in output { context.write(wrapOutboundOut(buffer), promise: nil) }
+        if !output.isEmpty { unflushed = true }
     }
 
     private func deliverEvents() {

@@ -4,16 +4,20 @@ import Protocol
 
 /// Keep-alive HTTP/1.1 connections to the upstreams of http services, for the streams of
 /// one tunnel connection (so it lives on that connection's loop and needs no lock). Idle
-/// connections are bounded per upstream and closed after the service's idle timeout.
+/// connections are bounded per upstream and closed after the service's idle timeout, by one
+/// sweep task for the whole pool (a connection goes in and out of the pool once per request;
+/// a timer each time would cost more than the request's own work).
 final class UpstreamPool {
     private struct Idle {
         let channel: Channel
         let handler: UpstreamConnectionHandler
-        let expiry: Scheduled<Void>
+        let expiry: NIODeadline
     }
 
     let loop: EventLoop
     private var idle: [UpstreamAddress: [Idle]] = [:]
+    private var sweep: Scheduled<Void>?
+    private var sweepAt: NIODeadline?
 
     init(loop: EventLoop) {
         self.loop = loop
@@ -24,7 +28,6 @@ final class UpstreamPool {
     /// Calls back on the pool's loop.
     func acquire(_ service: AgentConfig.Service, _ done: @escaping (Result<(UpstreamConnectionHandler, reused: Bool), Error>) -> Void) {
         while let candidate = idle[service.upstream]?.popLast() {
-            candidate.expiry.cancel()
             if candidate.channel.isActive { return done(.success((candidate.handler, true))) }
         }
         let handler = UpstreamConnectionHandler()
@@ -44,14 +47,41 @@ final class UpstreamPool {
             return
         }
         let upstream = service.upstream
-        let expiry = loop.assumeIsolated().scheduleTask(in: TimeAmount(service.idleTimeout)) { [weak self] in
-            self?.drop(channel, upstream: upstream)
-            channel.close(promise: nil)
-        }
+        let expiry = NIODeadline.now() + TimeAmount(service.idleTimeout)
         list.append(Idle(channel: channel, handler: handler, expiry: expiry))
         idle[upstream] = list
         // An idle connection the upstream closes leaves the pool at once.
         handler.onIdleClose = { [weak self] in self?.drop(channel, upstream: upstream) }
+        scheduleSweep(at: expiry)
+    }
+
+    private func scheduleSweep(at when: NIODeadline) {
+        if let sweepAt, sweepAt <= when { return }
+        sweep?.cancel()
+        sweepAt = when
+        sweep = loop.assumeIsolated().scheduleTask(deadline: when) { [weak self] in self?.closeExpired() }
+    }
+
+    /// Closes the connections idle for longer than their service allows.
+    private func closeExpired() {
+        sweep = nil
+        sweepAt = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for (upstream, list) in idle {
+            var kept: [Idle] = []
+            for entry in list {
+                if entry.expiry <= now {
+                    entry.handler.onIdleClose = nil
+                    entry.channel.close(promise: nil)
+                } else {
+                    kept.append(entry)
+                    next = min(next ?? entry.expiry, entry.expiry)
+                }
+            }
+            idle[upstream] = kept.isEmpty ? nil : kept
+        }
+        if let next { scheduleSweep(at: next) }
     }
 
     private func drop(_ channel: Channel, upstream: UpstreamAddress) {
@@ -59,11 +89,11 @@ final class UpstreamPool {
     }
 
     func closeAll() {
+        sweep?.cancel()
+        sweep = nil
+        sweepAt = nil
         for list in idle.values {
-            for entry in list {
-                entry.expiry.cancel()
-                entry.channel.close(promise: nil)
-            }
+            for entry in list { entry.channel.close(promise: nil) }
         }
         idle = [:]
     }

@@ -36,7 +36,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     private(set) var exchange: HTTPExchange?
     private var readPaused = false
     private var readPending = false
-    private var timer: Scheduled<Void>?
+    private var timer: DeadlineTimer?
     private var lastWrite: EventLoopFuture<Void>?
     private var clientAddress = "?"
     private var clientIP = "?"
@@ -76,11 +76,14 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             clientAddress = remote.fastgwDescription
             clientIP = remote.ipAddress ?? clientAddress
         }
+        timer = DeadlineTimer(
+            loop: context.eventLoop,
+            step: min(settings.headerTimeout, settings.idleTimeout, settings.responseTimeout))
         armTimer(settings.headerTimeout) { $0.headerTimedOut() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
+        timer?.stop()
         if let ex = exchange, !ex.responseComplete {
             ex.abort()
             finishLog(ex, outcome: "client closed the connection")
@@ -221,13 +224,14 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         }
         inbound = buffer
         guard buffer.readableBytes > 0 else { return false }
-        if scanned == 0 { armTimer(settings.headerTimeout) { $0.headerTimedOut() } }
         let end = buffer.withUnsafeReadableBytes { HTTPHeadParser.headEnd(in: $0, from: scanned - 3) }
         guard let end, end <= settings.maxHeaderSize else {
             if buffer.readableBytes > settings.maxHeaderSize || end != nil {
                 refuse(status: 431, reason: "request head is over the limit of \(settings.maxHeaderSize) bytes")
                 return false
             }
+            // The head's first bytes are here and its end is not: header_timeout runs from now.
+            if scanned == 0 { armTimer(settings.headerTimeout) { $0.headerTimedOut() } }
             scanned = buffer.readableBytes
             return false
         }
@@ -289,9 +293,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     // MARK: timers
 
     private func armTimer(_ after: Duration, _ fire: @escaping (HTTPServerHandler) -> Void) {
-        timer?.cancel()
-        guard let loop = context?.eventLoop else { return }
-        timer = loop.assumeIsolated().scheduleTask(in: TimeAmount(after)) { [weak self] in
+        timer?.arm(after: after) { [weak self] in
             if let self { fire(self) }
         }
     }

@@ -47,7 +47,9 @@ struct HTTPStreamOpening: Sendable {
             exchange.run { $0.owner?.exchangeFailed($0, status: 502, reason: "the tunnel to the agent failed") }
             return
         }
-        connection.flushImmediately()
+        // No flush of its own: the connection sends at the end of this loop tick (or before
+        // it reads, see TunnelConnection.receive), so the HEADERS of every request read in
+        // the same tick share one TLS record and one write.
         stats.streamsActive.add()
         stats.streamsTotal.add()
         link.onClosed = { _ in
