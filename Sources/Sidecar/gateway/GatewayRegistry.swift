@@ -59,12 +59,17 @@ final class GatewayRegistry: Sendable {
             return connections.values[i].streams
         }
 
+        /// Whether the connection runs on `loop` (read in place too).
+        func isOn(_ loop: EventLoop, _ id: ConnectionID) -> Bool {
+            guard let i = connections.index(forKey: id) else { return false }
+            return connections.values[i].tunnel.eventLoop === loop
+        }
+
         /// Counts a new stream against the chosen connection and names the route to it.
         mutating func take(_ id: ConnectionID, service: String) -> Route? {
             guard let i = connections.index(forKey: id) else { return nil }
             connections.values[i].streams += 1
-            let c = connections.values[i]
-            return Route(connection: id, agent: c.agent, service: service, tunnel: c.tunnel)
+            return Route(connection: id, agent: connections.values[i].agent, service: service, tunnel: connections.values[i].tunnel)
         }
     }
 
@@ -186,7 +191,7 @@ final class GatewayRegistry: Sendable {
             let best = StreamBalancer.pick(
                 excluding.isEmpty ? entries : entries.filter { !excluding.contains($0.connection) },
                 load: { e in s.load(of: e.connection) },
-                preferred: { e in s.connections[e.connection]?.tunnel.eventLoop === loop }, slack: Self.sameLoopSlack)
+                preferred: { e in s.isOn(loop, e.connection) }, slack: Self.sameLoopSlack)
             guard let best, let route = s.take(best.connection, service: best.service) else {
                 return .noLiveAgent(service: first.service)
             }
@@ -212,7 +217,7 @@ final class GatewayRegistry: Sendable {
             let best = StreamBalancer.pick(
                 entries,
                 load: { e in s.load(of: e.connection) },
-                preferred: { e in s.connections[e.connection]?.tunnel.eventLoop === loop })
+                preferred: { e in s.isOn(loop, e.connection) })
             guard let best else { return nil }
             return s.take(best.connection, service: best.service)
         }

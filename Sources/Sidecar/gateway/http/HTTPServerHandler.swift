@@ -37,8 +37,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     private var readPaused = false
     private var readPending = false
     private var timer: DeadlineTimer?
-    /// Something was written: a close waits for it to go out.
-    private var wrote = false
+    private var lastWrite: EventLoopFuture<Void>?
     private var clientAddress = "?"
     private var clientIP = "?"
     /// The gateway drains: finish the exchange under way, then close.
@@ -327,29 +326,25 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
 
     // MARK: writing
 
-    /// A promise only for writes someone waits on: most are fire-and-forget.
     private func write(_ buffer: ByteBuffer, flush: Bool, then: ((Result<Void, Error>) -> Void)? = nil) {
         guard let context else { return }
-        var promise: EventLoopPromise<Void>?
-        if let then {
-            promise = context.eventLoop.makePromise(of: Void.self)
-            promise!.futureResult.assumeIsolated().whenComplete(then)
-        }
-        wrote = true
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        if let then { promise.futureResult.assumeIsolated().whenComplete(then) }
+        lastWrite = promise.futureResult
         if flush { context.writeAndFlush(wrapOutboundOut(buffer), promise: promise) } else { context.write(wrapOutboundOut(buffer), promise: promise) }
     }
 
-    /// Closes once everything written so far has gone out (writes complete in order, so an
-    /// empty one completes after them all).
+    /// Closes once everything written so far has gone out.
     private func closeAfterWrites() {
         phase = .closing
         timer?.cancel()
         guard let context else { return }
-        guard wrote else { return context.close(promise: nil) }
         let channel = context.channel
-        let last = context.eventLoop.makePromise(of: Void.self)
-        last.futureResult.whenComplete { _ in channel.close(promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: last)
+        if let last = lastWrite {
+            last.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
+        }
     }
 
     private func closeNow() {
