@@ -1,8 +1,12 @@
 # fastgw — the README's two commands are `make demo` and `make test`.
 SWIFT ?= swift
 DEMO_DIR ?= $(CURDIR)/run/demo
+# Release builds: static Swift runtime, and every function in its own section so that the
+# link can put the ones a daemon runs together (scripts/link/hot-functions.txt,
+# docs/benchmarks.md "Memory").
+RELEASE_BUILD = $(SWIFT) build -c release --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-sections
 
-.PHONY: all build release test test-unit test-e2e demo demo-stop bench clean install uninstall
+.PHONY: all build release test test-unit test-e2e demo demo-stop bench hot-functions clean install uninstall
 
 all: build
 
@@ -12,7 +16,7 @@ build:
 
 release:
 	scripts/install-deps.sh build
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(RELEASE_BUILD)
 
 # Everything: unit tests (Protocol, Sidecar incl. TLS and HTTP/2 peers) and end-to-end suites.
 test:
@@ -43,8 +47,12 @@ uninstall:
 
 bench:
 	scripts/install-deps.sh bench
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(RELEASE_BUILD)
 	bench/run.sh
+
+# Maintainers: re-record the functions the daemons run (needs valgrind).
+hot-functions:
+	scripts/hot-functions.sh
 
 clean:
 	rm -rf .build run

@@ -13,6 +13,8 @@ let daemonReleaseLink: [LinkerSetting] = [
         "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
         "-Xlinker", "--no-export-dynamic",
         "-L\(Context.packageDirectory)/scripts/link",
+        "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/scripts/link/hot-functions.txt",
+        "-Xlinker", "--no-warn-symbol-ordering",
     ], .when(configuration: .release)),
 ]
 
@@ -31,7 +33,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // Headers only: libsystemd is loaded when first needed (Sources/CSystemd/shim.h).
+        .systemLibrary(name: "CSystemd"),
         .target(name: "Protocol"),
         .executableTarget(
             name: "Sidecar",

@@ -3,8 +3,11 @@
 # serving a 1 KiB file) direct, through `ssh -R`, and through a fastgw TCP service; then HTTP
 # req/s through a fastgw http listener (gateway -> tunnel -> agent -> nginx) against one plain
 # nginx reverse-proxy hop, and HTTPS/h2 req/s (h2load) through a fastgw https listener against
-# the same nginx hop speaking TLS + HTTP/2; all on loopback in the same run. Prints a table
-# with ratios and the daemons' idle RSS.
+# the same nginx hop speaking TLS + HTTP/2; all on loopback in the same run. Two references
+# show what the shape of the path allows on this machine: iperf3 through two plain relays
+# (socat, no encryption: the path fastgw's bytes take, minus TLS and HTTP/2), and wrk through
+# two nginx hops with TLS between them (gateway and agent's shape, done by nginx). Prints a
+# table with ratios and the daemons' idle RSS.
 # Run with `make bench` (release build). Not part of the tests.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +29,7 @@ rss() { awk '/VmRSS/ {print int($2/1024)}' /proc/$1/status; }
 proxy_tls=$(port) fg_tls=$(port)
 iperf_port=$(port) nginx_port=$(port) sshd_port=$(port) ssh_iperf=$(port) ssh_http=$(port)
 tunnel_port=$(port) fg_iperf=$(port) fg_http=$(port) fg_web=$(port) proxy_port=$(port)
+relay1=$(port) relay2=$(port) hop_front=$(port) hop_back=$(port)
 
 # Upstreams: iperf3 and nginx.
 iperf3 -s -B 127.0.0.1 -p "$iperf_port" >"$dir/iperf3.log" 2>&1 & pids+=($!)
@@ -66,6 +70,18 @@ http {
     listen 127.0.0.1:$proxy_port;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
+  # Two hops with TLS between them: the shape of gateway -> tunnel -> agent, done by nginx.
+  upstream back { server 127.0.0.1:$hop_back; keepalive 64; }
+  server {
+    listen 127.0.0.1:$hop_front;
+    location / { proxy_pass https://back; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_ssl_session_reuse on; }
+  }
+  server {
+    listen 127.0.0.1:$hop_back ssl;
+    ssl_certificate $dir/gateway.crt;
+    ssl_certificate_key $dir/gateway.key;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
   server {
     listen 127.0.0.1:$proxy_tls ssl http2;
     ssl_certificate $dir/gateway.crt;
@@ -75,6 +91,10 @@ http {
 }
 CONF
 nginx -c "$dir/proxy/nginx.conf" -p "$dir/proxy" >/dev/null 2>&1 & pids+=($!)
+
+# Two plain relays in a row in front of iperf3 (no encryption, 256 KiB buffers like fastgw's reads).
+socat -b 262144 "TCP-LISTEN:$relay1,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$relay2" 2>/dev/null & pids+=($!)
+socat -b 262144 "TCP-LISTEN:$relay2,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$iperf_port" 2>/dev/null & pids+=($!)
 
 # ssh -R: a private sshd on loopback, a key for root, two remote forwards.
 mkdir -p /run/sshd
@@ -162,18 +182,18 @@ h2reqs() { h2load -c 16 -m 32 -D "$duration" "https://localhost:$1/1k.bin" | awk
 reqs() { wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$1/1k.bin" | awk '/Requests\/sec/ {printf "%d", $2}'; }
 
 echo "measuring ${duration}s each ..." >&2
-bulk_direct=$(gbits "$iperf_port"); bulk_ssh=$(gbits "$ssh_iperf"); bulk_fg=$(gbits "$fg_iperf")
+bulk_direct=$(gbits "$iperf_port"); bulk_ssh=$(gbits "$ssh_iperf"); bulk_fg=$(gbits "$fg_iperf"); bulk_relays=$(gbits "$relay1")
 peak_gw=$(rss $gw) peak_ag=$(rss $ag)
 http_direct=$(reqs "$nginx_port"); http_ssh=$(reqs "$ssh_http"); http_fg=$(reqs "$fg_http")
-web_proxy=$(reqs "$proxy_port"); web_fg=$(reqs "$fg_web")
+web_proxy=$(reqs "$proxy_port"); web_fg=$(reqs "$fg_web"); web_two_hops=$(reqs "$hop_front")
 h2_proxy=$(h2reqs "$proxy_tls"); h2_fg=$(h2reqs "$fg_tls")
 peak_gw=$(( $(rss $gw) > peak_gw ? $(rss $gw) : peak_gw )); peak_ag=$(( $(rss $ag) > peak_ag ? $(rss $ag) : peak_ag ))
 
-python3 - "$bulk_direct" "$bulk_ssh" "$bulk_fg" "$http_direct" "$http_ssh" "$http_fg" "$idle_gw" "$idle_ag" "$peak_gw" "$peak_ag" "$web_proxy" "$web_fg" "$h2_proxy" "$h2_fg" <<'PY'
+python3 - "$bulk_direct" "$bulk_ssh" "$bulk_fg" "$http_direct" "$http_ssh" "$http_fg" "$idle_gw" "$idle_ag" "$peak_gw" "$peak_ag" "$web_proxy" "$web_fg" "$h2_proxy" "$h2_fg" "$bulk_relays" "$web_two_hops" <<'PY'
 import sys
 bd, bs, bf, hd, hs, hf = map(float, sys.argv[1:7])
 ig, ia, pg, pa = map(int, sys.argv[7:11])
-wp, wf, h2p, h2f = map(float, sys.argv[11:15])
+wp, wf, h2p, h2f, br, w2 = map(float, sys.argv[11:17])
 print()
 print(f"{'':28}{'direct':>12}{'ssh -R':>12}{'fastgw':>12}{'fastgw/ssh':>12}{'fastgw/direct':>15}")
 print(f"{'iperf3 bulk (Gbit/s)':28}{bd:12.2f}{bs:12.2f}{bf:12.2f}{bf/bs:12.2f}{bf/bd:15.2f}")
@@ -182,6 +202,10 @@ print()
 print(f"{'HTTP entry, wrk 1 KiB, 64 conn':32}{'nginx proxy':>12}{'fastgw http':>12}{'fastgw/nginx':>14}")
 print(f"{'(req/s)':32}{wp:12.0f}{wf:12.0f}{wf/wp:14.2f}")
 print(f"{'HTTPS/h2, h2load 16 conn x 32':32}{h2p:12.0f}{h2f:12.0f}{h2f/h2p:14.2f}")
+print()
+print("references (what the shape of the path allows here):")
+print(f"  iperf3 through two plain relays (socat, no TLS): {br:.2f} Gbit/s = {br/bs:.2f}x ssh -R")
+print(f"  wrk through two nginx hops with TLS between:     {w2:.0f} req/s = {w2/wp:.2f}x one nginx hop")
 print()
 print(f"RSS gateway: idle {ig} MiB, peak {pg} MiB; agent: idle {ia} MiB, peak {pa} MiB")
 print("targets: issue #2 bulk >= 2.0x ssh -R, req/s >= 2.0x ssh -R, idle RSS <= 16 MiB per daemon;")

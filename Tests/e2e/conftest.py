@@ -25,8 +25,11 @@ def free_port():
 class Process:
     """A child process whose combined output goes to a log file we can search."""
 
-    def __init__(self, args, log_path, cwd=None, env=None):
+    def __init__(self, args, log_path, cwd=None, env=None, group=False):
+        """`group`: the process leads a process group of its own (nginx and its workers), and
+        `kill` ends the whole group, so that no worker outlives its master."""
         self.args = [str(a) for a in args]
+        self.group = group
         self.env = None if env is None else {**os.environ, **env}
         self.log_path = Path(log_path)
         self.cwd = cwd
@@ -35,7 +38,8 @@ class Process:
 
     def start(self):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.cwd, env=self.env)
+        self.proc = subprocess.Popen(
+            self.args, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.cwd, env=self.env, start_new_session=self.group)
 
     def text(self):
         return self.log_path.read_text(errors="replace")
@@ -68,6 +72,11 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc and self.group:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.log.close()
 
 
@@ -276,7 +285,7 @@ http {{
   server {{ listen 127.0.0.1:{port}; root {d}/www; }}
 }}
 """)
-    p = Process(["/usr/sbin/nginx", "-c", d / "nginx.conf", "-p", d], d / "out.log")
+    p = Process(["/usr/sbin/nginx", "-c", d / "nginx.conf", "-p", d], d / "out.log", group=True)
     wait_port(port)
     return p, port
 

@@ -29,6 +29,22 @@ class NotifySocket:
         raise AssertionError(f"no matching notification; got {self.messages}")
 
 
+def maps_libsystemd(process):
+    return "libsystemd.so" in open(f"/proc/{process.proc.pid}/maps").read()
+
+
+def test_libsystemd_is_loaded_only_for_systemd(tunnel, peer, tmp_path):
+    """Without a notify socket, inherited sockets, watchdog or journal the daemon never loads
+    libsystemd (and the libraries it pulls in); with one it does, and notifies."""
+    t = tunnel(peer("echo").port)
+    gateway = t.start_gateway()
+    assert not maps_libsystemd(gateway)
+    ag = NotifySocket(tmp_path / "ag-notify")
+    agent = t.start_agent(env={"NOTIFY_SOCKET": ag.path})
+    assert ag.collect(lambda f: "READY" in f)["READY"] == "1"
+    assert maps_libsystemd(agent)
+
+
 def test_gateway_and_agent_notify(tunnel, peer, tmp_path):
     echo = peer("echo")
     t = tunnel(echo.port)

@@ -42,6 +42,7 @@ extension Fastgw {
             guard case .gateway(let config) = try Daemon.load(options.config, logger: logger) else {
                 throw Daemon.wrongRole(options.config, expected: "gateway")
             }
+            try Libsystemd.checkEnvironment()
             let activation = try SocketActivation.fromEnvironment()
             let plan = try activation.startupPlan(GatewayServer.wanted(for: config))
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -71,6 +72,7 @@ extension Fastgw {
             guard case .agent(let config) = try Daemon.load(options.config, logger: logger) else {
                 throw Daemon.wrongRole(options.config, expected: "agent")
             }
+            try Libsystemd.checkEnvironment()
             // The agent listens only on its control socket.
             let activation = try SocketActivation.fromEnvironment()
             let plan = try activation.startupPlan([SocketActivation.wanted(name: "control", unixPath: config.controlSocket)])
@@ -135,12 +137,24 @@ enum Daemon {
 
     static func bootstrapLogging(role: String, options: CommonOptions) -> Logger {
         RuntimeLogLevel.current = options.logLevel
-        let journal = options.logTarget == .journal || (options.logTarget == .auto && JournalLogHandler.stderrIsJournal)
+        let wantsJournal = options.logTarget == .journal || (options.logTarget == .auto && JournalLogHandler.stderrIsJournal)
+        let journal = wantsJournal ? journalFunctions() : nil
         LoggingSystem.bootstrap { label in
-            journal ? JournalLogHandler(label: label, role: role) as any LogHandler : LogfmtHandler(label: label)
+            if let journal { return JournalLogHandler(label: label, role: role, systemd: journal) }
+            return LogfmtHandler(label: label)
         }
         ResourceLimits.raiseOpenFiles()
         return Logger(label: "fastgw-\(role)")
+    }
+
+    /// libsystemd for the journal handler; without it the daemon logs to stderr and says why.
+    private static func journalFunctions() -> Libsystemd.Functions? {
+        do {
+            return try Libsystemd.functions()
+        } catch {
+            printError("\(error.description); logging to stderr instead of the journal")
+            return nil
+        }
     }
 
     static func load(_ path: String, logger: Logger) throws -> ConfigLoading.Loaded {

@@ -1,4 +1,3 @@
-import CSystemd
 import Logging
 
 #if canImport(Glibc)
@@ -13,10 +12,12 @@ struct JournalLogHandler: FastgwLogHandler {
     let label: String
     /// `gateway` or `agent`, as `FASTGW_ROLE`.
     let role: String
+    private let sendv: @convention(c) (UnsafePointer<iovec>?, Int32) -> Int32
 
-    init(label: String, role: String) {
+    init(label: String, role: String, systemd: Libsystemd.Functions) {
         self.label = label
         self.role = role
+        self.sendv = systemd.journalSendv
     }
 
     func log(event: LogEvent) {
@@ -36,7 +37,7 @@ struct JournalLogHandler: FastgwLogHandler {
         for (key, value) in merged {
             fields.append("\(Self.fieldName(key))=\(value)")
         }
-        Self.send(fields)
+        send(fields)
     }
 
     /// syslog priorities: trace and debug are 7 (debug), critical is 2 (crit).
@@ -60,7 +61,7 @@ struct JournalLogHandler: FastgwLogHandler {
     }
 
     /// One `iovec` per field, all pointing into one buffer; values may hold newlines.
-    private static func send(_ fields: [String]) {
+    private func send(_ fields: [String]) {
         var buffer: [UInt8] = []
         var ranges: [Range<Int>] = []
         for field in fields {
@@ -70,7 +71,7 @@ struct JournalLogHandler: FastgwLogHandler {
         }
         buffer.withUnsafeMutableBytes { raw in
             let vectors = ranges.map { iovec(iov_base: raw.baseAddress! + $0.lowerBound, iov_len: $0.count) }
-            _ = sd_journal_sendv(vectors, Int32(vectors.count))
+            _ = sendv(vectors, Int32(vectors.count))
         }
     }
 

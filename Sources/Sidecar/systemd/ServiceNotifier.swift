@@ -1,4 +1,3 @@
-import CSystemd
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -10,13 +9,15 @@ import Glibc
 /// serving, RELOADING around a reload, STOPPING when draining, and a STATUS line kept
 /// current. Every call is a no-op when `NOTIFY_SOCKET` is not set.
 final class ServiceNotifier: Sendable {
-    private let enabled: Bool
+    /// nil when `NOTIFY_SOCKET` is not set (or libsystemd is missing: see `Libsystemd.checkEnvironment`).
+    private let notify: Libsystemd.Notify?
+    private var enabled: Bool { notify != nil }
     private let lastStatus = NIOLockedValueBox("")
     private let summary: @Sendable () -> String
 
     /// `summary` gives the one-line STATUS text; it is sent again whenever it changes.
     init(summary: @escaping @Sendable () -> String) {
-        self.enabled = getenv("NOTIFY_SOCKET") != nil
+        self.notify = getenv("NOTIFY_SOCKET") != nil ? (try? Libsystemd.functions())?.notify : nil
         self.summary = summary
     }
 
@@ -60,7 +61,7 @@ final class ServiceNotifier: Sendable {
     }
 
     private func send(_ fields: [String]) {
-        guard enabled else { return }
-        _ = sd_notify(0, fields.joined(separator: "\n"))
+        guard let notify else { return }
+        _ = notify(0, fields.joined(separator: "\n"))
     }
 }

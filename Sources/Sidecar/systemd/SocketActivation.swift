@@ -20,9 +20,11 @@ final class SocketActivation: Sendable {
 
     /// With no `LISTEN_FDS` for this process there is nothing inherited and every listener binds.
     static func fromEnvironment() throws -> SocketActivation {
+        guard getenv("LISTEN_FDS") != nil else { return SocketActivation(inherited: []) }
+        let systemd = try Libsystemd.functions()
         var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
         // unset_environment = 1: the variables are for this process, not for anything it starts.
-        let count = sd_listen_fds_with_names(1, &names)
+        let count = systemd.listenFDsWithNames(1, &names)
         guard count >= 0 else {
             throw StartupError("socket activation: cannot read LISTEN_FDS: \(String(cString: strerror(-count)))")
         }

@@ -1,4 +1,3 @@
-import CSystemd
 import Dispatch
 import Logging
 import NIOConcurrencyHelpers
@@ -21,12 +20,16 @@ final class Watchdog {
 
     /// nil when the service manager asked for no watchdog.
     static func start(group: MultiThreadedEventLoopGroup, logger: Logger) -> Watchdog? {
+        guard getenv("WATCHDOG_USEC") != nil, let systemd = try? Libsystemd.functions() else { return nil }
         var usec: UInt64 = 0
-        guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
-        return Watchdog(group: group, interval: usec * 1000, logger: logger)
+        guard systemd.watchdogEnabled(0, &usec) > 0, usec > 0 else { return nil }
+        return Watchdog(group: group, interval: usec * 1000, notify: systemd.notify, logger: logger)
     }
 
-    private init(group: MultiThreadedEventLoopGroup, interval: UInt64, logger: Logger) {
+    private init(
+        group: MultiThreadedEventLoopGroup, interval: UInt64,
+        notify: @escaping Libsystemd.Notify, logger: Logger
+    ) {
         let loops = Array(group.makeIterator())
         let stamps = NIOLockedValueBox([UInt64](repeating: Self.now(), count: loops.count))
         let gate = NIOLockedValueBox(WatchdogGate(maxAgeNanoseconds: interval / 2))
@@ -45,7 +48,7 @@ final class Watchdog {
             let decision = gate.withLockedValue { $0.check(lastRun: stamps.withLockedValue { $0 }, now: Self.now()) }
             switch decision {
             case .ping:
-                _ = sd_notify(0, "WATCHDOG=1")
+                _ = notify(0, "WATCHDOG=1")
             case .withhold(let stuck, let ages, let newly):
                 guard newly else { return }
                 logger.critical("event loop stuck: withholding watchdog pings; systemd will restart the service", metadata: [

@@ -192,7 +192,10 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var peerClosed = false
         var failure: TLSError?
         while state == .active {
-            if plaintext.writableBytes < 1024 {
+            // The buffer is sized for all of it; growing (a copy of everything decrypted so
+            // far) is for the unexpected case only, and what is left over at the end is
+            // record overhead, not room that needs topping up.
+            if plaintext.writableBytes == 0 {
                 plaintext.reserveCapacity(minimumWritableBytes: 16 * 1024)
             }
             var err: Int32 = 0
