@@ -14,13 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.build/release/fastgw"
 dir=$(mktemp -d /tmp/fastgw-bench.XXXXXX)
 duration=${BENCH_SECONDS:-8}
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$root/scripts/background.sh"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
