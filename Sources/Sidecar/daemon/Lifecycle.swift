@@ -44,6 +44,13 @@ final class Lifecycle: Sendable {
         self.logger = logger
     }
 
+    /// Start-up can fail after the lifecycle exists (a listener that cannot be bound): the
+    /// process then exits with the error, and the promise nobody will wait for is completed
+    /// rather than leaked.
+    deinit {
+        self.exit(1)
+    }
+
     /// Blocks the main thread until the process should exit; returns the exit status.
     func wait() -> Int32 {
         let code = (try? exitPromise.futureResult.wait()) ?? 1
