@@ -18,7 +18,7 @@ duration=${BENCH_SECONDS:-8}
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
-rss() { awk '/VmRSS/ {print int($2/1024)}' /proc/$1/status; }
+rss() { awk '/VmRSS/ {print $2}' /proc/$1/status; }  # KiB
 
 proxy_tls=$(port) fg_tls=$(port)
 iperf_port=$(port) nginx_port=$(port) sshd_port=$(port) ssh_iperf=$(port) ssh_http=$(port)
@@ -186,7 +186,7 @@ peak_gw=$(( $(rss $gw) > peak_gw ? $(rss $gw) : peak_gw )); peak_ag=$(( $(rss $a
 python3 - "$bulk_direct" "$bulk_ssh" "$bulk_fg" "$http_direct" "$http_ssh" "$http_fg" "$idle_gw" "$idle_ag" "$peak_gw" "$peak_ag" "$web_proxy" "$web_fg" "$h2_proxy" "$h2_fg" "$bulk_relays" "$web_two_hops" <<'PY'
 import sys
 bd, bs, bf, hd, hs, hf = map(float, sys.argv[1:7])
-ig, ia, pg, pa = map(int, sys.argv[7:11])
+ig, ia, pg, pa = (int(v) / 1024 for v in sys.argv[7:11])
 wp, wf, h2p, h2f, br, w2 = map(float, sys.argv[11:17])
 print()
 print(f"{'':28}{'direct':>12}{'ssh -R':>12}{'fastgw':>12}{'fastgw/ssh':>12}{'fastgw/direct':>15}")
@@ -201,7 +201,7 @@ print("references (what the shape of the path allows here):")
 print(f"  iperf3 through two plain relays (socat, no TLS): {br:.2f} Gbit/s = {br/bs:.2f}x ssh -R")
 print(f"  wrk through two nginx hops with TLS between:     {w2:.0f} req/s = {w2/wp:.2f}x one nginx hop")
 print()
-print(f"RSS gateway: idle {ig} MiB, peak {pg} MiB; agent: idle {ia} MiB, peak {pa} MiB")
+print(f"RSS gateway: idle {ig:.1f} MiB, peak {pg:.1f} MiB; agent: idle {ia:.1f} MiB, peak {pa:.1f} MiB")
 print("targets: issue #2 bulk >= 2.0x ssh -R, req/s >= 2.0x ssh -R, idle RSS <= 16 MiB per daemon;")
 print("         issue #5 HTTP entry req/s >= 1.0x one nginx reverse-proxy hop")
 PY

@@ -73,12 +73,9 @@ final class GatewayDialer {
         let slot = key
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(10))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.writeBufferWaterMark, value: SocketTuning.tunnelWaterMark)
-            .channelOption(.recvAllocator, value: SocketTuning.recvAllocator)
-            .channelOption(.maxMessagesPerRead, value: 16)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try SocketTuning.tuneTunnel(channel)
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(TLSHandler(context: settings.tls, role: .client(serverName: serverName)))
                     try sync.addHandler(TunnelDialHandler(agent: agent, slot: slot, host: host, outcome: outcome))

@@ -153,12 +153,9 @@ final class GatewayServer: ManagedDaemon {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: SocketTuning.tunnelWaterMark)
-            .childChannelOption(.recvAllocator, value: SocketTuning.recvAllocator)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try SocketTuning.tuneTunnel(channel)
                     let sync = channel.pipeline.syncOperations
                     // The certificate in force when the agent arrives, so a reload applies to new handshakes.
                     try sync.addHandler(TLSHandler(context: context.settings.tls, role: .server))

@@ -9,4 +9,15 @@ enum SocketTuning {
 
     /// Tunnel connections carry many streams; let them queue more before reporting unwritable.
     static let tunnelWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 512 << 10, high: 2 << 20)
+
+    /// A tunnel connection on either side (the agent dials, the gateway accepts): Nagle off,
+    /// the deeper write queue, big reads, and more of them per wake-up. Called from the
+    /// channel initializer, on the channel's loop.
+    static func tuneTunnel(_ channel: Channel) throws {
+        guard let options = channel.syncOptions else { return }
+        try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
+        try options.setOption(.writeBufferWaterMark, value: tunnelWaterMark)
+        try options.setOption(.recvAllocator, value: recvAllocator)
+        try options.setOption(.maxMessagesPerRead, value: 16)
+    }
 }
