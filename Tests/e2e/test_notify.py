@@ -56,7 +56,7 @@ def test_gateway_and_agent_notify(tunnel, peer, tmp_path):
     t.start_agent(env={"NOTIFY_SOCKET": ag.path})
     assert ag.collect(lambda f: "READY" in f)["STATUS"].startswith("serving:")
     # STATUS follows the agents coming and going.
-    status = gw.collect(lambda f: f.get("STATUS", "").startswith("serving: 1 agents on 2 tunnel connections"))
+    status = gw.collect(lambda f: f.get("STATUS", "").startswith("serving: 1 agent on 2 tunnel connections"))
     assert "READY" not in status
 
     t.ctl("reload")

@@ -216,10 +216,10 @@ def test_fastgwctl_and_status_through_activated_sockets(system):
     deadline = time.monotonic() + 6
     while True:
         status = ns.systemctl("show", "-P", "StatusText", "fastgw.service").stdout
-        if status.startswith("serving: 1 agents on 2 tunnel connections") or time.monotonic() > deadline:
+        if status.startswith("serving: 1 agent on 2 tunnel connections") or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert status.startswith("serving: 1 agents on 2 tunnel connections"), status
+    assert status.startswith("serving: 1 agent on 2 tunnel connections"), status
 
 
 def test_systemctl_reload_good_then_bad(system):

@@ -28,10 +28,9 @@ final class AgentRunner: ManagedDaemon {
     /// The STATUS= line: what an operator sees in `systemctl status`.
     static func summary(_ context: AgentContext) -> String {
         let slots = context.slots.all
-        let connected = slots.filter { $0.state == .connected }.count
-        let streams = context.stats.streamsActive.value
-        if context.isDraining { return "draining: \(connected) tunnel connections, \(streams) streams left" }
-        return "serving: \(connected)/\(slots.count) tunnel connections, \(streams) streams"
+        return ServiceStatus.agent(
+            connected: slots.filter { $0.state == .connected }.count, slots: slots.count,
+            streams: context.stats.streamsActive.value, draining: context.isDraining)
     }
 
     var logger: Logger { context.logger }

@@ -59,10 +59,10 @@ final class GatewayServer: ManagedDaemon {
     /// The STATUS= line: what an operator sees in `systemctl status`.
     static func summary(_ context: GatewayContext) -> String {
         let connections = context.registry.connections
-        let agents = Set(connections.map(\.agent)).count
-        let open = context.stats.publicConnectionsActive.value
-        if context.isDraining { return "draining: \(open) public connections left" }
-        return "serving: \(agents) agents on \(connections.count) tunnel connections, \(open) public connections"
+        return ServiceStatus.gateway(
+            agents: Set(connections.map(\.agent)).count, tunnelConnections: connections.count,
+            publicConnections: context.stats.publicConnectionsActive.value, streams: context.stats.streamsActive.value,
+            draining: context.isDraining)
     }
 
     var logger: Logger { context.logger }
