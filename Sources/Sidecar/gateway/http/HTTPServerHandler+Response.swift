@@ -1,0 +1,227 @@
+import NIOCore
+import Protocol
+
+/// The response side of a public HTTP/1.1 connection: what the exchange hears from the
+/// agent, written to the client in HTTP/1.1 framing, and the gateway's own error answers.
+extension HTTPServerHandler {
+    // MARK: writing
+
+    func write(_ buffer: ByteBuffer, flush: Bool, then: ((Result<Void, Error>) -> Void)? = nil) {
+        guard let context else { return }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        if let then { promise.futureResult.assumeIsolated().whenComplete(then) }
+        lastWrite = promise.futureResult
+        if flush { context.writeAndFlush(wrapOutboundOut(buffer), promise: promise) } else { context.write(wrapOutboundOut(buffer), promise: promise) }
+    }
+
+    /// Closes once everything written so far has gone out.
+    private func closeAfterWrites() {
+        reader.stop()
+        timer?.cancel()
+        guard let context else { return }
+        let channel = context.channel
+        if let last = lastWrite {
+            last.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func closeNow() {
+        reader.stop()
+        timer?.cancel()
+        context?.close(promise: nil)
+    }
+
+    // MARK: the response (called by the exchange, on this loop)
+
+    func exchange(_ ex: HTTPExchange, receivedHeaders fields: [HeaderField], endStream: Bool) {
+        guard ex === exchange, !ex.responseComplete else { return }
+        if let head = ex.response {
+            // Trailers after the body.
+            if head.framing == .chunked {
+                var b = ByteBuffer(string: "0\r\n")
+                for f in HopByHop.forwardedTrailers(fields) { b.writeString("\(f.name): \(f.value)\r\n") }
+                b.writeString("\r\n")
+                write(b, flush: true)
+                ex.trailersWritten = true
+            }
+            if endStream { responseDone(ex) }
+            return
+        }
+        guard let statusText = fields[":status"], let status = Int(statusText) else {
+            ex.abort()
+            return exchangeFailed(ex, status: 502, reason: "the agent sent a response without a status")
+        }
+        if (100..<200).contains(status) { return }  // 100 was sent by the gateway itself
+        if let reason = fields["fastgw-reason"] {
+            // The agent could not reach the upstream: the gateway renders the error.
+            return exchangeFailed(ex, status: status, reason: reason)
+        }
+        if let upgrade = ex.request.upgrade, status == 200, !endStream {
+            return switchProtocols(ex, fields: fields, upgrade: upgrade)
+        }
+        let keepAlive = ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
+        guard let head = PublicResponseHead.make(
+            fields: fields, requestMethod: ex.request.method, clientVersion: ex.request.version, keepAlive: keepAlive)
+        else {
+            ex.abort()
+            return exchangeFailed(ex, status: 502, reason: "the agent sent a malformed response head")
+        }
+        timer?.cancel()
+        ex.response = head
+        ex.status = status
+        write(ByteBuffer(bytes: head.bytes), flush: endStream || head.framing == .none)
+        if endStream || head.framing == .none { responseDone(ex) }
+    }
+
+    /// The upstream accepted the upgrade: 101 to the client, then raw bytes both ways.
+    private func switchProtocols(_ ex: HTTPExchange, fields: [HeaderField], upgrade: String) {
+        timer?.cancel()
+        let head = PublicResponseHead.upgraded(fields: fields, protocol: upgrade)
+        ex.response = head
+        ex.status = 101
+        write(ByteBuffer(bytes: head.bytes), flush: true)
+        reader.passThrough()
+        resumeReading()
+        process()
+    }
+
+    func exchange(_ ex: HTTPExchange, receivedBody bytes: ByteBuffer) {
+        let n = bytes.readableBytes
+        guard ex === exchange, let head = ex.response, !ex.responseComplete, context != nil else {
+            ex.consumed(n)
+            return
+        }
+        ex.bytesOut += n
+        let counters = ex.counters
+        let done: (Result<Void, Error>) -> Void = { result in
+            ex.consumed(n)
+            if case .success = result { counters?.bytesOut.add(n) }
+        }
+        if head.framing == .chunked {
+            var frame = ByteBuffer(string: String(n, radix: 16) + "\r\n")
+            write(frame, flush: false)
+            write(bytes, flush: false)
+            frame = ByteBuffer(string: "\r\n")
+            write(frame, flush: true, then: done)
+        } else {
+            write(bytes, flush: true, then: done)
+        }
+    }
+
+    func exchangeResponseEnded(_ ex: HTTPExchange) {
+        guard ex === exchange, !ex.responseComplete else { return }
+        if ex.response == nil {
+            return exchangeFailed(ex, status: 502, reason: "the agent ended the stream without a response")
+        }
+        responseDone(ex)
+    }
+
+    func exchange(_ ex: HTTPExchange, streamClosed code: UInt32) {
+        guard ex === exchange, !ex.responseComplete else { return }
+        if ex.response == nil {
+            let reason = code == 0 ? "the agent closed the stream without a response" : "the agent reset the stream (HTTP/2 error \(code))"
+            return exchangeFailed(ex, status: 502, reason: reason)
+        }
+        // Part of the response went out: the client must see it cut, not complete.
+        finishLog(ex, outcome: "stream reset mid-response (HTTP/2 error \(code))")
+        exchange = nil
+        closeNow()
+    }
+
+    private func responseDone(_ ex: HTTPExchange) {
+        guard let head = ex.response else { return }
+        if head.framing == .chunked && !ex.trailersWritten {
+            write(ByteBuffer(string: "0\r\n\r\n"), flush: true)
+        }
+        ex.responseComplete = true
+        finishLog(ex, outcome: nil)
+        exchange = nil
+        let read = reader.requestRead
+        // Not all of the request went to the agent (a refused upgrade, a half-read body):
+        // the stream is reset.
+        if !read || !ex.requestEnded { ex.abort() }
+        if nextRequestOrClose(keepAlive: head.keepAlive && read) {
+            resumeReading()
+            process()
+        }
+    }
+
+    /// After an exchange: wait for the next request (quietly closed after `idle_timeout`), or
+    /// close once everything written has gone out.
+    private func nextRequestOrClose(keepAlive: Bool) -> Bool {
+        if keepAlive && !closeWhenIdle && !gateway.isDraining {
+            reader.nextRequest()
+            armTimer(settings.idleTimeout) { $0.headerTimedOut() }
+            return true
+        }
+        closeAfterWrites()
+        return false
+    }
+
+    // MARK: errors
+
+    /// An error for a request that never got a stream; the connection stays open when the
+    /// request had no body to skip.
+    func answer(_ ex: HTTPExchange, status: Int, reason: String) {
+        _ = endWithError(ex, status: status, reason: reason, canKeepAlive: ex.request.framing == .none)
+    }
+
+    /// The exchange failed before its response began: the gateway answers with an error.
+    func exchangeFailed(_ ex: HTTPExchange, status: Int, reason: String) {
+        guard ex === exchange, ex.response == nil else { return }
+        exchange = nil
+        if endWithError(ex, status: status, reason: reason, canKeepAlive: reader.requestRead) {
+            process()
+        } else {
+            ex.abort()
+        }
+    }
+
+    /// Writes the gateway's error page as the exchange's response; true when the connection
+    /// waits for another request.
+    private func endWithError(_ ex: HTTPExchange, status: Int, reason: String, canKeepAlive: Bool) -> Bool {
+        let keep = canKeepAlive && ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
+        writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: keep)
+        ex.status = status
+        ex.responseComplete = true
+        finishLog(ex, outcome: reason)
+        return nextRequestOrClose(keepAlive: keep)
+    }
+
+    /// The body turned out bad or too large after the stream opened.
+    func refuseMidBody(_ ex: HTTPExchange, status: Int, reason: String) {
+        if ex.response == nil {
+            writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: false)
+            ex.status = status
+        }
+        ex.responseComplete = true
+        exchange = nil
+        finishLog(ex, outcome: reason)
+        closeAfterWrites()
+    }
+
+    /// A request refused before it was understood: answer and close.
+    func refuse(status: Int, reason: String, requestID: String = RequestID.make(), head: HTTPHead? = nil) {
+        writeError(status: status, reason: reason, requestID: requestID, keepAlive: false)
+        accounting.refused(status: status, reason: reason, requestID: requestID,
+                           request: head.map { $0.startLine.prefix(2).joined(separator: " ") } ?? "-")
+        closeAfterWrites()
+    }
+
+    private func writeError(status: Int, reason: String, requestID: String, keepAlive: Bool) {
+        let page = HTTPErrorPage(status: status, reason: reason, requestID: requestID, keepAlive: keepAlive)
+        write(ByteBuffer(bytes: page.bytes), flush: true)
+    }
+
+    // MARK: accounting
+
+    private var accounting: HTTPAccounting {
+        HTTPAccounting(gateway: gateway, listener: listener, client: clientAddress)
+    }
+
+    func finishLog(_ ex: HTTPExchange, outcome: String?) {
+        accounting.finished(ex, outcome: outcome)
+    }
+}
