@@ -7,7 +7,7 @@
 # show what the shape of the path allows on this machine: iperf3 through two plain relays
 # (socat, no encryption: the path fastgw's bytes take, minus TLS and HTTP/2), and wrk through
 # two nginx hops with TLS between them (gateway and agent's shape, done by nginx). Prints a
-# table with ratios and the daemons' idle RSS.
+# table with ratios and the daemons' idle RSS, and bulk through the WebSocket carrier.
 # Run with `make bench` (release build). Not part of the tests.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +23,7 @@ rss() { awk '/VmRSS/ {print $2}' /proc/$1/status; }  # KiB
 proxy_tls=$(port) fg_tls=$(port)
 iperf_port=$(port) nginx_port=$(port) sshd_port=$(port) ssh_iperf=$(port) ssh_http=$(port)
 tunnel_port=$(port) fg_iperf=$(port) fg_http=$(port) fg_web=$(port) proxy_port=$(port)
-relay1=$(port) relay2=$(port) hop_front=$(port) hop_back=$(port)
+relay1=$(port) relay2=$(port) hop_front=$(port) hop_back=$(port) fg_ws_iperf=$(port)
 
 # Upstreams: iperf3 and nginx.
 iperf3 -s -B 127.0.0.1 -p "$iperf_port" >"$dir/iperf3.log" 2>&1 & pids+=($!)
@@ -116,6 +116,7 @@ ssh -N -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/n
 
 # fastgw: gateway + agent publishing both upstreams.
 openssl rand -hex 32 > "$dir/token"
+openssl rand -hex 32 > "$dir/token-ws"
 cat > "$dir/gateway.toml" <<TOML
 [gateway]
 public_address = "127.0.0.1"
@@ -140,6 +141,25 @@ name = "bench"
 token_file = "token"
 allow_ports = [$fg_iperf, $fg_http]
 allow_hosts = ["127.0.0.1", "localhost"]
+[[agent]]
+name = "bench-ws"
+token_file = "token-ws"
+allow_ports = [$fg_ws_iperf]
+TOML
+# A second agent on the WebSocket carrier, for its bulk figure.
+cat > "$dir/agent-ws.toml" <<TOML
+[agent]
+name = "bench-ws"
+token_file = "token-ws"
+gateways = ["localhost:$tunnel_port"]
+ca = "ca.crt"
+transport = "websocket"
+[control]
+socket = "agent-ws.sock"
+[[service]]
+name = "iperf-ws"
+upstream = "127.0.0.1:$iperf_port"
+remote_port = $fg_ws_iperf
 TOML
 cat > "$dir/agent.toml" <<TOML
 [agent]
@@ -166,7 +186,9 @@ TOML
 "$bin" gateway -c "$dir/gateway.toml" --log-level warning >"$dir/gateway.log" 2>&1 & gw=$!; pids+=($gw)
 wait_port "$tunnel_port"
 "$bin" agent -c "$dir/agent.toml" >"$dir/agent.log" 2>&1 & ag=$!; pids+=($ag)
+"$bin" agent -c "$dir/agent-ws.toml" >"$dir/agent-ws.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 100); do [ "$(grep -c 'services registered' "$dir/agent.log")" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 1 100); do [ "$(grep -c 'services registered' "$dir/agent-ws.log")" -ge 2 ] && break; sleep 0.1; done
 wait_port "$nginx_port"; wait_port "$iperf_port"; wait_port "$ssh_iperf"; wait_port "$fg_http"; wait_port "$proxy_port"; wait_port "$fg_web"; wait_port "$proxy_tls"; wait_port "$fg_tls"
 sleep 1
 idle_gw=$(rss $gw) idle_ag=$(rss $ag)
@@ -176,18 +198,18 @@ h2reqs() { h2load -c 16 -m 32 -D "$duration" "https://localhost:$1/1k.bin" | awk
 reqs() { wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$1/1k.bin" | awk '/Requests\/sec/ {printf "%d", $2}'; }
 
 echo "measuring ${duration}s each ..." >&2
-bulk_direct=$(gbits "$iperf_port"); bulk_ssh=$(gbits "$ssh_iperf"); bulk_fg=$(gbits "$fg_iperf"); bulk_relays=$(gbits "$relay1")
+bulk_direct=$(gbits "$iperf_port"); bulk_ssh=$(gbits "$ssh_iperf"); bulk_fg=$(gbits "$fg_iperf"); bulk_relays=$(gbits "$relay1"); bulk_ws=$(gbits "$fg_ws_iperf")
 peak_gw=$(rss $gw) peak_ag=$(rss $ag)
 http_direct=$(reqs "$nginx_port"); http_ssh=$(reqs "$ssh_http"); http_fg=$(reqs "$fg_http")
 web_proxy=$(reqs "$proxy_port"); web_fg=$(reqs "$fg_web"); web_two_hops=$(reqs "$hop_front")
 h2_proxy=$(h2reqs "$proxy_tls"); h2_fg=$(h2reqs "$fg_tls")
 peak_gw=$(( $(rss $gw) > peak_gw ? $(rss $gw) : peak_gw )); peak_ag=$(( $(rss $ag) > peak_ag ? $(rss $ag) : peak_ag ))
 
-python3 - "$bulk_direct" "$bulk_ssh" "$bulk_fg" "$http_direct" "$http_ssh" "$http_fg" "$idle_gw" "$idle_ag" "$peak_gw" "$peak_ag" "$web_proxy" "$web_fg" "$h2_proxy" "$h2_fg" "$bulk_relays" "$web_two_hops" <<'PY'
+python3 - "$bulk_direct" "$bulk_ssh" "$bulk_fg" "$http_direct" "$http_ssh" "$http_fg" "$idle_gw" "$idle_ag" "$peak_gw" "$peak_ag" "$web_proxy" "$web_fg" "$h2_proxy" "$h2_fg" "$bulk_relays" "$web_two_hops" "$bulk_ws" <<'PY'
 import sys
 bd, bs, bf, hd, hs, hf = map(float, sys.argv[1:7])
 ig, ia, pg, pa = (int(v) / 1024 for v in sys.argv[7:11])
-wp, wf, h2p, h2f, br, w2 = map(float, sys.argv[11:17])
+wp, wf, h2p, h2f, br, w2, bw = map(float, sys.argv[11:18])
 print()
 print(f"{'':28}{'direct':>12}{'ssh -R':>12}{'fastgw':>12}{'fastgw/ssh':>12}{'fastgw/direct':>15}")
 print(f"{'iperf3 bulk (Gbit/s)':28}{bd:12.2f}{bs:12.2f}{bf:12.2f}{bf/bs:12.2f}{bf/bd:15.2f}")
@@ -196,6 +218,8 @@ print()
 print(f"{'HTTP entry, wrk 1 KiB, 64 conn':32}{'nginx proxy':>12}{'fastgw http':>12}{'fastgw/nginx':>14}")
 print(f"{'(req/s)':32}{wp:12.0f}{wf:12.0f}{wf/wp:14.2f}")
 print(f"{'HTTPS/h2, h2load 16 conn x 32':32}{h2p:12.0f}{h2f:12.0f}{h2f/h2p:14.2f}")
+print()
+print(f"iperf3 through fastgw on the WebSocket carrier: {bw:.2f} Gbit/s = {bw/bs:.2f}x ssh -R, {bw/bf:.2f}x the direct carrier")
 print()
 print("references (what the shape of the path allows here):")
 print(f"  iperf3 through two plain relays (socat, no TLS): {br:.2f} Gbit/s = {br/bs:.2f}x ssh -R")

@@ -4,6 +4,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <string.h>
 
 /* OpenSSL exposes these as macros, which Swift cannot call. */

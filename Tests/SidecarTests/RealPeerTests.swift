@@ -124,7 +124,7 @@ final class RealPeerTests: XCTestCase {
         let channel = try ClientBootstrap(group: group).channelInitializer { ch in
             ch.eventLoop.makeCompletedFuture {
                 let session = try H2Session(role: .client, tuning: tuning, allocator: ch.allocator)
-                let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(5), keepaliveTimeout: .seconds(5), initialBytes: nil)
+                let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(5), keepaliveTimeout: .seconds(5))
                 connection.delegate = DownloadDelegate(path: "/blob", authority: "127.0.0.1:\(port)", done: done)
                 try ch.pipeline.syncOperations.addHandler(connection)
             }
@@ -140,7 +140,7 @@ final class RealPeerTests: XCTestCase {
         let server = try ServerBootstrap(group: group).childChannelInitializer { ch in
             ch.eventLoop.makeCompletedFuture {
                 let session = try H2Session(role: .server, tuning: tuning, allocator: ch.allocator)
-                let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(5), keepaliveTimeout: .seconds(5), initialBytes: nil)
+                let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(5), keepaliveTimeout: .seconds(5))
                 connection.delegate = ResponderDelegate()
                 try ch.pipeline.syncOperations.addHandler(connection)
             }

@@ -90,9 +90,14 @@ def pki(tmp_path_factory):
 class Tunnel:
     """A gateway and an agent publishing one TCP service, wired on free loopback ports."""
 
-    def __init__(self, dir, pki, upstream, connections=2, token=None, agent_token=None, extra_agents=()):
+    def __init__(self, dir, pki, upstream, connections=2, token=None, agent_token=None, extra_agents=(),
+                 transport=None, agent_port=None):
+        """`transport`: the agent's carrier setting; `agent_port`: where the agent dials (a
+        proxy in front of the gateway), the tunnel port by default."""
         self.dir = Path(dir)
         self.tunnel_port = free_port()
+        self.transport = transport
+        self.agent_port = agent_port
         self.public_port = free_port()
         self.upstream = upstream
         for f in ("ca.crt", "gateway.crt", "gateway.key"):
@@ -138,9 +143,10 @@ allow_ports = [{self.public_port}]
 [agent]
 name = "{name}"
 token_file = "{token_file}"
-gateways = ["localhost:{self.tunnel_port}"]
+gateways = ["localhost:{self.agent_port or self.tunnel_port}"]
 ca = "ca.crt"
 connections = {connections}
+{f'transport = "{self.transport}"' if self.transport else ""}
 keepalive_interval = "2s"
 keepalive_timeout = "2s"
 drain_timeout = "5s"
@@ -264,12 +270,11 @@ def wait_port(port, timeout=10.0):
     raise AssertionError(f"nothing listens on {port}")
 
 
-def start_nginx(d):
-    """nginx on loopback serving /1k.bin from directory `d`; returns (process, port)."""
+def run_nginx(d, port, http):
+    """nginx in directory `d` (its config, pid and logs) with the `http { }` block `http`,
+    in its own process group; returns the process once `port` accepts."""
     d = Path(d)
-    (d / "www").mkdir(parents=True)
-    (d / "www" / "1k.bin").write_bytes(os.urandom(1024))
-    port = free_port()
+    d.mkdir(parents=True, exist_ok=True)
     # pytest's temporary directories are private to root: the worker must be root to read them.
     user = "user root;" if os.getuid() == 0 else ""
     (d / "nginx.conf").write_text(f"""
@@ -280,13 +285,25 @@ pid {d}/nginx.pid;
 error_log {d}/error.log;
 events {{ worker_connections 4096; }}
 http {{
-  access_log off;
-  keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{port}; root {d}/www; }}
+{http}
 }}
 """)
     p = Process(["/usr/sbin/nginx", "-c", d / "nginx.conf", "-p", d], d / "out.log", group=True)
     wait_port(port)
+    return p
+
+
+def start_nginx(d):
+    """nginx on loopback serving /1k.bin from directory `d`; returns (process, port)."""
+    d = Path(d)
+    (d / "www").mkdir(parents=True)
+    (d / "www" / "1k.bin").write_bytes(os.urandom(1024))
+    port = free_port()
+    p = run_nginx(d, port, f"""
+  access_log off;
+  keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{port}; root {d}/www; }}
+""")
     return p, port
 
 
@@ -312,3 +329,30 @@ def wrk_result(proc):
     requests = int(m.group(1)) if m else 0
     errors = [l.strip() for l in out.splitlines() if "Socket errors" in l or "Non-2xx" in l]
     return requests, errors, out
+
+
+def echo_roundtrip(port, size):
+    """Sends `size` pattern bytes through an echo service at `port`, half-closes, and checks
+    that the same bytes come back."""
+    import hashlib
+    import threading
+    import pattern
+    s = connect(port, timeout=60)
+    got = hashlib.sha256()
+    received = [0]
+
+    def reader():
+        while data := s.recv(1 << 20):
+            got.update(data)
+            received[0] += len(data)
+
+    th = threading.Thread(target=reader)
+    th.start()
+    block = pattern.block()
+    for _ in range(size // len(block)):
+        s.sendall(block)
+    s.shutdown(1)  # half-close: the echo server ends its side, which ends ours
+    th.join(timeout=120)
+    s.close()
+    assert received[0] == size
+    assert got.hexdigest() == pattern.sha256_of(size)

@@ -1,10 +1,9 @@
 """Data integrity through a TCP service: bulk, small writes, one huge write, many connections."""
 import hashlib
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pattern
-from conftest import connect, recv_all
+from conftest import connect, echo_roundtrip, recv_all
 
 MiB = 1 << 20
 
@@ -15,26 +14,7 @@ def test_256_mib_each_way_through_echo(tunnel, peer):
     t.start_gateway()
     t.start_agent()
 
-    size = 256 * MiB
-    s = connect(t.public_port, timeout=60)
-    got = hashlib.sha256()
-    received = [0]
-
-    def reader():
-        while data := s.recv(MiB):
-            got.update(data)
-            received[0] += len(data)
-
-    th = threading.Thread(target=reader)
-    th.start()
-    block = pattern.block()
-    for _ in range(size // len(block)):
-        s.sendall(block)
-    s.shutdown(1)  # half-close: the echo server ends its side, which ends ours
-    th.join(timeout=120)
-    s.close()
-    assert received[0] == size
-    assert got.hexdigest() == pattern.sha256_of(size)
+    echo_roundtrip(t.public_port, 256 * MiB)
 
 
 def test_many_small_writes_then_half_close(tunnel, peer):

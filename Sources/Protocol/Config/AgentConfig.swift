@@ -21,10 +21,13 @@ public struct AgentConfig: Equatable, Sendable {
     /// Lines of keys whose values are checked later, outside this parser (`agent.ca`, `agent.cert`, `agent.key`).
     public var sourceLines: [String: Int] = [:]
 
+    /// Which tunnel carrier the agent asks for (DESIGN §2.1).
     public enum Transport: String, Sendable {
-        /// Today the direct carrier; the WebSocket fallback is not built yet (see docs/deviations.md).
+        /// The direct carrier, and the WebSocket carrier after a handshake that something on
+        /// the way broke (not a refusal from the gateway itself).
         case auto
         case h2
+        case websocket
     }
 
     public struct Service: Equatable, Sendable {
@@ -82,11 +85,7 @@ extension AgentConfig {
                 a.error(config.clientCert == nil ? "key" : "cert", "cert and key go together (client certificate for mTLS)")
             }
             if let t = a.oneOf("transport", ["auto", "h2", "websocket"]) {
-                if t == "websocket" {
-                    a.error("transport", "transport \"websocket\" is not supported by this version of fastgw (use \"auto\" or \"h2\")")
-                } else {
-                    config.transport = Transport(rawValue: t) ?? .auto
-                }
+                config.transport = Transport(rawValue: t) ?? .auto
             }
             if let n = a.int("connections", range: 1...64) { config.connections = n }
             if let d = a.duration("drain_timeout") { config.drainTimeout = d }

@@ -1,18 +1,41 @@
 /// The HTTP/1.1 upgrade that opens a tunnel connection (DESIGN §2.1), both halves.
 public enum TunnelHandshake {
     public static let path = "/.fastgw/v1/tunnel"
+    /// The direct carrier's upgrade token, and the WebSocket carrier's subprotocol.
     public static let directProtocol = "fastgw-h2"
+    /// RFC 6455 §1.3: appended to the client's key before hashing it into the accept value.
+    public static let websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-    /// What the agent sends.
-    public static func request(host: String, token: String, agent: String, instance: String) -> HTTPHead {
-        HTTPHead(startLine: ["GET", path, "HTTP/1.1"], fields: [
+    /// How the tunnel's HTTP/2 bytes travel after the upgrade.
+    public enum Carrier: String, Equatable, Sendable {
+        /// Raw, straight after the 101 (`Upgrade: fastgw-h2`).
+        case direct = "h2"
+        /// Inside binary WebSocket messages, for middleboxes that pass only WebSocket upgrades.
+        case websocket
+    }
+
+    /// What the agent sends; with `websocketKey` it asks for the WebSocket carrier.
+    public static func request(
+        host: String, token: String, agent: String, instance: String, websocketKey: String? = nil
+    ) -> HTTPHead {
+        var fields: [(name: String, value: String)] = [
             ("Host", host),
             ("Authorization", "Bearer \(token)"),
             ("Fastgw-Agent", agent),
             ("Fastgw-Instance", instance),
             ("Connection", "Upgrade"),
-            ("Upgrade", directProtocol),
-        ])
+        ]
+        if let websocketKey {
+            fields += [
+                ("Upgrade", "websocket"),
+                ("Sec-WebSocket-Version", "13"),
+                ("Sec-WebSocket-Key", websocketKey),
+                ("Sec-WebSocket-Protocol", directProtocol),
+            ]
+        } else {
+            fields.append(("Upgrade", directProtocol))
+        }
+        return HTTPHead(startLine: ["GET", path, "HTTP/1.1"], fields: fields)
     }
 
     public struct Accepted: Equatable, Sendable {
@@ -20,11 +43,16 @@ public enum TunnelHandshake {
         public var instance: String
         /// The grant's token, so that a reload can tell whether it changed since.
         public var token: String
+        public var carrier: Carrier
+        /// The agent's `Sec-WebSocket-Key`, which the 101 must answer.
+        public var websocketKey: String?
 
-        public init(agent: String, instance: String, token: String) {
+        public init(agent: String, instance: String, token: String, carrier: Carrier = .direct, websocketKey: String? = nil) {
             self.agent = agent
             self.instance = instance
             self.token = token
+            self.carrier = carrier
+            self.websocketKey = websocketKey
         }
     }
 
@@ -52,8 +80,25 @@ public enum TunnelHandshake {
         guard head.tokens("Connection").contains("upgrade"), let upgrade = head["Upgrade"] else {
             return .failure(.init(status: 400, reason: "missing Connection: Upgrade / Upgrade header"))
         }
-        guard upgrade.lowercased() == directProtocol else {
-            return .failure(.init(status: 426, reason: "carrier \"\(upgrade)\" not supported; use \(directProtocol)"))
+        let carrier: Carrier
+        var websocketKey: String?
+        switch upgrade.asciiLowercased() {
+        case directProtocol:
+            carrier = .direct
+        case "websocket":
+            carrier = .websocket
+            guard head["Sec-WebSocket-Version"] == "13" else {
+                return .failure(.init(status: 426, reason: "WebSocket version \(head["Sec-WebSocket-Version"] ?? "(none)") not supported; use 13"))
+            }
+            guard let key = head["Sec-WebSocket-Key"], isWebSocketKey(key) else {
+                return .failure(.init(status: 400, reason: "missing or invalid Sec-WebSocket-Key"))
+            }
+            guard head.tokens("Sec-WebSocket-Protocol").contains(directProtocol) else {
+                return .failure(.init(status: 400, reason: "Sec-WebSocket-Protocol must offer \(directProtocol)"))
+            }
+            websocketKey = key
+        default:
+            return .failure(.init(status: 426, reason: "carrier \"\(upgrade)\" not supported; use \(directProtocol) or websocket"))
         }
         guard let agent = head["Fastgw-Agent"], !agent.isEmpty else {
             return .failure(.init(status: 400, reason: "missing Fastgw-Agent header"))
@@ -77,14 +122,32 @@ public enum TunnelHandshake {
         if draining {
             return .failure(.init(status: 503, reason: "gateway is draining; try another gateway"))
         }
-        return .success(Accepted(agent: agent, instance: instance, token: grant.token))
+        return .success(Accepted(agent: agent, instance: instance, token: grant.token, carrier: carrier, websocketKey: websocketKey))
     }
 
-    public static func switchingProtocols() -> HTTPHead {
-        HTTPHead(startLine: ["HTTP/1.1", "101", "Switching Protocols"], fields: [
-            ("Connection", "Upgrade"),
-            ("Upgrade", directProtocol),
-        ])
+    /// RFC 6455 §4.1: a key is 16 bytes in base64, 24 characters ending in "==".
+    static func isWebSocketKey(_ key: String) -> Bool {
+        let bytes = Array(key.utf8)
+        guard bytes.count == 24, bytes[22] == UInt8(ascii: "="), bytes[23] == UInt8(ascii: "=") else { return false }
+        return bytes[..<22].allSatisfy { b in
+            (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b == 0x2b || b == 0x2f
+        }
+    }
+
+    /// The 101; the WebSocket carrier's carries `websocketAccept` (computed from the key).
+    public static func switchingProtocols(carrier: Carrier = .direct, websocketAccept: String? = nil) -> HTTPHead {
+        var fields: [(name: String, value: String)] = [("Connection", "Upgrade")]
+        switch carrier {
+        case .direct:
+            fields.append(("Upgrade", directProtocol))
+        case .websocket:
+            fields += [
+                ("Upgrade", "websocket"),
+                ("Sec-WebSocket-Accept", websocketAccept ?? ""),
+                ("Sec-WebSocket-Protocol", directProtocol),
+            ]
+        }
+        return HTTPHead(startLine: ["HTTP/1.1", "101", "Switching Protocols"], fields: fields)
     }
 
     /// A refusal with a one-line text body that the agent logs verbatim.
@@ -119,14 +182,24 @@ public enum TunnelHandshake {
         case malformed(String)
     }
 
-    public static func interpret(_ head: HTTPHead, body: [UInt8]) -> Answer {
+    /// `websocketAccept`: the accept value the WebSocket carrier's 101 must carry (nil when
+    /// the direct carrier was asked for).
+    public static func interpret(_ head: HTTPHead, body: [UInt8], websocketAccept: String? = nil) -> Answer {
         guard head.startLine.count >= 2, head.startLine[0].hasPrefix("HTTP/1."),
               let status = Int(head.startLine[1]) else {
             return .malformed("not an HTTP response")
         }
         if status == 101 {
-            guard head["Upgrade"]?.lowercased() == directProtocol else {
-                return .malformed("101 without Upgrade: \(directProtocol)")
+            guard let accept = websocketAccept else {
+                guard head["Upgrade"]?.asciiLowercased() == directProtocol else {
+                    return .malformed("101 without Upgrade: \(directProtocol)")
+                }
+                return .upgraded
+            }
+            guard head["Upgrade"]?.asciiLowercased() == "websocket" else { return .malformed("101 without Upgrade: websocket") }
+            guard head["Sec-WebSocket-Accept"] == accept else { return .malformed("101 with a wrong Sec-WebSocket-Accept") }
+            guard head["Sec-WebSocket-Protocol"] == directProtocol else {
+                return .malformed("101 without Sec-WebSocket-Protocol: \(directProtocol)")
             }
             return .upgraded
         }

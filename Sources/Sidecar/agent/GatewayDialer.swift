@@ -11,6 +11,7 @@ final class GatewayDialer {
     let key: SlotKey
     private let loop: EventLoop
     private var backoff = Backoff()
+    private var carriers: CarrierChoice
     private var logger: Logger
     private var stopped = false
     private var dials = 0
@@ -22,6 +23,7 @@ final class GatewayDialer {
         self.agent = agent
         self.key = key
         self.loop = loop
+        self.carriers = CarrierChoice(transport: agent.settings.config.transport)
         var logger = agent.logger
         logger[metadataKey: "gateway"] = "\(key.gateway)"
         logger[metadataKey: "slot"] = "\(key.index)"
@@ -66,6 +68,8 @@ final class GatewayDialer {
             s.nextRetry = nil
         }
         let settings = agent.settings
+        if carriers.transport != settings.config.transport { carriers = CarrierChoice(transport: settings.config.transport) }
+        let carrier = carriers.current
         let serverName = settings.config.serverName ?? key.gateway.host
         let outcome = loop.makePromise(of: DialOutcome.self)
         let agent = self.agent
@@ -78,14 +82,15 @@ final class GatewayDialer {
                     try SocketTuning.tuneTunnel(channel)
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(TLSHandler(context: settings.tls, role: .client(serverName: serverName)))
-                    try sync.addHandler(TunnelDialHandler(agent: agent, slot: slot, host: host, outcome: outcome))
+                    try sync.addHandler(TunnelDialHandler(
+                        agent: agent, slot: slot, host: host, carrier: carrier, outcome: outcome))
                 }
             }
         let me = self.me
         bootstrap.connect(host: key.gateway.host, port: key.gateway.port).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
-                me.value.connected(channel, outcome: outcome.futureResult)
+                me.value.connected(channel, carrier: carrier, outcome: outcome.futureResult)
             case .failure(let error):
                 outcome.fail(error)
                 agent.stats.dialFailures.add("unreachable")
@@ -94,38 +99,48 @@ final class GatewayDialer {
         }
     }
 
-    private func connected(_ channel: Channel, outcome: EventLoopFuture<DialOutcome>) {
+    private func connected(_ channel: Channel, carrier: TunnelHandshake.Carrier, outcome: EventLoopFuture<DialOutcome>) {
         self.channel = channel
         let me = self.me
         let stats = agent.stats
         outcome.assumeIsolated().whenSuccess { result in
             switch result {
             case .upgraded(let tunnel):
-                me.value.serving(channel, tunnel: tunnel.value)
+                me.value.serving(channel, tunnel: tunnel.value, carrier: carrier)
             case .refused(let status, let reason):
                 stats.dialFailures.add("refused_\(status)")
                 // Report the gateway's words verbatim; 401/403 will not fix themselves quickly.
                 me.value.retry(after: "gateway refused the tunnel: \(status) \(reason)", authFailure: status == 401 || status == 403)
+                me.value.handshakeFailed(status: status, reason: reason)
             case .failed(let reason):
                 stats.dialFailures.add("handshake")
                 me.value.retry(after: reason, authFailure: false)
+                me.value.handshakeFailed(status: nil, reason: reason)
             }
         }
     }
 
-    private func serving(_ channel: Channel, tunnel: TunnelConnection) {
+    /// `transport = "auto"`: a handshake something on the way broke changes the carrier.
+    private func handshakeFailed(status: Int?, reason: String) {
+        guard let next = carriers.handshakeFailed(status: status) else { return }
+        logger.warning("tunnel handshake broken on the way; the next dial uses the \(next == .websocket ? "WebSocket" : "direct") carrier", metadata: [
+            "carrier": "\(next.rawValue)", "reason": "\(reason)",
+        ])
+    }
+
+    private func serving(_ channel: Channel, tunnel: TunnelConnection, carrier: TunnelHandshake.Carrier) {
         let since = NIODeadline.now()
         self.tunnel = tunnel
         agent.stats.tunnelConnectionsActive.add()
         agent.stats.tunnelConnectionsTotal.add()
         agent.slots.update(key) { s in
             s.state = .connected
-            s.carrier = "h2"
+            s.carrier = carrier.rawValue
             s.connectedSince = since
             s.gatewayDraining = false
             s.tunnel = LoopBoundRef(tunnel, eventLoop: self.loop)
         }
-        logger.notice("connected to gateway", metadata: .event(.agentConnected, ["carrier": "h2"]))
+        logger.notice("connected to gateway", metadata: .event(.agentConnected, ["carrier": "\(carrier.rawValue)"]))
         if stopped { tunnel.shutdownGracefully() }
         let me = self.me
         let stats = agent.stats
@@ -137,6 +152,7 @@ final class GatewayDialer {
             let uptime = NIODeadline.now() - since
             me.value.backoff.connectionEnded(after: .nanoseconds(uptime.nanoseconds))
             me.value.tunnel = nil
+            me.value.carriers.connectionEnded()
             me.value.retry(after: "tunnel connection closed", authFailure: false)
         }
     }

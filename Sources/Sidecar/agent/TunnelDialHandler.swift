@@ -8,8 +8,9 @@ enum DialOutcome: Sendable {
     case failed(String)
 }
 
-/// Agent side of the tunnel handshake (DESIGN §2.1): after TLS, sends the upgrade request;
-/// on 101 hands the connection to HTTP/2 as the server; otherwise reports the gateway's reason.
+/// Agent side of the tunnel handshake (DESIGN §2.1): after TLS, sends the upgrade request for
+/// its carrier; on 101 hands the connection to HTTP/2 as the server (through the WebSocket
+/// carrier when that was asked for); otherwise reports the gateway's reason.
 final class TunnelDialHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -18,21 +19,32 @@ final class TunnelDialHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let slot: SlotKey
     private let host: String
     private let outcome: EventLoopPromise<DialOutcome>
+    private let carrier: TunnelHandshake.Carrier
+    /// WebSocket carrier: the key sent, and the accept value the 101 must carry.
+    private let websocketKey: String?
+    private let websocketAccept: String?
     private var parser = HTTPHeadParser(limit: 16384)
     private var refusal: (head: HTTPHead, body: [UInt8], length: Int)?
     private var reported = false
 
-    init(agent: AgentContext, slot: SlotKey, host: String, outcome: EventLoopPromise<DialOutcome>) {
+    init(
+        agent: AgentContext, slot: SlotKey, host: String, carrier: TunnelHandshake.Carrier,
+        outcome: EventLoopPromise<DialOutcome>
+    ) {
         self.agent = agent
         self.slot = slot
         self.host = host
+        self.carrier = carrier
         self.outcome = outcome
+        websocketKey = carrier == .websocket ? WebSocketKey.make() : nil
+        websocketAccept = websocketKey.map(WebSocketKey.accept(for:))
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is TLSHandshakeCompleted {
             let c = agent.settings.config
-            let head = TunnelHandshake.request(host: host, token: c.token, agent: c.name, instance: agent.instance)
+            let head = TunnelHandshake.request(
+                host: host, token: c.token, agent: c.name, instance: agent.instance, websocketKey: websocketKey)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: head.serialized())), promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
@@ -53,7 +65,7 @@ final class TunnelDialHandler: ChannelInboundHandler, RemovableChannelHandler {
             report(.failed("gateway sent an invalid handshake answer: \(reason)"))
             context.close(promise: nil)
         case .complete(let head, let rest):
-            switch TunnelHandshake.interpret(head, body: []) {
+            switch TunnelHandshake.interpret(head, body: [], websocketAccept: websocketAccept) {
             case .upgraded:
                 upgrade(context: context, rest: rest)
             case .malformed(let reason):
@@ -81,13 +93,9 @@ final class TunnelDialHandler: ChannelInboundHandler, RemovableChannelHandler {
             let session = try H2Session(role: .server, tuning: settings.h2Tuning, allocator: context.channel.allocator)
             let t = settings.config.tuning
             let connection = TunnelConnection(
-                session: session, keepaliveInterval: TimeAmount(t.keepaliveInterval),
-                keepaliveTimeout: TimeAmount(t.keepaliveTimeout),
-                initialBytes: rest.isEmpty ? nil : context.channel.allocator.buffer(bytes: rest))
+                session: session, keepaliveInterval: TimeAmount(t.keepaliveInterval), keepaliveTimeout: TimeAmount(t.keepaliveTimeout))
             connection.delegate = AgentTunnel(agent: agent, slot: slot)
-            let pipeline = context.pipeline.syncOperations
-            try pipeline.addHandler(connection, position: .after(self))
-            pipeline.removeHandler(context: context, promise: nil)
+            try connection.takeOver(from: context, carrier: carrier, role: .client, early: rest)
             report(.upgraded(NIOLoopBound(connection, eventLoop: context.eventLoop)))
         } catch {
             report(.failed("cannot start tunnel session: \(error)"))

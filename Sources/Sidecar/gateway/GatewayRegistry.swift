@@ -85,12 +85,14 @@ final class GatewayRegistry: Sendable {
         state.withLockedValue { Array($0.grants.values) }
     }
 
-    func add(agent: String, instance: String, remote: String, token: String, tunnel: LoopBoundRef<TunnelConnection>) -> ConnectionID {
+    func add(
+        agent: String, instance: String, remote: String, carrier: String, token: String, tunnel: LoopBoundRef<TunnelConnection>
+    ) -> ConnectionID {
         state.withLockedValue { s in
             let id = s.nextID
             s.nextID += 1
             s.connections[id] = Connection(
-                id: id, agent: agent, instance: instance, remote: remote, carrier: "h2", token: token,
+                id: id, agent: agent, instance: instance, remote: remote, carrier: carrier, token: token,
                 since: .now(), tunnel: tunnel)
             return id
         }

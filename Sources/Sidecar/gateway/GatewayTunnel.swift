@@ -25,10 +25,11 @@ final class GatewayTunnel: TunnelConnectionDelegate {
     func tunnelEstablished(_ connection: TunnelConnection) {
         let ref = LoopBoundRef(connection, eventLoop: connection.eventLoop!)
         let id = gateway.registry.add(
-            agent: accepted.agent, instance: accepted.instance, remote: remote, token: accepted.token, tunnel: ref)
+            agent: accepted.agent, instance: accepted.instance, remote: remote, carrier: accepted.carrier.rawValue,
+            token: accepted.token, tunnel: ref)
         self.id = id
         logger[metadataKey: "connection"] = "\(id)"
-        logger.notice("agent connected", metadata: .event(.agentConnected, ["instance": "\(accepted.instance)", "carrier": "h2"]))
+        logger.notice("agent connected", metadata: .event(.agentConnected, ["instance": "\(accepted.instance)", "carrier": "\(accepted.carrier.rawValue)"]))
 
         let control = ControlStream(connection: connection)
         control.onMessage = { [unowned self] message in self.handle(message) }

@@ -3,7 +3,8 @@ import NIOCore
 import Protocol
 
 /// Gateway side of the tunnel handshake (DESIGN §2.1): reads the agent's upgrade request
-/// after TLS, checks its token, answers 101 and hands the connection to HTTP/2 — or answers
+/// after TLS, checks its token, answers 101 and hands the connection to HTTP/2 (through the
+/// WebSocket carrier when the agent asked for it) — or answers
 /// 400/401/403/426/503 with a one-line reason and closes.
 final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -77,19 +78,16 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func upgrade(context: ChannelHandlerContext, accepted: TunnelHandshake.Accepted, rest: [UInt8]) {
         finished = true
         timeout?.cancel()
-        let switching = context.channel.allocator.buffer(bytes: TunnelHandshake.switchingProtocols().serialized())
-        context.write(wrapOutboundOut(switching), promise: nil)
+        let answer = TunnelHandshake.switchingProtocols(
+            carrier: accepted.carrier, websocketAccept: accepted.websocketKey.map(WebSocketKey.accept(for:)))
+        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: answer.serialized())), promise: nil)
         do {
             let session = try H2Session(role: .client, tuning: settings.h2Tuning, allocator: context.channel.allocator)
             let connection = TunnelConnection(
-                session: session, keepaliveInterval: settings.keepaliveInterval,
-                keepaliveTimeout: settings.keepaliveTimeout,
-                initialBytes: rest.isEmpty ? nil : context.channel.allocator.buffer(bytes: rest))
+                session: session, keepaliveInterval: settings.keepaliveInterval, keepaliveTimeout: settings.keepaliveTimeout)
             gateway.stats.agentConnectionsTotal.add()
             connection.delegate = GatewayTunnel(gateway: gateway, accepted: accepted, remote: remote)
-            let pipeline = context.pipeline.syncOperations
-            try pipeline.addHandler(connection, position: .after(self))
-            pipeline.removeHandler(context: context, promise: nil)
+            try connection.takeOver(from: context, carrier: accepted.carrier, role: .server, early: rest)
         } catch {
             gateway.logger.error("cannot start tunnel session", metadata: ["client": "\(remote)", "error": "\(error)"])
             context.close(promise: nil)

@@ -23,8 +23,6 @@ final class TunnelConnection: ChannelInboundHandler {
     private var pingSentAt: NIODeadline?
     private var closed = false
     private var closeReason = "connection closed"
-    /// Bytes left over from the handshake that already belong to HTTP/2.
-    private var initialBytes: ByteBuffer?
 
     private(set) var rtt: TimeAmount?
     private(set) var receivedGoaway = false
@@ -35,10 +33,9 @@ final class TunnelConnection: ChannelInboundHandler {
     private(set) var shutdownConfirmed = false
     private var closeWhenIdle = false
 
-    init(session: H2Session, keepaliveInterval: TimeAmount, keepaliveTimeout: TimeAmount, initialBytes: ByteBuffer?) {
+    init(session: H2Session, keepaliveInterval: TimeAmount, keepaliveTimeout: TimeAmount) {
         self.session = session
         self.keepalive = (keepaliveInterval, keepaliveTimeout)
-        self.initialBytes = initialBytes
     }
 
     var eventLoop: EventLoop? { context?.eventLoop }
@@ -46,10 +43,6 @@ final class TunnelConnection: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         delegate?.tunnelEstablished(self)
-        if let bytes = initialBytes {
-            initialBytes = nil
-            receive(bytes)
-        }
         flushNow()
         let loop = context.eventLoop
         let me = NIOLoopBound(self, eventLoop: loop)

@@ -43,7 +43,7 @@ final class H2UpstreamPool: TunnelConnectionDelegate {
         } catch {
             return settle(service.name, .failure(error))
         }
-        let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(30), keepaliveTimeout: .seconds(20), initialBytes: nil)
+        let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(30), keepaliveTimeout: .seconds(20))
         connection.delegate = self
         let bound = NIOLoopBound(connection, eventLoop: loop)
         let name = service.name

@@ -41,7 +41,7 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
         let front = H2PublicConnection(gateway: gateway, listener: listener, tls: tls, channel: channel)
         let session = try H2Session(role: .server, tuning: tuning, allocator: channel.allocator)
         // PINGs find dead clients; a live one answers within the timeout.
-        let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(30), keepaliveTimeout: .seconds(30), initialBytes: nil)
+        let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(30), keepaliveTimeout: .seconds(30))
         connection.delegate = front
         let sync = channel.pipeline.syncOperations
         // TLS → HTTP/2 session → this (for the drain notice).
