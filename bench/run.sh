@@ -187,8 +187,9 @@ TOML
 wait_port "$tunnel_port"
 "$bin" agent -c "$dir/agent.toml" >"$dir/agent.log" 2>&1 & ag=$!; pids+=($ag)
 "$bin" agent -c "$dir/agent-ws.toml" >"$dir/agent-ws.log" 2>&1 & pids+=($!)
-for _ in $(seq 1 100); do [ "$(grep -c 'services registered' "$dir/agent.log")" -ge 2 ] && break; sleep 0.1; done
-for _ in $(seq 1 100); do [ "$(grep -c 'services registered' "$dir/agent-ws.log")" -ge 2 ] && break; sleep 0.1; done
+for log in agent.log agent-ws.log; do
+  for _ in $(seq 1 100); do [ "$(grep -c 'services registered' "$dir/$log")" -ge 2 ] && break; sleep 0.1; done
+done
 wait_port "$nginx_port"; wait_port "$iperf_port"; wait_port "$ssh_iperf"; wait_port "$fg_http"; wait_port "$proxy_port"; wait_port "$fg_web"; wait_port "$proxy_tls"; wait_port "$fg_tls"
 sleep 1
 idle_gw=$(rss $gw) idle_ag=$(rss $ag)

@@ -1,14 +1,18 @@
 """Fixtures that run real fastgw processes on loopback."""
+import hashlib
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+
+import pattern
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("FASTGW_BIN", ROOT / ".build" / "debug" / "fastgw"))
@@ -334,9 +338,6 @@ def wrk_result(proc):
 def echo_roundtrip(port, size):
     """Sends `size` pattern bytes through an echo service at `port`, half-closes, and checks
     that the same bytes come back."""
-    import hashlib
-    import threading
-    import pattern
     s = connect(port, timeout=60)
     got = hashlib.sha256()
     received = [0]

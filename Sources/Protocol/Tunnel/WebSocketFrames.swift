@@ -59,7 +59,8 @@ public struct WebSocketFrameDecoder: Sendable {
                 bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[i..<(i + take)]))
                 i += take
                 if take == remaining {
-                    if let event = control(opcode, Self.unmasked(bytes, mask)) { events.append(event) }
+                    let payload = mask.map { WebSocketFrameHeader.masked(bytes, with: $0) } ?? bytes
+                    if let event = control(opcode, payload) { events.append(event) }
                 } else {
                     state = .control(opcode: opcode, remaining: remaining - take, mask: mask, bytes: bytes)
                 }
@@ -121,11 +122,6 @@ public struct WebSocketFrameDecoder: Sendable {
             return .close(code: payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : nil)
         }
     }
-
-    private static func unmasked(_ bytes: [UInt8], _ mask: [UInt8]?) -> [UInt8] {
-        guard let mask else { return bytes }
-        return bytes.enumerated().map { $0.element ^ mask[$0.offset % 4] }
-    }
 }
 
 /// Frame headers the carrier writes.
@@ -156,8 +152,13 @@ public enum WebSocketFrameHeader {
 
     /// A whole control frame (ping, pong, close) with its payload, masked when `mask` is given.
     public static func control(opcode: UInt8, payload: [UInt8], mask: [UInt8]?) -> [UInt8] {
-        let body = mask.map { m in payload.enumerated().map { $0.element ^ m[$0.offset % 4] } } ?? payload
+        let body = mask.map { masked(payload, with: $0) } ?? payload
         return bytes(opcode: opcode, length: payload.count, mask: mask) + body
+    }
+
+    /// `bytes` XORed with the 4-byte `mask` (RFC 6455 §5.3): masks, and unmasks again.
+    public static func masked(_ bytes: [UInt8], with mask: [UInt8]) -> [UInt8] {
+        bytes.enumerated().map { $0.element ^ mask[$0.offset % 4] }
     }
 
     /// A close frame's payload: the code, big-endian.

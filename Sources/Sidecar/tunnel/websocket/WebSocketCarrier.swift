@@ -43,7 +43,7 @@ final class WebSocketCarrier: ChannelDuplexHandler {
         for event in events {
             switch event {
             case .data(let range, let mask, let offset):
-                if let mask { Self.unmask(&bytes, range: range, mask: mask, offset: offset) }
+                if let mask { Self.applyMask(&bytes, range: range, mask: mask, offset: offset) }
                 context.fireChannelRead(wrapInboundOut(bytes.getSlice(at: bytes.readerIndex + range.lowerBound, length: range.count)!))
             case .ping(let payload):
                 writeControl(context: context, opcode: WebSocketFrameHeader.pong, payload: payload)
@@ -59,12 +59,15 @@ final class WebSocketCarrier: ChannelDuplexHandler {
         }
     }
 
-    /// XORs the payload at `range` of the readable bytes with the frame's mask, in place.
-    private static func unmask(_ bytes: inout ByteBuffer, range: Range<Int>, mask: [UInt8], offset: Int) {
+    /// XORs the bytes at `range` of the readable bytes with a frame's mask, in place, starting
+    /// at byte `offset` of the mask (masking and unmasking are the same operation).
+    private static func applyMask(_ bytes: inout ByteBuffer, range: Range<Int>, mask: [UInt8], offset: Int) {
+        // The mask repeated to eight bytes, rotated to `offset`, for a word at a time.
+        var wide: UInt64 = 0
+        withUnsafeMutableBytes(of: &wide) { w in
+            for j in 0..<8 { w[j] = mask[(offset + j) % 4] }
+        }
         bytes.withUnsafeMutableReadableBytes { raw in
-            var key = [UInt8](repeating: 0, count: 8)
-            for j in 0..<8 { key[j] = mask[(offset + j) % 4] }
-            let wide = key.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
             var i = range.lowerBound
             while i + 8 <= range.upperBound {
                 let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ wide
@@ -72,7 +75,7 @@ final class WebSocketCarrier: ChannelDuplexHandler {
                 i += 8
             }
             while i < range.upperBound {
-                raw[i] ^= key[(i - range.lowerBound) % 8]
+                raw[i] ^= mask[(offset + i - range.lowerBound) % 4]
                 i += 1
             }
         }
@@ -95,10 +98,10 @@ final class WebSocketCarrier: ChannelDuplexHandler {
         var frame = context.channel.allocator.buffer(capacity: header.count + (mask == nil ? 0 : payload.readableBytes))
         frame.writeBytes(header)
         if let mask {
-            // The client's copy is masked as it is made.
+            // The client masks its own copy of the payload.
             let start = frame.writerIndex
             frame.writeBuffer(&payload)
-            Self.unmask(&frame, range: (start - frame.readerIndex)..<(frame.writerIndex - frame.readerIndex), mask: mask, offset: 0)
+            Self.applyMask(&frame, range: (start - frame.readerIndex)..<(frame.writerIndex - frame.readerIndex), mask: mask, offset: 0)
             context.write(wrapOutboundOut(frame), promise: promise)
         } else {
             context.write(wrapOutboundOut(frame), promise: nil)
