@@ -15,7 +15,9 @@ final class AgentContext: Sendable {
             self.config = config
             self.tls = tls
             let t = config.tuning
-            self.h2Tuning = H2Tuning(connectionWindow: t.connectionWindow, streamWindow: t.streamWindow, sendWatermark: t.sendWatermark)
+            var tuning = H2Tuning(connectionWindow: t.connectionWindow, streamWindow: t.streamWindow, sendWatermark: t.sendWatermark)
+            tuning.trustsPeerResets = true
+            self.h2Tuning = tuning
         }
     }
 

@@ -254,6 +254,14 @@ final class AgentTunnel: TunnelConnectionDelegate {
         agent.logger.notice("gateway sent GOAWAY")
     }
 
+    /// Set by the dialer: this connection will take no new stream, so replace it now.
+    var onStoppedAccepting: ((UInt32) -> Void)?
+
+    func tunnelStoppedAccepting(_ connection: TunnelConnection, errorCode: UInt32) {
+        onStoppedAccepting?(errorCode)
+        onStoppedAccepting = nil
+    }
+
     func tunnelClosed(_ connection: TunnelConnection, reason: String) {
         control = nil
         pool?.closeAll()

@@ -18,6 +18,8 @@ final class GatewayDialer {
     private var channel: Channel?
     private var tunnel: TunnelConnection?
     private var retryTask: Scheduled<Void>?
+    /// Connections replaced while they finish their streams: their end starts no redial.
+    private var retiring: Set<ObjectIdentifier> = []
 
     init(agent: AgentContext, key: SlotKey, loop: EventLoop) {
         self.agent = agent
@@ -146,8 +148,12 @@ final class GatewayDialer {
         let stats = agent.stats
         let slots = agent.slots
         let key = self.key
+        (tunnel.delegate as? AgentTunnel)?.onStoppedAccepting = { code in
+            me.value.replace(channel, errorCode: code)
+        }
         channel.closeFuture.assumeIsolated().whenComplete { _ in
             stats.tunnelConnectionsActive.subtract()
+            if me.value.retiring.remove(ObjectIdentifier(channel)) != nil { return }
             if slots.all.first(where: { $0.key == key })?.gatewayDraining == true { me.value.gatewayDraining() }
             let uptime = NIODeadline.now() - since
             me.value.backoff.connectionEnded(after: .nanoseconds(uptime.nanoseconds))
@@ -155,6 +161,20 @@ final class GatewayDialer {
             me.value.carriers.connectionEnded()
             me.value.retry(after: "tunnel connection closed", authFailure: false)
         }
+    }
+
+    /// The connection's HTTP/2 session refused the gateway with a GOAWAY of its own (DESIGN
+    /// §2.3: only the agent's drain may stop a connection taking streams): it finishes what
+    /// it carries, within the drain timeout, while a new connection is dialled at once.
+    private func replace(_ old: Channel, errorCode: UInt32) {
+        guard channel === old, !stopped else { return }
+        retiring.insert(ObjectIdentifier(old))
+        agent.stats.tunnelReplacements.add()
+        logger.warning("tunnel connection stopped taking streams (HTTP/2 GOAWAY, error \(errorCode)); dialling a replacement")
+        channel = nil
+        tunnel = nil
+        loop.scheduleTask(in: TimeAmount(agent.settings.config.drainTimeout)) { old.close(promise: nil) }
+        dial()
     }
 
     private func retry(after reason: String, authFailure: Bool) {

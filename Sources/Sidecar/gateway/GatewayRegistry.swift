@@ -164,12 +164,16 @@ final class GatewayRegistry: Sendable {
     ) -> (accepted: [String], rejected: [ControlMessage.Rejected]) {
         let tcp = s.routes.register(connection: id, grant: grant, services: services.filter { $0.type == "tcp" })
         let http = s.httpRoutes.register(connection: id, grant: grant, services: services.filter { $0.type == "http" })
+        // Looked up by name: an agent may declare many services, all of them refused.
+        let acceptedNames = Set(tcp.accepted).union(http.accepted)
+        var reasons: [String: ControlMessage.Rejected] = [:]
+        for r in tcp.rejected + http.rejected where reasons[r.name] == nil { reasons[r.name] = r }
         var accepted: [String] = []
         var rejected: [ControlMessage.Rejected] = []
         for d in services {
-            if tcp.accepted.contains(d.name) || http.accepted.contains(d.name) {
+            if acceptedNames.contains(d.name) {
                 accepted.append(d.name)
-            } else if let r = (tcp.rejected + http.rejected).first(where: { $0.name == d.name }) {
+            } else if let r = reasons[d.name] {
                 rejected.append(r)
             } else {
                 rejected.append(.init(name: d.name, reason: "type \"\(d.type)\" is not supported by this gateway"))

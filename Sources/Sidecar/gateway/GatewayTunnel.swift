@@ -10,6 +10,8 @@ final class GatewayTunnel: TunnelConnectionDelegate {
     private let remote: String
     private var id: GatewayRegistry.ConnectionID?
     private var control: ControlStream?
+    private weak var connection: TunnelConnection?
+    private var pacing = RegistrationPacing()
     private var logger: Logger
 
     init(gateway: GatewayContext, accepted: TunnelHandshake.Accepted, remote: String) {
@@ -28,6 +30,7 @@ final class GatewayTunnel: TunnelConnectionDelegate {
             agent: accepted.agent, instance: accepted.instance, remote: remote, carrier: accepted.carrier.rawValue,
             token: accepted.token, tunnel: ref)
         self.id = id
+        self.connection = connection
         logger[metadataKey: "connection"] = "\(id)"
         logger.notice("agent connected", metadata: .event(.agentConnected, ["instance": "\(accepted.instance)", "carrier": "\(accepted.carrier.rawValue)"]))
 
@@ -47,12 +50,38 @@ final class GatewayTunnel: TunnelConnectionDelegate {
 
     private func handle(_ message: ControlMessage) {
         guard let id, case .register(let services) = message else { return }
-        let (accepted, rejected) = gateway.registry.register(id, services: services)
-        for r in rejected {
+        switch pacing.judge(services: services.count, at: .nanoseconds(NIODeadline.now().uptimeNanoseconds)) {
+        case .flood:
+            gateway.stats.registrationsRefused.add("flood")
+            logger.warning("agent sends registrations too fast; closing its connection", metadata: .event(.registrationRejected, [
+                "limit": "\(RegistrationPacing.maxPerWindow) per \(RegistrationPacing.window)",
+            ]))
+            connection?.close(reason: "registration flood")
+        case .tooManyServices(let n):
+            gateway.stats.registrationsRefused.add("too_many_services")
+            let reason = "a registration may declare at most \(RegistrationPacing.maxServices) services, this one declares \(n)"
+            logger.warning("service registration rejected", metadata: .event(.registrationRejected, ["reason": "\(reason)"]))
+            control?.send(.registered(accepted: [], rejected: [.init(name: "*", reason: reason)]))
+        case .accept:
+            let (accepted, rejected) = gateway.registry.register(id, services: services)
+            logRejections(rejected)
+            logger.info("services registered", metadata: ["accepted": "\(accepted.count)", "rejected": "\(rejected.count)"])
+            control?.send(.registered(accepted: accepted, rejected: rejected))
+        }
+    }
+
+    /// The first few rejections one line each, the rest as a count: the agent gets every
+    /// reason in its answer, the log need not repeat them.
+    private func logRejections(_ rejected: [ControlMessage.Rejected]) {
+        let shown = 5
+        for r in rejected.prefix(shown) {
             logger.warning("service registration rejected", metadata: .event(.registrationRejected, ["service": "\(r.name)", "reason": "\(r.reason)"]))
         }
-        logger.info("services registered", metadata: ["accepted": "\(accepted.joined(separator: ","))"])
-        control?.send(.registered(accepted: accepted, rejected: rejected))
+        if rejected.count > shown {
+            logger.warning("\(rejected.count - shown) more service registrations rejected", metadata: .event(.registrationRejected, [
+                "count": "\(rejected.count - shown)",
+            ]))
+        }
     }
 
     /// A message on this connection's control stream (`draining`, a new `registered`).
@@ -69,10 +98,14 @@ final class GatewayTunnel: TunnelConnectionDelegate {
         nil  // the agent is the HTTP/2 server: it never opens streams
     }
 
+    func tunnelRefusedHeaders(_ connection: TunnelConnection) {
+        gateway.stats.headerBlocksRefused.add("tunnel")
+    }
+
     func tunnelReceivedGoaway(_ connection: TunnelConnection) {
         guard let id else { return }
         gateway.registry.markDraining(id)
-        logger.notice("agent is draining this connection")
+        logger.notice("agent sent GOAWAY: no new streams on this connection; it closes when its streams end")
     }
 
     func tunnelClosed(_ connection: TunnelConnection, reason: String) {

@@ -9,6 +9,8 @@ final class AgentStats: Sendable {
     let tunnelConnectionsTotal = Counter()
     /// Dial attempts after the first one of each connection slot.
     let reconnects = Counter()
+    /// Connections whose HTTP/2 session sent a GOAWAY of its own and were replaced.
+    let tunnelReplacements = Counter()
     /// Tunnel connection attempts that failed, by reason (unreachable, tls, refused_401 …).
     let dialFailures = LabeledCounters()
     let streamsActive = Counter()
@@ -27,6 +29,8 @@ final class AgentStats: Sendable {
         r.add("tunnel_connections_active", .gauge, "Live tunnel connections to gateways.", tunnelConnectionsActive.value)
         r.add("tunnel_connections_total", .counter, "Tunnel connections established since start.", tunnelConnectionsTotal.value)
         r.add("reconnects_total", .counter, "Dial attempts after a failure or a closed connection.", reconnects.value)
+        r.add("tunnel_replacements_total", .counter, "Tunnel connections replaced after their HTTP/2 session refused the gateway.",
+              tunnelReplacements.value)
         r.add("dial_failures_total", .counter, "Failed tunnel connection attempts, by reason.", by: "reason", dialFailures.snapshot)
         r.add("streams_active", .gauge, "Open streams connected to upstreams.", streamsActive.value)
         r.add("streams_total", .counter, "Streams the gateways opened since start.", streamsTotal.value)

@@ -22,6 +22,10 @@ final class GatewayStats: Sendable {
     let httpErrors = LabeledCounters()
     let reloadsOK = Counter()
     let reloadsFailed = Counter()
+    /// Register messages refused whole, by reason (flood, too_many_services).
+    let registrationsRefused = LabeledCounters()
+    /// HTTP/2 header blocks refused while decoding (over the size or field limit), by side.
+    let headerBlocksRefused = LabeledCounters()
 
     var uptime: TimeAmount { NIODeadline.now() - started }
 
@@ -33,6 +37,10 @@ final class GatewayStats: Sendable {
         r.add("agent_connections_active", .gauge, "Live tunnel connections.", agentConnections)
         r.add("agent_connections_total", .counter, "Tunnel connections accepted since start.", agentConnectionsTotal.value)
         r.add("handshakes_refused_total", .counter, "Tunnel handshakes refused, by status.", by: "status", handshakesRefused.snapshot)
+        r.add("registrations_refused_total", .counter, "Agent register messages refused whole, by reason.",
+              by: "reason", registrationsRefused.snapshot)
+        r.add("header_blocks_refused_total", .counter, "HTTP/2 header blocks over the limits, refused while decoding, by side.",
+              by: "side", headerBlocksRefused.snapshot)
         r.add("connections_active", .gauge, "Open public connections.", publicConnectionsActive.value)
         r.add("connections_total", .counter, "Public connections accepted since start.", publicConnectionsTotal.value)
         r.add("streams_active", .gauge, "Open tunnel streams carrying public connections.", streamsActive.value)

@@ -15,7 +15,11 @@ enum H2Event {
     case closed(stream: Int32, errorCode: UInt32)
     /// The stream's unsent queue fell below the watermark: its source may be read again.
     case writable(stream: Int32)
+    /// A header block went over `maxHeaderListSize` or `maxHeaderFields`; its fields were dropped.
+    case headersTooLarge(stream: Int32)
     case goaway(lastStreamID: Int32, errorCode: UInt32)
+    /// A GOAWAY left, whether the owner asked for it or nghttp2 sent it on its own.
+    case goawaySent(errorCode: UInt32)
     case pingAcknowledged(opaque: UInt64)
 }
 

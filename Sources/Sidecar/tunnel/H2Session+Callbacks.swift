@@ -11,6 +11,7 @@ enum H2Callbacks {
         nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, beginHeadersCallback)
         nghttp2_session_callbacks_set_on_header_callback(cbs, headerCallback)
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, frameRecvCallback)
+        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, frameSendCallback)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, dataChunkCallback)
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, streamCloseCallback)
         nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, readLengthCallback)
@@ -117,9 +118,9 @@ private func beginHeadersCallback(
     guard let frame else { return 0 }
     let s = owner(userData)
     let id = frame.pointee.hd.stream_id
-    s.incomingHeaders[id] = []
+    s.incomingHeaders[id] = IncomingHeaders()
     if s.role == .server && s.streams[id] == nil && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
-        s.streams[id] = H2StreamState()
+        s.streams[id] = H2StreamState(window: s.tuning)
     }
     return 0
 }
@@ -130,10 +131,21 @@ private func headerCallback(
 ) -> Int32 {
     guard let frame else { return 0 }
     let s = owner(userData)
-    let field = HeaderField(
+    let id = frame.pointee.hd.stream_id
+    guard var block = s.incomingHeaders[id], !block.tooLarge else { return 0 }
+    // Counted before anything is copied; past a limit the rest of the block is only decoded
+    // (HPACK state must stay in step) and dropped.
+    block.bytes += namelen + valuelen + 32
+    if block.bytes > s.tuning.maxHeaderListSize || block.fields.count >= s.tuning.maxHeaderFields {
+        s.incomingHeaders[id] = IncomingHeaders(bytes: block.bytes, tooLarge: true)
+        return 0
+    }
+    // Moved out while appending so the array is not copied.
+    s.incomingHeaders[id] = nil
+    block.fields.append(HeaderField(
         String(decoding: UnsafeBufferPointer(start: name, count: namelen), as: UTF8.self),
-        String(decoding: UnsafeBufferPointer(start: value, count: valuelen), as: UTF8.self))
-    s.incomingHeaders[frame.pointee.hd.stream_id, default: []].append(field)
+        String(decoding: UnsafeBufferPointer(start: value, count: valuelen), as: UTF8.self)))
+    s.incomingHeaders[id] = block
     return 0
 }
 
@@ -146,8 +158,12 @@ private func frameRecvCallback(
     let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
     switch UInt32(hd.type) {
     case NGHTTP2_HEADERS.rawValue:
-        let fields = s.incomingHeaders.removeValue(forKey: hd.stream_id) ?? []
-        s.events.append(.headers(stream: hd.stream_id, fields: fields, endStream: endStream))
+        let block = s.incomingHeaders.removeValue(forKey: hd.stream_id) ?? IncomingHeaders()
+        if block.tooLarge {
+            s.events.append(.headersTooLarge(stream: hd.stream_id))
+        } else {
+            s.events.append(.headers(stream: hd.stream_id, fields: block.fields, endStream: endStream))
+        }
     case NGHTTP2_DATA.rawValue:
         if endStream { s.events.append(.remoteEnded(stream: hd.stream_id)) }
     case NGHTTP2_PING.rawValue:
@@ -172,6 +188,8 @@ private func dataChunkCallback(
     _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     let s = owner(userData)
+    s.receivedSinceGrant += len
+    s.streams[streamID]?.unconsumed += len
     var buffer = s.allocator.buffer(capacity: len)
     buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
     s.events.append(.data(stream: streamID, bytes: buffer))
@@ -182,8 +200,18 @@ private func streamCloseCallback(
     _ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     let s = owner(userData)
-    s.streams.removeValue(forKey: streamID)
+    s.streams.removeValue(forKey: streamID)?.receiveWindow.release(to: &s.windowBudget)
     s.incomingHeaders.removeValue(forKey: streamID)
     s.events.append(.closed(stream: streamID, errorCode: errorCode))
+    return 0
+}
+
+/// GOAWAY frames that leave: nghttp2 sends some of its own (a peer over a limit, a protocol
+/// error), which the owner must notice to stop using the connection.
+private func frameSendCallback(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame, UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue else { return 0 }
+    owner(userData).events.append(.goawaySent(errorCode: frame.pointee.goaway.error_code))
     return 0
 }

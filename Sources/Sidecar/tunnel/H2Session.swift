@@ -25,13 +25,18 @@ final class H2Session {
     /// Streams whose body was sent and whose trailers go next: submitted outside the callbacks.
     var trailersDue: [(Int32, [HeaderField])] = []
     /// Headers being received, per stream, until the HEADERS frame completes.
-    var incomingHeaders: [Int32: [HeaderField]] = [:]
+    var incomingHeaders: [Int32: IncomingHeaders] = [:]
+    /// DATA bytes read in the current `receive` call, granted back to the connection after it.
+    var receivedSinceGrant = 0
+    /// What streams may still grow their receive windows by, shared by the connection.
+    var windowBudget: StreamWindowBudget
 
     init(role: H2Role, tuning: H2Tuning, allocator: ByteBufferAllocator) throws(H2Error) {
         self.role = role
         self.tuning = tuning
         self.allocator = allocator
         self.scratch = allocator.buffer(capacity: 4096)
+        self.windowBudget = StreamWindowBudget(limit: tuning.windowGrowthBudget)
         try createSession()
         try submitSettings()
     }
@@ -59,6 +64,13 @@ final class H2Session {
         nghttp2_option_set_no_closed_streams(option, 1)
         // Our peer is another fastgw; many tunnel streams are normal.
         nghttp2_option_set_peer_max_concurrent_streams(option, UInt32(tuning.maxConcurrentStreams))
+        if tuning.trustsPeerResets {
+            // nghttp2 answers more than 1,000 RST_STREAM in a burst (33/s after) with GOAWAY, a
+            // defence against rapid-reset floods from untrusted clients. On the tunnel the
+            // gateway resets a stream for every public client that aborts, which an attacker
+            // can make as frequent as they like: the agent must take them all.
+            nghttp2_option_set_stream_reset_rate_limit(option, 1 << 50, 1 << 40)
+        }
 
         var s: OpaquePointer?
         let me = Unmanaged.passUnretained(self).toOpaque()
@@ -76,7 +88,9 @@ final class H2Session {
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
                                    value: UInt32(tuning.maxConcurrentStreams)),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
-                                   value: UInt32(tuning.streamWindow)),
+                                   value: UInt32(tuning.initialStreamWindow)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                                   value: UInt32(tuning.maxHeaderListSize)),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue),
                                    value: UInt32(tuning.maxFrameSize)),
         ]
@@ -100,6 +114,12 @@ final class H2Session {
         }
         if rc < 0 {
             throw H2Error(description: "HTTP/2 protocol error: \(String(cString: nghttp2_strerror(Int32(rc))))")
+        }
+        // The connection window is granted back as soon as DATA arrives: no stream, however
+        // slow its reader, can hold it (docs/architecture.md, "Flow control").
+        if receivedSinceGrant > 0 {
+            nghttp2_session_consume_connection(session, receivedSinceGrant)
+            receivedSinceGrant = 0
         }
     }
 
@@ -143,6 +163,12 @@ final class H2Session {
     /// Opens a stream (client role) whose request body is fed with `write` / `finish`.
     /// With `endStream` the request has no body.
     func openStream(headers: [HeaderField], endStream: Bool = false) throws(H2Error) -> Int32 {
+        // nghttp2 would queue a stream over the peer's limit until one ends, which for a peer
+        // that allows none is forever: refuse it now so the caller can go elsewhere.
+        let peerLimit = nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+        guard streams.count < Int(peerLimit) else {
+            throw H2Error(description: "the peer allows no more than \(peerLimit) concurrent streams")
+        }
         var provider = H2Callbacks.dataProvider
         let id = Self.withNV(headers) { nva, count in
             endStream ? nghttp2_submit_request(session, nil, nva, count, nil, nil)
@@ -151,7 +177,7 @@ final class H2Session {
         guard id > 0 else {
             throw H2Error(description: "cannot open stream: \(String(cString: nghttp2_strerror(id)))")
         }
-        streams[id] = H2StreamState()
+        streams[id] = H2StreamState(window: tuning)
         return id
     }
 
@@ -200,15 +226,29 @@ final class H2Session {
         }
     }
 
+    /// Whether any stream has bytes waiting for the peer's window.
+    var hasQueuedOutput: Bool {
+        streams.values.contains { $0.queued > 0 }
+    }
+
     func reset(stream: Int32, code: UInt32 = NGHTTP2_CANCEL.rawValue) {
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, code)
     }
 
-    /// Grants `bytes` of window back to the peer after they were written to their destination.
+    /// Grants `bytes` of the stream's window back to the peer after they were written to
+    /// their destination, and widens the window of a stream whose reader keeps up.
     func consume(stream: Int32, bytes: Int) {
-        guard bytes > 0 else { return }
-        // For a stream nghttp2 already forgot, this returns the bytes to the connection window only.
-        nghttp2_session_consume(session, stream, bytes)
+        guard bytes > 0, let state = streams[stream] else { return }
+        nghttp2_session_consume_stream(session, stream, bytes)
+        state.unconsumed = max(0, state.unconsumed - bytes)
+        if let grown = state.receiveWindow.consumed(bytes, budget: &windowBudget) {
+            nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, Int32(grown))
+        }
+    }
+
+    /// Bytes received on all streams and not yet written to their destinations.
+    var unconsumedBytes: Int {
+        streams.values.reduce(0) { $0 + $1.unconsumed }
     }
 
     func queuedBytes(stream: Int32) -> Int {
@@ -259,7 +299,8 @@ final class H2Session {
     }
 }
 
-/// Per-stream send queue: the owner's buffers waiting for window.
+/// Per-stream state: the send queue (the owner's buffers waiting for window) and the receive
+/// window's size and use.
 final class H2StreamState {
     var outbound = CircularBuffer<ByteBuffer>()
     var queued = 0
@@ -269,14 +310,57 @@ final class H2StreamState {
     /// nghttp2 was told "no data yet" and must be resumed when some arrives.
     var deferred = false
     var aboveWatermark = false
+    /// Received DATA not yet reported written by the owner.
+    var unconsumed = 0
+    var receiveWindow: StreamReceiveWindow
+
+    init(window tuning: H2Tuning) {
+        receiveWindow = StreamReceiveWindow(initial: tuning.initialStreamWindow, maximum: tuning.streamWindow)
+    }
+}
+
+/// A complete header block being assembled, with what it cost so far: decoded bytes are
+/// bounded while they arrive, not after the block (an HPACK bomb expands a few bytes of
+/// input into megabytes of fields).
+struct IncomingHeaders {
+    var fields: [HeaderField] = []
+    var bytes = 0
+    /// Over the limit: further fields are dropped, and the block is reported as too large.
+    var tooLarge = false
 }
 
 struct H2Tuning: Sendable {
+    /// The connection's receive window. It is granted back as DATA arrives; it also caps by
+    /// how much the receive windows of all streams together may grow past their initial size.
     var connectionWindow: Int
+    /// The largest receive window one stream grows to while its reader keeps up.
     var streamWindow: Int
     var sendWatermark: Int
     var maxFrameSize: Int = 128 << 10
     var maxConcurrentStreams: Int = 100_000
     /// Server role: accept extended CONNECT (RFC 8441), as the agent does for upgrades.
     var extendedConnect = true
+    /// Every stream starts with this receive window (SETTINGS_INITIAL_WINDOW_SIZE): what a
+    /// stream whose reader never reads can hold.
+    var initialStreamWindow: Int = 64 << 10
+    /// Decoded bytes (names + values + 32 per field, RFC 9113 §6.5.2) and fields of one
+    /// header block; beyond either the block is refused while it is still being decoded.
+    var maxHeaderListSize: Int = 256 << 10
+    var maxHeaderFields: Int = 1000
+    /// Server role on the tunnel: the gateway's resets are not an attack (see createSession).
+    var trustsPeerResets = false
+
+    init(connectionWindow: Int, streamWindow: Int, sendWatermark: Int, maxFrameSize: Int = 128 << 10,
+         maxConcurrentStreams: Int = 100_000, extendedConnect: Bool = true) {
+        self.connectionWindow = connectionWindow
+        self.streamWindow = streamWindow
+        self.sendWatermark = sendWatermark
+        self.maxFrameSize = maxFrameSize
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.extendedConnect = extendedConnect
+        self.initialStreamWindow = min(64 << 10, streamWindow)
+    }
+
+    /// What streams may grow their windows by in total: the connection window.
+    var windowGrowthBudget: Int { connectionWindow }
 }

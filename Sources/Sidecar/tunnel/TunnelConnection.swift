@@ -31,7 +31,13 @@ final class TunnelConnection: ChannelInboundHandler {
     private var shutdownPing: UInt64?
     /// Our GOAWAY notice was answered by the peer's PING ACK: no new stream can still arrive.
     private(set) var shutdownConfirmed = false
+    /// No new streams will be opened either way: close once the last one ends.
     private var closeWhenIdle = false
+    /// GOAWAY frames this side asked nghttp2 to send; any other that leaves is nghttp2's own.
+    private var goawaysRequested = 0
+    /// Public sessions: how long queued output may wait for a peer that stopped reading.
+    var stallTimeout: TimeAmount?
+    private var lastOutputAt = NIODeadline.now()
 
     init(session: H2Session, keepaliveInterval: TimeAmount, keepaliveTimeout: TimeAmount) {
         self.session = session
@@ -100,8 +106,13 @@ final class TunnelConnection: ChannelInboundHandler {
 
     /// Graceful: GOAWAY, let streams in flight finish.
     func goaway() {
-        session.goaway()
+        sendGoaway()
         scheduleFlush()
+    }
+
+    private func sendGoaway() {
+        goawaysRequested += 1
+        session.goaway()
     }
 
     /// Streams in flight, not counting idle-exempt ones.
@@ -113,6 +124,7 @@ final class TunnelConnection: ChannelInboundHandler {
     /// GOAWAY follows, and the connection closes as soon as no stream is left.
     func shutdownGracefully() {
         guard !closed, shutdownPing == nil else { return }
+        goawaysRequested += 1
         session.shutdownNotice()
         // Keepalive PINGs carry their send time; this value can never be one.
         shutdownPing = UInt64.max
@@ -121,10 +133,16 @@ final class TunnelConnection: ChannelInboundHandler {
         scheduleFlush()
     }
 
+    /// Closes a connection that will carry no new stream once its last one ended. Our own
+    /// drain waits for the peer to confirm our GOAWAY notice first.
     private func closeIfIdle() {
-        guard closeWhenIdle, shutdownConfirmed, activeStreams == 0, !closed else { return }
-        closeReason = "drained"
-        session.goaway()
+        guard closeWhenIdle, shutdownPing == nil || shutdownConfirmed, activeStreams == 0, !closed else { return }
+        if shutdownPing != nil {
+            closeReason = "drained"
+            sendGoaway()
+        } else if receivedGoaway {
+            closeReason = "peer sent GOAWAY and all streams finished"
+        }
         flushNow()
         context?.close(promise: nil)
     }
@@ -223,7 +241,10 @@ final class TunnelConnection: ChannelInboundHandler {
             return
         }
         for buffer in output { context.write(wrapOutboundOut(buffer), promise: nil) }
-        if !output.isEmpty { unflushed = true }
+        if !output.isEmpty {
+            unflushed = true
+            lastOutputAt = .now()
+        }
     }
 
     private func deliverEvents() {
@@ -261,13 +282,28 @@ final class TunnelConnection: ChannelInboundHandler {
             closeIfIdle()
         case .writable(let id):
             handlers[id]?.writable()
+        case .headersTooLarge(let id):
+            refuseOversizedHeaders(id)
         case .goaway:
             receivedGoaway = true
+            closeWhenIdle = true
             delegate?.tunnelReceivedGoaway(self)
+            closeIfIdle()
+        case .goawaySent(let code):
+            if goawaysRequested > 0 {
+                goawaysRequested -= 1
+                return
+            }
+            // nghttp2 refused the peer (a limit, a protocol error): no stream will be accepted
+            // here any more, so the connection is as good as draining.
+            closeWhenIdle = true
+            closeReason = "HTTP/2 session sent GOAWAY (error \(code))"
+            delegate?.tunnelStoppedAccepting(self, errorCode: code)
+            closeIfIdle()
         case .pingAcknowledged(let opaque):
             if opaque == shutdownPing {
                 shutdownConfirmed = true
-                session.goaway()
+                sendGoaway()
                 scheduleFlush()
                 closeIfIdle()
                 return
@@ -282,8 +318,25 @@ final class TunnelConnection: ChannelInboundHandler {
         }
     }
 
+    /// A header block over the limits was dropped while decoding: a request is answered 431,
+    /// anything else (a response, trailers) ends its stream.
+    private func refuseOversizedHeaders(_ id: Int32) {
+        if session.role == .server && handlers[id] == nil {
+            session.respond(stream: id, headers: [HeaderField(":status", "431")], endStream: true)
+        } else {
+            session.reset(stream: id, code: NGHTTP2_PROTOCOL_ERROR.rawValue)
+        }
+        delegate?.tunnelRefusedHeaders(self)
+        scheduleFlush()
+    }
+
     private func keepaliveTick() {
         let now = NIODeadline.now()
+        if let stall = stallTimeout, session.hasQueuedOutput, now - lastOutputAt > stall {
+            closeReason = "peer read nothing for \(stall.nanoseconds / 1_000_000_000) s"
+            context?.close(promise: nil)
+            return
+        }
         if let sent = pingSentAt, now - sent > keepalive.timeout {
             closeReason = "keepalive timeout: no PING ACK within \(keepalive.timeout.nanoseconds / 1_000_000) ms"
             context?.close(promise: nil)

@@ -20,6 +20,11 @@ protocol TunnelConnectionDelegate: AnyObject {
     func tunnel(_ connection: TunnelConnection, incomingStream id: Int32, headers: [HeaderField], endStream: Bool)
         -> TunnelStreamHandler?
     func tunnelReceivedGoaway(_ connection: TunnelConnection)
+    /// This side's HTTP/2 session sent a GOAWAY of its own (the peer went over a limit or
+    /// broke the protocol): the connection takes no new stream and closes when idle.
+    func tunnelStoppedAccepting(_ connection: TunnelConnection, errorCode: UInt32)
+    /// A header block over the limits was refused while it was being decoded.
+    func tunnelRefusedHeaders(_ connection: TunnelConnection)
     func tunnelClosed(_ connection: TunnelConnection, reason: String)
     /// A keepalive PING came back.
     func tunnelMeasured(_ connection: TunnelConnection, rtt: TimeAmount)
@@ -27,4 +32,6 @@ protocol TunnelConnectionDelegate: AnyObject {
 
 extension TunnelConnectionDelegate {
     func tunnelMeasured(_ connection: TunnelConnection, rtt: TimeAmount) {}
+    func tunnelStoppedAccepting(_ connection: TunnelConnection, errorCode: UInt32) {}
+    func tunnelRefusedHeaders(_ connection: TunnelConnection) {}
 }

@@ -9,10 +9,20 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
     typealias InboundIn = ByteBuffer
 
     /// Windows and limits for public clients: enough for one fast stream, bounded per
-    /// connection (request bodies wait in at most the connection window).
-    static let tuning = H2Tuning(
-        connectionWindow: 4 << 20, streamWindow: 1 << 20, sendWatermark: 256 << 10,
-        maxFrameSize: 16 << 10, maxConcurrentStreams: 128, extendedConnect: false)
+    /// connection. A request body waits in at most its stream's window (64 KiB, growing to
+    /// 1 MiB while the tunnel takes it, 4 MiB of growth per connection); a response waits in
+    /// at most the send watermark plus the tunnel stream's window per stream, for at most
+    /// `idle_timeout` if the client stops reading (docs/architecture.md, "Flow control").
+    static func tuning(_ settings: HTTPSettings) -> H2Tuning {
+        var t = H2Tuning(
+            connectionWindow: 4 << 20, streamWindow: 1 << 20, sendWatermark: 64 << 10,
+            maxFrameSize: 16 << 10, maxConcurrentStreams: 100, extendedConnect: false)
+        // Room for the per-field overhead nghttp2 counts (32 bytes); the exact head limit,
+        // with a 431 page, is applied to the decoded request (H2PublicStream.begin).
+        t.maxHeaderFields = 256
+        t.maxHeaderListSize = settings.maxHeaderSize + 32 * t.maxHeaderFields
+        return t
+    }
 
     let gateway: GatewayContext
     let listener: String
@@ -39,9 +49,11 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
     static func install(on channel: Channel, gateway: GatewayContext, listener: String, tls: PublicTLSSession,
                         after position: ChannelHandler) throws {
         let front = H2PublicConnection(gateway: gateway, listener: listener, tls: tls, channel: channel)
-        let session = try H2Session(role: .server, tuning: tuning, allocator: channel.allocator)
+        let session = try H2Session(role: .server, tuning: tuning(front.settings), allocator: channel.allocator)
         // PINGs find dead clients; a live one answers within the timeout.
         let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(30), keepaliveTimeout: .seconds(30))
+        // A client that answers PINGs but reads nothing would hold its responses forever.
+        connection.stallTimeout = TimeAmount(front.settings.idleTimeout)
         connection.delegate = front
         let sync = channel.pipeline.syncOperations
         // TLS → HTTP/2 session → this (for the drain notice).
@@ -76,6 +88,10 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
     }
 
     func tunnelReceivedGoaway(_ connection: TunnelConnection) {}
+
+    func tunnelRefusedHeaders(_ connection: TunnelConnection) {
+        gateway.stats.headerBlocksRefused.add("public")
+    }
 
     func tunnelClosed(_ connection: TunnelConnection, reason: String) {
         idleTimer?.cancel()
