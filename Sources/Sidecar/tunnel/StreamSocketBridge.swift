@@ -68,6 +68,10 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // A channel closed from inside its own connect promise's callbacks (a stream reset
+        // while the upstream was being dialled) can close before it ever fired active, and
+        // then fires no inactive either: the close future is the one sure sign.
+        context.channel.closeFuture.assumeIsolated().whenComplete { _ in self.socketClosed() }
     }
 
     /// The stream could not be opened: drop the socket.
@@ -123,6 +127,13 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        socketClosed()
+        context.fireChannelInactive()
+    }
+
+    /// Once, when the socket closed: the far side learns how, and `onClose` reports.
+    private func socketClosed() {
+        guard !finished else { return }
         // After our half-close NIO turns the peer's EOF into a full close without an
         // `inputClosed` event: with no error seen, that is the clean end of the input.
         if outputClosed && !inputEnded && !summary.aborted {
@@ -139,8 +150,7 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
         let report = onClose
         onClose = nil
         report?(summary)
-        self.context = nil
-        context.fireChannelInactive()
+        context = nil
     }
 
     // MARK: tunnel → socket (called on this socket's loop)
