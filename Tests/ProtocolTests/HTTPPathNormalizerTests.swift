@@ -118,4 +118,27 @@ final class HTTPPathNormalizerTests: XCTestCase {
                                      endStream: true)
         XCTAssertEqual(try h2.get().path, "*")
     }
+
+    /// Pieces attackers combine, put together at random (seeded, so failures repeat): every
+    /// accepted path is a fixed point, so an upstream that normalises again by the same rules
+    /// reads the path the route table matched, and has no dot segment left to resolve.
+    func testNormalFormIsAFixedPointWithoutDotSegments() {
+        let pieces = ["/", ".", "..", "%2e", "%2E", "%2f", "%5c", "a", "api", "%41", "%7e", ";", "%25", "%c3%a9", "?", "x=1", "%00"]
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Int {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(seed >> 33)
+        }
+        var accepted = 0
+        for _ in 0..<20_000 {
+            let target = "/" + (0..<(next() % 9)).map { _ in pieces[next() % pieces.count] }.joined()
+            guard case .success(let normal) = PathNormalizer.normalize(target) else { continue }
+            accepted += 1
+            XCTAssertEqual(try PathNormalizer.normalize(normal).get(), normal, target)
+            let path = normal.prefix { $0 != "?" }
+            let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+            XCTAssertFalse(segments.contains { $0 == "." || $0 == ".." }, "\(target) → \(normal)")
+        }
+        XCTAssertGreaterThan(accepted, 1000)
+    }
 }
