@@ -15,9 +15,15 @@ final class HTTPFramingTests: XCTestCase {
         XCTAssertEqual(framing([("Content-Length", "0")]), .success(.none))
         XCTAssertEqual(framing([("content-length", "1048576")]), .success(.contentLength(1_048_576)))
         XCTAssertEqual(framing([("Transfer-Encoding", "Chunked")]), .success(.chunked))
-        // The same length twice, as a list or repeated, is one length.
-        XCTAssertEqual(framing([("Content-Length", "42, 42")]), .success(.contentLength(42)))
-        XCTAssertEqual(framing([("Content-Length", "42"), ("Content-Length", "42")]), .success(.contentLength(42)))
+    }
+
+    /// RFC 9110 §8.6 would allow `42, 42` as 42; the gateway refuses it (as nginx does) so the
+    /// agent never has to forward a list its own HTTP/2 peer rejects.
+    func testTheSameLengthTwiceIsRefusedToo() {
+        for fields in [[("Content-Length", "42, 42")], [("Content-Length", "42"), ("Content-Length", "42")], [("Content-Length", "42,")]] {
+            guard case .failure(let r) = framing(fields) else { return XCTFail("\(fields) accepted") }
+            XCTAssertEqual([String(r.status), r.reason], ["400", "more than one Content-Length value"])
+        }
     }
 
     func testSmugglingShapesAreRefused() {

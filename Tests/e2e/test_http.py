@@ -91,7 +91,7 @@ def test_curl_get_keepalive_and_forwarded_headers(app):
     names = {n.lower(): v for n, v in seen["headers"]}
     assert seen["line"] == "GET /headers HTTP/1.1"
     assert names["host"] == "app.test"
-    assert names["x-forwarded-for"] == "10.1.1.1, 127.0.0.1"
+    assert names["x-forwarded-for"] == "127.0.0.1"  # the client's own claim is not trusted (#14)
     assert names["x-forwarded-proto"] == "http"
     assert names["x-forwarded-host"] == "app.test"
     assert len(names["x-request-id"]) == 16

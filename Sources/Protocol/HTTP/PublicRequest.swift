@@ -1,10 +1,12 @@
 /// A request a public client sent to an HTTP listener, checked and ready to become a request
-/// stream to an agent (DESIGN §2.2): hop-by-hop fields dropped, `fastgw-*` fields from the
-/// client stripped, X-Forwarded-* set.
+/// stream to an agent (DESIGN §2.2): hop-by-hop fields dropped, `fastgw-*` fields and the
+/// client's forwarding claims (`ForwardedFields`) stripped, X-Forwarded-* set, the path in
+/// its normal form (`PathNormalizer`).
 public struct PublicRequest: Sendable {
     public let head: HTTPHead
     public let method: String
-    /// Origin-form path and query (`/a?b`), `*` for `OPTIONS *`.
+    /// Origin-form path and query (`/a?b`) in `PathNormalizer`'s normal form, `*` for
+    /// `OPTIONS *`: what the request is routed on and what the upstream receives.
     public let path: String
     public let version: String
     /// The Host the client asked for (or the authority of an absolute-form target).
@@ -34,17 +36,16 @@ public struct PublicRequest: Sendable {
         let hosts = head.values("Host")
         guard hosts.count <= 1 else { return no(400, "more than one Host header") }
         var authority = hosts.first
-        let path: String
-        if target.hasPrefix("/") {
-            path = target
-        } else if target == "*" && method == "OPTIONS" {
-            path = target
-        } else if let (a, p) = Self.absoluteForm(target) {
+        var rawPath = target
+        if !target.hasPrefix("/") && target != "*", let (a, p) = Self.absoluteForm(target) {
             // RFC 9112 §3.2.2: the target's authority wins over Host.
             authority = a
-            path = p
-        } else {
-            return no(400, "malformed request target")
+            rawPath = p
+        }
+        let path: String
+        switch Self.routedPath(rawPath, method: method) {
+        case .success(let p): path = p
+        case .failure(let r): return .failure(r)
         }
         guard let authority, !authority.isEmpty else { return no(400, "missing Host header") }
         guard Self.isPlainAuthority(authority) else {
@@ -78,6 +79,13 @@ public struct PublicRequest: Sendable {
         return first
     }
 
+    /// The path the request is routed on and forwarded with: `*` for `OPTIONS *`, else the
+    /// target in `PathNormalizer`'s normal form. Refusals are 400.
+    static func routedPath(_ target: String, method: String) -> Result<String, Refusal> {
+        if target == "*" && method == "OPTIONS" { return .success(target) }
+        return PathNormalizer.normalize(target).mapError { Refusal(status: 400, reason: $0.reason) }
+    }
+
     /// `http://host[:port]/path` → (host[:port], /path).
     static func absoluteForm(_ target: String) -> (String, String)? {
         let lower = target.lowercased()
@@ -97,18 +105,20 @@ public struct PublicRequest: Sendable {
             HeaderField(":authority", authority), HeaderField(":path", path),
         ]
         if let upgrade { out.append(HeaderField(":protocol", upgrade)) }
-        let dropped = HopByHop.dropped(by: head).union(["host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"])
+        let dropped = HopByHop.dropped(by: head).union(["host", "expect"])
         for (name, value) in head.fields {
             let lower = name.asciiLowercased()
-            if HopByHop.isInternal(lower) { continue }
+            if HopByHop.isInternal(lower) || ForwardedFields.isClientClaim(lower) { continue }
             // `TE: trailers` is the one TE HTTP/2 allows; gRPC servers insist on it.
             if dropped.contains(lower) && !(lower == "te" && value.strippingSpaces().lowercased() == "trailers") { continue }
             // A body the gateway de-chunks travels without a length; 0 for none at all.
             if lower == "content-length" && framing == .none { continue }
             out.append(HeaderField(lower, value))
         }
-        let earlier = head.values("X-Forwarded-For").map { $0.strippingSpaces() }.filter { !$0.isEmpty }
-        out.append(HeaderField("x-forwarded-for", (earlier + [client]).joined(separator: ", ")))
+        if let id = head["X-Request-Id"].flatMap(ForwardedFields.clientRequestID) {
+            out.append(HeaderField(ForwardedFields.clientRequestIDName, id))
+        }
+        out.append(HeaderField("x-forwarded-for", client))
         out.append(HeaderField("x-forwarded-proto", scheme))
         out.append(HeaderField("x-forwarded-host", authority))
         out.append(HeaderField("fastgw-service", service))

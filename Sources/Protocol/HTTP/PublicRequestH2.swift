@@ -9,8 +9,12 @@ extension PublicRequest {
         }
         guard let method = fields[":method"] else { return no(400, "missing :method") }
         if method == "CONNECT" { return no(405, "CONNECT is not served by this gateway") }
-        guard let path = fields[":path"], !path.isEmpty else { return no(400, "missing :path") }
-        guard path.hasPrefix("/") || (path == "*" && method == "OPTIONS") else { return no(400, "malformed :path") }
+        guard let rawPath = fields[":path"], !rawPath.isEmpty else { return no(400, "missing :path") }
+        let path: String
+        switch PublicRequest.routedPath(rawPath, method: method) {
+        case .success(let p): path = p
+        case .failure(let r): return .failure(r)
+        }
         // RFC 9113 §8.3.1: :authority, else Host; both present must agree.
         let host = fields["host"]
         guard let authority = fields[":authority"] ?? host, !authority.isEmpty else {

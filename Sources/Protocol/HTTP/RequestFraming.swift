@@ -31,15 +31,15 @@ public enum RequestFraming: Equatable, Sendable {
             }
             return .success(.chunked)
         }
-        guard !lengths.isEmpty else { return .success(.none) }
-        // Repeated fields or a list are allowed only when every value is the same number.
-        let values = lengths.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
-            .map { String($0).strippingSpaces() }
-        guard let first = values.first, let n = contentLength(first) else {
-            return .failure(Refusal(status: 400, reason: "invalid Content-Length"))
+        guard let first = lengths.first else { return .success(.none) }
+        // RFC 9110 §8.6 lets a recipient take `5, 5` (or the field twice) as 5, but then the
+        // agent would have to forward one value; like nginx, the gateway refuses instead, so
+        // both ends read one field with one number and nothing else.
+        guard lengths.count == 1, !first.contains(",") else {
+            return .failure(Refusal(status: 400, reason: "more than one Content-Length value"))
         }
-        guard values.allSatisfy({ $0 == first }) else {
-            return .failure(Refusal(status: 400, reason: "conflicting Content-Length values"))
+        guard let n = contentLength(first) else {
+            return .failure(Refusal(status: 400, reason: "invalid Content-Length"))
         }
         return .success(n == 0 ? .none : .contentLength(n))
     }

@@ -27,8 +27,10 @@ public enum UpstreamMessage {
             lines += [("connection", "upgrade"), ("upgrade", upgrade)]
         }
         var length: Int64?
+        let requestID = fields["fastgw-request-id"]
         for f in fields where !f.name.hasPrefix(":") {
             if HopByHop.names.contains(f.name) || HopByHop.isInternal(f.name) || f.name == "host" { continue }
+            if requestID != nil && f.name == "x-request-id" { continue }
             if f.name == "content-length" {
                 guard let n = RequestFraming.contentLength(f.value) else {
                     return .failure(Refusal(reason: "invalid content-length"))
@@ -50,41 +52,75 @@ public enum UpstreamMessage {
             framing = .chunked
             lines.append(("transfer-encoding", "chunked"))
         }
-        if let id = fields["fastgw-request-id"], !lines.contains(where: { $0.0 == "x-request-id" }) {
-            lines.append(("x-request-id", id))
-        }
+        // The gateway's id replaces whatever the request carried (the gateway already moved
+        // a client's own id to X-Client-Request-Id).
+        if let requestID { lines.append(("x-request-id", requestID)) }
         return .success(Request(
             head: HTTPHead(startLine: [method, path, "HTTP/1.1"], fields: lines), method: method, framing: framing, upgrade: upgrade))
     }
 
     /// The upstream's response as HEADERS for the tunnel: connection-specific fields removed
-    /// (HTTP/2 forbids them), names lowercased.
+    /// (HTTP/2 forbids them), names lowercased, and one Content-Length that tells the truth
+    /// about the DATA that follows: the length the body was read with, none for a body
+    /// delimited otherwise (chunked or until close, where an upstream's Content-Length is
+    /// overridden, RFC 9112 §6.3), and for a response without body (HEAD, 204, 304) the
+    /// upstream's value only if it is one number. The gateway's HTTP/2 session resets a
+    /// stream whose DATA disagrees with its Content-Length.
     public static func responseFields(_ head: HTTPHead, status: Int, framing: BodyFraming) -> [HeaderField] {
         var out = [HeaderField(":status", String(status))]
         let dropped = HopByHop.dropped(by: head)
         for (name, value) in head.fields {
             let lower = name.asciiLowercased()
-            if dropped.contains(lower) || HopByHop.isInternal(lower) { continue }
-            if lower == "content-length" && framing == .chunked { continue }
+            if dropped.contains(lower) || HopByHop.isInternal(lower) || lower == "content-length" { continue }
             out.append(HeaderField(lower, value))
+        }
+        switch framing {
+        case .contentLength(let n):
+            out.append(HeaderField("content-length", String(n)))
+        case .none:
+            let lengths = head.values("Content-Length")
+            if lengths.count == 1, let n = RequestFraming.contentLength(lengths[0]) {
+                out.append(HeaderField("content-length", String(n)))
+            }
+        case .chunked, .untilClose:
+            break
         }
         return out
     }
 
+    /// What the agent does with the upstream's final answer to an upgrade request. Only a
+    /// 101 switches protocols; a 2xx on an extended CONNECT would tell the gateway the
+    /// upgrade happened (RFC 8441 §5), so a 2xx without the 101 is the upstream's fault
+    /// (502); any other status is relayed as an ordinary response.
+    public enum UpgradeAnswer: Equatable, Sendable {
+        case switched
+        case relayed
+        case failed(reason: String)
+    }
+
+    public static func upgradeAnswer(status: Int) -> UpgradeAnswer {
+        switch status {
+        case 101: return .switched
+        case 200..<300: return .failed(reason: "the upstream answered \(status) to an upgrade request instead of 101 Switching Protocols")
+        default: return .relayed
+        }
+    }
+
     /// A request stream's fields for an h2c upstream: the same message, minus what belongs
-    /// to the tunnel (`fastgw-*`) or to a connection, with `x-request-id` added.
+    /// to the tunnel (`fastgw-*`) or to a connection, with the gateway's `x-request-id`.
     public static func h2cRequest(_ fields: [HeaderField]) -> [HeaderField] {
         var out: [HeaderField] = []
+        let requestID = fields["fastgw-request-id"]
         for f in fields {
             if f.name == ":scheme" {
                 out.append(HeaderField(":scheme", "http"))
+            } else if requestID != nil && f.name == "x-request-id" {
+                continue
             } else if !HopByHop.isInternal(f.name) && (!HopByHop.names.contains(f.name) || f.name == "te") {
                 out.append(f)
             }
         }
-        if let id = fields["fastgw-request-id"], fields["x-request-id"] == nil {
-            out.append(HeaderField("x-request-id", id))
-        }
+        if let requestID { out.append(HeaderField("x-request-id", requestID)) }
         return out
     }
 

@@ -101,14 +101,22 @@ public struct HTTPRouteTable<ConnectionID: Hashable & Sendable>: Sendable {
 }
 
 /// Path prefixes of HTTP routes: `/` or `/a/b` (no trailing slash, no query), matched on
-/// whole segments (`/api` serves `/api` and `/api/x`, not `/apix`).
+/// whole segments (`/api` serves `/api`, `/api/` and `/api/x`, not `/apix`: unlike nginx's
+/// `location /api` or Traefik's `PathPrefix`, a prefix is a boundary between services).
+/// Request paths arrive in `PathNormalizer`'s normal form, so prefixes are kept in it too
+/// (`/%7Euser` is declared as `/~user`).
 public enum PathPrefix {
     public static func normalize(_ text: String) -> Result<String, RouteRejection> {
         guard text.hasPrefix("/") else { return .failure(RouteRejection(reason: "path_prefix \"\(text)\" must start with /")) }
         guard !text.contains(where: { $0 == "?" || $0 == "#" || $0 == " " }) else {
             return .failure(RouteRejection(reason: "path_prefix \"\(text)\" must be a plain path (no ?, # or spaces)"))
         }
-        var p = Substring(text)
+        let normal: String
+        switch PathNormalizer.normalize(text) {
+        case .success(let n): normal = n
+        case .failure(let r): return .failure(RouteRejection(reason: "path_prefix \"\(text)\" is refused as a request path would be: \(r.reason)"))
+        }
+        var p = Substring(normal)
         while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
         return .success(String(p))
     }
@@ -126,3 +134,4 @@ public enum PathPrefix {
 public struct RouteRejection: Error, Equatable, Sendable {
     public let reason: String
 }
+

@@ -25,6 +25,35 @@ extension FastgwLogHandler {
     func merged(_ event: LogEvent) -> Logger.Metadata {
         event.metadata.map { metadata.merging($0) { _, new in new } } ?? metadata
     }
+
+    /// `text` with control characters written as escapes (`\t`, `\n`, `\r`, `\x00`,
+    /// `\u{85}`): messages and values often carry what a client sent (a request line, a
+    /// Host), and raw control bytes would forge lines or drive a terminal reading the log.
+    /// Both handlers pass every message and value through here.
+    static func escapingControls(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 8)
+        for c in text.unicodeScalars {
+            switch c {
+            case "\t": out += "\\t"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case _ where c.value < 0x80 && isControl(c):
+                out += "\\x" + (c.value < 0x10 ? "0" : "") + String(c.value, radix: 16)
+            case _ where isControl(c):
+                out += "\\u{" + String(c.value, radix: 16) + "}"
+            default:
+                out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    /// C0, DEL and C1 (U+0080–U+009F: 0x9B is a terminal's CSI).
+    private static func isControl(_ c: Unicode.Scalar) -> Bool {
+        c.value < 0x20 || (0x7F...0x9F).contains(c.value)
+    }
 }
 
 /// swift-log handler writing one logfmt line per event to stderr:
@@ -38,10 +67,10 @@ struct LogfmtHandler: FastgwLogHandler {
     }
 
     func log(event: LogEvent) {
-        var text = "level=\(event.level.rawValue) msg=\(Self.quote(event.message.description))"
+        var text = "level=\(event.level.rawValue) msg=\(Self.quote(Self.escapingControls(event.message.description)))"
         let merged = merged(event)
         for key in merged.keys.sorted() {
-            text += " \(key)=\(Self.quote("\(merged[key]!)"))"
+            text += " \(key)=\(Self.quote(Self.escapingControls("\(merged[key]!)")))"
         }
         text += "\n"
         // One write(2) per line keeps lines whole when several threads log at once.
@@ -49,6 +78,7 @@ struct LogfmtHandler: FastgwLogHandler {
         _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
 
+    /// Quotes a value that needs it; control characters are already escaped.
     static func quote(_ s: String) -> String {
         let plain = !s.isEmpty && s.unicodeScalars.allSatisfy { c in
             c.value > 0x20 && c.value < 0x7f && c != "\"" && c != "=" && c != "\\"
@@ -59,7 +89,6 @@ struct LogfmtHandler: FastgwLogHandler {
             switch c {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
-            case "\n": out += "\\n"
             default: out.unicodeScalars.append(c)
             }
         }

@@ -23,7 +23,7 @@ struct JournalLogHandler: FastgwLogHandler {
     func log(event: LogEvent) {
         let merged = merged(event)
         var fields = [
-            "MESSAGE=\(event.message)",
+            "MESSAGE=\(Self.escapingControls(event.message.description))",
             "PRIORITY=\(Self.priority(event.level))",
             "SYSLOG_IDENTIFIER=fastgw",
             "CODE_FILE=\(event.file)",
@@ -35,7 +35,7 @@ struct JournalLogHandler: FastgwLogHandler {
             fields.append("MESSAGE_ID=\(key.messageID)")
         }
         for (key, value) in merged {
-            fields.append("\(Self.fieldName(key))=\(value)")
+            fields.append("\(Self.fieldName(key))=\(Self.escapingControls("\(value)"))")
         }
         send(fields)
     }
@@ -60,7 +60,8 @@ struct JournalLogHandler: FastgwLogHandler {
         return "FASTGW_" + String(body)
     }
 
-    /// One `iovec` per field, all pointing into one buffer; values may hold newlines.
+    /// One `iovec` per field, all pointing into one buffer (values are escaped, but the
+    /// journal would take newlines too).
     private func send(_ fields: [String]) {
         var buffer: [UInt8] = []
         var ranges: [Range<Int>] = []

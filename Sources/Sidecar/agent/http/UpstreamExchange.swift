@@ -160,11 +160,18 @@ final class UpstreamExchange: StreamEndpoint {
                 guard let head = headBytes.withUnsafeReadableBytes({ HTTPHeadParser.parse(bytes: $0) }),
                       let status = UpstreamMessage.status(of: head)
                 else { return fail(status: 502, reason: "upstream sent a malformed response head") }
-                if status == 101, request.upgrade != nil {
-                    self.status = 101
-                    link.respond(headers: UpstreamMessage.upgradeFields(head), endStream: false)
-                    phase = .tunnel
-                    continue
+                if request.upgrade != nil, status >= 200 || status == 101 {
+                    switch UpstreamMessage.upgradeAnswer(status: status) {
+                    case .switched:
+                        self.status = 101
+                        link.respond(headers: UpstreamMessage.upgradeFields(head), endStream: false)
+                        phase = .tunnel
+                        continue
+                    case .failed(let reason):
+                        return fail(status: 502, reason: reason)
+                    case .relayed:
+                        break
+                    }
                 }
                 if (100..<200).contains(status) { continue }  // 100 Continue, 103 Early Hints: not relayed
                 let framing: BodyFraming

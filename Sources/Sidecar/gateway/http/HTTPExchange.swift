@@ -39,6 +39,8 @@ final class HTTPExchange: StreamEndpoint {
     private var earlyEnd: [HeaderField]?
     private(set) var requestEnded = false
     var response: PublicResponseHead?
+    /// HTTP/1.1: `response` is not written yet; it goes out with the first body bytes.
+    var headHeld = false
     var responseComplete = false
     var trailersWritten = false
     var streamClosed = false

@@ -15,7 +15,7 @@ extension HTTPServerHandler {
     }
 
     /// Closes once everything written so far has gone out.
-    private func closeAfterWrites() {
+    func closeAfterWrites() {
         reader.stop()
         timer?.cancel()
         guard let context else { return }
@@ -39,6 +39,7 @@ extension HTTPServerHandler {
         guard ex === exchange, !ex.responseComplete else { return }
         if let head = ex.response {
             // Trailers after the body.
+            writeHeldHead(ex, flush: head.framing != .chunked)
             if head.framing == .chunked {
                 var b = ByteBuffer(string: "0\r\n")
                 for f in HopByHop.forwardedTrailers(fields) { b.writeString("\(f.name): \(f.value)\r\n") }
@@ -61,7 +62,7 @@ extension HTTPServerHandler {
         if let upgrade = ex.request.upgrade, status == 200, !endStream {
             return switchProtocols(ex, fields: fields, upgrade: upgrade)
         }
-        let keepAlive = ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
+        let keepAlive = ex.request.keepAlive && keepsConnection
         guard let head = PublicResponseHead.make(
             fields: fields, requestMethod: ex.request.method, clientVersion: ex.request.version, keepAlive: keepAlive)
         else {
@@ -71,8 +72,21 @@ extension HTTPServerHandler {
         timer?.cancel()
         ex.response = head
         ex.status = status
-        write(ByteBuffer(bytes: head.bytes), flush: endStream || head.framing == .none)
-        if endStream || head.framing == .none { responseDone(ex) }
+        if endStream || head.framing == .none {
+            write(ByteBuffer(bytes: head.bytes), flush: true)
+            return responseDone(ex)
+        }
+        // Held until the first body bytes: if the agent's stream is reset before any (its
+        // DATA overran its Content-Length, say), the client still gets a 502, not a head
+        // and a cut connection.
+        ex.headHeld = true
+    }
+
+    /// Writes a response head held back for its body.
+    private func writeHeldHead(_ ex: HTTPExchange, flush: Bool) {
+        guard ex.headHeld, let head = ex.response else { return }
+        ex.headHeld = false
+        write(ByteBuffer(bytes: head.bytes), flush: flush)
     }
 
     /// The upstream accepted the upgrade: 101 to the client, then raw bytes both ways.
@@ -94,6 +108,7 @@ extension HTTPServerHandler {
             return
         }
         ex.bytesOut += n
+        writeHeldHead(ex, flush: false)
         let counters = ex.counters
         let done: (Result<Void, Error>) -> Void = { result in
             ex.consumed(n)
@@ -120,6 +135,12 @@ extension HTTPServerHandler {
 
     func exchange(_ ex: HTTPExchange, streamClosed code: UInt32) {
         guard ex === exchange, !ex.responseComplete else { return }
+        if ex.headHeld {
+            // Nothing of the response went out yet: the gateway can still answer instead.
+            ex.headHeld = false
+            ex.response = nil
+            ex.status = nil
+        }
         if ex.response == nil {
             let reason = code == 0 ? "the agent closed the stream without a response" : "the agent reset the stream (HTTP/2 error \(code))"
             return exchangeFailed(ex, status: 502, reason: reason)
@@ -132,6 +153,7 @@ extension HTTPServerHandler {
 
     private func responseDone(_ ex: HTTPExchange) {
         guard let head = ex.response else { return }
+        writeHeldHead(ex, flush: true)
         if head.framing == .chunked && !ex.trailersWritten {
             write(ByteBuffer(string: "0\r\n\r\n"), flush: true)
         }
@@ -151,7 +173,7 @@ extension HTTPServerHandler {
     /// After an exchange: wait for the next request (quietly closed after `idle_timeout`), or
     /// close once everything written has gone out.
     private func nextRequestOrClose(keepAlive: Bool) -> Bool {
-        if keepAlive && !closeWhenIdle && !gateway.isDraining {
+        if keepAlive && keepsConnection {
             reader.nextRequest()
             armTimer(settings.idleTimeout) { $0.headerTimedOut() }
             return true
@@ -172,17 +194,16 @@ extension HTTPServerHandler {
     func exchangeFailed(_ ex: HTTPExchange, status: Int, reason: String) {
         guard ex === exchange, ex.response == nil else { return }
         exchange = nil
-        if endWithError(ex, status: status, reason: reason, canKeepAlive: reader.requestRead) {
-            process()
-        } else {
-            ex.abort()
-        }
+        let kept = endWithError(ex, status: status, reason: reason, canKeepAlive: reader.requestRead)
+        // A stream the request side never ended (an upgrade, a body cut short) is reset.
+        if !kept || !ex.requestEnded { ex.abort() }
+        if kept { process() }
     }
 
     /// Writes the gateway's error page as the exchange's response; true when the connection
     /// waits for another request.
     private func endWithError(_ ex: HTTPExchange, status: Int, reason: String, canKeepAlive: Bool) -> Bool {
-        let keep = canKeepAlive && ex.request.keepAlive && !closeWhenIdle && !gateway.isDraining
+        let keep = canKeepAlive && ex.request.keepAlive && keepsConnection
         writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: keep)
         ex.status = status
         ex.responseComplete = true
@@ -192,7 +213,7 @@ extension HTTPServerHandler {
 
     /// The body turned out bad or too large after the stream opened.
     func refuseMidBody(_ ex: HTTPExchange, status: Int, reason: String) {
-        if ex.response == nil {
+        if ex.response == nil || ex.headHeld {
             writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: false)
             ex.status = status
         }

@@ -26,8 +26,11 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     var lastWrite: EventLoopFuture<Void>?
     private(set) var clientAddress = "?"
     private var clientIP = "?"
-    /// The gateway drains, or the client half-closed: finish the exchange under way, then close.
+    /// The gateway drains: finish the exchange under way, then close.
     var closeWhenIdle = false
+    /// The client half-closed: answer the requests it sent (pipelined ones included), then
+    /// close.
+    var inputEnded = false
     private var started = false
 
     init(gateway: GatewayContext, listener: String, tls: PublicTLSSession? = nil) {
@@ -92,10 +95,10 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             return
         }
         if case ChannelEvent.inputClosed = event {
-            // A client that half-closes after its request still gets the response; one
+            // A client that half-closes after its requests still gets the responses; one
             // that stops in the middle of a body has cut its request short.
-            closeWhenIdle = true
-            guard let ex = exchange else { return closeNow() }
+            inputEnded = true
+            guard let ex = exchange else { return closeAfterWrites() }
             switch reader.state {
             case .body:
                 ex.abort()
@@ -169,6 +172,14 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             ex.waitingForResponse = true
             armTimer(settings.responseTimeout) { $0.responseTimedOut(ex) }
         }
+        // The client sent all it will: what is left of a head never completes.
+        if inputEnded, exchange == nil, case .head = reader.state { closeAfterWrites() }
+    }
+
+    /// Whether the connection may carry another exchange after the current one. After a
+    /// half-close only the requests already buffered are left.
+    var keepsConnection: Bool {
+        !closeWhenIdle && !gateway.isDraining && !(inputEnded && reader.bufferedBytes == 0)
     }
 
     // MARK: starting an exchange
