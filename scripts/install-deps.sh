@@ -30,4 +30,8 @@ fi
 if [ "$purpose" != build ] && ! python3 -c 'import pytest' 2>/dev/null; then
   python3 -m pip install --quiet pytest 2>/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pytest >/dev/null
 fi
+# The attack suite's hostile HTTP/2 peers speak raw frames through the h2 library.
+if [ "$purpose" != build ] && ! python3 -c 'import h2' 2>/dev/null; then
+  python3 -m pip install --quiet h2 2>/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-h2 >/dev/null
+fi
 command -v swift >/dev/null || { echo "swift (6.x) is required on PATH" >&2; exit 1; }

@@ -160,9 +160,23 @@ class FakeAgent:
                     self.control = e.stream_id
         assert self.control is not None, "the gateway opened no control stream"
         self.conn.send_headers(self.control, [(":status", "200")])
-        self.conn.send_data(self.control, ('{"type":"register","services":' + services + '}\n').encode())
         self.sock.sendall(self.conn.data_to_send())
-        return drain(self.sock, self.conn, 1.0)
+        body = ('{"type":"register","services":' + services + '}\n').encode()
+        while body and time.monotonic() < deadline + 10:
+            n = min(len(body), self.conn.local_flow_control_window(self.control), self.conn.max_outbound_frame_size)
+            if n > 0:
+                self.conn.send_data(self.control, body[:n])
+                body = body[n:]
+                self.sock.sendall(self.conn.data_to_send())
+            else:
+                drain(self.sock, self.conn, 0.05)
+        answer = b""
+        while not answer.endswith(b"\n") and time.monotonic() < deadline + 10:
+            for e in drain(self.sock, self.conn, 0.2):
+                if isinstance(e, h2.events.DataReceived) and e.stream_id == self.control:
+                    answer += e.data
+                    self.conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        return answer
 
     def serve(self, seconds):
         return drain(self.sock, self.conn, seconds)

@@ -177,6 +177,17 @@ final class TunnelConnection: ChannelInboundHandler {
         deliverEvents()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            // HTTP/2 has no half-closed connection (public listeners allow half-closes for
+            // HTTP/1.1): a peer that stopped sending is gone, and its streams with it.
+            closeReason = "peer closed the connection"
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         flushNow()
         context.fireChannelReadComplete()

@@ -50,8 +50,12 @@ final class UpstreamPool {
         let expiry = NIODeadline.now() + TimeAmount(service.idleTimeout)
         list.append(Idle(channel: channel, handler: handler, expiry: expiry))
         idle[upstream] = list
-        // An idle connection the upstream closes leaves the pool at once.
+        // An idle connection the upstream closes leaves the pool at once. An exchange can end
+        // with reading paused (its last bytes came in while the tunnel was full): a read NIO
+        // asked for meanwhile is only pending, and must be issued now, or neither the close
+        // nor the next exchange's response would ever be read.
         handler.onIdleClose = { [weak self] in self?.drop(channel, upstream: upstream) }
+        handler.resumeReading()
         scheduleSweep(at: expiry)
     }
 
@@ -147,7 +151,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     func take(for exchange: UpstreamExchange) {
         self.exchange = exchange
         onIdleClose = nil
-        readPaused = false
+        resumeReading()
     }
 
     func pauseReading() {
