@@ -31,6 +31,10 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private var state = State.idle
+    /// A server waits for the client's first bytes before starting the handshake: OpenSSL
+    /// allocates its handshake buffers (~16 KiB) on the first `SSL_do_handshake`, and a
+    /// connection that never sends anything should not cost them.
+    private let startsHandshake: Bool
     private let tls: TLSContext
     private let ssl: OpaquePointer
     private let rbio: OpaquePointer
@@ -66,8 +70,10 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.wbio = wbio
         switch role {
         case .server:
+            startsHandshake = false
             SSL_set_accept_state(ssl)
         case .client(let serverName):
+            startsHandshake = true
             SSL_set_connect_state(ssl)
             try configureClient(serverName: serverName)
         }
@@ -102,12 +108,12 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { startHandshake(context: context) }
+        if startsHandshake, context.channel.isActive { startHandshake(context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
-        startHandshake(context: context)
+        if startsHandshake { startHandshake(context: context) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
