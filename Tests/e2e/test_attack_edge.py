@@ -95,6 +95,14 @@ def refused_at_once(port, source):
         s.close()
 
 
+def wait_stat(t, name, value, timeout=5.0):
+    """Waits until the gateway has accepted what the kernel already queued."""
+    deadline = time.monotonic() + timeout
+    while t.ctl_json("stats")[name] != value:
+        assert time.monotonic() < deadline, f"{name} never reached {value}"
+        time.sleep(0.05)
+
+
 def echo_roundtrip(port, source="127.0.0.1"):
     s = dial(port, source)
     s.sendall(b"ping\n")
@@ -148,6 +156,7 @@ def test_tunnel_per_ip_limit_refuses_at_once_and_agents_still_connect(tunnel, pe
     g = t.start_gateway()
     socks = [dial(t.tunnel_port, ATTACKER) for _ in range(40)]
     try:
+        wait_stat(t, "tunnel_connections_open", 40)
         start = time.monotonic()
         assert all(refused_at_once(t.tunnel_port, ATTACKER) for _ in range(100))
         assert time.monotonic() - start < 5
@@ -170,6 +179,7 @@ def test_public_per_ip_limit_refuses_at_once_while_agent_and_ctl_work(tunnel, pe
     t.start_agent()
     held = [dial(t.public_port, ATTACKER) for _ in range(20)]
     try:
+        wait_stat(t, "connections_active", 20)
         start = time.monotonic()
         assert all(refused_at_once(t.public_port, ATTACKER) for _ in range(200))
         assert time.monotonic() - start < 5

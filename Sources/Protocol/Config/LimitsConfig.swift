@@ -10,6 +10,9 @@ public struct LimitsConfig: Equatable, Sendable {
     public var maxTunnelConnections: Int?
     /// Open tunnel connections from one client address.
     public var maxTunnelConnectionsPerIP: Int?
+    /// How long a public TCP connection waits for the agent to answer its stream (the
+    /// agent's own `connect_timeout` answers 504 well within it).
+    public var streamOpenTimeout: Duration = .seconds(30)
 
     public init() {}
 
@@ -19,6 +22,9 @@ public struct LimitsConfig: Equatable, Sendable {
         maxConnectionsPerIP = t.int("max_connections_per_ip", range: range)
         maxTunnelConnections = t.int("max_tunnel_connections", range: range)
         maxTunnelConnectionsPerIP = t.int("max_tunnel_connections_per_ip", range: range)
+        if let d = t.duration("stream_open_timeout") {
+            if d <= .zero { t.error("stream_open_timeout", "stream_open_timeout must be positive") } else { streamOpenTimeout = d }
+        }
     }
 }
 
@@ -26,6 +32,7 @@ public struct LimitsConfig: Equatable, Sendable {
 public struct ConnectionLimits: Equatable, Sendable {
     public var publicPool: ConnectionAdmission.Limits
     public var tunnelPool: ConnectionAdmission.Limits
+    public var streamOpenTimeout: Duration
     /// Descriptors public connections never take, so agents and operators get in while the
     /// public listeners are full: the tunnel pool plus `fixedReserve`.
     public var reserve: Int
@@ -51,6 +58,6 @@ public struct ConnectionLimits: Equatable, Sendable {
         return ConnectionLimits(
             publicPool: .init(total: publicTotal, perClient: publicPerIP),
             tunnelPool: .init(total: tunnelTotal, perClient: tunnelPerIP),
-            reserve: reserve, notes: notes)
+            streamOpenTimeout: c.streamOpenTimeout, reserve: reserve, notes: notes)
     }
 }

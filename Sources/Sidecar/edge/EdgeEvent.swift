@@ -14,6 +14,8 @@ enum EdgeEvent: Hashable, Sendable {
     case addressBlocked
     /// A tunnel connection from a blocked address, refused at accept.
     case blockedAddressRefused
+    /// A public TCP connection closed because the agent did not answer its stream in time.
+    case streamOpenTimedOut
 
     var message: String {
         switch self {
@@ -23,6 +25,7 @@ enum EdgeEvent: Hashable, Sendable {
         case .limitReached(let pool, _): return "\(pool.rawValue) connection refused: limit reached"
         case .addressBlocked: return "address blocked after failed tunnel authentications"
         case .blockedAddressRefused: return "tunnel connection from a blocked address refused"
+        case .streamOpenTimedOut: return "agent did not answer a public connection's stream in time; connection closed"
         }
     }
 
@@ -30,6 +33,7 @@ enum EdgeEvent: Hashable, Sendable {
     var level: Logger.Level {
         switch self {
         case .tunnelRefused, .limitReached, .addressBlocked: return .notice
+        case .streamOpenTimedOut: return .warning
         case .tunnelTLSFailed, .blockedAddressRefused: return .info
         case .publicTLSFailed: return .debug
         }
@@ -40,7 +44,7 @@ enum EdgeEvent: Hashable, Sendable {
         case .tunnelRefused: return .registrationRejected
         case .limitReached: return .connectionLimitReached
         case .addressBlocked, .blockedAddressRefused: return .authThrottled
-        case .tunnelTLSFailed, .publicTLSFailed: return nil
+        case .tunnelTLSFailed, .publicTLSFailed, .streamOpenTimedOut: return nil
         }
     }
 }

@@ -2,9 +2,12 @@ import NIOCore
 
 enum SocketTuning {
     /// Reads grow up to 256 KiB under load (fewer syscalls and bigger TLS batches) and shrink
-    /// back for idle or chatty connections.
+    /// back for idle or chatty connections. They start at 2 KiB: NIO keeps a channel's last
+    /// receive buffer for the next read, so the initial size is what every idle or stalled
+    /// connection holds (16 KiB was most of a stalled handshake's cost), and one full read
+    /// grows it sixteenfold.
     static var recvAllocator: AdaptiveRecvByteBufferAllocator {
-        AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024)
+        AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2 * 1024, maximum: 256 * 1024)
     }
 
     /// Tunnel connections carry many streams; let them queue more before reporting unwritable.
