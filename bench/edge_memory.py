@@ -7,6 +7,9 @@
    added per connection of each kind.
 2. IDLE HTTPS connections that finished TLS and send nothing, then all closed: RSS at the
    peak, just after the close, and once the periodic trim has run.
+3. 1,500 slowloris connections on an HTTP listener (a head begun, never finished).
+4. A TLS handshake flood on the HTTPS listener for 10 s (4 processes, full handshakes,
+   close): handshakes/s and the gateway's peak RSS.
 Every process started here is ended here; counts and times are bounded."""
 import os
 import resource
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing import Process as Worker, Value
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,7 +45,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     d = Path(tempfile.mkdtemp(prefix="fastgw-edge-mem-"))
     subprocess.run([HERE.parent / "scripts" / "make-pki.sh", d], check=True, capture_output=True)
-    tunnel, web = free_port(), free_port()
+    tunnel, web, plain = free_port(), free_port(), free_port()
     (d / "gateway.toml").write_text(f"""
 [gateway]
 public_address = "127.0.0.1"
@@ -63,6 +67,10 @@ max_connections_per_ip = {idle + 100}
 name = "web"
 protocol = "https"
 listen = "127.0.0.1:{web}"
+[[listener]]
+name = "plain"
+protocol = "http"
+listen = "127.0.0.1:{plain}"
 [[certificate]]
 cert = "gateway.crt"
 key = "gateway.key"
@@ -121,6 +129,8 @@ token = "{os.urandom(16).hex()}"
         first = next(r for t, r in samples if t >= 0.5)
         print(f"after closing them: {first / 1024:.1f} MiB at 0.5 s, "
               + ", ".join(f"{r / 1024:.1f} at {t:.0f} s" for t, r in samples[4::4]))
+        slowloris(pid, plain)
+        handshake_flood(pid, web, d / "ca.crt")
         trims = subprocess.run([BIN.parent / "fastgwctl", "--socket", d / "gateway.sock", "stats"],
                                capture_output=True, text=True).stdout
         print(next((l for l in trims.splitlines() if "memory_trims" in l), "memory_trims: ?"))
@@ -129,6 +139,55 @@ token = "{os.urandom(16).hex()}"
             s.close()
         g.kill(signal.SIGTERM)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def slowloris(pid, port, n=1500):
+    before = settle(pid)
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-a: b\r\n")
+            socks.append(s)
+        after = settle(pid, 2.0)
+        print(f"{n} slowloris connections: {before / 1024:.1f} -> {after / 1024:.1f} MiB "
+              f"({(after - before) * 1024 / n / 1024:.1f} KiB each)")
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(1)
+
+
+def handshaker(port, ca, until, count):
+    ctx = ssl.create_default_context(cafile=str(ca))
+    while time.monotonic() < until:
+        try:
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost"):
+                pass
+            with count.get_lock():
+                count.value += 1
+        except OSError:
+            pass
+
+
+def handshake_flood(pid, port, ca, seconds=10, workers=4):
+    before = settle(pid)
+    count = Value("i", 0)
+    until = time.monotonic() + seconds
+    procs = [Worker(target=handshaker, args=(port, ca, until, count)) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    peak = before
+    while time.monotonic() < until:
+        peak = max(peak, rss_kib(pid))
+        time.sleep(0.1)
+    for p in procs:
+        p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+    after = settle(pid, 6.0)
+    print(f"TLS handshake flood: {count.value / seconds:.0f}/s for {seconds} s, RSS {before / 1024:.1f} -> "
+          f"peak {peak / 1024:.1f} -> {after / 1024:.1f} MiB 6 s later")
 
 
 if __name__ == "__main__":

@@ -283,3 +283,37 @@ listen = "127.0.0.1:{web}"
         for s in socks:
             s.close()
     assert g.proc.poll() is None
+
+
+def test_reserve_lets_agent_and_operator_in_while_public_listeners_are_full(tunnel, peer):
+    """With 256 descriptors the defaults leave 96 for public connections (256 - 32 tunnel -
+    128), so a public flood from four addresses fills them and is refused, while the agent
+    and fastgwctl still get in."""
+    from conftest import BIN, Process
+    echo = peer("echo")
+    t = tunnel(echo.port)
+    t.gateway = Process(["prlimit", "--nofile=256:256", BIN, "gateway", "-c", t.dir / "gateway.toml",
+                         "--log-level", "debug"], t.dir / "gateway.log")
+    g = t.gateway
+    g.wait_for("gateway ready")
+    assert "max_connections=96" in g.text() and "max_tunnel_connections=32" in g.text()
+    held = []
+    try:
+        # Held before the agent serves the port: the listener starts once startup_wait passed.
+        time.sleep(0.2)
+        t.start_agent()
+        for i in range(96):
+            held.append(dial(t.public_port, f"127.0.0.{10 + i % 4}"))
+        wait_stat(t, "connections_active", 96)
+        assert all(refused_at_once(t.public_port, f"127.0.0.{20 + i}") for i in range(20))
+        # The agent's own reconnect gets in, and so does the operator.
+        registered = t.agent.count("services registered")
+        t.agent.kill()
+        t.start_agent(wait=False).wait_for("services registered", count=registered + t.connections)
+        assert t.ctl_json("stats")["connections_refused_total"]["public_limit_total"] == 20
+        assert t.ctl("agents").returncode == 0
+    finally:
+        for s in held:
+            s.close()
+    wait_stat(t, "connections_active", 0)
+    assert echo_roundtrip(t.public_port) == b"ping\n"
