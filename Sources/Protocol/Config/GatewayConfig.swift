@@ -16,6 +16,8 @@ public struct GatewayConfig: Equatable, Sendable {
     public var certificates: [Certificate] = []
     public var agents: [AgentGrant] = []
     public var http = HTTPSettings()
+    /// `[limits]`: connection limits (LimitsConfig.swift).
+    public var limits = LimitsConfig()
     /// Lines of keys whose values are checked later, outside this parser (`tunnel.cert`, `tunnel.key`).
     public var sourceLines: [String: Int] = [:]
 
@@ -139,6 +141,11 @@ extension GatewayConfig {
         if var h = root.table("http") {
             gateway.http.read(from: &h)
             h.rejectUnknownKeys()
+        }
+
+        if var l = root.table("limits") {
+            gateway.limits.read(from: &l)
+            l.rejectUnknownKeys()
         }
 
         var listenerNames = Set<String>()

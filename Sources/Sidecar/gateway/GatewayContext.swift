@@ -16,6 +16,8 @@ final class GatewayContext: Sendable {
         let keepaliveInterval: TimeAmount
         let keepaliveTimeout: TimeAmount
         let handshakeTimeout: TimeAmount
+        /// `[limits]` with its defaults derived from the descriptor limit in force.
+        let limits: ConnectionLimits
 
         init(config: GatewayConfig, tls: TLSContext, publicTLS: PublicCertificates) {
             self.config = config
@@ -26,6 +28,7 @@ final class GatewayContext: Sendable {
             self.keepaliveInterval = TimeAmount(t.keepaliveInterval)
             self.keepaliveTimeout = TimeAmount(t.keepaliveTimeout)
             self.handshakeTimeout = TimeAmount(config.tunnel.handshakeTimeout)
+            self.limits = ConnectionLimits.resolve(config.limits, openFiles: ResourceLimits.openFiles)
         }
     }
 
@@ -33,17 +36,26 @@ final class GatewayContext: Sendable {
     let stats = GatewayStats()
     let drain = DrainCoordinator()
     let logger: Logger
+    /// Repeated edge events, counted and logged once per interval.
+    let events: RepeatedEvents
+    /// Limits and throttling at accept.
+    let admission: EdgeAdmission
     private let current: NIOLockedValueBox<Settings>
 
     init(settings: Settings, logger: Logger) {
         self.registry = GatewayRegistry(grants: settings.config.agents)
         self.logger = logger
         self.current = NIOLockedValueBox(settings)
+        self.events = RepeatedEvents(logger: logger)
+        self.admission = EdgeAdmission(limits: settings.limits, events: events, stats: stats)
     }
 
     var settings: Settings {
         get { current.withLockedValue { $0 } }
-        set { current.withLockedValue { $0 = newValue } }
+        set {
+            current.withLockedValue { $0 = newValue }
+            admission.limits = newValue.limits
+        }
     }
 
     var isDraining: Bool { drain.isDraining }

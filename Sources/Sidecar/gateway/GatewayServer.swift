@@ -92,6 +92,24 @@ final class GatewayServer: ManagedDaemon {
         }
         StartupHold(context: context, logger: logger, wait: TimeAmount(context.settings.config.startupWait))
             .release(held, on: group.next())
+        startEdgeHousekeeping()
+    }
+
+    /// Counted edge events are flushed to the log, and heap freed by a flood goes back to
+    /// the kernel once its connections have left.
+    private func startEdgeHousekeeping() {
+        let limits = context.settings.limits
+        logger.info("connection limits", metadata: [
+            "max_connections": "\(limits.publicPool.total)", "max_connections_per_ip": "\(limits.publicPool.perClient)",
+            "max_tunnel_connections": "\(limits.tunnelPool.total)",
+            "max_tunnel_connections_per_ip": "\(limits.tunnelPool.perClient)", "reserve": "\(limits.reserve)",
+        ])
+        for note in limits.notes { logger.warning("\(note)") }
+        context.events.startFlushing(on: group.next())
+        let admission = context.admission
+        MemoryTrimmer(trimmed: context.stats.memoryTrims) {
+            admission.openConnections(.public) + admission.openConnections(.tunnel)
+        }.start(on: group.next())
     }
 
     static func specs(for config: GatewayConfig) -> [Spec] {
@@ -155,6 +173,7 @@ final class GatewayServer: ManagedDaemon {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard context.admission.admit(channel, pool: .tunnel) else { throw ConnectionRefusedAtAccept() }
                     try SocketTuning.tuneTunnel(channel)
                     let sync = channel.pipeline.syncOperations
                     // The certificate in force when the agent arrives, so a reload applies to new handshakes.
@@ -164,15 +183,22 @@ final class GatewayServer: ManagedDaemon {
             }
     }
 
-    /// What every public listener shares: a deep backlog, Nagle off, half-closes passed on.
+    /// What every public listener shares: a deep backlog, Nagle off, half-closes passed on,
+    /// and the public connection limits checked before anything is set up.
     private func publicBootstrap(_ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> ServerBootstrap {
-        ServerBootstrap(group: group)
+        let admission = context.admission
+        return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.recvAllocator, value: SocketTuning.recvAllocator)
-            .childChannelInitializer(initializer)
+            .childChannelInitializer { channel in
+                guard admission.admit(channel, pool: .public) else {
+                    return channel.eventLoop.makeFailedFuture(ConnectionRefusedAtAccept())
+                }
+                return initializer(channel)
+            }
     }
 
     private func tcpBootstrap(name: String, port: Int) -> ServerBootstrap {

@@ -1,9 +1,12 @@
 import Logging
 import NIOCore
 import Protocol
+import Synchronization
 
 /// Turns a public TCP connection into a CONNECT stream on a live agent connection serving
-/// its port (DESIGN §2.2). With no agent serving the port it closes at once.
+/// its port (DESIGN §2.2). With no agent serving the port it closes at once; an agent that
+/// does not answer the stream within `[limits] stream_open_timeout` gets it reset and the
+/// client is closed, so no public connection waits on an agent for ever.
 final class TCPIngress: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
@@ -39,9 +42,23 @@ final class TCPIngress: ChannelInboundHandler {
             return
         }
         let bridgeRef = LoopBoundRef(bridge, eventLoop: context.eventLoop)
+        let answer = StreamAnswer()
         Self.open(route, attempt: 1, excluding: [], stream: StreamOpening(
             gateway: gateway, port: port, listener: listener, client: client, bridge: bridgeRef,
-            loop: context.eventLoop))
+            loop: context.eventLoop, answer: answer))
+        let (gateway, listener, port) = (self.gateway, self.listener, self.port)
+        let deadline = context.eventLoop.scheduleTask(in: TimeAmount(gateway.settings.limits.streamOpenTimeout)) {
+            guard !answer.received.load(ordering: .acquiring) else { return }
+            stats.connectFailures.add("agent_timeout")
+            gateway.events.record(.streamOpenTimedOut, ["listener": "\(listener)", "port": "\(port)", "client": "\(client)"])
+            bridgeRef.run { $0.abort() }
+        }
+        context.channel.closeFuture.whenComplete { _ in deadline.cancel() }
+    }
+
+    /// Set on the tunnel loop when the agent answers the stream; read on the socket loop.
+    private final class StreamAnswer: Sendable {
+        let received = Atomic(false)
     }
 
     /// Everything needed to open (or re-open) the stream from any loop.
@@ -52,6 +69,7 @@ final class TCPIngress: ChannelInboundHandler {
         let client: String
         let bridge: LoopBoundRef<StreamSocketBridge>
         let loop: EventLoop
+        let answer: StreamAnswer
 
         var headers: (String) -> [HeaderField] {
             { [client, listener] service in
@@ -94,6 +112,7 @@ final class TCPIngress: ChannelInboundHandler {
         let client = s.client
         let link = StreamSocketBridge.Link(connection: connection)
         link.onHeaders = { fields, _ in
+            s.answer.received.store(true, ordering: .releasing)
             guard let status = fields[":status"], status != "200" else { return }
             stats.connectFailures.add(failureReason(status: status))
             logger.warning("agent could not connect the service", metadata: [

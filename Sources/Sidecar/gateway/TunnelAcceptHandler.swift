@@ -5,7 +5,9 @@ import Protocol
 /// Gateway side of the tunnel handshake (DESIGN §2.1): reads the agent's upgrade request
 /// after TLS, checks its token, answers 101 and hands the connection to HTTP/2 (through the
 /// WebSocket carrier when the agent asked for it) — or answers
-/// 400/401/403/426/503 with a one-line reason and closes.
+/// 400/401/403/426/503 with a one-line reason and closes. The whole handshake, TLS
+/// included, has `handshake_timeout` from accept; refusals are logged through
+/// `RepeatedEvents`, and failed authentications feed the per-address throttle.
 final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -16,7 +18,10 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var parser = HTTPHeadParser(limit: 8192)
     private var timeout: Scheduled<Void>?
     private var finished = false
+    /// Until TLS is up nothing can be written: a refusal then is a plain close.
+    private var tlsEstablished = false
     private var remote = "?"
+    private var remoteAddress: SocketAddress?
 
     init(gateway: GatewayContext) {
         self.gateway = gateway
@@ -24,7 +29,8 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        remote = context.channel.remoteAddress.map(\.fastgwDescription) ?? "?"
+        remoteAddress = context.channel.remoteAddress
+        remote = remoteAddress.map(\.fastgwDescription) ?? "?"
         let me = NIOLoopBound(self, eventLoop: context.eventLoop)
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
         timeout = context.eventLoop.scheduleTask(in: settings.handshakeTimeout) {
@@ -34,6 +40,11 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timeout?.cancel()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TLSHandshakeCompleted { tlsEstablished = true }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -47,8 +58,12 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .complete(let head, let rest):
             switch TunnelHandshake.evaluate(head, grants: gateway.registry.grants, draining: gateway.isDraining) {
             case .failure(let rejection):
+                if rejection.status == 401 || rejection.status == 403 {
+                    gateway.admission.authenticationFailed(remoteAddress)
+                }
                 refuse(context: context, rejection)
             case .success(let accepted):
+                gateway.admission.authenticationSucceeded(remoteAddress)
                 upgrade(context: context, accepted: accepted, rest: rest)
             }
         }
@@ -56,7 +71,8 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if !finished {
-            gateway.logger.info("tunnel handshake failed", metadata: ["client": "\(remote)", "error": "\(error)"])
+            gateway.stats.tlsHandshakeFailures.add("tunnel")
+            gateway.events.record(.tunnelTLSFailed, ["client": "\(remote)", "error": "\(error)"])
         }
         finished = true
         context.close(promise: nil)
@@ -67,12 +83,13 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
         finished = true
         timeout?.cancel()
         gateway.stats.handshakesRefused.add(String(rejection.status))
-        gateway.logger.notice("tunnel connection refused", metadata: .event(.registrationRejected, [
+        gateway.events.record(.tunnelRefused(status: rejection.status), [
             "client": "\(remote)", "status": "\(rejection.status)", "reason": "\(rejection.reason)",
-        ]))
+        ])
+        // Before TLS is up a write would only queue behind the handshake and never complete.
+        guard tlsEstablished else { return context.close(promise: nil) }
         let bytes = context.channel.allocator.buffer(bytes: TunnelHandshake.refusal(rejection))
-        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in ctx.value.close(promise: nil) }
+        BoundedClose.close(context.channel, after: context.writeAndFlush(wrapOutboundOut(bytes)))
     }
 
     private func upgrade(context: ChannelHandlerContext, accepted: TunnelHandshake.Accepted, rest: [UInt8]) {

@@ -20,6 +20,17 @@ final class GatewayStats: Sendable {
     let httpResponses = LabeledCounters()
     /// Responses the gateway wrote itself, by status (404 no route, 503 no agent …).
     let httpErrors = LabeledCounters()
+    /// Open connections on the tunnel listener (the tunnel pool of `EdgeAdmission`).
+    let tunnelConnectionsOpen = Counter()
+    /// Connections refused at accept, by pool and reason (`public_limit_total`,
+    /// `tunnel_limit_per_client`, `tunnel_auth_blocked` …).
+    let connectionsRefused = LabeledCounters()
+    /// TLS handshakes that failed, by listener kind (`tunnel`, `public`).
+    let tlsHandshakeFailures = LabeledCounters()
+    /// Addresses blocked for failed tunnel authentication.
+    let addressesBlocked = Counter()
+    /// Times freed heap was handed back to the kernel after connections left.
+    let memoryTrims = Counter()
     let reloadsOK = Counter()
     let reloadsFailed = Counter()
     /// Register messages refused whole, by reason (flood, too_many_services).
@@ -52,6 +63,14 @@ final class GatewayStats: Sendable {
               by: "class", httpResponses.snapshot)
         r.add("http_errors_total", .counter, "HTTP error responses written by the gateway itself, by status.",
               by: "status", httpErrors.snapshot)
+        r.add("tunnel_connections_open", .gauge, "Open connections on the tunnel listener, handshaking ones included.", tunnelConnectionsOpen.value)
+        r.add("connections_refused_total", .counter, "Connections refused at accept, by pool and reason.",
+              by: "reason", connectionsRefused.snapshot)
+        r.add("tls_handshake_failures_total", .counter, "Failed TLS handshakes, by listener kind.",
+              by: "listener", tlsHandshakeFailures.snapshot)
+        r.add("addresses_blocked_total", .counter, "Addresses blocked for failed tunnel authentication.", addressesBlocked.value)
+        r.add("memory_trims_total", .counter, "Times freed heap was returned to the kernel after connections left.",
+              memoryTrims.value)
         r.add("reloads_total", .counter, "Configuration reloads, by result.", by: "result",
               ["ok": reloadsOK.value, "failed": reloadsFailed.value])
         services.report(into: &r)

@@ -17,4 +17,12 @@ enum ResourceLimits {
         }
         return Int(limit.rlim_cur)
     }
+
+    /// The descriptor limit in force (soft), what connection limits are derived from.
+    static var openFiles: Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        // RLIM_INFINITY is all ones; no connection limit needs more than a million descriptors.
+        return Int(min(limit.rlim_cur, 1 << 20))
+    }
 }

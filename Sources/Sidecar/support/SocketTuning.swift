@@ -1,17 +1,13 @@
 import NIOCore
 
 enum SocketTuning {
-    /// Public and upstream sockets: reads grow up to 256 KiB under load (fewer syscalls and
-    /// bigger TLS batches; two full reads get there from the start) and shrink back for idle
-    /// or chatty connections. NIO keeps each channel's last receive buffer for its next read,
-    /// so the initial size is what every open connection holds while idle: 2 KiB, not 16.
+    /// Reads grow up to 256 KiB under load (fewer syscalls and bigger TLS batches) and shrink
+    /// back for idle or chatty connections. They start at 2 KiB: NIO keeps a channel's last
+    /// receive buffer for the next read, so the initial size is what every idle or stalled
+    /// connection holds (16 KiB was most of an idle connection's and a stalled handshake's
+    /// cost), and one full read grows it sixteenfold.
     static var recvAllocator: AdaptiveRecvByteBufferAllocator {
-        AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 2 * 1024, maximum: 256 * 1024)
-    }
-
-    /// Tunnel connections are few and busy: they start with large reads.
-    static var tunnelRecvAllocator: AdaptiveRecvByteBufferAllocator {
-        AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024)
+        AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2 * 1024, maximum: 256 * 1024)
     }
 
     /// Tunnel connections carry many streams; let them queue more before reporting unwritable.
@@ -24,7 +20,7 @@ enum SocketTuning {
         guard let options = channel.syncOptions else { return }
         try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
         try options.setOption(.writeBufferWaterMark, value: tunnelWaterMark)
-        try options.setOption(.recvAllocator, value: tunnelRecvAllocator)
+        try options.setOption(.recvAllocator, value: recvAllocator)
         try options.setOption(.maxMessagesPerRead, value: 16)
     }
 }

@@ -15,6 +15,10 @@ enum KeyEvent: String, CaseIterable, Sendable {
     case connectionClosed = "connection_closed"
     /// One HTTP request answered (an access record, or any request that failed with 5xx).
     case requestCompleted = "request_completed"
+    /// Connections refused at accept because a connection limit was reached (with a count).
+    case connectionLimitReached = "connection_limit_reached"
+    /// An address blocked after failed tunnel authentications, or refused while blocked.
+    case authThrottled = "auth_throttled"
 
     /// Never change one: saved journal queries and alerts depend on them.
     var messageID: String {
@@ -28,6 +32,8 @@ enum KeyEvent: String, CaseIterable, Sendable {
         case .drainFinished: return "6f8e311b55d24a209641846c26f9e86b"
         case .connectionClosed: return "d3ccd93489524827ae2bc09fa854189c"
         case .requestCompleted: return "37f5bb9550d6492b9c73013ec491c762"
+        case .connectionLimitReached: return "7b9562c92f8e4d5e982dafcf0a7fe9c9"
+        case .authThrottled: return "9ce976893d41420586e220344c7e4808"
         }
     }
 

@@ -31,10 +31,19 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private var state = State.idle
+    /// A server creates its OpenSSL session only once the client's first TLS record is
+    /// whole (`holdFirstRecord`): `SSL_new` costs ~9 KiB and the first `SSL_do_handshake`
+    /// another ~32 KiB of buffers, which a connection that sends nothing, or half a
+    /// ClientHello, should not get from us. A client starts at once.
+    private let startsHandshake: Bool
     private let tls: TLSContext
-    private let ssl: OpaquePointer
-    private let rbio: OpaquePointer
-    private let wbio: OpaquePointer
+    /// Set by `makeSession`: in init for a client, on the first whole record for a server.
+    private var ssl: OpaquePointer!
+    private var rbio: OpaquePointer!
+    private var wbio: OpaquePointer!
+    /// Server: the client's bytes until its first record is whole (a copy, not NIO's
+    /// receive buffer, which is far larger).
+    private var firstRecord: ByteBuffer?
     /// Writes issued before the handshake finished, replayed once it has.
     private var pendingWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     private var flushPending = false
@@ -49,6 +58,23 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var stagingBuffer: ByteBuffer?
 
     init(context tls: TLSContext, role: TLSRole) throws(TLSError) {
+        self.tls = tls
+        switch role {
+        case .server:
+            startsHandshake = false
+        case .client(let serverName):
+            startsHandshake = true
+            try makeSession()
+            SSL_set_connect_state(ssl)
+            try configureClient(serverName: serverName)
+        }
+    }
+
+    deinit {
+        if let ssl { SSL_free(ssl) }
+    }
+
+    private func makeSession() throws(TLSError) {
         guard let ssl = SSL_new(tls.ctx) else {
             throw .configuration("cannot create TLS session: \(TLSError.drainOpenSSLErrors())")
         }
@@ -60,21 +86,9 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         _ = fastgw_BIO_set_mem_eof_return(rbio, -1)
         _ = fastgw_BIO_set_mem_eof_return(wbio, -1)
         SSL_set_bio(ssl, rbio, wbio)
-        self.tls = tls
         self.ssl = ssl
         self.rbio = rbio
         self.wbio = wbio
-        switch role {
-        case .server:
-            SSL_set_accept_state(ssl)
-        case .client(let serverName):
-            SSL_set_connect_state(ssl)
-            try configureClient(serverName: serverName)
-        }
-    }
-
-    deinit {
-        SSL_free(ssl)
     }
 
     private func configureClient(serverName: String) throws(TLSError) {
@@ -102,12 +116,12 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { startHandshake(context: context) }
+        if startsHandshake, context.channel.isActive { startHandshake(context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
-        startHandshake(context: context)
+        if startsHandshake { startHandshake(context: context) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -167,6 +181,16 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         guard state != .closed else { return }
+        if ssl == nil {
+            guard let whole = holdFirstRecord(&bytes, allocator: context.channel.allocator) else { return }
+            bytes = whole
+            do {
+                try makeSession()
+            } catch {
+                return fail(context: context, error: error)
+            }
+            SSL_set_accept_state(ssl)
+        }
         bytes.withUnsafeReadableBytes { raw in
             _ = BIO_write(rbio, raw.baseAddress, Int32(raw.count))
         }
@@ -182,6 +206,33 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             break
         }
     }
+
+    /// Adds `bytes` to what the client sent so far; returns all of it once the first TLS
+    /// record is whole, or at once when it is not a TLS handshake record (OpenSSL refuses it).
+    private func holdFirstRecord(_ bytes: inout ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        var held = firstRecord ?? allocator.buffer(capacity: bytes.readableBytes)
+        held.writeBuffer(&bytes)
+        firstRecord = nil
+        let start = held.readerIndex
+        guard held.readableBytes > 0 else {
+            firstRecord = held
+            return nil
+        }
+        guard held.getInteger(at: start, as: UInt8.self) == Self.handshakeRecord else { return held }
+        guard let length = held.getInteger(at: start + 3, as: UInt16.self) else {
+            firstRecord = held
+            return nil
+        }
+        if Int(length) <= Self.maxRecord && held.readableBytes < 5 + Int(length) {
+            firstRecord = held
+            return nil
+        }
+        return held
+    }
+
+    /// TLS record type 22; a record's body is at most 2^14 bytes plus 2048 of expansion.
+    private static let handshakeRecord: UInt8 = 22
+    private static let maxRecord = 16384 + 2048
 
     /// Decrypts everything the read BIO holds into one buffer (plaintext is never longer than
     /// the ciphertext it came from) and passes it on.

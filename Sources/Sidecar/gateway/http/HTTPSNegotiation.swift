@@ -27,6 +27,8 @@ final class HTTPSNegotiation: ChannelInboundHandler, RemovableChannelHandler {
     let listener: String
     let selector: CertificateSelector
     private var timer: Scheduled<Void>?
+    /// The HTTP/1.1 head's deadline counts from here, so TLS and the head share one.
+    private let acceptedAt = NIODeadline.now()
 
     init(gateway: GatewayContext, listener: String, selector: CertificateSelector) {
         self.gateway = gateway
@@ -55,7 +57,8 @@ final class HTTPSNegotiation: ChannelInboundHandler, RemovableChannelHandler {
                     try H2PublicConnection.install(on: context.channel, gateway: gateway, listener: listener, tls: session, after: self)
                 } else {
                     try context.pipeline.syncOperations.addHandler(
-                        HTTPServerHandler(gateway: gateway, listener: listener, tls: session), position: .after(self))
+                        HTTPServerHandler(gateway: gateway, listener: listener, tls: session, acceptedAt: acceptedAt),
+                        position: .after(self))
                 }
             } catch {
                 context.close(promise: nil)
@@ -72,8 +75,9 @@ final class HTTPSNegotiation: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // Scanners and clients that distrust the certificate end here; not worth a warning.
-        gateway.logger.debug("public TLS handshake failed", metadata: [
+        // Scanners and clients that distrust the certificate end here: counted, not worth a warning.
+        gateway.stats.tlsHandshakeFailures.add("public")
+        gateway.events.record(.publicTLSFailed, [
             "listener": "\(listener)", "client": "\(context.channel.remoteAddress?.fastgwDescription ?? "?")",
             "error": "\(error)",
         ])

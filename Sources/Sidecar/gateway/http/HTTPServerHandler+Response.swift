@@ -14,14 +14,14 @@ extension HTTPServerHandler {
         if flush { context.writeAndFlush(wrapOutboundOut(buffer), promise: promise) } else { context.write(wrapOutboundOut(buffer), promise: promise) }
     }
 
-    /// Closes once everything written so far has gone out.
+    /// Closes once everything written so far has gone out, or after a grace period if the
+    /// client does not read it (BoundedClose).
     func closeAfterWrites() {
         reader.stop()
         timer?.cancel()
         guard let context else { return }
-        let channel = context.channel
         if let last = lastWrite {
-            last.whenComplete { _ in channel.close(promise: nil) }
+            BoundedClose.close(context.channel, after: last)
         } else {
             context.close(promise: nil)
         }

@@ -32,14 +32,17 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     /// close.
     var inputEnded = false
     private var started = false
+    /// The first head's deadline, counted from accept (HTTPS: before the TLS handshake).
+    private var firstHeadDeadline: NIODeadline?
 
-    init(gateway: GatewayContext, listener: String, tls: PublicTLSSession? = nil) {
+    init(gateway: GatewayContext, listener: String, tls: PublicTLSSession? = nil, acceptedAt: NIODeadline? = nil) {
         self.gateway = gateway
         self.listener = listener
         self.scheme = tls == nil ? "http" : "https"
         self.tls = tls
         self.settings = gateway.settings.config.http
         self.reader = HTTP1RequestReader(maxHeaderSize: settings.maxHeaderSize, maxBodySize: settings.maxBodySize)
+        self.firstHeadDeadline = (acceptedAt ?? .now()) + TimeAmount(settings.headerTimeout)
     }
 
     // MARK: lifecycle
@@ -69,7 +72,13 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         timer = DeadlineTimer(
             loop: context.eventLoop,
             step: min(settings.headerTimeout, settings.idleTimeout, settings.responseTimeout))
-        armTimer(settings.headerTimeout) { $0.headerTimedOut() }
+        armTimer(remainingForFirstHead) { $0.headerTimedOut() }
+    }
+
+    /// What is left of the first head's deadline; later heads get `header_timeout` each.
+    private var remainingForFirstHead: Duration {
+        let left = (firstHeadDeadline ?? .now()) - .now()
+        return .nanoseconds(max(left.nanoseconds, 0))
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -153,8 +162,10 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         while let event = reader.next(streamOpen: exchange?.isAttached == true) {
             switch event {
             case .headStarted:
-                armTimer(settings.headerTimeout) { $0.headerTimedOut() }
+                // The first head's deadline runs from accept, not from its first byte.
+                if firstHeadDeadline == nil { armTimer(settings.headerTimeout) { $0.headerTimedOut() } }
             case .head(let head):
+                firstHeadDeadline = nil
                 timer?.cancel()
                 begin(head)
             case .bodyData(let bytes), .passThrough(let bytes):

@@ -1,0 +1,96 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Protocol
+
+/// The gateway's admission at accept (DESIGN §9): connection limits per pool and per client
+/// address, and the tunnel listener's refusal of addresses blocked for failed
+/// authentication. A refused connection is closed at once with a reset (SO_LINGER 0: no
+/// TIME_WAIT kept for it), counted, and logged once per interval with the count.
+final class EdgeAdmission: Sendable {
+    private let pools: [AdmissionPool: NIOLockedValueBox<ConnectionAdmission>] = [
+        .public: NIOLockedValueBox(ConnectionAdmission()), .tunnel: NIOLockedValueBox(ConnectionAdmission()),
+    ]
+    private let throttle = NIOLockedValueBox(AuthThrottle())
+    private let current: NIOLockedValueBox<ConnectionLimits>
+    let events: RepeatedEvents
+    private let stats: GatewayStats
+
+    init(limits: ConnectionLimits, events: RepeatedEvents, stats: GatewayStats) {
+        self.current = NIOLockedValueBox(limits)
+        self.events = events
+        self.stats = stats
+    }
+
+    /// Swapped by a reload; connections already open stay.
+    var limits: ConnectionLimits {
+        get { current.withLockedValue { $0 } }
+        set { current.withLockedValue { $0 = newValue } }
+    }
+
+    func openConnections(_ pool: AdmissionPool) -> Int {
+        pools[pool]!.withLockedValue { $0.open }
+    }
+
+    /// Called in the child channel initializer of an accepted connection, before it is
+    /// registered: true counts it (until it closes), false means refuse it — the caller
+    /// fails the initializer and NIO closes the socket, reset by `refuse`'s SO_LINGER 0.
+    func admit(_ channel: Channel, pool: AdmissionPool) -> Bool {
+        guard let address = channel.remoteAddress, let key = address.clientKey else { return true }
+        if pool == .tunnel, case .blocked(let remaining) = throttle.withLockedValue({ $0.check(key, now: RepeatedEvents.now) }) {
+            stats.connectionsRefused.add("tunnel_auth_blocked")
+            refuse(channel)
+            events.record(.blockedAddressRefused, [
+                "client": "\(address.fastgwDescription)", "address": "\(key)",
+                "blocked_for_s": "\(remaining.components.seconds + 1)",
+            ])
+            return false
+        }
+        let box = pools[pool]!
+        let limits = pool == .public ? self.limits.publicPool : self.limits.tunnelPool
+        let decision = box.withLockedValue { $0.admit(key, limits: limits) }
+        guard decision == .admitted else {
+            stats.connectionsRefused.add("\(pool.rawValue)_\(decision.rawValue)")
+            refuse(channel)
+            events.record(.limitReached(pool: pool, decision: decision), [
+                "client": "\(address.fastgwDescription)", "reason": "\(decision.rawValue)",
+                "limit": "\(decision == .refusedTotal ? limits.total : limits.perClient)",
+            ])
+            return false
+        }
+        let gauge = pool == .tunnel ? stats.tunnelConnectionsOpen : nil
+        gauge?.add()
+        channel.closeFuture.whenComplete { _ in
+            box.withLockedValue { $0.release(key) }
+            gauge?.subtract()
+        }
+        return true
+    }
+
+    /// A failed tunnel authentication (401/403) from `address`.
+    func authenticationFailed(_ address: SocketAddress?) {
+        guard let key = address?.clientKey else { return }
+        guard let block = throttle.withLockedValue({ $0.failed(key, now: RepeatedEvents.now) }) else { return }
+        stats.addressesBlocked.add()
+        events.record(.addressBlocked, [
+            "address": "\(key)", "blocked_for_s": "\(block.components.seconds)",
+            "failures": "\(throttle.withLockedValue { $0.policy.failures })",
+        ])
+    }
+
+    func authenticationSucceeded(_ address: SocketAddress?) {
+        guard let key = address?.clientKey else { return }
+        throttle.withLockedValue { $0.succeeded(key) }
+    }
+
+    /// A reset instead of a FIN: the refused client learns at once, and the gateway keeps no
+    /// TIME_WAIT state for it.
+    private func refuse(_ channel: Channel) {
+        // On the channel's loop this runs at once, before the initializer's failure closes it.
+        _ = (channel as? SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+    }
+}
+
+/// Fails a child channel initializer whose connection `EdgeAdmission` refused.
+struct ConnectionRefusedAtAccept: Error {}
