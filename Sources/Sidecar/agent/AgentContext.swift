@@ -27,10 +27,13 @@ final class AgentContext: Sendable {
     let stats = AgentStats()
     let slots = AgentSlots()
     let drain = DrainCoordinator()
+    /// Failures the gateway's public clients can cause at any rate, counted in the log.
+    let events: RepeatedEvents
     private let current: NIOLockedValueBox<Settings>
 
     init(settings: Settings, logger: Logger) {
         self.logger = logger
+        self.events = RepeatedEvents(logger: logger)
         self.instance = (0..<8).map { _ in String(format2: UInt8.random(in: 0...255)) }.joined()
         self.current = NIOLockedValueBox(settings)
     }

@@ -41,6 +41,7 @@ final class AgentRunner: ManagedDaemon {
     }
 
     func start() {
+        context.events.startFlushing(on: group.next())
         startDialers(Self.slots(for: context.config))
     }
 

@@ -108,6 +108,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
         let boundBridge = NIOLoopBound(bridge, eventLoop: loop)
         let client = headers["fastgw-client"] ?? "?"
         let logger = agent.logger
+        let events = agent.events
         let started = NIODeadline.now()
         let access = agent.settings.config.accessLog
         let counters = stats.services.counters(for: service.name)
@@ -143,7 +144,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
             case .failure(let error):
                 let (status, reason) = Self.classify(error, upstream: service.upstream)
                 stats.connectFailures.add(TCPIngress.failureReason(status: String(status)))
-                logger.warning("upstream connect failed", metadata: [
+                events.record(.upstreamConnectFailed(status: status), [
                     "service": "\(service.name)", "client": "\(client)", "status": "\(status)", "reason": "\(reason)",
                 ])
                 me.value.refuse(conn.value, id: id, status: status, reason: reason)
@@ -200,6 +201,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
         let slot = self.slot
         slots.update(slot) { $0.streams += 1 }
         let logger = agent.logger
+        let events = agent.events
         let access = agent.settings.config.accessLog
         let requestID = headers["fastgw-request-id"] ?? "-"
         let client = headers["x-forwarded-for"] ?? "?"
@@ -212,15 +214,20 @@ final class AgentTunnel: TunnelConnectionDelegate {
             counters.bytesOut.add(bytesOut)
             counters.responses.add("\(status / 100)xx")
             slots.update(slot) { $0.streams -= 1 }
-            let level: Logger.Level = failure != nil ? .warning : (access ? .info : .debug)
-            guard logger.logLevel <= level else { return }
+            let level: Logger.Level = access ? .info : .debug
+            guard failure != nil || logger.logLevel <= level else { return }
             var metadata: Logger.Metadata = [
                 "service": "\(service.name)", "request_id": "\(requestID)", "client": "\(client)",
                 "method": "\(method)", "path": "\(path)", "status": "\(status)",
                 "bytes_in": "\(bytesIn)", "bytes_out": "\(bytesOut)",
                 "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
             ]
-            if let failure { metadata["reason"] = "\(failure)" }
+            if let failure {
+                metadata["reason"] = "\(failure)"
+                // Failures follow what public clients do (aborts, floods): counted, not one line each.
+                events.record(.requestFailed(status: status), metadata)
+            }
+            guard logger.logLevel <= level else { return }
             logger.log(level: level, "http request", metadata: .event(.requestCompleted, metadata))
         }
     }

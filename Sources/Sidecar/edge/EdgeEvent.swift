@@ -1,8 +1,9 @@
 import Logging
 import Protocol
 
-/// Events at the gateway's edge that a peer can repeat at will, so they are logged through
-/// `RepeatedEvents` (one record per kind per interval, with the count) instead of one each.
+/// Events that a peer can repeat at will — at the gateway's edge, or on the agent when the
+/// gateway passes on what public clients do — so they are logged through `RepeatedEvents`
+/// (one record per kind per interval, with the count) instead of one each.
 enum EdgeEvent: Hashable, Sendable {
     /// A tunnel handshake answered with this status (or closed unanswered before TLS).
     case tunnelRefused(status: Int)
@@ -16,6 +17,19 @@ enum EdgeEvent: Hashable, Sendable {
     case blockedAddressRefused
     /// A public TCP connection closed because the agent did not answer its stream in time.
     case streamOpenTimedOut
+    /// A public TCP connection closed because no live agent serves its port.
+    case noLiveAgent
+    /// The agent answered a TCP stream with this status instead of connecting the service.
+    case agentConnectFailed(status: String)
+    /// A tunnel stream could not be opened for a public connection or request.
+    case streamOpenFailed
+    /// An HTTP request that ended without a relayed response, or with a 5xx (status 0: the
+    /// client or the stream went away first); on the agent, one whose upstream exchange failed.
+    case requestFailed(status: Int)
+    /// A request refused before it was understood (malformed, over a limit).
+    case requestRefused(status: Int)
+    /// Agent: an upstream that could not be connected for a stream.
+    case upstreamConnectFailed(status: Int)
 
     var message: String {
         switch self {
@@ -26,6 +40,12 @@ enum EdgeEvent: Hashable, Sendable {
         case .addressBlocked: return "address blocked after failed tunnel authentications"
         case .blockedAddressRefused: return "tunnel connection from a blocked address refused"
         case .streamOpenTimedOut: return "agent did not answer a public connection's stream in time; connection closed"
+        case .noLiveAgent: return "no live agent serves this port; connection closed"
+        case .agentConnectFailed: return "agent could not connect the service"
+        case .streamOpenFailed: return "cannot open tunnel stream"
+        case .requestFailed: return "http request failed"
+        case .requestRefused: return "http request refused"
+        case .upstreamConnectFailed: return "upstream connect failed"
         }
     }
 
@@ -33,7 +53,10 @@ enum EdgeEvent: Hashable, Sendable {
     var level: Logger.Level {
         switch self {
         case .tunnelRefused, .limitReached, .addressBlocked: return .notice
-        case .streamOpenTimedOut: return .warning
+        case .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed, .streamOpenFailed, .requestFailed,
+             .upstreamConnectFailed:
+            return .warning
+        case .requestRefused: return .info
         case .tunnelTLSFailed, .blockedAddressRefused: return .info
         case .publicTLSFailed: return .debug
         }
@@ -44,7 +67,9 @@ enum EdgeEvent: Hashable, Sendable {
         case .tunnelRefused: return .registrationRejected
         case .limitReached: return .connectionLimitReached
         case .addressBlocked, .blockedAddressRefused: return .authThrottled
-        case .tunnelTLSFailed, .publicTLSFailed, .streamOpenTimedOut: return nil
+        case .tunnelTLSFailed, .publicTLSFailed, .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed,
+             .streamOpenFailed, .requestFailed, .requestRefused, .upstreamConnectFailed:
+            return nil
         }
     }
 }

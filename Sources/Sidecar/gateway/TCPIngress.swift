@@ -35,9 +35,7 @@ final class TCPIngress: ChannelInboundHandler {
         let client = context.channel.remoteAddress.map(\.fastgwDescription) ?? "?"
         guard let route = gateway.registry.pick(port: port, preferring: context.eventLoop) else {
             stats.connectFailures.add("no_agent")
-            gateway.logger.warning("no live agent serves this port; connection closed", metadata: [
-                "listener": "\(listener)", "port": "\(port)", "client": "\(client)",
-            ])
+            gateway.events.record(.noLiveAgent, ["listener": "\(listener)", "port": "\(port)", "client": "\(client)"])
             context.close(promise: nil)
             return
         }
@@ -93,9 +91,7 @@ final class TCPIngress: ChannelInboundHandler {
                     open(next, attempt: attempt + 1, excluding: skip, stream: s)
                 } else {
                     s.gateway.stats.connectFailures.add("no_agent")
-                    s.gateway.logger.warning("no live agent serves this port; connection closed", metadata: [
-                        "listener": "\(s.listener)", "port": "\(s.port)", "client": "\(s.client)",
-                    ])
+                    s.gateway.events.record(.noLiveAgent, ["listener": "\(s.listener)", "port": "\(s.port)", "client": "\(s.client)"])
                     s.bridge.run { $0.abort() }
                 }
                 return
@@ -115,7 +111,7 @@ final class TCPIngress: ChannelInboundHandler {
             s.answer.received.store(true, ordering: .releasing)
             guard let status = fields[":status"], status != "200" else { return }
             stats.connectFailures.add(failureReason(status: status))
-            logger.warning("agent could not connect the service", metadata: [
+            s.gateway.events.record(.agentConnectFailed(status: status), [
                 "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)",
                 "status": "\(status)", "reason": "\(fields["fastgw-reason"] ?? "")",
             ])
@@ -127,7 +123,7 @@ final class TCPIngress: ChannelInboundHandler {
         } catch {
             registry.streamEnded(route.connection)
             stats.connectFailures.add("stream_open_failed")
-            logger.warning("cannot open tunnel stream", metadata: ["service": "\(route.service)", "error": "\(error)"])
+            s.gateway.events.record(.streamOpenFailed, ["service": "\(route.service)", "error": "\(error)"])
             s.bridge.run { $0.abort() }
             return
         }

@@ -19,8 +19,10 @@ struct HTTPAccounting {
         if ex.route == nil || outcome != nil, status >= 400 { stats.httpErrors.add(String(status)) }
         let isError = status >= 500 || status == 0
         let access = gateway.settings.config.accessLog
-        let level: Logger.Level = isError ? .warning : (access ? .info : .debug)
-        guard gateway.logger.logLevel <= level else { return }
+        // The access record at its own level; failures are also counted and logged at most
+        // once per interval per status, since a client can cause them at any rate.
+        let level: Logger.Level = access ? .info : .debug
+        guard isError || gateway.logger.logLevel <= level else { return }
         var metadata: Logger.Metadata = [
             "request_id": "\(ex.requestID)", "client": "\(client)", "listener": "\(listener)",
             "method": "\(ex.request.method)", "host": "\(ex.request.authority)", "path": "\(ex.request.path)",
@@ -32,6 +34,8 @@ struct HTTPAccounting {
             metadata["agent"] = "\(route.agent)"
         }
         if let outcome { metadata["reason"] = "\(outcome)" }
+        if isError { gateway.events.record(.requestFailed(status: status), metadata) }
+        guard gateway.logger.logLevel <= level else { return }
         gateway.logger.log(level: level, "http request", metadata: .event(.requestCompleted, metadata))
     }
 
@@ -40,7 +44,7 @@ struct HTTPAccounting {
         gateway.stats.httpRequestsTotal.add()
         gateway.stats.httpResponses.add("\(status / 100)xx")
         gateway.stats.httpErrors.add(String(status))
-        gateway.logger.info("http request refused", metadata: [
+        gateway.events.record(.requestRefused(status: status), [
             "request_id": "\(requestID)", "client": "\(client)", "listener": "\(listener)",
             "status": "\(status)", "reason": "\(reason)", "request": "\(request)",
         ])

@@ -43,7 +43,7 @@ struct HTTPStreamOpening: Sendable {
             link.streamID = try connection.openStream(headers: headers(route.service), endStream: endStream, handler: link)
         } catch {
             registry.streamEnded(route.connection)
-            gateway.logger.warning("cannot open tunnel stream", metadata: ["service": "\(route.service)", "error": "\(error)"])
+            gateway.events.record(.streamOpenFailed, ["service": "\(route.service)", "error": "\(error)"])
             exchange.run { $0.owner?.exchangeFailed($0, status: 502, reason: "the tunnel to the agent failed") }
             return
         }
