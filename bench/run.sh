@@ -230,3 +230,8 @@ print(f"RSS gateway: idle {ig:.1f} MiB, peak {pg:.1f} MiB; agent: idle {ia:.1f} 
 print("targets: issue #2 bulk >= 2.0x ssh -R, req/s >= 2.0x ssh -R, idle RSS <= 16 MiB per daemon;")
 print("         issue #5 HTTP entry req/s >= 1.0x one nginx reverse-proxy hop")
 PY
+
+# Issue #14: what an open connection costs across gateway + agent, and whether the heap is
+# handed back once they close (its own gateway and agent, on a machine the runs above left).
+echo
+FASTGW_BIN="$bin" python3 "$root/bench/open_connections.py" 2000

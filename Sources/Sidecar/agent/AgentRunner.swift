@@ -42,6 +42,9 @@ final class AgentRunner: ManagedDaemon {
 
     func start() {
         context.events.startFlushing(on: group.next())
+        // After a flood of streams the agent too keeps the heap their peak used.
+        let stats = context.stats
+        MemoryTrimmer(trimmed: stats.memoryTrims) { stats.streamsActive.value }.start(on: group.next())
         startDialers(Self.slots(for: context.config))
     }
 

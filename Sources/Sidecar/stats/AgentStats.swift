@@ -17,6 +17,8 @@ final class AgentStats: Sendable {
     let streamsTotal = Counter()
     /// Streams the agent could not connect to an upstream, by reason.
     let connectFailures = LabeledCounters()
+    /// Heap handed back to the kernel after many streams ended (MemoryTrimmer).
+    let memoryTrims = Counter()
     let reloadsOK = Counter()
     let reloadsFailed = Counter()
 
@@ -38,6 +40,8 @@ final class AgentStats: Sendable {
               by: "reason", connectFailures.snapshot)
         r.add("reloads_total", .counter, "Configuration reloads, by result.", by: "result",
               ["ok": reloadsOK.value, "failed": reloadsFailed.value])
+        r.add("memory_trims_total", .counter, "Times freed heap was handed back to the kernel after many streams ended.",
+              memoryTrims.value)
         services.report(into: &r)
         return r
     }
