@@ -317,3 +317,59 @@ def test_reserve_lets_agent_and_operator_in_while_public_listeners_are_full(tunn
             s.close()
     wait_stat(t, "connections_active", 0)
     assert echo_roundtrip(t.public_port) == b"ping\n"
+
+
+def test_https_stalled_handshakes_and_heads_share_one_deadline_from_accept(tunnel, peer, pki):
+    """Half a ClientHello, or TLS finished late and a head trickled after it: either way the
+    connection ends header_timeout after accept, not after the handshake."""
+    from conftest import free_port
+    echo = peer("echo")
+    t = tunnel(echo.port)
+    web = free_port()
+    configure(t, extra=f"""
+[http]
+header_timeout = "1500ms"
+[[listener]]
+name = "web"
+protocol = "https"
+listen = "127.0.0.1:{web}"
+cert = "gateway.crt"
+key = "gateway.key"
+""")
+    g = t.start_gateway()
+    t.start_agent()
+    hello = half_client_hello()
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    raws, opened = [], {}
+    try:
+        for i in range(100):
+            s = dial(web, ATTACKER)
+            opened[s] = time.monotonic()
+            if i % 2 == 0:
+                s.sendall(hello)
+            raws.append(s)
+        time.sleep(1.0)
+        # The other half finish TLS now, 1 s after accept, and begin a head: closed at 1.5 s,
+        # not 1.5 s after the handshake.
+        late = []
+        for s in raws[1::2]:
+            tls = ctx.wrap_socket(s, server_hostname="localhost", do_handshake_on_connect=False)
+            tls.do_handshake()
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            late.append((tls, opened[s]))
+        stalled = raws[0::2]
+        closed_at = wait_all_closed(stalled, timeout=4.0)
+        assert max(closed_at[s] - opened[s] for s in stalled) < 1.5 + 1.5
+        for tls, accepted in late:
+            tls.settimeout(3.0)
+            try:
+                while tls.recv(4096):
+                    pass
+            except (ConnectionResetError, ssl.SSLError):
+                pass
+            assert time.monotonic() - accepted < 1.5 + 0.7, "the head's deadline counts from accept"
+        assert t.ctl_json("stats")["http_errors_total"].get("408", 0) == 50
+    finally:
+        for s in raws:
+            s.close()
+    assert g.proc.poll() is None
