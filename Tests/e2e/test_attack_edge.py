@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import connect, recv_all
+from conftest import free_port, recv_all
 
 ATTACKER = "127.0.0.2"
 OTHER = "127.0.0.3"
@@ -31,6 +31,21 @@ def configure(t, tunnel="", limits="", extra=""):
     path = t.dir / "gateway.toml"
     text = path.read_text().replace('key = "gateway.key"\n', f'key = "gateway.key"\n{tunnel}\n', 1)
     path.write_text(text + (f"\n[limits]\n{limits}\n" if limits else "") + extra)
+
+
+def web_listener(t, protocol, header_timeout):
+    """Adds an HTTP or HTTPS listener with a short header_timeout; returns its port."""
+    port = free_port()
+    tls = 'cert = "gateway.crt"\nkey = "gateway.key"\n' if protocol == "https" else ""
+    configure(t, extra=f"""
+[http]
+header_timeout = "{header_timeout}"
+[[listener]]
+name = "web"
+protocol = "{protocol}"
+listen = "127.0.0.1:{port}"
+{tls}""")
+    return port
 
 
 def dial(port, source, timeout=5.0):
@@ -242,18 +257,9 @@ def test_wrong_token_flood_is_throttled_per_address(tunnel, peer, pki):
 
 
 def test_slowloris_on_http_listener_closed_at_header_timeout(tunnel, peer):
-    from conftest import free_port
     echo = peer("echo")
     t = tunnel(echo.port)
-    web = free_port()
-    configure(t, extra=f"""
-[http]
-header_timeout = "1s"
-[[listener]]
-name = "web"
-protocol = "http"
-listen = "127.0.0.1:{web}"
-""")
+    web = web_listener(t, "http", "1s")
     g = t.start_gateway()
     t.start_agent()
     socks = []
@@ -322,20 +328,9 @@ def test_reserve_lets_agent_and_operator_in_while_public_listeners_are_full(tunn
 def test_https_stalled_handshakes_and_heads_share_one_deadline_from_accept(tunnel, peer, pki):
     """Half a ClientHello, or TLS finished late and a head trickled after it: either way the
     connection ends header_timeout after accept, not after the handshake."""
-    from conftest import free_port
     echo = peer("echo")
     t = tunnel(echo.port)
-    web = free_port()
-    configure(t, extra=f"""
-[http]
-header_timeout = "1500ms"
-[[listener]]
-name = "web"
-protocol = "https"
-listen = "127.0.0.1:{web}"
-cert = "gateway.crt"
-key = "gateway.key"
-""")
+    web = web_listener(t, "https", "1500ms")
     g = t.start_gateway()
     t.start_agent()
     hello = half_client_hello()
