@@ -46,12 +46,12 @@ final class EdgeLimitsTests: XCTestCase {
         XCTAssertEqual(l.tunnelPool.total, 1250)
         XCTAssertEqual(l.reserve, 1250 + ConnectionLimits.fixedReserve)
         XCTAssertEqual(l.publicPool.total, 20000 - l.reserve)
-        XCTAssertEqual(l.publicPool.perClient, l.publicPool.total / 64)
+        XCTAssertEqual(l.publicPool.perClient, l.publicPool.total / 8)
         XCTAssertEqual(l.tunnelPool.perClient, 64)
         let small = ConnectionLimits.resolve(LimitsConfig(), openFiles: 1024)
         XCTAssertEqual(small.tunnelPool.total, 64)
         XCTAssertEqual(small.publicPool.total, 1024 - 64 - 128)
-        XCTAssertEqual(small.publicPool.perClient, 64)
+        XCTAssertEqual(small.publicPool.perClient, 256)
         XCTAssertTrue(small.notes.isEmpty)
     }
 

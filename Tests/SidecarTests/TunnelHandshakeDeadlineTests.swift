@@ -86,3 +86,27 @@ final class TunnelHandshakeDeadlineTests: XCTestCase {
         XCTAssertEqual(gw.stats.addressesBlocked.value, 1, "blocked after the fifth failure")
     }
 }
+
+/// "Write then close" closes after its grace period even when the write never completes.
+final class BoundedCloseTests: XCTestCase {
+    func testClosesAfterTheGraceWhenTheWriteHangs() throws {
+        let channel = EmbeddedChannel()
+        try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let write = channel.eventLoop.makePromise(of: Void.self)
+        BoundedClose.close(channel, after: write.futureResult, grace: .seconds(2))
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1999))
+        XCTAssertTrue(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        XCTAssertFalse(channel.isActive)
+        write.succeed()
+    }
+
+    func testClosesAsSoonAsTheWriteCompletes() throws {
+        let channel = EmbeddedChannel()
+        try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let write = channel.eventLoop.makePromise(of: Void.self)
+        BoundedClose.close(channel, after: write.futureResult)
+        write.succeed()
+        XCTAssertFalse(channel.isActive)
+    }
+}

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import connect, recv_all
+from conftest import free_port, recv_all
 
 ATTACKER = "127.0.0.2"
 OTHER = "127.0.0.3"
@@ -31,6 +31,21 @@ def configure(t, tunnel="", limits="", extra=""):
     path = t.dir / "gateway.toml"
     text = path.read_text().replace('key = "gateway.key"\n', f'key = "gateway.key"\n{tunnel}\n', 1)
     path.write_text(text + (f"\n[limits]\n{limits}\n" if limits else "") + extra)
+
+
+def web_listener(t, protocol, header_timeout):
+    """Adds an HTTP or HTTPS listener with a short header_timeout; returns its port."""
+    port = free_port()
+    tls = 'cert = "gateway.crt"\nkey = "gateway.key"\n' if protocol == "https" else ""
+    configure(t, extra=f"""
+[http]
+header_timeout = "{header_timeout}"
+[[listener]]
+name = "web"
+protocol = "{protocol}"
+listen = "127.0.0.1:{port}"
+{tls}""")
+    return port
 
 
 def dial(port, source, timeout=5.0):
@@ -242,18 +257,9 @@ def test_wrong_token_flood_is_throttled_per_address(tunnel, peer, pki):
 
 
 def test_slowloris_on_http_listener_closed_at_header_timeout(tunnel, peer):
-    from conftest import free_port
     echo = peer("echo")
     t = tunnel(echo.port)
-    web = free_port()
-    configure(t, extra=f"""
-[http]
-header_timeout = "1s"
-[[listener]]
-name = "web"
-protocol = "http"
-listen = "127.0.0.1:{web}"
-""")
+    web = web_listener(t, "http", "1s")
     g = t.start_gateway()
     t.start_agent()
     socks = []
@@ -317,3 +323,48 @@ def test_reserve_lets_agent_and_operator_in_while_public_listeners_are_full(tunn
             s.close()
     wait_stat(t, "connections_active", 0)
     assert echo_roundtrip(t.public_port) == b"ping\n"
+
+
+def test_https_stalled_handshakes_and_heads_share_one_deadline_from_accept(tunnel, peer, pki):
+    """Half a ClientHello, or TLS finished late and a head trickled after it: either way the
+    connection ends header_timeout after accept, not after the handshake."""
+    echo = peer("echo")
+    t = tunnel(echo.port)
+    web = web_listener(t, "https", "1500ms")
+    g = t.start_gateway()
+    t.start_agent()
+    hello = half_client_hello()
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    raws, opened = [], {}
+    try:
+        for i in range(100):
+            s = dial(web, ATTACKER)
+            opened[s] = time.monotonic()
+            if i % 2 == 0:
+                s.sendall(hello)
+            raws.append(s)
+        time.sleep(1.0)
+        # The other half finish TLS now, 1 s after accept, and begin a head: closed at 1.5 s,
+        # not 1.5 s after the handshake.
+        late = []
+        for s in raws[1::2]:
+            tls = ctx.wrap_socket(s, server_hostname="localhost", do_handshake_on_connect=False)
+            tls.do_handshake()
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            late.append((tls, opened[s]))
+        stalled = raws[0::2]
+        closed_at = wait_all_closed(stalled, timeout=4.0)
+        assert max(closed_at[s] - opened[s] for s in stalled) < 1.5 + 1.5
+        for tls, accepted in late:
+            tls.settimeout(3.0)
+            try:
+                while tls.recv(4096):
+                    pass
+            except (ConnectionResetError, ssl.SSLError):
+                pass
+            assert time.monotonic() - accepted < 1.5 + 0.7, "the head's deadline counts from accept"
+        assert t.ctl_json("stats")["http_errors_total"].get("408", 0) == 50
+    finally:
+        for s in raws:
+            s.close()
+    assert g.proc.poll() is None

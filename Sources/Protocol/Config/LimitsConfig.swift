@@ -53,7 +53,9 @@ public struct ConnectionLimits: Equatable, Sendable {
             notes.append("max_connections \(publicTotal) lowered to \(room): the descriptor limit is \(openFiles) and \(reserve) are kept for agents and operators")
             publicTotal = room
         }
-        let publicPerIP = min(c.maxConnectionsPerIP ?? max(64, publicTotal / 64), publicTotal)
+        // One address may take an eighth: a flood from one host leaves the rest to others,
+        // while an office behind one NAT (or a test on loopback) is not cut off.
+        let publicPerIP = min(c.maxConnectionsPerIP ?? max(256, publicTotal / 8), publicTotal)
         let tunnelPerIP = min(c.maxTunnelConnectionsPerIP ?? 64, tunnelTotal)
         return ConnectionLimits(
             publicPool: .init(total: publicTotal, perClient: publicPerIP),

@@ -4,7 +4,7 @@
 /// survive a flood of new ones for at least one sweep, and the table's size is stated up
 /// front (STYLE: bounded state), like haproxy's stick tables.
 public struct ClockTable<Key: Hashable, Value> {
-    fileprivate struct Slot {
+    struct Slot {
         var key: Key
         var value: Value
         var referenced: Bool

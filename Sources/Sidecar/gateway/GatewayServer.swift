@@ -305,6 +305,8 @@ final class GatewayServer: ManagedDaemon {
         if old.controlSocket != config.controlSocket {
             notes.append("[control] socket change takes effect at the next restart")
         }
+        // A [limits] value lowered to keep the reserve is worth telling the operator.
+        notes.append(contentsOf: context.settings.limits.notes)
         return .success("reloaded \(path): " + notes.joined(separator: ", "))
     }
 
