@@ -38,6 +38,7 @@ extension Fastgw {
         @OptionGroup var options: CommonOptions
 
         func run() throws {
+            SignalWaiter.holdSignals()
             let logger = Daemon.bootstrapLogging(role: "gateway", options: options)
             guard case .gateway(let config) = try Daemon.load(options.config, logger: logger) else {
                 throw Daemon.wrongRole(options.config, expected: "gateway")
@@ -68,6 +69,7 @@ extension Fastgw {
         @OptionGroup var options: CommonOptions
 
         func run() throws {
+            SignalWaiter.holdSignals()
             let logger = Daemon.bootstrapLogging(role: "agent", options: options)
             guard case .agent(let config) = try Daemon.load(options.config, logger: logger) else {
                 throw Daemon.wrongRole(options.config, expected: "agent")

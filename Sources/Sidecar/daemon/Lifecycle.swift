@@ -32,12 +32,8 @@ final class Lifecycle: Sendable {
     private let exitPromise: EventLoopPromise<Int32>
     private let state = NIOLockedValueBox(State())
     private let logger: Logger
-    private let signals = NIOLockedValueBox(SignalSources())
-
-    /// Dispatch sources are thread-safe but not marked Sendable; the lock guards the array.
-    private struct SignalSources: @unchecked Sendable {
-        var all: [DispatchSourceSignal] = []
-    }
+    /// Set once the process is about to exit: signals are no longer acted on.
+    private let signalsStopped = NIOLockedValueBox(false)
 
     init(loop: EventLoop, logger: Logger) {
         self.exitPromise = loop.makePromise(of: Int32.self)
@@ -54,7 +50,7 @@ final class Lifecycle: Sendable {
     /// Blocks the main thread until the process should exit; returns the exit status.
     func wait() -> Int32 {
         let code = (try? exitPromise.futureResult.wait()) ?? 1
-        signals.withLockedValue { s in s.all.forEach { $0.cancel() } }
+        signalsStopped.withLockedValue { $0 = true }
         return code
     }
 
@@ -92,20 +88,12 @@ final class Lifecycle: Sendable {
         }
     }
 
+    /// Acts on the signals `SignalWaiter.holdSignals` kept pending since the command began.
     func installSignalHandlers(daemon: ManagedDaemon, loop: EventLoop) {
-        var sources: [DispatchSourceSignal] = []
-        let queue = DispatchQueue(label: "fastgw.signals")
-        for sig in [SIGTERM, SIGINT, SIGHUP] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler { [weak daemon] in
-                guard let daemon else { return }
-                self.handle(sig, daemon: daemon, loop: loop)
-            }
-            source.resume()
-            sources.append(source)
+        SignalWaiter.start { [weak daemon, self] sig in
+            guard let daemon, !self.signalsStopped.withLockedValue({ $0 }) else { return }
+            self.handle(sig, daemon: daemon, loop: loop)
         }
-        signals.withLockedValue { $0.all = sources }
     }
 
     private func handle(_ sig: Int32, daemon: ManagedDaemon, loop: EventLoop) {
