@@ -23,8 +23,8 @@ pytestmark = pytest.mark.skipif(not have_grpc(), reason="python3-grpcio is not i
 
 def test_grpc_unary_streaming_and_status_codes_through_the_tunnel(tunnel, pki, tmp_path):
     port = free_port()
+    # Process starts it: a second start() left the first server running after the test.
     server = Process([SYSTEM_PYTHON, GRPCPEER, "server", port], tmp_path / "grpc-server.log")
-    server.start()
     try:
         server.wait_for("ready")
         t = tunnel(free_port())

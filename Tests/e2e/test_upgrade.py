@@ -25,7 +25,6 @@ pytestmark = pytest.mark.skipif(not have_websockets(), reason="python3-websocket
 def ws_site(tunnel, pki, tmp_path):
     port = free_port()
     server = Process([SYSTEM_PYTHON, WSPEER, "server", port], tmp_path / "ws-server.log")
-    server.start()
     server.wait_for("ready")
     t = tunnel(free_port())
     t.http_port = add_http(t, service("ws", port, ["app.test"]), ["app.test"])
