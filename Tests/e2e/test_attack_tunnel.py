@@ -159,6 +159,18 @@ def test_a_client_that_never_reads_is_closed_after_idle_timeout(edge):
     wait_streams_idle(t)
 
 
+def test_h2_client_that_asks_nothing_is_closed_at_header_timeout(edge):
+    t = edge
+    s = h2attack.tls_h2(t.https_port, "app.test", t.ca)
+    conn = h2attack.client(s)
+    started = time.monotonic()
+    events = h2attack.drain(s, conn, 10)
+    elapsed = time.monotonic() - started
+    # header_timeout is 2 s in this fixture; drain returns when the gateway closes.
+    assert elapsed < 5, (elapsed, events)
+    s.close()
+
+
 def test_hpack_bomb_is_refused_while_decoding(edge):
     t = edge
     before = rss_mib(t.gateway)

@@ -29,6 +29,7 @@ final class TunnelConnection: ChannelInboundHandler {
     /// Streams that do not keep a shutting-down connection open (the control stream).
     var idleExempt: Set<Int32> = []
     private var shutdownPing: UInt64?
+    private var shutdownStartedAt: NIODeadline?
     /// Our GOAWAY notice was answered by the peer's PING ACK: no new stream can still arrive.
     private(set) var shutdownConfirmed = false
     /// No new streams will be opened either way: close once the last one ends.
@@ -128,6 +129,7 @@ final class TunnelConnection: ChannelInboundHandler {
         session.shutdownNotice()
         // Keepalive PINGs carry their send time; this value can never be one.
         shutdownPing = UInt64.max
+        shutdownStartedAt = .now()
         session.ping(opaque: UInt64.max)
         closeWhenIdle = true
         scheduleFlush()
@@ -343,6 +345,11 @@ final class TunnelConnection: ChannelInboundHandler {
 
     private func keepaliveTick() {
         let now = NIODeadline.now()
+        if let started = shutdownStartedAt, !shutdownConfirmed, now - started > keepalive.timeout {
+            closeReason = "peer did not confirm the GOAWAY notice within \(keepalive.timeout.nanoseconds / 1_000_000) ms"
+            context?.close(promise: nil)
+            return
+        }
         if let stall = stallTimeout, session.hasQueuedOutput, now - lastOutputAt > stall {
             closeReason = "peer read nothing for \(stall.nanoseconds / 1_000_000_000) s"
             context?.close(promise: nil)

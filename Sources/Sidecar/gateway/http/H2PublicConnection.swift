@@ -33,6 +33,7 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
     let clientIP: String
     private weak var connection: TunnelConnection?
     private var openStreams = 0
+    private var requests = 0
     private var idleTimer: Scheduled<Void>?
 
     init(gateway: GatewayContext, listener: String, tls: PublicTLSSession, channel: Channel) {
@@ -72,13 +73,16 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
         let stats = gateway.stats
         stats.publicConnectionsActive.add()
         stats.publicConnectionsTotal.add()
-        armIdleTimer()
+        // The first request is due within header_timeout, as an HTTP/1.1 head is: a client
+        // that sends the preface and nothing else holds nothing for long.
+        armIdleTimer(after: TimeAmount(settings.headerTimeout))
     }
 
     func tunnel(_ connection: TunnelConnection, incomingStream id: Int32, headers: [HeaderField], endStream: Bool)
         -> TunnelStreamHandler?
     {
         openStreams += 1
+        requests += 1
         idleTimer?.cancel()
         let stream = H2PublicStream(id: id, connection: connection, front: self)
         // Registered before it starts: its exchange may answer at once.
@@ -104,11 +108,16 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
         if openStreams == 0 { armIdleTimer() }
     }
 
-    private func armIdleTimer() {
+    private func armIdleTimer(after delay: TimeAmount? = nil) {
         idleTimer?.cancel()
-        idleTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(settings.idleTimeout)) { [weak self] in
+        idleTimer = loop.assumeIsolated().scheduleTask(in: delay ?? TimeAmount(settings.idleTimeout)) { [weak self] in
             guard let self, self.openStreams == 0 else { return }
-            self.connection?.shutdownGracefully()
+            if self.requests == 0 {
+                // Nothing asked of us yet, so nothing to finish: no GOAWAY round trip.
+                self.connection?.close(reason: "no request within header_timeout")
+            } else {
+                self.connection?.shutdownGracefully()
+            }
         }
     }
 
