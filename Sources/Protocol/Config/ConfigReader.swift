@@ -230,6 +230,16 @@ extension String {
     }
 }
 
+/// A config file's bytes as text: too large or not UTF-8 is refused with the line it
+/// concerns (`TOMLInput`), before any parsing.
+public enum ConfigText {
+    public static func decode(_ bytes: [UInt8], file: String) -> Result<String, ConfigError> {
+        TOMLInput.text(of: bytes).mapError { error in
+            ConfigError([ConfigDiagnostic(file: file, line: error.line, message: error.message)])
+        }
+    }
+}
+
 /// Parses text into a root reader, turning TOML syntax errors into diagnostics with their line.
 enum ConfigParsing {
     static func root(text: String, file: String) -> (TableReader?, ConfigDiagnostics) {
