@@ -94,6 +94,18 @@ final class TOMLLimitsTests: XCTestCase {
         XCTAssertLessThan(try XCTUnwrap(error("\(key) = 1\n\(key) = 2")).message.utf8.count, 150)
     }
 
+    func testValidationErrorsKeepTheirEndWhenTheyQuoteALongValue() throws {
+        let name = String(repeating: "n", count: 60_000)
+        let text = "[tunnel]\ncert = \"c\"\nkey = \"k\"\n[[agent]]\nname = \"\(name)\"\ntoken = \"0123456789abcdef\"\n"
+        guard case .failure(let e) = GatewayConfig.parse(text: text, file: "gw.toml", readFile: { _ in "" }) else { return XCTFail("accepted") }
+        XCTAssertTrue(e.firstLine.hasPrefix("gw.toml:5: agent \"nnnn"), e.firstLine)
+        XCTAssertTrue(e.firstLine.hasSuffix("\" is invalid: use 1-64 characters from A-Z a-z 0-9 . _ -"), e.firstLine)
+        XCTAssertLessThan(e.firstLine.utf8.count, 600)
+        // One Character of many combining scalars is cut too.
+        let key = "\"e" + String(repeating: "\u{301}", count: 500) + "\""
+        XCTAssertLessThan(try XCTUnwrap(error("\(key) = 1\n\(key) = 2")).message.unicodeScalars.count, 100)
+    }
+
     func testFileSizeIsCheckedBeforeParsing() throws {
         // Exactly the limit parses; one byte more is refused at the line that passes it.
         let line = Array("# a comment line of 32 bytes...\n".utf8)

@@ -13,9 +13,21 @@ public enum TOMLLimits {
     public static let maxKeyLength = 1024
     /// Bytes in one string value.
     public static let maxStringLength = 64 << 10
-    /// Bytes of a key or value an error message quotes, so a hostile file cannot turn one
-    /// error into a megabyte log record or control reply.
+    /// Unicode scalars of a key or value an error message quotes, so a hostile file cannot
+    /// turn one error into a megabyte log record or control reply.
     static let maxQuoted = 64
+}
+
+extension String {
+    /// At most `head` + `tail` Unicode scalars (not Characters: one Character may hold any
+    /// number of combining scalars), the cut marked with "…".
+    func clipped(head: Int, tail: Int = 0) -> String {
+        let scalars = unicodeScalars
+        guard scalars.count > head + tail else { return self }
+        var out = String(String.UnicodeScalarView(scalars.prefix(head))) + "…"
+        if tail > 0 { out += String(String.UnicodeScalarView(scalars.suffix(tail))) }
+        return out
+    }
 }
 
 /// Turns a file's bytes into text before parsing: too large and not UTF-8 are refused with

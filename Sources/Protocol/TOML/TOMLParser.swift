@@ -268,9 +268,7 @@ public struct TOMLParser {
     }
 
     /// Text from the file as an error message quotes it: cut short (`TOMLLimits.maxQuoted`).
-    static func clip(_ text: String) -> String {
-        text.utf8.count <= TOMLLimits.maxQuoted ? text : String(text.prefix(TOMLLimits.maxQuoted)) + "…"
-    }
+    static func clip(_ text: String) -> String { text.clipped(head: TOMLLimits.maxQuoted) }
 
     static func clip(_ key: [String]) -> String { clip(key.joined(separator: ".")) }
 }
