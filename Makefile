@@ -60,8 +60,12 @@ hot-functions:
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= FuzzTOML FuzzHTTP1Request FuzzChunked FuzzControlLine FuzzWebSocketFrames FuzzTunnelHandshake
 
+# --sanitize=fuzzer makes SwiftPM link libFuzzer's main; the sanitizers themselves go in one
+# -sanitize= flag, because with --sanitize=fuzzer --sanitize=address the compiler keeps only
+# the last one and the targets run without coverage (a fuzzer that cannot learn).
 fuzz-build:
-	$(SWIFT) build --package-path Fuzz --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -use-ld=lld
+	$(SWIFT) build --package-path Fuzz --scratch-path .build-fuzz --sanitize=fuzzer \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
 
 fuzz: fuzz-build
 	Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -3,7 +3,7 @@ import PackageDescription
 
 // libFuzzer targets for every parser of bytes from outside (`make fuzz`, STYLE.md). A package
 // of its own so that the main build and tests never see them; it is built with
-// `--sanitize=fuzzer --sanitize=address` into .build-fuzz/.
+// the fuzzer and address sanitizers into .build-fuzz/ (see the Makefile).
 // Sources/Protocol is a link to the real Protocol sources, and FuzzHTTP1Request compiles the
 // daemon's own HTTP1RequestReader.swift through a link: the reader lives in the executable
 // target, which nothing can import.
