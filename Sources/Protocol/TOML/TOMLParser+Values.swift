@@ -127,7 +127,7 @@ extension TOMLParser {
             try checkDepth()
             let v = try value()
             depth -= k.count
-            try Self.insert(into: &table, at: [], key: k, value: v, line: line)
+            try Self.insert(into: &table, key: k, value: v, line: line)
             skipSpaces()
             if peek == UInt8(ascii: ",") {
                 i += 1

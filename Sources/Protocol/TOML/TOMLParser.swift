@@ -28,9 +28,7 @@ public struct TOMLParser {
         if let error = TOMLInput.sizeError(bytes) { throw error }
         return try bytes.withUnsafeBufferPointer { (buffer) throws(TOMLSyntaxError) -> TOMLTable in
             var parser = TOMLParser(bytes: buffer)
-            var root = TOMLTable(line: 1)
-            try parser.document(into: &root)
-            return root
+            return try parser.document()
         }
     }
 
@@ -48,9 +46,14 @@ public struct TOMLParser {
 
     // MARK: document structure
 
-    private mutating func document(into root: inout TOMLTable) throws(TOMLSyntaxError) {
-        /// Where `key = value` lines go: the path of the last `[table]` / `[[array]]` header.
-        var current: [String] = []
+    /// The table `key = value` lines go to (the last header's) is held apart from the tree
+    /// while its lines are read, so each line is one insertion instead of a walk from the
+    /// root through arrays of tables; the next header puts it back first.
+    private mutating func document() throws(TOMLSyntaxError) -> TOMLTable {
+        var tree = TOMLTable(line: 1)
+        var open = TOMLTable(line: 1)
+        /// Where `open` belongs: the last header's path; nil while the root itself is open.
+        var openPath: [String]?
         while i < b.count {
             skipSpaces()
             guard let c = peek else { break }
@@ -58,11 +61,10 @@ public struct TOMLParser {
             case UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "#"):
                 try endOfLine()
             case UInt8(ascii: "["):
-                if peek(1) == UInt8(ascii: "[") {
-                    current = try arrayHeader(in: &root)
-                } else {
-                    current = try tableHeader(in: &root)
-                }
+                try Self.attach(&open, at: openPath, in: &tree)
+                let header = peek(1) == UInt8(ascii: "[") ? try arrayHeader(in: &tree) : try tableHeader(in: &tree)
+                openPath = header.path
+                open = header.table
                 try endOfLine()
             default:
                 let keyLine = line
@@ -71,16 +73,21 @@ public struct TOMLParser {
                 guard peek == UInt8(ascii: "=") else { throw fail("expected = after key \(Self.clip(path))") }
                 i += 1
                 skipSpaces()
-                depth = current.count + path.count
+                depth = (openPath?.count ?? 0) + path.count
                 try checkDepth()
                 let value = try value()
-                try Self.insert(into: &root, at: current, key: path, value: value, line: keyLine)
+                try Self.insert(into: &open, key: path, value: value, line: keyLine)
                 try endOfLine()
             }
         }
+        try Self.attach(&open, at: openPath, in: &tree)
+        return tree
     }
 
-    private mutating func tableHeader(in root: inout TOMLTable) throws(TOMLSyntaxError) -> [String] {
+    /// A header's path and its table, taken out of the tree to be filled.
+    private typealias Header = (path: [String], table: TOMLTable)
+
+    private mutating func tableHeader(in root: inout TOMLTable) throws(TOMLSyntaxError) -> Header {
         let headerLine = line
         i += 1
         skipSpaces()
@@ -88,11 +95,10 @@ public struct TOMLParser {
         skipSpaces()
         guard peek == UInt8(ascii: "]") else { throw fail("expected ] to close the table header") }
         i += 1
-        try Self.define(table: path, in: &root, line: headerLine)
-        return path
+        return (path, try Self.define(table: path, in: &root, line: headerLine))
     }
 
-    private mutating func arrayHeader(in root: inout TOMLTable) throws(TOMLSyntaxError) -> [String] {
+    private mutating func arrayHeader(in root: inout TOMLTable) throws(TOMLSyntaxError) -> Header {
         let headerLine = line
         i += 2
         skipSpaces()
@@ -100,8 +106,7 @@ public struct TOMLParser {
         skipSpaces()
         guard peek == UInt8(ascii: "]"), peek(1) == UInt8(ascii: "]") else { throw fail("expected ]] to close the array-of-tables header") }
         i += 2
-        try Self.append(tableTo: path, in: &root, line: headerLine)
-        return path
+        return (path, try Self.append(tableTo: path, in: &root, line: headerLine))
     }
 
     /// Refuses input nested deeper than `TOMLLimits.maxDepth`, before any recursion into it.
@@ -151,52 +156,59 @@ public struct TOMLParser {
         }
     }
 
-    private static func define(table path: [String], in root: inout TOMLTable, line: Int) throws(TOMLSyntaxError) {
+    /// `[path]`: creates the table (or makes an implicit one explicit) and takes it out.
+    private static func define(table path: [String], in root: inout TOMLTable, line: Int) throws(TOMLSyntaxError) -> TOMLTable {
         let last = path[path.count - 1]
+        var defined = TOMLTable(line: line)
         try descend(&root, path.dropLast(), line: line) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
-            guard t.contains(last) else {
-                t.set(last, .table(TOMLTable(line: line)), line: line)
-                return
-            }
-            guard let reopened = t[last]?.table, reopened.implicit && !reopened.sealed else {
-                throw TOMLSyntaxError(line: line, message: "[\(clip(path))] is defined twice")
-            }
-            _ = try t.modify(last) { (value: inout TOMLValue) throws(TOMLSyntaxError) -> Bool in
-                try value.modifyTable { (table: inout TOMLTable) in
-                    table.implicit = false
-                    table.line = line
+            if t.contains(last) {
+                guard t[last]?.table.map({ $0.implicit && !$0.sealed }) == true else {
+                    throw TOMLSyntaxError(line: line, message: "[\(clip(path))] is defined twice")
                 }
+            } else {
+                t.set(last, .table(TOMLTable(line: line)), line: line)
             }
+            if let table = t.detach(last) { defined = table }
         }
+        defined.implicit = false
+        defined.line = line
+        return defined
     }
 
-    private static func append(tableTo path: [String], in root: inout TOMLTable, line: Int) throws(TOMLSyntaxError) {
+    /// `[[path]]`: appends a table to the array of tables (starting it) and takes it out.
+    private static func append(tableTo path: [String], in root: inout TOMLTable, line: Int) throws(TOMLSyntaxError) -> TOMLTable {
         let last = path[path.count - 1]
         try descend(&root, path.dropLast(), line: line) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
             if !t.contains(last) {
-                t.startTableArray(last, with: TOMLTable(line: line), line: line)
-            } else if t.isTableArray(last) {
-                _ = try t.modify(last) { (value: inout TOMLValue) -> Bool in
-                    value.append(.table(TOMLTable(line: line)))
-                    return true
-                }
-            } else {
+                t.startTableArray(last, line: line)
+            } else if !t.isTableArray(last) {
                 throw TOMLSyntaxError(line: line, message: "[[\(clip(path))]] conflicts with \(clip(last)) defined before")
             }
         }
+        return TOMLTable(line: line)
     }
 
-    static func insert(
-        into root: inout TOMLTable, at table: [String], key: [String], value: TOMLValue, line: Int
-    ) throws(TOMLSyntaxError) {
+    /// Puts the open table back where its header took it from (or makes it the root).
+    private static func attach(_ open: inout TOMLTable, at path: [String]?, in tree: inout TOMLTable) throws(TOMLSyntaxError) {
+        let table = open
+        // Let go of `open`'s reference, so the table in the tree stays unique (no copy later).
+        open = TOMLTable()
+        guard let path else {
+            tree = table
+            return
+        }
+        try descend(&tree, path.dropLast(), line: table.line) { (t: inout TOMLTable) in
+            t.attach(path[path.count - 1], table)
+        }
+    }
+
+    static func insert(into table: inout TOMLTable, key: [String], value: TOMLValue, line: Int) throws(TOMLSyntaxError) {
         let last = key[key.count - 1]
-        try descend(&root, table[...], line: line) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
-            try descend(&t, key.dropLast(), line: line) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
-                if t.contains(last) {
-                    throw TOMLSyntaxError(line: line, message: "key \(clip(key)) is defined twice")
-                }
-                t.set(last, value, line: line)
+        try descend(&table, key.dropLast(), line: line) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
+            if t.contains(last) {
+                throw TOMLSyntaxError(line: line, message: "key \(clip(key)) is defined twice")
             }
+            t.set(last, value, line: line)
         }
     }
 

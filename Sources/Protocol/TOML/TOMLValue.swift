@@ -44,6 +44,23 @@ public enum TOMLValue: Equatable, Sendable {
         items.append(element)
         self = .array(items)
     }
+
+    /// Takes the table out, leaving a placeholder (`TOMLTable.detach`).
+    mutating func takeTable() -> TOMLTable? {
+        guard case .table(let t) = self else { return nil }
+        self = .boolean(false)
+        return t
+    }
+
+    /// Takes the last table out of the array (`TOMLTable.detach`).
+    mutating func popLastTable() -> TOMLTable? {
+        guard case .array(var items) = self else { return nil }
+        self = .boolean(false)
+        defer { self = .array(items) }
+        guard case .table(let t)? = items.last else { return nil }
+        items.removeLast()
+        return t
+    }
 }
 
 /// A table whose keys remember the line they were defined on, so validation errors can
@@ -83,10 +100,27 @@ public struct TOMLTable: Equatable, Sendable {
         }
     }
 
-    /// Starts the array of tables `key` with its first table.
-    mutating func startTableArray(_ key: String, with first: TOMLTable, line: Int) {
-        set(key, .array([.table(first)]), line: line)
+    /// Starts the array of tables `key`, empty until its first table is attached.
+    mutating func startTableArray(_ key: String, line: Int) {
+        set(key, .array([]), line: line)
         tableArrays.insert(key)
+    }
+
+    /// Takes out the table at `key` (the last of an array of tables) to be filled apart
+    /// from the tree; `attach` puts it back. The key keeps its place and line meanwhile.
+    mutating func detach(_ key: String) -> TOMLTable? {
+        guard let index = values.index(forKey: key) else { return nil }
+        return tableArrays.contains(key) ? values.values[index].popLastTable() : values.values[index].takeTable()
+    }
+
+    /// Puts a table back at `key`: in its place, or at the end of an array of tables.
+    mutating func attach(_ key: String, _ table: TOMLTable) {
+        guard let index = values.index(forKey: key) else { return }
+        if tableArrays.contains(key) {
+            values.values[index].append(.table(table))
+        } else {
+            values.values[index] = .table(table)
+        }
     }
 
     /// Runs `body` on the value at `key` where it is stored (see `TOMLValue.modifyTable`)
