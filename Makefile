@@ -58,7 +58,8 @@ hot-functions:
 # separate package Fuzz/, built with the fuzzer and address sanitizers into .build-fuzz/.
 # Each target runs FUZZ_SECONDS from its seeds in Fuzz/corpus/<target>/ (Fuzz/run.sh).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= FuzzTOML FuzzHTTP1Request FuzzChunked FuzzControlLine FuzzWebSocketFrames FuzzTunnelHandshake
+FUZZ_TARGETS ?= FuzzTOML FuzzHTTP1Request FuzzChunked FuzzControlLine FuzzWebSocketFrames FuzzTunnelHandshake \
+	FuzzControlMessage
 
 # --sanitize=fuzzer makes SwiftPM link libFuzzer's main; the sanitizers themselves go in one
 # -sanitize= flag, because with --sanitize=fuzzer --sanitize=address the compiler keeps only

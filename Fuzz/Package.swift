@@ -30,5 +30,6 @@ let package = Package(
         fuzzTarget("FuzzControlLine"),
         fuzzTarget("FuzzWebSocketFrames"),
         fuzzTarget("FuzzTunnelHandshake"),
+        fuzzTarget("FuzzControlMessage"),
     ]
 )
