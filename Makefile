@@ -6,7 +6,7 @@ DEMO_DIR ?= $(CURDIR)/run/demo
 # docs/benchmarks.md "Memory").
 RELEASE_BUILD = $(SWIFT) build -c release --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-sections
 
-.PHONY: all build release test test-unit test-e2e demo demo-stop bench hot-functions clean install uninstall
+.PHONY: all build release test test-unit test-e2e demo demo-stop bench hot-functions clean install uninstall fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -54,5 +54,26 @@ bench:
 hot-functions:
 	scripts/hot-functions.sh
 
+# Fuzzing (STYLE.md): a libFuzzer target for every parser of bytes from outside, in the
+# separate package Fuzz/, built with the fuzzer and address sanitizers into .build-fuzz/.
+# Each target runs FUZZ_SECONDS from its seeds in Fuzz/corpus/<target>/ (Fuzz/run.sh).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= FuzzTOML FuzzHTTP1Request FuzzChunked FuzzControlLine FuzzWebSocketFrames FuzzTunnelHandshake \
+	FuzzControlMessage
+
+# --sanitize=fuzzer makes SwiftPM link libFuzzer's main; the sanitizers themselves go in one
+# -sanitize= flag, because with --sanitize=fuzzer --sanitize=address the compiler keeps only
+# the last one and the targets run without coverage (a fuzzer that cannot learn).
+fuzz-build:
+	$(SWIFT) build --package-path Fuzz --scratch-path .build-fuzz --sanitize=fuzzer \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+
+fuzz: fuzz-build
+	Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# A few seconds per target: enough to catch a parser that crashes on its seeds' neighbours.
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=5
+
 clean:
-	rm -rf .build run
+	rm -rf .build .build-fuzz run

@@ -7,8 +7,11 @@ public final class ConfigDiagnostics {
         self.file = file
     }
 
+    /// Messages quote values from the file; a long one keeps its start and its end (where
+    /// the explanation is) so a hostile value cannot make a log record or an `ERR 422` line
+    /// of many kilobytes (fastgwctl reads reply lines of at most 8 KiB).
     func error(line: Int?, _ message: String) {
-        items.append(ConfigDiagnostic(file: file, line: line, message: message))
+        items.append(ConfigDiagnostic(file: file, line: line, message: message.clipped(head: 320, tail: 160)))
     }
 
     var failed: Bool { !items.isEmpty }
@@ -227,6 +230,16 @@ extension String {
             if c == "[" { skipping = true } else if c == "]" { skipping = false } else if !skipping { out.append(c) }
         }
         return out
+    }
+}
+
+/// A config file's bytes as text: too large or not UTF-8 is refused with the line it
+/// concerns (`TOMLInput`), before any parsing.
+public enum ConfigText {
+    public static func decode(_ bytes: [UInt8], file: String) -> Result<String, ConfigError> {
+        TOMLInput.text(of: bytes).mapError { error in
+            ConfigError([ConfigDiagnostic(file: file, line: error.line, message: error.message)])
+        }
     }
 }
 

@@ -6,22 +6,29 @@ public enum ConfigValues {
     public static func duration(_ text: String) -> Duration? {
         var rest = Substring(text.strippingSpaces())
         guard !rest.isEmpty else { return nil }
-        var total = Duration.zero
+        // Milliseconds with overflow checks: "9999999999999999h" trapped (and took a reloading
+        // daemon with it); a duration past 292 million years is simply not a duration.
+        var total: Int64 = 0
         while !rest.isEmpty {
             let digits = rest.prefix(while: { $0.isASCII && $0.isNumber })
             guard !digits.isEmpty, let value = Int64(digits) else { return nil }
             rest = rest.dropFirst(digits.count)
             let unit = rest.prefix(while: { $0.isLetter })
             rest = rest.dropFirst(unit.count)
+            let factor: Int64
             switch unit {
-            case "ms": total += .milliseconds(value)
-            case "s": total += .seconds(value)
-            case "m": total += .seconds(value * 60)
-            case "h": total += .seconds(value * 3600)
+            case "ms": factor = 1
+            case "s": factor = 1000
+            case "m": factor = 60_000
+            case "h": factor = 3_600_000
             default: return nil
             }
+            let (milliseconds, overflow) = value.multipliedReportingOverflow(by: factor)
+            let (sum, sumOverflow) = total.addingReportingOverflow(milliseconds)
+            guard !overflow, !sumOverflow else { return nil }
+            total = sum
         }
-        return total
+        return .milliseconds(total)
     }
 
     /// Byte sizes: an integer, or `"256KiB"`, `"4MiB"`, `"1GiB"` (also `KB`/`MB`/`GB`, same powers of two).

@@ -1,35 +1,59 @@
 /// A TOML 1.0 reader for configuration files, Foundation-free. Everything a config needs is
 /// supported (tables, arrays of tables, dotted keys, inline tables, all string forms,
 /// integers in every base, floats, booleans); date-times are refused with an explanation.
+/// Any input is an error with a line or a table, never a crash: sizes and nesting are
+/// bounded by `TOMLLimits`, and time is linear in the input.
+///
+/// The reader's own state is plain values (the input is borrowed as a buffer pointer, the tree
+/// is built outside it): a debug build copies `self` at every non-mutating call such as
+/// `peek`, and copies of arrays and tables there tripled the time of `fastgw check`.
 public struct TOMLParser {
-    private let b: [UInt8]
-    private var i = 0
-    private var line = 1
-    private var root = TOMLTable(line: 1)
-    /// Where `key = value` lines go: the path of the last `[table]` / `[[array]]` header.
-    private var current: [String] = []
+    let b: UnsafeBufferPointer<UInt8>
+    var i = 0
+    var line = 1
+    /// Nesting of the value being read (`TOMLLimits.maxDepth`).
+    var depth = 0
 
     public static func parse(_ text: String) throws(TOMLSyntaxError) -> TOMLTable {
-        var p = TOMLParser(bytes: Array(text.utf8))
-        try p.document()
-        return p.root
+        try parse(validUTF8: Array(text.utf8))
     }
 
-    private init(bytes: [UInt8]) {
+    /// Parses a file's raw bytes: size and UTF-8 are checked first (`TOMLInput`).
+    public static func parse(bytes: [UInt8]) throws(TOMLSyntaxError) -> TOMLTable {
+        if case .failure(let error) = TOMLInput.text(of: bytes) { throw error }
+        return try parse(validUTF8: bytes)
+    }
+
+    private static func parse(validUTF8 bytes: [UInt8]) throws(TOMLSyntaxError) -> TOMLTable {
+        if let error = TOMLInput.sizeError(bytes) { throw error }
+        return try bytes.withUnsafeBufferPointer { (buffer) throws(TOMLSyntaxError) -> TOMLTable in
+            var parser = TOMLParser(bytes: buffer)
+            return try parser.document()
+        }
+    }
+
+    private init(bytes: UnsafeBufferPointer<UInt8>) {
         self.b = bytes
     }
 
-    private func fail(_ message: String) -> TOMLSyntaxError {
+    func fail(_ message: String) -> TOMLSyntaxError {
         TOMLSyntaxError(line: line, message: message)
     }
 
-    private var peek: UInt8? { i < b.count ? b[i] : nil }
+    var peek: UInt8? { i < b.count ? b[i] : nil }
 
-    private func peek(_ offset: Int) -> UInt8? { i + offset < b.count ? b[i + offset] : nil }
+    func peek(_ offset: Int) -> UInt8? { i + offset < b.count ? b[i + offset] : nil }
 
     // MARK: document structure
 
-    private mutating func document() throws(TOMLSyntaxError) {
+    /// The table `key = value` lines go to (the last header's) is held apart from the tree
+    /// while its lines are read, so each line is one insertion instead of a walk from the
+    /// root through arrays of tables; the next header puts it back first.
+    private mutating func document() throws(TOMLSyntaxError) -> TOMLTable {
+        var tree = TOMLTable(line: 1)
+        var open = TOMLTable(line: 1)
+        /// Where `open` belongs: the last header's path; nil while the root itself is open.
+        var openPath: [String]?
         while i < b.count {
             skipSpaces()
             guard let c = peek else { break }
@@ -37,23 +61,33 @@ public struct TOMLParser {
             case UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "#"):
                 try endOfLine()
             case UInt8(ascii: "["):
-                if peek(1) == UInt8(ascii: "[") { try arrayHeader() } else { try tableHeader() }
+                try Self.attach(&open, at: openPath, in: &tree)
+                let header = peek(1) == UInt8(ascii: "[") ? try arrayHeader(in: &tree) : try tableHeader(in: &tree)
+                openPath = header.path
+                open = header.table
                 try endOfLine()
             default:
                 let keyLine = line
                 let path = try key()
                 skipSpaces()
-                guard peek == UInt8(ascii: "=") else { throw fail("expected = after key \(path.joined(separator: "."))") }
+                guard peek == UInt8(ascii: "=") else { throw fail("expected = after key \(Self.clip(path))") }
                 i += 1
                 skipSpaces()
+                depth = (openPath?.count ?? 0) + path.count
+                try checkDepth()
                 let value = try value()
-                try Self.insert(into: &root, at: current, key: path, value: value, line: keyLine)
+                try Self.insert(into: &open, key: path, value: value, line: keyLine)
                 try endOfLine()
             }
         }
+        try Self.attach(&open, at: openPath, in: &tree)
+        return tree
     }
 
-    private mutating func tableHeader() throws(TOMLSyntaxError) {
+    /// A header's path and its table, taken out of the tree to be filled.
+    private typealias Header = (path: [String], table: TOMLTable)
+
+    private mutating func tableHeader(in root: inout TOMLTable) throws(TOMLSyntaxError) -> Header {
         let headerLine = line
         i += 1
         skipSpaces()
@@ -61,11 +95,10 @@ public struct TOMLParser {
         skipSpaces()
         guard peek == UInt8(ascii: "]") else { throw fail("expected ] to close the table header") }
         i += 1
-        try Self.define(table: path, in: &root, line: headerLine)
-        current = path
+        return (path, try Self.define(table: path, in: &root, line: headerLine))
     }
 
-    private mutating func arrayHeader() throws(TOMLSyntaxError) {
+    private mutating func arrayHeader(in root: inout TOMLTable) throws(TOMLSyntaxError) -> Header {
         let headerLine = line
         i += 2
         skipSpaces()
@@ -73,79 +106,107 @@ public struct TOMLParser {
         skipSpaces()
         guard peek == UInt8(ascii: "]"), peek(1) == UInt8(ascii: "]") else { throw fail("expected ]] to close the array-of-tables header") }
         i += 2
-        try Self.append(tableTo: path, in: &root, line: headerLine)
-        current = path
+        return (path, try Self.append(tableTo: path, in: &root, line: headerLine))
+    }
+
+    /// Refuses input nested deeper than `TOMLLimits.maxDepth`, before any recursion into it.
+    func checkDepth() throws(TOMLSyntaxError) {
+        if depth > TOMLLimits.maxDepth { throw tooDeep() }
+    }
+
+    func tooDeep() -> TOMLSyntaxError {
+        fail("more than \(TOMLLimits.maxDepth) levels of nesting "
+            + "(each part of a table header or dotted key, and each array or inline table, is one level)")
     }
 
     // MARK: tree building
 
-    /// Runs `body` on the table at `path`, descending into the last element of arrays of tables.
+    /// Runs `body` on the table at `path` below `t`, creating missing tables and descending
+    /// into the last table of arrays of tables. Every level is changed in place
+    /// (`TOMLTable.modify`), so adding a key costs the same with 50,000 tables before it.
     private static func descend(
-        _ t: inout TOMLTable, _ path: ArraySlice<String>, line: Int, create: Bool,
+        _ t: inout TOMLTable, _ path: ArraySlice<String>, line: Int,
         _ body: (inout TOMLTable) throws(TOMLSyntaxError) -> Void
     ) throws(TOMLSyntaxError) {
         guard let first = path.first else { return try body(&t) }
-        switch t[first] {
-        case nil where create:
+        let rest = path.dropFirst()
+        let isTableArray = t.isTableArray(first)
+        let descended = try t.modify(first) { (value: inout TOMLValue) throws(TOMLSyntaxError) -> Bool in
+            if isTableArray {
+                return try value.modifyLastTable { (last: inout TOMLTable) throws(TOMLSyntaxError) in
+                    try descend(&last, rest, line: line, body)
+                }
+            }
+            return try value.modifyTable { (sub: inout TOMLTable) throws(TOMLSyntaxError) in
+                if sub.sealed { throw TOMLSyntaxError(line: line, message: "cannot extend inline table \(clip(first))") }
+                try descend(&sub, rest, line: line, body)
+            }
+        }
+        switch descended {
+        case true?:
+            return
+        case nil:
             var sub = TOMLTable(line: line)
             sub.implicit = true
-            try descend(&sub, path.dropFirst(), line: line, create: create, body)
+            try descend(&sub, rest, line: line, body)
             t.set(first, .table(sub), line: line)
-        case .table(var sub)?:
-            if sub.sealed && create { throw TOMLSyntaxError(line: line, message: "cannot extend inline table \(first)") }
-            try descend(&sub, path.dropFirst(), line: line, create: create, body)
-            t.set(first, .table(sub), line: line)
-        case .array(var items)?:
-            guard case .table(var last)? = items.last else {
-                throw TOMLSyntaxError(line: line, message: "\(first) is an array of values, not of tables")
-            }
-            try descend(&last, path.dropFirst(), line: line, create: create, body)
-            items[items.count - 1] = .table(last)
-            t.set(first, .array(items), line: line)
-        default:
-            throw TOMLSyntaxError(line: line, message: "\(first) is a value, not a table")
+        case false?:
+            let what = t[first]?.array != nil ? "an array of values, not of tables" : "a value, not a table"
+            throw TOMLSyntaxError(line: line, message: "\(clip(first)) is \(what)")
         }
     }
 
-    private static func define(table path: [String], in root: inout TOMLTable, line: Int) throws(TOMLSyntaxError) {
+    /// `[path]`: creates the table (or makes an implicit one explicit) and takes it out.
+    private static func define(table path: [String], in root: inout TOMLTable, line: Int) throws(TOMLSyntaxError) -> TOMLTable {
         let last = path[path.count - 1]
-        try descend(&root, path.dropLast(), line: line, create: true) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
-            switch t[last] {
-            case nil:
+        var defined = TOMLTable(line: line)
+        try descend(&root, path.dropLast(), line: line) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
+            if t.contains(last) {
+                guard t[last]?.table.map({ $0.implicit && !$0.sealed }) == true else {
+                    throw TOMLSyntaxError(line: line, message: "[\(clip(path))] is defined twice")
+                }
+            } else {
                 t.set(last, .table(TOMLTable(line: line)), line: line)
-            case .table(var existing)? where existing.implicit && !existing.sealed:
-                existing.implicit = false
-                existing.line = line
-                t.set(last, .table(existing), line: line)
-            default:
-                throw TOMLSyntaxError(line: line, message: "[\(path.joined(separator: "."))] is defined twice")
             }
+            if let table = t.detach(last) { defined = table }
         }
+        defined.implicit = false
+        defined.line = line
+        return defined
     }
 
-    private static func append(tableTo path: [String], in root: inout TOMLTable, line: Int) throws(TOMLSyntaxError) {
+    /// `[[path]]`: appends a table to the array of tables (starting it) and takes it out.
+    private static func append(tableTo path: [String], in root: inout TOMLTable, line: Int) throws(TOMLSyntaxError) -> TOMLTable {
         let last = path[path.count - 1]
-        try descend(&root, path.dropLast(), line: line, create: true) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
-            switch t[last] {
-            case nil:
-                t.set(last, .array([.table(TOMLTable(line: line))]), line: line)
-            case .array(var items)? where items.allSatisfy({ $0.table != nil }) && !items.isEmpty:
-                items.append(.table(TOMLTable(line: line)))
-                t.set(last, .array(items), line: line)
-            default:
-                throw TOMLSyntaxError(line: line, message: "[[\(path.joined(separator: "."))]] conflicts with \(last) defined before")
+        try descend(&root, path.dropLast(), line: line) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
+            if !t.contains(last) {
+                t.startTableArray(last, line: line)
+            } else if !t.isTableArray(last) {
+                throw TOMLSyntaxError(line: line, message: "[[\(clip(path))]] conflicts with \(clip(last)) defined before")
             }
+        }
+        return TOMLTable(line: line)
+    }
+
+    /// Puts the open table back where its header took it from (or makes it the root).
+    private static func attach(_ open: inout TOMLTable, at path: [String]?, in tree: inout TOMLTable) throws(TOMLSyntaxError) {
+        let table = open
+        // Let go of `open`'s reference, so the table in the tree stays unique (no copy later).
+        open = TOMLTable()
+        guard let path else {
+            tree = table
+            return
+        }
+        try descend(&tree, path.dropLast(), line: table.line) { (t: inout TOMLTable) in
+            t.attach(path[path.count - 1], table)
         }
     }
 
-    private static func insert(
-        into root: inout TOMLTable, at table: [String], key: [String], value: TOMLValue, line: Int
-    ) throws(TOMLSyntaxError) {
-        let path = table + key.dropLast()
+    static func insert(into table: inout TOMLTable, key: [String], value: TOMLValue, line: Int) throws(TOMLSyntaxError) {
         let last = key[key.count - 1]
-        try descend(&root, path[...], line: line, create: true) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
-            if t[last] != nil {
-                throw TOMLSyntaxError(line: line, message: "key \(key.joined(separator: ".")) is defined twice")
+        try descend(&table, key.dropLast(), line: line) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
+            if t.contains(last) {
+                throw TOMLSyntaxError(line: line, message: "key \(clip(key)) is defined twice")
             }
             t.set(last, value, line: line)
         }
@@ -153,7 +214,7 @@ public struct TOMLParser {
 
     // MARK: lexical pieces
 
-    private mutating func skipSpaces() {
+    mutating func skipSpaces() {
         while let c = peek, c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") { i += 1 }
     }
 
@@ -171,7 +232,7 @@ public struct TOMLParser {
     }
 
     /// Whitespace, newlines and comments, as allowed inside arrays.
-    private mutating func skipBlank() {
+    mutating func skipBlank() {
         while let c = peek {
             if c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "\r") {
                 i += 1
@@ -186,9 +247,11 @@ public struct TOMLParser {
         }
     }
 
-    private mutating func key() throws(TOMLSyntaxError) -> [String] {
+    /// A bare, quoted or dotted key: its parts, each a nesting level (`TOMLLimits`).
+    mutating func key() throws(TOMLSyntaxError) -> [String] {
         var parts: [String] = []
         while true {
+            guard parts.count < TOMLLimits.maxDepth else { throw tooDeep() }
             skipSpaces()
             switch peek {
             case UInt8(ascii: "\"")?: parts.append(try basicString())
@@ -199,238 +262,25 @@ public struct TOMLParser {
                 guard i > start else { throw fail(peek.map { "unexpected \(Self.show($0)) where a key was expected" } ?? "a key is missing") }
                 parts.append(String(decoding: b[start..<i], as: UTF8.self))
             }
+            if parts[parts.count - 1].utf8.count > TOMLLimits.maxKeyLength {
+                throw fail("a key is longer than \(TOMLLimits.maxKeyLength) bytes")
+            }
             skipSpaces()
             guard peek == UInt8(ascii: ".") else { return parts }
             i += 1
         }
     }
 
-    private static func isBareKey(_ c: UInt8) -> Bool {
+    static func isBareKey(_ c: UInt8) -> Bool {
         (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2d
     }
 
-    private static func show(_ c: UInt8) -> String {
+    static func show(_ c: UInt8) -> String {
         c >= 0x21 && c < 0x7f ? "'\(Character(Unicode.Scalar(c)))'" : "byte 0x\(String(c, radix: 16))"
     }
 
-    // MARK: values
+    /// Text from the file as an error message quotes it: cut short (`TOMLLimits.maxQuoted`).
+    static func clip(_ text: String) -> String { text.clipped(head: TOMLLimits.maxQuoted) }
 
-    private mutating func value() throws(TOMLSyntaxError) -> TOMLValue {
-        guard let c = peek else { throw fail("a value is missing") }
-        switch c {
-        case UInt8(ascii: "\""): return .string(try basicString())
-        case UInt8(ascii: "'"): return .string(try literalString())
-        case UInt8(ascii: "["): return try array()
-        case UInt8(ascii: "{"): return try inlineTable()
-        case UInt8(ascii: "t"), UInt8(ascii: "f"):
-            if word("true") { return .boolean(true) }
-            if word("false") { return .boolean(false) }
-            throw fail("unexpected value; strings need quotes")
-        default:
-            return try number()
-        }
-    }
-
-    private mutating func word(_ w: String) -> Bool {
-        let bytes = Array(w.utf8)
-        guard i + bytes.count <= b.count, Array(b[i..<i + bytes.count]) == bytes else { return false }
-        if let next = peek(bytes.count), Self.isBareKey(next) { return false }
-        i += bytes.count
-        return true
-    }
-
-    private mutating func number() throws(TOMLSyntaxError) -> TOMLValue {
-        let start = i
-        while let c = peek, Self.isBareKey(c) || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c == UInt8(ascii: ":") { i += 1 }
-        let text = String(decoding: b[start..<i], as: UTF8.self)
-        guard !text.isEmpty else { throw fail(peek.map { "unexpected \(Self.show($0)) where a value was expected" } ?? "a value is missing") }
-        if text.count >= 5, text.utf8.dropFirst(4).first == UInt8(ascii: "-") || text.contains(":") {
-            throw fail("dates and times are not supported here; write durations as strings such as \"15s\"")
-        }
-        let digits = text.replacingUnderscores()
-        var body = Substring(digits)
-        var sign = 1
-        if body.first == "+" || body.first == "-" {
-            if body.first == "-" { sign = -1 }
-            body = body.dropFirst()
-        }
-        for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where body.hasPrefix(prefix) {
-            guard sign == 1, digits.first != "+", let v = Int(body.dropFirst(2), radix: radix) else { throw fail("invalid integer \(text)") }
-            return .integer(v)
-        }
-        if let v = Int(body) {
-            if body.count > 1 && body.hasPrefix("0") { throw fail("leading zeros are not allowed in \(text)") }
-            return .integer(sign * v)
-        }
-        switch body {
-        case "inf": return .float(Double(sign) * .infinity)
-        case "nan": return .float(.nan)
-        default: break
-        }
-        if body.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let d = Double(body) {
-            return .float(Double(sign) * d)
-        }
-        throw fail("invalid value \(text) (strings need quotes)")
-    }
-
-    private mutating func array() throws(TOMLSyntaxError) -> TOMLValue {
-        i += 1
-        var items: [TOMLValue] = []
-        while true {
-            skipBlank()
-            guard let c = peek else { throw fail("unterminated array") }
-            if c == UInt8(ascii: "]") {
-                i += 1
-                return .array(items)
-            }
-            items.append(try value())
-            skipBlank()
-            if peek == nil { throw fail("unterminated array") }
-            if peek == UInt8(ascii: ",") {
-                i += 1
-            } else if peek != UInt8(ascii: "]") {
-                throw fail("expected , or ] in array")
-            }
-        }
-    }
-
-    private mutating func inlineTable() throws(TOMLSyntaxError) -> TOMLValue {
-        let tableLine = line
-        i += 1
-        var table = TOMLTable(line: tableLine)
-        skipSpaces()
-        if peek == UInt8(ascii: "}") {
-            i += 1
-            table.sealed = true
-            return .table(table)
-        }
-        while true {
-            skipSpaces()
-            let k = try key()
-            skipSpaces()
-            guard peek == UInt8(ascii: "=") else { throw fail("expected = in inline table") }
-            i += 1
-            skipSpaces()
-            let v = try value()
-            try Self.insert(into: &table, at: [], key: k, value: v, line: line)
-            skipSpaces()
-            if peek == UInt8(ascii: ",") {
-                i += 1
-            } else if peek == UInt8(ascii: "}") {
-                i += 1
-                table.sealed = true
-                return .table(table)
-            } else {
-                throw fail("expected , or } in inline table (inline tables stay on one line)")
-            }
-        }
-    }
-
-    // MARK: strings
-
-    private mutating func literalString() throws(TOMLSyntaxError) -> String {
-        if peek(1) == UInt8(ascii: "'"), peek(2) == UInt8(ascii: "'") { return try multiline(quote: UInt8(ascii: "'"), escapes: false) }
-        i += 1
-        let start = i
-        while let c = peek, c != UInt8(ascii: "'") {
-            if c == UInt8(ascii: "\n") { throw fail("unterminated string") }
-            i += 1
-        }
-        guard peek != nil else { throw fail("unterminated string") }
-        defer { i += 1 }
-        return String(decoding: b[start..<i], as: UTF8.self)
-    }
-
-    private mutating func basicString() throws(TOMLSyntaxError) -> String {
-        if peek(1) == UInt8(ascii: "\""), peek(2) == UInt8(ascii: "\"") { return try multiline(quote: UInt8(ascii: "\""), escapes: true) }
-        i += 1
-        var out: [UInt8] = []
-        while let c = peek {
-            switch c {
-            case UInt8(ascii: "\""):
-                i += 1
-                return String(decoding: out, as: UTF8.self)
-            case UInt8(ascii: "\\"):
-                try escape(into: &out)
-            case UInt8(ascii: "\n"):
-                throw fail("unterminated string")
-            default:
-                out.append(c)
-                i += 1
-            }
-        }
-        throw fail("unterminated string")
-    }
-
-    private mutating func multiline(quote q: UInt8, escapes: Bool) throws(TOMLSyntaxError) -> String {
-        i += 3
-        // A newline right after the opening quotes is not part of the string.
-        if peek == UInt8(ascii: "\r") { i += 1 }
-        if peek == UInt8(ascii: "\n") {
-            i += 1
-            line += 1
-        }
-        var out: [UInt8] = []
-        while let c = peek {
-            if c == q, peek(1) == q, peek(2) == q {
-                i += 3
-                // Up to two more quotes belong to the content (`""""` ends with one quote inside).
-                while peek == q, out.count >= 0 {
-                    out.append(q)
-                    i += 1
-                }
-                return String(decoding: out, as: UTF8.self)
-            }
-            if escapes && c == UInt8(ascii: "\\") {
-                // Line-ending backslash: trim the newline and leading whitespace that follows.
-                var j = i + 1
-                while j < b.count, b[j] == UInt8(ascii: " ") || b[j] == UInt8(ascii: "\t") || b[j] == UInt8(ascii: "\r") { j += 1 }
-                if j < b.count, b[j] == UInt8(ascii: "\n") {
-                    i = j
-                    while let d = peek, d == UInt8(ascii: " ") || d == UInt8(ascii: "\t") || d == UInt8(ascii: "\n") || d == UInt8(ascii: "\r") {
-                        if d == UInt8(ascii: "\n") { line += 1 }
-                        i += 1
-                    }
-                    continue
-                }
-                try escape(into: &out)
-                continue
-            }
-            if c == UInt8(ascii: "\n") { line += 1 }
-            out.append(c)
-            i += 1
-        }
-        throw fail("unterminated multi-line string")
-    }
-
-    private mutating func escape(into out: inout [UInt8]) throws(TOMLSyntaxError) {
-        i += 1
-        guard let e = peek else { throw fail("unterminated string") }
-        i += 1
-        switch e {
-        case UInt8(ascii: "b"): out.append(8)
-        case UInt8(ascii: "t"): out.append(9)
-        case UInt8(ascii: "n"): out.append(10)
-        case UInt8(ascii: "f"): out.append(12)
-        case UInt8(ascii: "r"): out.append(13)
-        case UInt8(ascii: "\""): out.append(34)
-        case UInt8(ascii: "\\"): out.append(92)
-        case UInt8(ascii: "u"), UInt8(ascii: "U"):
-            let n = e == UInt8(ascii: "u") ? 4 : 8
-            guard i + n <= b.count, let v = UInt32(String(decoding: b[i..<i + n], as: UTF8.self), radix: 16),
-                  let scalar = Unicode.Scalar(v) else {
-                throw fail("invalid unicode escape")
-            }
-            i += n
-            out.append(contentsOf: Array(String(Character(scalar)).utf8))
-        default:
-            throw fail("invalid escape \\\(Character(Unicode.Scalar(e)))")
-        }
-    }
-}
-
-extension String {
-    func replacingUnderscores() -> String {
-        String(self.filter { $0 != "_" })
-    }
+    static func clip(_ key: [String]) -> String { clip(key.joined(separator: ".")) }
 }

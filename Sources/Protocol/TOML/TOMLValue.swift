@@ -1,6 +1,8 @@
 /// A parsed TOML value. Only what configuration files need: strings, integers, floats,
 /// booleans, arrays and tables (date-times are refused with a clear error).
-public indirect enum TOMLValue: Equatable, Sendable {
+/// Not `indirect`: arrays and tables already live on the heap, and a box per value would cost
+/// an allocation and an extra reference to release before a nested value can change in place.
+public enum TOMLValue: Equatable, Sendable {
     case string(String)
     case integer(Int)
     case float(Double)
@@ -13,6 +15,52 @@ public indirect enum TOMLValue: Equatable, Sendable {
     public var bool: Bool? { if case .boolean(let b) = self { return b } else { return nil } }
     public var array: [TOMLValue]? { if case .array(let a) = self { return a } else { return nil } }
     public var table: TOMLTable? { if case .table(let t) = self { return t } else { return nil } }
+
+    /// Runs `body` on the table this value holds, in place: the value lets go of its own
+    /// reference first, so the table's storage is unique and is not copied. Copying it here
+    /// made every key of a `[[agent]]` copy all agents before it (quadratic `fastgw check`).
+    /// False when the value is no table. Not generic: a debug build looks up generic
+    /// metadata at every call, and this runs for every key of the file.
+    mutating func modifyTable(_ body: (inout TOMLTable) throws(TOMLSyntaxError) -> Void) throws(TOMLSyntaxError) -> Bool {
+        guard case .table(var t) = self else { return false }
+        self = .boolean(false)
+        defer { self = .table(t) }
+        try body(&t)
+        return true
+    }
+
+    /// `modifyTable` for the last element of an array, which must be a table.
+    mutating func modifyLastTable(_ body: (inout TOMLTable) throws(TOMLSyntaxError) -> Void) throws(TOMLSyntaxError) -> Bool {
+        guard case .array(var items) = self, !items.isEmpty else { return false }
+        self = .boolean(false)
+        defer { self = .array(items) }
+        return try items[items.count - 1].modifyTable(body)
+    }
+
+    /// Appends in place to the array this value holds.
+    mutating func append(_ element: TOMLValue) {
+        guard case .array(var items) = self else { return }
+        self = .boolean(false)
+        items.append(element)
+        self = .array(items)
+    }
+
+    /// Takes the table out, leaving a placeholder (`TOMLTable.detach`).
+    mutating func takeTable() -> TOMLTable? {
+        guard case .table(let t) = self else { return nil }
+        self = .boolean(false)
+        return t
+    }
+
+    /// Takes the last table out of the array (`TOMLTable.detach`).
+    mutating func popLastTable() -> TOMLTable? {
+        guard case .array(var items) = self else { return nil }
+        self = .boolean(false)
+        defer { self = .array(items) }
+        guard case .table(let t)? = items.last else { return nil }
+        items.removeLast()
+        return t
+    }
 }
 
 /// A table whose keys remember the line they were defined on, so validation errors can
@@ -21,6 +69,9 @@ public struct TOMLTable: Equatable, Sendable {
     public private(set) var keys: [String] = []
     private var values: [String: TOMLValue] = [:]
     private var lines: [String: Int] = [:]
+    /// Keys made by `[[key]]` headers: only these arrays take more tables, and only their
+    /// last table is extended by `[key.sub]` (a static `key = [...]` is closed, TOML 1.0).
+    private var tableArrays: Set<String> = []
     /// Line of the `[header]` (or of the first key for the root / inline tables).
     public var line: Int
 
@@ -37,10 +88,46 @@ public struct TOMLTable: Equatable, Sendable {
 
     public func line(of key: String) -> Int? { lines[key] }
 
+    func isTableArray(_ key: String) -> Bool { tableArrays.contains(key) }
+
+    func contains(_ key: String) -> Bool { values.index(forKey: key) != nil }
+
+    /// Sets `key`; a key keeps its place and line when its value is replaced.
     mutating func set(_ key: String, _ value: TOMLValue, line: Int) {
-        if values[key] == nil { keys.append(key) }
-        values[key] = value
-        lines[key] = lines[key] ?? line
+        if values.updateValue(value, forKey: key) == nil {
+            keys.append(key)
+            lines[key] = line
+        }
+    }
+
+    /// Starts the array of tables `key`, empty until its first table is attached.
+    mutating func startTableArray(_ key: String, line: Int) {
+        set(key, .array([]), line: line)
+        tableArrays.insert(key)
+    }
+
+    /// Takes out the table at `key` (the last of an array of tables) to be filled apart
+    /// from the tree; `attach` puts it back. The key keeps its place and line meanwhile.
+    mutating func detach(_ key: String) -> TOMLTable? {
+        guard let index = values.index(forKey: key) else { return nil }
+        return tableArrays.contains(key) ? values.values[index].popLastTable() : values.values[index].takeTable()
+    }
+
+    /// Puts a table back at `key`: in its place, or at the end of an array of tables.
+    mutating func attach(_ key: String, _ table: TOMLTable) {
+        guard let index = values.index(forKey: key) else { return }
+        if tableArrays.contains(key) {
+            values.values[index].append(.table(table))
+        } else {
+            values.values[index] = .table(table)
+        }
+    }
+
+    /// Runs `body` on the value at `key` where it is stored (see `TOMLValue.modifyTable`)
+    /// and returns what it returns; nil when there is no such key.
+    mutating func modify(_ key: String, _ body: (inout TOMLValue) throws(TOMLSyntaxError) -> Bool) throws(TOMLSyntaxError) -> Bool? {
+        guard let index = values.index(forKey: key) else { return nil }
+        return try body(&values.values[index])
     }
 
     public static func == (a: TOMLTable, b: TOMLTable) -> Bool {
@@ -51,6 +138,11 @@ public struct TOMLTable: Equatable, Sendable {
 public struct TOMLSyntaxError: Error, Equatable, Sendable, CustomStringConvertible {
     public let line: Int
     public let message: String
+
+    public init(line: Int, message: String) {
+        self.line = line
+        self.message = message
+    }
 
     public var description: String { "line \(line): \(message)" }
 }

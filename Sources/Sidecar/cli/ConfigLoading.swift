@@ -12,33 +12,47 @@ enum ConfigLoading {
         case agent(AgentConfig)
     }
 
-    /// A whole file as UTF-8; errors carry the system's reason ("Permission denied").
+    /// A whole file as UTF-8 (token files); errors carry the system's reason ("Permission denied").
     static func readFile(_ path: String) throws -> String {
+        let bytes = try readBytes(path, limit: TOMLLimits.maxFileSize + 1)
+        if bytes.count > TOMLLimits.maxFileSize { throw StartupError("file is larger than \(TOMLLimits.maxFileSize >> 20) MiB") }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw StartupError("not valid UTF-8") }
+        return text
+    }
+
+    /// At most `limit` bytes of a file: reading stops there, so a huge file (or /dev/zero)
+    /// costs no more memory than the limit before it is refused.
+    static func readBytes(_ path: String, limit: Int) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw StartupError(String(cString: strerror(errno))) }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        while bytes.count < limit {
+            let wanted = min(chunk.count, limit - bytes.count)
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, wanted) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw StartupError(String(cString: strerror(errno)))
             }
             if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<n])
-            if bytes.count > 16 << 20 { throw StartupError("file is larger than 16 MiB") }
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw StartupError("not valid UTF-8") }
-        return text
+        return bytes
     }
 
     static func load(path: String) -> Result<Loaded, ConfigError> {
-        let text: String
+        let bytes: [UInt8]
         do {
-            text = try readFile(path)
+            // One byte past the limit tells a file at the limit from a larger one.
+            bytes = try readBytes(path, limit: TOMLLimits.maxFileSize + 1)
         } catch {
             return .failure(ConfigError([ConfigDiagnostic(file: path, line: nil, message: "cannot read config: \(error)")]))
+        }
+        let text: String
+        switch ConfigText.decode(bytes, file: path) {
+        case .success(let t): text = t
+        case .failure(let error): return .failure(error)
         }
         if isAgentFile(text) {
             return AgentConfig.parse(text: text, file: path, readFile: readFile).flatMap { c in
@@ -55,10 +69,20 @@ enum ConfigLoading {
     }
 
     /// An agent file has an `[agent]` table; a gateway file has `[[agent]]` entries and `[tunnel]`.
+    /// A byte scan: splitting megabytes into lines of Characters took longer than parsing them.
     static func isAgentFile(_ text: String) -> Bool {
-        text.split(separator: "\n").contains { line in
-            line.drop(while: { $0 == " " || $0 == "\t" }).hasPrefix("[agent]")
+        let bytes = Array(text.utf8)
+        let header = Array("[agent]".utf8)
+        var i = 0
+        while i < bytes.count {
+            while i < bytes.count, bytes[i] == UInt8(ascii: " ") || bytes[i] == UInt8(ascii: "\t") { i += 1 }
+            var matched = 0
+            while matched < header.count, i + matched < bytes.count, bytes[i + matched] == header[matched] { matched += 1 }
+            if matched == header.count { return true }
+            while i < bytes.count, bytes[i] != UInt8(ascii: "\n") { i += 1 }
+            i += 1
         }
+        return false
     }
 
     /// Loads the TLS material the config names, reporting a failure against the line of the

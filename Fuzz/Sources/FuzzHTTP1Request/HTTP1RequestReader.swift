@@ -1,0 +1,1 @@
+../../../Sources/Sidecar/gateway/http/HTTP1RequestReader.swift

@@ -1,0 +1,259 @@
+/// Values, numbers, arrays, inline tables and strings: the recursive part of the reader,
+/// where `depth` bounds the recursion.
+extension TOMLParser {
+    mutating func value() throws(TOMLSyntaxError) -> TOMLValue {
+        guard let c = peek else { throw fail("a value is missing") }
+        switch c {
+        case UInt8(ascii: "\""): return .string(try basicString())
+        case UInt8(ascii: "'"): return .string(try literalString())
+        case UInt8(ascii: "["): return try array()
+        case UInt8(ascii: "{"): return try inlineTable()
+        case UInt8(ascii: "t"), UInt8(ascii: "f"):
+            if word("true") { return .boolean(true) }
+            if word("false") { return .boolean(false) }
+            throw fail("unexpected value; strings need quotes")
+        default:
+            return try number()
+        }
+    }
+
+    private mutating func word(_ w: String) -> Bool {
+        let bytes = Array(w.utf8)
+        guard i + bytes.count <= b.count, Array(b[i..<i + bytes.count]) == bytes else { return false }
+        if let next = peek(bytes.count), Self.isBareKey(next) { return false }
+        i += bytes.count
+        return true
+    }
+
+    private mutating func number() throws(TOMLSyntaxError) -> TOMLValue {
+        let start = i
+        while let c = peek, Self.isBareKey(c) || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c == UInt8(ascii: ":") { i += 1 }
+        if let v = Self.plainInteger(b[start..<i]) { return .integer(v) }
+        let text = String(decoding: b[start..<i], as: UTF8.self)
+        guard !text.isEmpty else { throw fail(peek.map { "unexpected \(Self.show($0)) where a value was expected" } ?? "a value is missing") }
+        if text.count >= 5, text.utf8.dropFirst(4).first == UInt8(ascii: "-") || text.contains(":") {
+            throw fail("dates and times are not supported here; write durations as strings such as \"15s\"")
+        }
+        let digits = text.replacingUnderscores()
+        var body = Substring(digits)
+        var sign = 1
+        if body.first == "+" || body.first == "-" {
+            if body.first == "-" { sign = -1 }
+            body = body.dropFirst()
+        }
+        for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where body.hasPrefix(prefix) {
+            guard sign == 1, digits.first != "+", let v = Int(body.dropFirst(2), radix: radix) else { throw fail("invalid integer \(Self.clip(text))") }
+            return .integer(v)
+        }
+        if let v = Int(body) {
+            if body.count > 1 && body.hasPrefix("0") { throw fail("leading zeros are not allowed in \(Self.clip(text))") }
+            return .integer(sign * v)
+        }
+        switch body {
+        case "inf": return .float(Double(sign) * .infinity)
+        case "nan": return .float(.nan)
+        default: break
+        }
+        if body.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let d = Double(body) {
+            return .float(Double(sign) * d)
+        }
+        throw fail("invalid value \(Self.clip(text)) (strings need quotes)")
+    }
+
+    /// The common case, a short decimal integer, read without building strings; nil for
+    /// anything else, which `number` reads (or refuses) the general way.
+    private static func plainInteger(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Int? {
+        var digits = bytes
+        var sign = 1
+        if let first = digits.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
+            sign = first == UInt8(ascii: "-") ? -1 : 1
+            digits = digits.dropFirst()
+        }
+        // 18 digits cannot overflow; a leading zero is an error the general way reports.
+        guard let first = digits.first, digits.count <= 18, first != UInt8(ascii: "0") || digits.count == 1 else { return nil }
+        var value = 0
+        for d in digits {
+            guard d >= UInt8(ascii: "0") && d <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(d - UInt8(ascii: "0"))
+        }
+        return sign * value
+    }
+
+    private mutating func array() throws(TOMLSyntaxError) -> TOMLValue {
+        i += 1
+        depth += 1
+        defer { depth -= 1 }
+        try checkDepth()
+        var items: [TOMLValue] = []
+        while true {
+            skipBlank()
+            guard let c = peek else { throw fail("unterminated array") }
+            if c == UInt8(ascii: "]") {
+                i += 1
+                return .array(items)
+            }
+            items.append(try value())
+            skipBlank()
+            if peek == nil { throw fail("unterminated array") }
+            if peek == UInt8(ascii: ",") {
+                i += 1
+            } else if peek != UInt8(ascii: "]") {
+                throw fail("expected , or ] in array")
+            }
+        }
+    }
+
+    private mutating func inlineTable() throws(TOMLSyntaxError) -> TOMLValue {
+        let tableLine = line
+        i += 1
+        depth += 1
+        defer { depth -= 1 }
+        try checkDepth()
+        var table = TOMLTable(line: tableLine)
+        skipSpaces()
+        if peek == UInt8(ascii: "}") {
+            i += 1
+            table.sealed = true
+            return .table(table)
+        }
+        while true {
+            skipSpaces()
+            let k = try key()
+            skipSpaces()
+            guard peek == UInt8(ascii: "=") else { throw fail("expected = in inline table") }
+            i += 1
+            skipSpaces()
+            depth += k.count
+            try checkDepth()
+            let v = try value()
+            depth -= k.count
+            try Self.insert(into: &table, key: k, value: v, line: line)
+            skipSpaces()
+            if peek == UInt8(ascii: ",") {
+                i += 1
+            } else if peek == UInt8(ascii: "}") {
+                i += 1
+                table.sealed = true
+                return .table(table)
+            } else {
+                throw fail("expected , or } in inline table (inline tables stay on one line)")
+            }
+        }
+    }
+
+    // MARK: strings
+
+    mutating func literalString() throws(TOMLSyntaxError) -> String {
+        if peek(1) == UInt8(ascii: "'"), peek(2) == UInt8(ascii: "'") { return try multiline(quote: UInt8(ascii: "'"), escapes: false) }
+        i += 1
+        let start = i
+        while let c = peek, c != UInt8(ascii: "'") {
+            if c == UInt8(ascii: "\n") { throw fail("unterminated string") }
+            i += 1
+        }
+        guard peek != nil else { throw fail("unterminated string") }
+        defer { i += 1 }
+        return try string(b[start..<i])
+    }
+
+    mutating func basicString() throws(TOMLSyntaxError) -> String {
+        if peek(1) == UInt8(ascii: "\""), peek(2) == UInt8(ascii: "\"") { return try multiline(quote: UInt8(ascii: "\""), escapes: true) }
+        i += 1
+        var out: [UInt8] = []
+        while let c = peek {
+            switch c {
+            case UInt8(ascii: "\""):
+                i += 1
+                return try string(out[...])
+            case UInt8(ascii: "\\"):
+                try escape(into: &out)
+            case UInt8(ascii: "\n"):
+                throw fail("unterminated string")
+            default:
+                out.append(c)
+                i += 1
+            }
+        }
+        throw fail("unterminated string")
+    }
+
+    private mutating func multiline(quote q: UInt8, escapes: Bool) throws(TOMLSyntaxError) -> String {
+        i += 3
+        // A newline right after the opening quotes is not part of the string.
+        if peek == UInt8(ascii: "\r") { i += 1 }
+        if peek == UInt8(ascii: "\n") {
+            i += 1
+            line += 1
+        }
+        var out: [UInt8] = []
+        while let c = peek {
+            if c == q, peek(1) == q, peek(2) == q {
+                i += 3
+                // Up to two more quotes belong to the content (`""""` ends with one quote inside).
+                while peek == q, out.count >= 0 {
+                    out.append(q)
+                    i += 1
+                }
+                return try string(out[...])
+            }
+            if escapes && c == UInt8(ascii: "\\") {
+                // Line-ending backslash: trim the newline and leading whitespace that follows.
+                var j = i + 1
+                while j < b.count, b[j] == UInt8(ascii: " ") || b[j] == UInt8(ascii: "\t") || b[j] == UInt8(ascii: "\r") { j += 1 }
+                if j < b.count, b[j] == UInt8(ascii: "\n") {
+                    i = j
+                    while let d = peek, d == UInt8(ascii: " ") || d == UInt8(ascii: "\t") || d == UInt8(ascii: "\n") || d == UInt8(ascii: "\r") {
+                        if d == UInt8(ascii: "\n") { line += 1 }
+                        i += 1
+                    }
+                    continue
+                }
+                try escape(into: &out)
+                continue
+            }
+            if c == UInt8(ascii: "\n") { line += 1 }
+            out.append(c)
+            i += 1
+        }
+        throw fail("unterminated multi-line string")
+    }
+
+    /// A string's bytes as a value, within `TOMLLimits.maxStringLength`.
+    private func string(_ bytes: some Collection<UInt8>) throws(TOMLSyntaxError) -> String {
+        guard bytes.count <= TOMLLimits.maxStringLength else {
+            throw fail("a string is longer than \(TOMLLimits.maxStringLength >> 10) KiB")
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private mutating func escape(into out: inout [UInt8]) throws(TOMLSyntaxError) {
+        i += 1
+        guard let e = peek else { throw fail("unterminated string") }
+        i += 1
+        switch e {
+        case UInt8(ascii: "b"): out.append(8)
+        case UInt8(ascii: "t"): out.append(9)
+        case UInt8(ascii: "n"): out.append(10)
+        case UInt8(ascii: "f"): out.append(12)
+        case UInt8(ascii: "r"): out.append(13)
+        case UInt8(ascii: "\""): out.append(34)
+        case UInt8(ascii: "\\"): out.append(92)
+        case UInt8(ascii: "u"), UInt8(ascii: "U"):
+            let n = e == UInt8(ascii: "u") ? 4 : 8
+            guard i + n <= b.count, let v = UInt32(String(decoding: b[i..<i + n], as: UTF8.self), radix: 16),
+                  let scalar = Unicode.Scalar(v) else {
+                throw fail("invalid unicode escape")
+            }
+            i += n
+            out.append(contentsOf: Array(String(Character(scalar)).utf8))
+        default:
+            throw fail("invalid escape \\\(Character(Unicode.Scalar(e)))")
+        }
+    }
+}
+
+extension String {
+    func replacingUnderscores() -> String {
+        String(self.filter { $0 != "_" })
+    }
+}
