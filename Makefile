@@ -23,6 +23,8 @@ test:
 	scripts/install-deps.sh test
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
+	# Every parser of outside bytes, fuzzed for 5 s each (a habit, not a search: make fuzz).
+	$(MAKE) fuzz-smoke
 	python3 -m pytest -q Tests/e2e
 
 test-unit:
