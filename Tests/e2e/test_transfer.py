@@ -1,5 +1,6 @@
 """Data integrity through a TCP service: bulk, small writes, one huge write, many connections."""
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pattern
@@ -92,3 +93,21 @@ def test_1000_concurrent_connections_over_one_tunnel_connection(tunnel, peer):
         results = list(pool.map(roundtrip, range(1000)))
     assert results.count(True) == 1000
     assert t.gateway.count("agent connected") == 1
+
+
+def test_upstream_named_by_host_name(tunnel, peer):
+    """A host name's dial tries each address it resolves to with the same handler (where
+    localhost is also ::1, that attempt is refused: the echo server listens on 127.0.0.1);
+    only the connection that won is the stream's socket, and nothing is left counted."""
+    echo = peer("echo")
+    t = tunnel(echo.port)
+    (t.dir / "agent.toml").write_text((t.dir / "agent.toml").read_text().replace(
+        f'upstream = "127.0.0.1:{echo.port}"', f'upstream = "localhost:{echo.port}"'))
+    t.start_gateway()
+    t.start_agent()
+    for _ in range(3):
+        echo_roundtrip(t.public_port, 1 << 20)
+    deadline = time.monotonic() + 10
+    while t.ctl_json("stats", agent=True)["streams_active"] != 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert t.ctl_json("stats", agent=True)["streams_active"] == 0

@@ -134,7 +134,8 @@ final class AgentTunnel: TunnelConnectionDelegate {
         let conn = NIOLoopBound(connection, eventLoop: loop)
         connecting.assumeIsolated().whenComplete { result in
             switch result {
-            case .success:
+            case .success(let channel):
+                boundBridge.value.adopt(channel)
                 stats.streamsActive.add()
                 counters.connectionsActive.add()
                 counters.connectionsTotal.add()

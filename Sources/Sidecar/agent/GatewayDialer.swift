@@ -20,6 +20,7 @@ final class GatewayDialer {
     private var retryTask: Scheduled<Void>?
     /// Connections replaced while they finish their streams: their end starts no redial.
     private var retiring: Set<ObjectIdentifier> = []
+    private var connectedAt: NIODeadline?
 
     init(agent: AgentContext, key: SlotKey, loop: EventLoop) {
         self.agent = agent
@@ -133,6 +134,7 @@ final class GatewayDialer {
     private func serving(_ channel: Channel, tunnel: TunnelConnection, carrier: TunnelHandshake.Carrier) {
         let since = NIODeadline.now()
         self.tunnel = tunnel
+        connectedAt = since
         agent.stats.tunnelConnectionsActive.add()
         agent.stats.tunnelConnectionsTotal.add()
         agent.slots.update(key) { s in
@@ -165,16 +167,19 @@ final class GatewayDialer {
 
     /// The connection's HTTP/2 session refused the gateway with a GOAWAY of its own (DESIGN
     /// §2.3: only the agent's drain may stop a connection taking streams): it finishes what
-    /// it carries, within the drain timeout, while a new connection is dialled at once.
+    /// it carries, within the drain timeout, while a new connection is dialled — after the
+    /// usual jittered back-off, which starts at up to 0.5 s and grows only if replacements
+    /// keep coming (a gateway that breaks the protocol on every connection).
     private func replace(_ old: Channel, errorCode: UInt32) {
         guard channel === old, !stopped else { return }
         retiring.insert(ObjectIdentifier(old))
         agent.stats.tunnelReplacements.add()
-        logger.warning("tunnel connection stopped taking streams (HTTP/2 GOAWAY, error \(errorCode)); dialling a replacement")
+        if let connectedAt { backoff.connectionEnded(after: .nanoseconds((NIODeadline.now() - connectedAt).nanoseconds)) }
         channel = nil
         tunnel = nil
         loop.scheduleTask(in: TimeAmount(agent.settings.config.drainTimeout)) { old.close(promise: nil) }
-        dial()
+        retry(after: "tunnel connection stopped taking streams (HTTP/2 GOAWAY, error \(errorCode)); dialling a replacement",
+              authFailure: false)
     }
 
     private func retry(after reason: String, authFailure: Bool) {

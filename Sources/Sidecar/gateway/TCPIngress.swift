@@ -49,7 +49,7 @@ final class TCPIngress: ChannelInboundHandler {
             guard !answer.received.load(ordering: .acquiring) else { return }
             stats.connectFailures.add("agent_timeout")
             gateway.events.record(.streamOpenTimedOut, ["listener": "\(listener)", "port": "\(port)", "client": "\(client)"])
-            bridgeRef.run { $0.abort() }
+            bridgeRef.run { $0.abandon("the agent did not answer the stream in time") }
         }
         context.channel.closeFuture.whenComplete { _ in deadline.cancel() }
     }
@@ -82,10 +82,11 @@ final class TCPIngress: ChannelInboundHandler {
     ) {
         route.tunnel.run { connection in
             let registry = s.gateway.registry
-            // The agent may have sent GOAWAY after the pick: try another connection.
-            if connection.receivedGoaway {
+            // The agent may have sent GOAWAY after the pick, or be at its stream limit: try
+            // another connection.
+            if !connection.takesNewStreams {
                 registry.streamEnded(route.connection)
-                registry.markDraining(route.connection)
+                if connection.isDraining { registry.markDraining(route.connection) }
                 let skip = excluding.union([route.connection])
                 if attempt < maxAttempts, let next = registry.pick(port: s.port, preferring: s.loop, excluding: skip) {
                     open(next, attempt: attempt + 1, excluding: skip, stream: s)

@@ -85,6 +85,7 @@ private func sendDataCallback(
         return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
     }
     s.sealScratch()
+    s.dataFramesSent += 1
     var remaining = length
     while remaining > 0, var head = state.outbound.first {
         if head.readableBytes <= remaining {

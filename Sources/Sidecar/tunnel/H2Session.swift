@@ -30,6 +30,8 @@ final class H2Session {
     var receivedSinceGrant = 0
     /// What streams may still grow their receive windows by, shared by the connection.
     var windowBudget: StreamWindowBudget
+    /// DATA frames sent so far: progress a peer cannot fake with PINGs.
+    var dataFramesSent = 0
 
     init(role: H2Role, tuning: H2Tuning, allocator: ByteBufferAllocator) throws(H2Error) {
         self.role = role
@@ -165,9 +167,8 @@ final class H2Session {
     func openStream(headers: [HeaderField], endStream: Bool = false) throws(H2Error) -> Int32 {
         // nghttp2 would queue a stream over the peer's limit until one ends, which for a peer
         // that allows none is forever: refuse it now so the caller can go elsewhere.
-        let peerLimit = nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
-        guard streams.count < Int(peerLimit) else {
-            throw H2Error(description: "the peer allows no more than \(peerLimit) concurrent streams")
+        guard !atPeerStreamLimit else {
+            throw H2Error(description: "the peer allows no more than \(peerStreamLimit) concurrent streams")
         }
         var provider = H2Callbacks.dataProvider
         let id = Self.withNV(headers) { nva, count in
@@ -225,6 +226,14 @@ final class H2Session {
             nghttp2_session_resume_data(session, id)
         }
     }
+
+    /// SETTINGS_MAX_CONCURRENT_STREAMS of the peer (nghttp2's assumption until it arrives).
+    var peerStreamLimit: Int {
+        Int(nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
+    }
+
+    /// Client role: as many streams open as the peer allows.
+    var atPeerStreamLimit: Bool { streams.count >= peerStreamLimit }
 
     /// Whether any stream has bytes waiting for the peer's window.
     var hasQueuedOutput: Bool {

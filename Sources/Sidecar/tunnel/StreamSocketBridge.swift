@@ -68,16 +68,27 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        // A channel closed from inside its own connect promise's callbacks (a stream reset
-        // while the upstream was being dialled) can close before it ever fired active, and
-        // then fires no inactive either: the close future is the one sure sign.
-        context.channel.closeFuture.assumeIsolated().whenComplete { _ in self.socketClosed() }
+    }
+
+    /// An upstream connection that was dialled: the channel that won (a host name's dial tries
+    /// each address with this handler, so the last one added need not be it), and its close
+    /// future as the sign of its end — a channel closed from inside its own connect
+    /// callbacks (a stream reset while the upstream was being dialled) fires no inactive.
+    func adopt(_ channel: Channel) {
+        if let winner = try? channel.pipeline.syncOperations.context(handler: self) { context = winner }
+        channel.closeFuture.assumeIsolated().whenComplete { _ in self.socketClosed() }
     }
 
     /// The stream could not be opened: drop the socket.
     func abort() {
         markAborted("tunnel stream could not be opened")
         streamOver = true
+        context?.close(promise: nil)
+    }
+
+    /// The stream was opened but not answered in time: drop the socket and reset the stream.
+    func abandon(_ reason: String) {
+        markAborted(reason)
         context?.close(promise: nil)
     }
 
@@ -127,7 +138,9 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        socketClosed()
+        // A host name's dial may have given this handler to other channels too (the attempts
+        // that lost): only the adopted one is this socket.
+        if context.channel === self.context?.channel { socketClosed() }
         context.fireChannelInactive()
     }
 

@@ -36,9 +36,10 @@ final class TunnelConnection: ChannelInboundHandler {
     private var closeWhenIdle = false
     /// GOAWAY frames this side asked nghttp2 to send; any other that leaves is nghttp2's own.
     private var goawaysRequested = 0
-    /// Public sessions: how long queued output may wait for a peer that stopped reading.
+    /// Public sessions: how long queued DATA may wait for a peer that stopped granting window.
     var stallTimeout: TimeAmount?
-    private var lastOutputAt = NIODeadline.now()
+    private var lastProgressAt = NIODeadline.now()
+    private var dataFramesSeen = 0
 
     init(session: H2Session, keepaliveInterval: TimeAmount, keepaliveTimeout: TimeAmount) {
         self.session = session
@@ -116,9 +117,16 @@ final class TunnelConnection: ChannelInboundHandler {
         session.goaway()
     }
 
-    /// Streams in flight, not counting idle-exempt ones.
+    /// No new stream will be taken here any more (GOAWAY either way).
+    var isDraining: Bool { receivedGoaway || closeWhenIdle }
+
+    /// Whether a stream opened now would be sent: not draining, and below the peer's limit.
+    var takesNewStreams: Bool { !closed && !isDraining && !session.atPeerStreamLimit }
+
+    /// Streams in flight, not counting idle-exempt ones (counted without building a list:
+    /// a draining connection asks after every stream that ends).
     var activeStreams: Int {
-        handlers.keys.filter { !idleExempt.contains($0) }.count
+        handlers.count - idleExempt.reduce(0) { $0 + (handlers[$1] != nil ? 1 : 0) }
     }
 
     /// Agent drain (DESIGN §2.3): GOAWAY notice and a PING; once the PING comes back the real
@@ -254,10 +262,7 @@ final class TunnelConnection: ChannelInboundHandler {
             return
         }
         for buffer in output { context.write(wrapOutboundOut(buffer), promise: nil) }
-        if !output.isEmpty {
-            unflushed = true
-            lastOutputAt = .now()
-        }
+        if !output.isEmpty { unflushed = true }
     }
 
     private func deliverEvents() {
@@ -350,10 +355,17 @@ final class TunnelConnection: ChannelInboundHandler {
             context?.close(promise: nil)
             return
         }
-        if let stall = stallTimeout, session.hasQueuedOutput, now - lastOutputAt > stall {
-            closeReason = "peer read nothing for \(stall.nanoseconds / 1_000_000_000) s"
-            context?.close(promise: nil)
-            return
+        if let stall = stallTimeout {
+            // Progress is DATA leaving, not any frame: our own PINGs and their ACKs flow
+            // however stalled the streams are.
+            if session.dataFramesSent != dataFramesSeen || !session.hasQueuedOutput {
+                dataFramesSeen = session.dataFramesSent
+                lastProgressAt = now
+            } else if now - lastProgressAt > stall {
+                closeReason = "peer read nothing for \(stall.nanoseconds / 1_000_000_000) s"
+                context?.close(promise: nil)
+                return
+            }
         }
         if let sent = pingSentAt, now - sent > keepalive.timeout {
             closeReason = "keepalive timeout: no PING ACK within \(keepalive.timeout.nanoseconds / 1_000_000) ms"

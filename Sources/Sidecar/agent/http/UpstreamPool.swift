@@ -34,7 +34,10 @@ final class UpstreamPool {
         let bound = NIOLoopBound(handler, eventLoop: loop)
         let connecting = UpstreamConnector.connect(service, on: loop, handler: bound, allowHalfClosure: false)
         connecting.assumeIsolated().whenComplete { result in
-            done(result.map { _ in (handler, false) })
+            done(result.map { channel in
+                handler.adopt(channel)
+                return (handler, false)
+            })
         }
     }
 
@@ -123,6 +126,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         self.context = context
     }
 
+    /// The channel that won the dial (a host name's dial tries each address with this handler).
+    func adopt(_ channel: Channel) {
+        if let winner = try? channel.pipeline.syncOperations.context(handler: self) { context = winner }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if let exchange {
             exchange.upstreamRead(unwrapInboundIn(data))
@@ -133,6 +141,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // An attempt that lost the dial is not this connection.
+        guard context.channel === self.context?.channel else { return context.fireChannelInactive() }
         self.context = nil
         onIdleClose?()
         onIdleClose = nil

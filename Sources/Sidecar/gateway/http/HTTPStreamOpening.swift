@@ -19,9 +19,10 @@ struct HTTPStreamOpening: Sendable {
     func open(_ route: GatewayRegistry.Route, attempt: Int = 1, excluding: Set<GatewayRegistry.ConnectionID> = []) {
         route.tunnel.run { connection in
             let registry = gateway.registry
-            if connection.receivedGoaway {
+            // Draining since the pick, or at the agent's stream limit: try another connection.
+            if !connection.takesNewStreams {
                 registry.streamEnded(route.connection)
-                registry.markDraining(route.connection)
+                if connection.isDraining { registry.markDraining(route.connection) }
                 let skip = excluding.union([route.connection])
                 if attempt < Self.maxAttempts,
                    case .route(let next) = registry.pick(host: host, path: path, preferring: loop, excluding: skip) {
