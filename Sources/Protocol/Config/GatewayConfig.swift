@@ -57,6 +57,9 @@ public struct GatewayConfig: Equatable, Sendable {
     /// What one agent may do: its credential and the ports and hosts it may claim.
     public struct AgentGrant: Equatable, Sendable {
         public var name: String
+        /// The credential as configured: the token itself, or `sha256:<hex>` when the gateway
+        /// holds only the token's hash (`token_sha256`). A reload that changes it closes the
+        /// agent's connections.
         public var token: String
         public var allowPorts: [Int]
         public var allowHosts: [String]
@@ -66,6 +69,27 @@ public struct GatewayConfig: Equatable, Sendable {
             self.token = token
             self.allowPorts = allowPorts
             self.allowHosts = allowHosts
+        }
+
+        static let hashPrefix = "sha256:"
+
+        /// The SHA-256 the presented token must have, when only a hash is held.
+        var tokenHash: [UInt8]? {
+            guard token.hasPrefix(Self.hashPrefix) else { return nil }
+            return Hex.decode(token.dropFirst(Self.hashPrefix.count))
+        }
+
+        /// Whether `presented` is this agent's token; `presentedHash` is its SHA-256 (computed
+        /// once by the caller). Constant time in the bytes compared.
+        public func accepts(_ presented: [UInt8], presentedHash: [UInt8]) -> Bool {
+            if let hash = tokenHash { return ConstantTime.equal(presentedHash, hash) }
+            return ConstantTime.equal(presented, Array(token.utf8))
+        }
+
+        /// The token's hash in hex, whichever way it was given: two grants with the same one
+        /// share a token.
+        var tokenHashHex: String {
+            token.hasPrefix(Self.hashPrefix) ? String(token.dropFirst(Self.hashPrefix.count)) : SHA256.hex(token.utf8)
         }
     }
 
@@ -199,7 +223,7 @@ extension GatewayConfig {
         var agentNames = Set<String>()
         for var a in root.tables("agent") {
             let name = a.entryName(kind: "agent", seen: &agentNames)
-            let token = Secrets.token(&a, baseDirectory: base, readFile: readFile)
+            let token = Secrets.grantCredential(&a, baseDirectory: base, readFile: readFile)
             let ports = a.ints("allow_ports", range: 1...65535) ?? []
             let hosts = a.strings("allow_hosts") ?? []
             a.rejectUnknownKeys()
@@ -210,7 +234,7 @@ extension GatewayConfig {
         if gateway.agents.isEmpty && !diagnostics.failed {
             diagnostics.error(line: nil, "no [[agent]] is configured: no agent could connect")
         }
-        let tokens = gateway.agents.map(\.token)
+        let tokens = gateway.agents.map(\.tokenHashHex)
         if Set(tokens).count != tokens.count {
             diagnostics.error(line: nil, "two agents share one token: give every agent its own")
         }

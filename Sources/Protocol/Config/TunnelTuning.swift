@@ -38,6 +38,26 @@ enum Names {
 enum Secrets {
     static let minimumLength = 16
 
+    /// A gateway's `[[agent]]` credential: `token` / `token_file` as for an agent, or
+    /// `token_sha256` (the hex SHA-256 of the token, `fastgw token new` prints it) so that the
+    /// gateway never holds the token itself; returned as `sha256:<lower-case hex>`.
+    static func grantCredential(
+        _ t: inout TableReader, baseDirectory: String, readFile: (String) throws -> String
+    ) -> String? {
+        guard let hex = t.string("token_sha256") else {
+            return token(&t, baseDirectory: baseDirectory, readFile: readFile)
+        }
+        if t.has("token") || t.has("token_file") {
+            t.error("token_sha256", "set one of token, token_file and token_sha256")
+            return nil
+        }
+        guard hex.utf8.count == 64, Hex.decode(Substring(hex)) != nil else {
+            t.error("token_sha256", "token_sha256 must be 64 hex digits (the SHA-256 of the token); fastgw token new prints one")
+            return nil
+        }
+        return GatewayConfig.AgentGrant.hashPrefix + hex.lowercased()
+    }
+
     static func token(
         _ t: inout TableReader, baseDirectory: String, readFile: (String) throws -> String
     ) -> String? {

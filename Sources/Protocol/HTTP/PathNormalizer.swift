@@ -132,14 +132,7 @@ public enum PathNormalizer {
 
     static func isControlOrSpace(_ b: UInt8) -> Bool { b <= 0x20 || b == 0x7F }
 
-    private static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
+    private static func hexValue(_ b: UInt8) -> UInt8? { Hex.value(b) }
 
     private static func hex(_ b: UInt8) -> String {
         let digits = Array("0123456789ABCDEF".utf8)

@@ -108,9 +108,10 @@ public enum TunnelHandshake {
             return .failure(.init(status: 401, reason: "missing bearer token"))
         }
         let presented = Array(auth.utf8.dropFirst("Bearer ".utf8.count))
+        let presentedHash = SHA256.hash(presented)
         // Check every grant so the time taken does not reveal which name exists.
         var matched: GatewayConfig.AgentGrant?
-        for grant in grants where ConstantTime.equal(presented, Array(grant.token.utf8)) {
+        for grant in grants where grant.accepts(presented, presentedHash: presentedHash) {
             matched = grant
         }
         guard let grant = matched else {

@@ -12,7 +12,7 @@ struct Fastgw: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fastgw",
         abstract: "Reverse-tunnel gateway: publish services on private hosts through a public gateway.",
-        subcommands: [Gateway.self, Agent.self, Check.self])
+        subcommands: [Gateway.self, Agent.self, Check.self, Token.self])
 }
 
 struct CommonOptions: ParsableArguments {
