@@ -5,15 +5,14 @@ and memory within its bound. Real gateway, agent, upstreams and sockets on loopb
 import json
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import connect, echo_roundtrip, free_port, recv_all
+from conftest import connect, echo_roundtrip, recv_all
 from test_http import add_http, curl, service
-from test_https import curl_https, issue
+from test_https import add_https, curl_https
 
 import h2attack
 
@@ -27,17 +26,7 @@ def edge(tunnel, peer, pki):
     t = tunnel(echo.port)
     t.http_port = add_http(t, service("web", app.port, ["app.test"]), ["app.test"],
                            http_settings='header_timeout = "2s"\nidle_timeout = "5s"')
-    issue(pki, t.dir, "app", ["app.test"])
-    t.https_port = free_port()
-    (t.dir / "gateway.toml").write_text((t.dir / "gateway.toml").read_text() + f"""
-[[listener]]
-name = "tls"
-protocol = "https"
-listen = "127.0.0.1:{t.https_port}"
-[[certificate]]
-cert = "app.crt"
-key = "app.key"
-""")
+    t.https_port = add_https(t, pki, "app", ["app.test"])
     t.start_gateway()
     t.start_agent()
     t.ca = t.dir / "ca.crt"
