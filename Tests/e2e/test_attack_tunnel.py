@@ -228,3 +228,31 @@ def test_agent_that_allows_no_more_streams_gets_its_clients_answered(edge):
         t.gateway.wait_for("cannot open tunnel stream|no live agent serves this port")
     finally:
         agent.close()
+
+
+def test_agent_that_never_answers_a_stream_is_given_up_on(edge):
+    """stream_open_timeout: a public TCP connection whose stream the agent never answers is
+    closed, and the stream is reset, so nothing is left open on either side."""
+    t = edge
+    t.agent.kill()
+    gw = (t.dir / "gateway.toml").read_text()
+    (t.dir / "gateway.toml").write_text(gw + '\n[limits]\nstream_open_timeout = "1s"\n')
+    t.ctl("reload")
+    token = (t.dir / "gateway.token").read_text().strip()
+    agent = h2attack.FakeAgent(t.tunnel_port, t.ca, "test", token, {})
+    try:
+        agent.register(json.dumps([{"name": "svc", "type": "tcp", "remote_port": t.public_port}]))
+        s = connect(t.public_port, timeout=10)
+        s.sendall(b"hello")
+        started = time.monotonic()
+        events = agent.serve(0.5)
+        opened = [e.stream_id for e in events if isinstance(e, h2attack.h2.events.RequestReceived)]
+        assert opened, events
+        assert recv_all(s) == b""
+        assert 0.5 < time.monotonic() - started < 5
+        s.close()
+        events = agent.serve(1.0)
+        assert any(isinstance(e, h2attack.h2.events.StreamReset) and e.stream_id == opened[0] for e in events), events
+        assert t.ctl_json("stats")["streams_active"] == 0
+    finally:
+        agent.close()
