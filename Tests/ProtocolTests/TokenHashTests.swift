@@ -54,5 +54,6 @@ final class TokenHashTests: XCTestCase {
         guard case .failure(let both) = parse("token = \"0123456789abcdef0123456789abcdef\"\ntoken_sha256 = \"\(String(repeating: "a", count: 64))\"")
         else { return XCTFail("token and token_sha256 accepted together") }
         XCTAssertTrue(both.diagnostics.contains { $0.description.contains("set one of token, token_file and token_sha256") }, "\(both)")
+        XCTAssertFalse(both.diagnostics.contains { $0.description.contains("unknown key") }, "\(both)")
     }
 }

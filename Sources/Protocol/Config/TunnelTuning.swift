@@ -48,6 +48,8 @@ enum Secrets {
             return token(&t, baseDirectory: baseDirectory, readFile: readFile)
         }
         if t.has("token") || t.has("token_file") {
+            // Read, so that they are reported as the conflict and not also as unknown keys.
+            _ = (t.string("token"), t.string("token_file"))
             t.error("token_sha256", "set one of token, token_file and token_sha256")
             return nil
         }
