@@ -132,21 +132,12 @@ private func headerCallback(
 ) -> Int32 {
     guard let frame else { return 0 }
     let s = owner(userData)
-    let id = frame.pointee.hd.stream_id
-    guard var block = s.incomingHeaders[id], !block.tooLarge else { return 0 }
-    // Counted before anything is copied; past a limit the rest of the block is only decoded
-    // (HPACK state must stay in step) and dropped.
-    block.bytes += namelen + valuelen + 32
-    if block.bytes > s.tuning.maxHeaderListSize || block.fields.count >= s.tuning.maxHeaderFields {
-        s.incomingHeaders[id] = IncomingHeaders(bytes: block.bytes, tooLarge: true)
-        return 0
+    // Changed in place: one lookup, and the field array is never copied.
+    s.incomingHeaders[frame.pointee.hd.stream_id]?.add(size: namelen + valuelen + 32, within: s.tuning) {
+        HeaderField(
+            String(decoding: UnsafeBufferPointer(start: name, count: namelen), as: UTF8.self),
+            String(decoding: UnsafeBufferPointer(start: value, count: valuelen), as: UTF8.self))
     }
-    // Moved out while appending so the array is not copied.
-    s.incomingHeaders[id] = nil
-    block.fields.append(HeaderField(
-        String(decoding: UnsafeBufferPointer(start: name, count: namelen), as: UTF8.self),
-        String(decoding: UnsafeBufferPointer(start: value, count: valuelen), as: UTF8.self)))
-    s.incomingHeaders[id] = block
     return 0
 }
 

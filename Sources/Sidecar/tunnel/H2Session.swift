@@ -336,6 +336,19 @@ struct IncomingHeaders {
     var bytes = 0
     /// Over the limit: further fields are dropped, and the block is reported as too large.
     var tooLarge = false
+
+    /// Counts a field of `size` bytes before anything is copied; past a limit the fields are
+    /// dropped and the rest of the block is only decoded (HPACK state must stay in step).
+    mutating func add(size: Int, within tuning: H2Tuning, _ field: () -> HeaderField) {
+        guard !tooLarge else { return }
+        bytes += size
+        if bytes > tuning.maxHeaderListSize || fields.count >= tuning.maxHeaderFields {
+            tooLarge = true
+            fields = []
+            return
+        }
+        fields.append(field())
+    }
 }
 
 struct H2Tuning: Sendable {
