@@ -107,3 +107,79 @@ final class AgentConfigTests: XCTestCase {
         ])
     }
 }
+
+extension AgentConfigTests {
+    func testProxyProtocolAndForwardedHeaders() throws {
+        let head = """
+            [agent]
+            name = "a"
+            token = "0123456789abcdef0123"
+            gateways = ["gw:7443"]
+
+            """
+        let c = try parse(head + """
+            [[service]]
+            name = "ssh"
+            upstream = "127.0.0.1:22"
+            remote_port = 2222
+            proxy_protocol = "v2"
+            [[service]]
+            name = "web"
+            type = "http"
+            upstream = "127.0.0.1:80"
+            hosts = ["a.example"]
+            proxy_protocol = "v1"
+            forwarded_headers = ["x-real-ip", "forwarded"]
+            [[service]]
+            name = "plain"
+            type = "http"
+            upstream = "127.0.0.1:81"
+            hosts = ["b.example"]
+            forwarded_headers = []
+            """).get()
+        XCTAssertEqual(c.service(named: "ssh")?.proxyProtocol, .v2)
+        XCTAssertEqual(c.service(named: "web")?.proxyProtocol, .v1)
+        XCTAssertEqual(c.service(named: "web")?.forwardedHeaders, ForwardingSelection([.xRealIP, .forwarded]))
+        XCTAssertNil(c.service(named: "plain")?.proxyProtocol)
+        XCTAssertEqual(c.service(named: "plain")?.forwardedHeaders, ForwardingSelection([]))
+        XCTAssertEqual(c.service(named: "ssh")?.forwardedHeaders, .default)
+
+        guard case .failure(let e) = parse(head + """
+            [[service]]
+            name = "grpc"
+            type = "http"
+            upstream = "127.0.0.1:80"
+            hosts = ["a.example"]
+            upstream_protocol = "h2c"
+            proxy_protocol = "v1"
+            [[service]]
+            name = "ssh"
+            upstream = "127.0.0.1:22"
+            remote_port = 2222
+            proxy_protocol = "v3"
+            forwarded_headers = ["forwarded"]
+            [[service]]
+            name = "web"
+            type = "http"
+            upstream = "127.0.0.1:80"
+            hosts = ["b.example"]
+            forwarded_headers = ["x-forwarded", "via", "x-forwarded"]
+            [[service]]
+            name = "web2"
+            type = "http"
+            upstream = "127.0.0.1:80"
+            hosts = ["c.example"]
+            forwarded_headers = "forwarded"
+            proxy_protocol = true
+            """) else { return XCTFail("should fail") }
+        XCTAssertEqual(e.diagnostics.map(\.description), [
+            "agent.toml:11: service \"grpc\": proxy_protocol needs upstream_protocol = \"http1\" (an h2c connection carries many clients' requests)",
+            "agent.toml:17: service \"ssh\": forwarded_headers applies to http services only (this one has type \"tcp\")",
+            "agent.toml:16: service \"ssh\": proxy_protocol \"v3\" is not one of: v1, v2",
+            "agent.toml:23: service \"web\": forwarded_headers: \"via\" is not one of: forwarded, x-forwarded, x-real-ip",
+            "agent.toml:23: service \"web\": forwarded_headers: \"x-forwarded\" is listed twice",
+            "agent.toml:29: service \"web2\": forwarded_headers must be an array of strings",
+            "agent.toml:30: service \"web2\": proxy_protocol must be a string",
+        ])
+    }
+}

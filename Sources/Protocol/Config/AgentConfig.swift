@@ -47,6 +47,11 @@ public struct AgentConfig: Equatable, Sendable {
         /// http services: idle upstream connections kept per tunnel connection, and for how long.
         public var maxIdleConnections = 32
         public var idleTimeout: Duration = .seconds(60)
+        /// A PROXY protocol header written first on every upstream connection (tcp services,
+        /// and http services speaking http1), naming the public client and listener.
+        public var proxyProtocol: ProxyHeader.Version?
+        /// http services: the client-naming fields the upstream receives.
+        public var forwardedHeaders = ForwardingSelection.default
     }
 
     public func service(named name: String) -> Service? {
@@ -125,7 +130,7 @@ extension AgentConfig {
             if let connectTimeout { service.connectTimeout = connectTimeout }
             switch service.kind {
             case .tcp:
-                for key in ["hosts", "path_prefix", "upstream_protocol", "max_idle_connections", "idle_timeout"] {
+                for key in ["hosts", "path_prefix", "upstream_protocol", "max_idle_connections", "idle_timeout", "forwarded_headers"] {
                     s.refuse(key, "\(key) applies to http services only (this one has type \"tcp\")")
                 }
                 if let remotePort {
@@ -158,7 +163,9 @@ extension AgentConfig {
                 if let d = s.duration("idle_timeout") {
                     if d <= .zero { s.error("idle_timeout", "idle_timeout must be positive") } else { service.idleTimeout = d }
                 }
+                if let names = s.strings("forwarded_headers") { service.forwardedHeaders = forwardingSelection(names, &s) }
             }
+            service.proxyProtocol = proxyProtocol(&s, service)
             s.rejectUnknownKeys()
             if upstream != nil { config.services.append(service) }
         }
@@ -166,5 +173,33 @@ extension AgentConfig {
         root.rejectUnknownKeys()
         if diagnostics.failed { return .failure(ConfigError(diagnostics.items)) }
         return .success(config)
+    }
+
+    /// `proxy_protocol = "v1" | "v2"`: tcp services, and http services speaking http1 (an h2c
+    /// upstream multiplexes many clients' requests on one connection, which one header
+    /// cannot describe).
+    private static func proxyProtocol(_ s: inout TableReader, _ service: Service) -> ProxyHeader.Version? {
+        guard let v = s.oneOf("proxy_protocol", ["v1", "v2"]) else { return nil }
+        if service.kind == .http && service.upstreamProtocol == .h2c {
+            s.error("proxy_protocol", "proxy_protocol needs upstream_protocol = \"http1\" (an h2c connection carries many clients' requests)")
+            return nil
+        }
+        return v == "v1" ? .v1 : .v2
+    }
+
+    /// `forwarded_headers = ["forwarded", "x-forwarded", "x-real-ip"]`, any subset, `[]` for none.
+    private static func forwardingSelection(_ names: [String], _ s: inout TableReader) -> ForwardingSelection {
+        var families = Set<ForwardingSelection.Family>()
+        for name in names {
+            guard let family = ForwardingSelection.Family(rawValue: name) else {
+                let allowed = ForwardingSelection.Family.allCases.map(\.rawValue).joined(separator: ", ")
+                s.error("forwarded_headers", "forwarded_headers: \"\(name)\" is not one of: \(allowed)")
+                continue
+            }
+            if !families.insert(family).inserted {
+                s.error("forwarded_headers", "forwarded_headers: \"\(name)\" is listed twice")
+            }
+        }
+        return ForwardingSelection(families)
     }
 }

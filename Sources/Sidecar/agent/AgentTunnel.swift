@@ -129,7 +129,9 @@ final class AgentTunnel: TunnelConnectionDelegate {
             ]))
         }
 
-        let connecting = UpstreamConnector.connect(service, on: loop, handler: boundBridge, allowHalfClosure: true)
+        let connecting = UpstreamConnector.connect(
+            service, on: loop, handler: boundBridge, allowHalfClosure: true,
+            preamble: UpstreamConnector.proxyHeader(service, fields: headers))
         let me = NIOLoopBound(self, eventLoop: loop)
         let conn = NIOLoopBound(connection, eventLoop: loop)
         connecting.assumeIsolated().whenComplete { result in
@@ -156,6 +158,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
 
     private func openHTTP(_ connection: TunnelConnection, id: Int32, headers: [HeaderField], endStream: Bool) -> TunnelStreamHandler? {
         guard let service = service(headers["fastgw-service"], kind: .http, connection, id: id) else { return nil }
+        let fields = service.forwardedHeaders.apply(to: headers)
         let loop = connection.eventLoop!
         let method = headers[":method"] ?? "?"
         if service.upstreamProtocol == .h2c {
@@ -167,13 +170,13 @@ final class AgentTunnel: TunnelConnectionDelegate {
             self.h2Pool = pool
             let link = H2UpstreamExchange.Link(connection: connection)
             link.streamID = id
-            let exchange = H2UpstreamExchange(service: service, fields: headers, endStream: endStream, link: link, pool: pool)
+            let exchange = H2UpstreamExchange(service: service, fields: fields, endStream: endStream, link: link, pool: pool)
             exchange.onFinish = recordRequest(service: service, method: method, headers: headers)
             exchange.start()
             return link
         }
         let request: UpstreamMessage.Request
-        switch UpstreamMessage.request(headers, endStream: endStream) {
+        switch UpstreamMessage.request(fields, endStream: endStream) {
         case .success(let r): request = r
         case .failure(let r):
             refuse(connection, id: id, status: 400, reason: r.reason)
@@ -183,7 +186,8 @@ final class AgentTunnel: TunnelConnectionDelegate {
         self.pool = pool
         let link = UpstreamExchange.Link(connection: connection)
         link.streamID = id
-        let exchange = UpstreamExchange(service: service, request: request, link: link, pool: pool)
+        let exchange = UpstreamExchange(
+            service: service, request: request, preamble: UpstreamConnector.proxyHeader(service, fields: headers), link: link, pool: pool)
         exchange.onFinish = recordRequest(service: service, method: request.method, headers: headers)
         exchange.start()
         return link

@@ -5,8 +5,11 @@ import Protocol
 /// Opens a connection to a service's upstream (`host:port` or `unix:/path`) on `loop`, with
 /// the service's connect timeout and `handler` as the pipeline's only handler.
 enum UpstreamConnector {
+    /// `preamble`: bytes written first, before anything the handler writes (a PROXY
+    /// protocol header): the future completes only after they are queued.
     static func connect<Handler: ChannelHandler>(
-        _ service: AgentConfig.Service, on loop: EventLoop, handler: NIOLoopBound<Handler>, allowHalfClosure: Bool
+        _ service: AgentConfig.Service, on loop: EventLoop, handler: NIOLoopBound<Handler>, allowHalfClosure: Bool,
+        preamble: [UInt8]? = nil
     ) -> EventLoopFuture<Channel> {
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(service.connectTimeout))
@@ -18,9 +21,23 @@ enum UpstreamConnector {
                     try channel.pipeline.syncOperations.addHandler(handler.value)
                 }
             }
+        let connecting: EventLoopFuture<Channel>
         switch service.upstream {
-        case .tcp(let hp): return bootstrap.connect(host: hp.host, port: hp.port)
-        case .unix(let path): return bootstrap.connect(unixDomainSocketPath: path)
+        case .tcp(let hp): connecting = bootstrap.connect(host: hp.host, port: hp.port)
+        case .unix(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
         }
+        guard let preamble else { return connecting }
+        return connecting.map { channel in
+            channel.writeAndFlush(channel.allocator.buffer(bytes: preamble), promise: nil)
+            return channel
+        }
+    }
+
+    /// The PROXY protocol header a service wants on a new upstream connection for the public
+    /// connection a stream's fields describe; nil when the service sends none.
+    static func proxyHeader(_ service: AgentConfig.Service, fields: [HeaderField]) -> [UInt8]? {
+        guard let version = service.proxyProtocol else { return nil }
+        return ProxyHeaderEncoder.encode(ProxyHeaderEncoder.header(
+            version: version, client: fields["fastgw-client"], destination: fields["fastgw-destination"]))
     }
 }

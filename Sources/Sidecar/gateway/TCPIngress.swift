@@ -42,7 +42,8 @@ final class TCPIngress: ChannelInboundHandler {
         let bridgeRef = LoopBoundRef(bridge, eventLoop: context.eventLoop)
         let answer = StreamAnswer()
         Self.open(route, attempt: 1, excluding: [], stream: StreamOpening(
-            gateway: gateway, port: port, listener: listener, client: client, bridge: bridgeRef,
+            gateway: gateway, port: port, listener: listener, client: client,
+            addressFields: TunnelAddressFields.of(context.channel), bridge: bridgeRef,
             loop: context.eventLoop, answer: answer))
         let (gateway, listener, port) = (self.gateway, self.listener, self.port)
         let deadline = context.eventLoop.scheduleTask(in: TimeAmount(gateway.settings.limits.streamOpenTimeout)) {
@@ -65,14 +66,15 @@ final class TCPIngress: ChannelInboundHandler {
         let port: Int
         let listener: String
         let client: String
+        let addressFields: [HeaderField]
         let bridge: LoopBoundRef<StreamSocketBridge>
         let loop: EventLoop
         let answer: StreamAnswer
 
         var headers: (String) -> [HeaderField] {
-            { [client, listener] service in
-                [HeaderField(":method", "CONNECT"), HeaderField(":authority", service),
-                 HeaderField("fastgw-client", client), HeaderField("fastgw-listener", listener)]
+            { [addressFields, listener] service in
+                [HeaderField(":method", "CONNECT"), HeaderField(":authority", service)]
+                    + addressFields + [HeaderField("fastgw-listener", listener)]
             }
         }
     }

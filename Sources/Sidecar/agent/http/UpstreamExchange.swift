@@ -25,6 +25,8 @@ final class UpstreamExchange: StreamEndpoint {
     let service: AgentConfig.Service
     let request: UpstreamMessage.Request
     let link: Link
+    /// The PROXY header a new upstream connection starts with (`proxy_protocol`).
+    private let preamble: [UInt8]?
     private let pool: UpstreamPool
     private var upstream: UpstreamConnectionHandler?
     private var reused = false
@@ -40,16 +42,17 @@ final class UpstreamExchange: StreamEndpoint {
     private var bytesIn = 0
     private var bytesOut = 0
 
-    init(service: AgentConfig.Service, request: UpstreamMessage.Request, link: Link, pool: UpstreamPool) {
+    init(service: AgentConfig.Service, request: UpstreamMessage.Request, preamble: [UInt8]?, link: Link, pool: UpstreamPool) {
         self.service = service
         self.request = request
+        self.preamble = preamble
         self.link = link
         self.pool = pool
     }
 
     /// Takes an upstream connection and writes the request head.
     func start() {
-        pool.acquire(service) { [self] result in
+        pool.acquire(service, preamble: preamble) { [self] result in
             switch result {
             case .success(let (handler, reused)):
                 guard !finished else {

@@ -31,6 +31,7 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
     let loop: EventLoop
     let clientAddress: String
     let clientIP: String
+    let addressFields: [HeaderField]
     private weak var connection: TunnelConnection?
     private var openStreams = 0
     private var requests = 0
@@ -44,6 +45,7 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
         self.loop = channel.eventLoop
         self.clientAddress = channel.remoteAddress?.fastgwDescription ?? "?"
         self.clientIP = channel.remoteAddress?.ipAddress ?? clientAddress
+        self.addressFields = TunnelAddressFields.of(channel)
     }
 
     /// The pipeline's HTTP/2 handlers for `channel`, after the handshake chose `h2`.

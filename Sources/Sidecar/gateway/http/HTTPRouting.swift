@@ -25,13 +25,19 @@ extension HTTPExchange {
 
     /// Opens the request stream on `route`; the owner hears `exchangeAttached` (or
     /// `exchangeFailed`), possibly before this returns: its state must be set up first.
-    func open(_ route: GatewayRegistry.Route, gateway: GatewayContext, scheme: String, client: String, loop: EventLoop) {
+    /// `addressFields`: the public connection's `TunnelAddressFields`.
+    func open(
+        _ route: GatewayRegistry.Route, gateway: GatewayContext, scheme: String, client: String,
+        addressFields: [HeaderField], loop: EventLoop
+    ) {
         self.route = route
         let request = self.request
         let requestID = self.requestID
         HTTPStreamOpening(
             gateway: gateway, exchange: LoopBoundRef(self, eventLoop: loop),
-            headers: { service in request.tunnelHeaders(scheme: scheme, client: client, service: service, requestID: requestID) },
+            headers: { service in
+                request.tunnelHeaders(scheme: scheme, client: client, service: service, requestID: requestID) + addressFields
+            },
             endStream: request.framing == .none && request.upgrade == nil, host: request.authority, path: request.path, loop: loop
         ).open(route)
     }

@@ -26,6 +26,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     var lastWrite: EventLoopFuture<Void>?
     private(set) var clientAddress = "?"
     private var clientIP = "?"
+    private var addressFields: [HeaderField] = []
     /// The gateway drains: finish the exchange under way, then close.
     var closeWhenIdle = false
     /// The client half-closed: answer the requests it sent (pipelined ones included), then
@@ -69,6 +70,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             clientAddress = remote.fastgwDescription
             clientIP = remote.ipAddress ?? clientAddress
         }
+        addressFields = TunnelAddressFields.of(context.channel)
         timer = DeadlineTimer(
             loop: context.eventLoop,
             step: min(settings.headerTimeout, settings.idleTimeout, settings.responseTimeout))
@@ -215,7 +217,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             exchange = ex
             reader.expectBody(request.framing)
             if request.framing == .none && request.upgrade == nil { ex.requestHadNoBody() }
-            ex.open(route, gateway: gateway, scheme: scheme, client: clientIP, loop: loop)
+            ex.open(route, gateway: gateway, scheme: scheme, client: clientIP, addressFields: addressFields, loop: loop)
         }
     }
 
