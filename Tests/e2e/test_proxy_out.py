@@ -159,6 +159,39 @@ http {{
         nginx.kill()
 
 
+def test_ipv6_listener_sends_tcp6_and_v2_ipv6(tunnel, peer, tmp_path):
+    """A public listener on [::1]: the header is TCP6 (v1) / AF_INET6 (v2), and nginx reads the
+    client and the listener as ::1."""
+    d = tmp_path / "nginx"
+    p1, p2 = free_port(), free_port()
+    nginx = run_nginx_conf(d, f"""
+http {{
+  log_format pp '$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port $request_uri';
+  access_log {d}/http.log pp;
+  server {{ listen 127.0.0.1:{p1} proxy_protocol; location / {{ return 200 "ok\\n"; }} }}
+  server {{ listen 127.0.0.1:{p2} proxy_protocol; location / {{ return 200 "ok\\n"; }} }}
+}}
+""", [p1, p2])
+    try:
+        t = tunnel(peer("echo").port)
+        port = add_http(t, service("v1", p1, ["v1.test"], extra='proxy_protocol = "v1"\n')
+                        + service("v2", p2, ["v2.test"], extra='proxy_protocol = "v2"\n'), ["v1.test", "v2.test"])
+        gw = (t.dir / "gateway.toml").read_text()
+        (t.dir / "gateway.toml").write_text(gw.replace(f'listen = "127.0.0.1:{port}"', f'listen = "[::1]:{port}"'))
+        t.start_gateway()
+        t.start_agent()
+        expected = []
+        for host in ("v1.test", "v2.test"):
+            s = socket.create_connection(("::1", port), timeout=10)
+            cport = s.getsockname()[1]
+            assert get(s, f"/{host}", host)[0] == 200
+            s.close()
+            expected.append(["::1", str(cport), "::1", str(port), f"/{host}"])
+        assert [line.split() for line in wait_lines(d / "http.log", 2)] == expected
+    finally:
+        nginx.kill()
+
+
 @pytest.mark.skipif(not STREAM_MODULE.exists(), reason="nginx stream module missing (libnginx-mod-stream)")
 def test_tcp_services_send_v1_and_v2_to_nginx_stream(tunnel, peer, tmp_path):
     d = tmp_path / "nginx"
