@@ -274,14 +274,17 @@ def wait_port(port, timeout=10.0):
     raise AssertionError(f"nothing listens on {port}")
 
 
-def run_nginx(d, port, http):
-    """nginx in directory `d` (its config, pid and logs) with the `http { }` block `http`,
-    in its own process group; returns the process once `port` accepts."""
+def run_nginx(d, port, http, stream=None, modules=()):
+    """nginx in directory `d` (its config, pid and logs) with the `http { }` block `http`
+    (and a `stream { }` block, with dynamic `modules` loaded), in its own process group;
+    returns the process once `port` accepts."""
     d = Path(d)
     d.mkdir(parents=True, exist_ok=True)
     # pytest's temporary directories are private to root: the worker must be root to read them.
     user = "user root;" if os.getuid() == 0 else ""
-    (d / "nginx.conf").write_text(f"""
+    loads = "".join(f"load_module {m};\n" for m in modules)
+    streams = f"stream {{\n{stream}\n}}" if stream else ""
+    (d / "nginx.conf").write_text(f"""{loads}
 {user}
 worker_processes 1;
 daemon off;
@@ -291,9 +294,14 @@ events {{ worker_connections 4096; }}
 http {{
 {http}
 }}
+{streams}
 """)
     p = Process(["/usr/sbin/nginx", "-c", d / "nginx.conf", "-p", d], d / "out.log", group=True)
-    wait_port(port)
+    try:
+        wait_port(port)
+    except AssertionError:
+        p.kill()
+        raise AssertionError(f"nginx did not start: {(d / 'out.log').read_text()}")
     return p
 
 

@@ -4,7 +4,6 @@ the agent writes a PROXY v1/v2 header first on each upstream connection of a ser
 upstream only the forwarding fields `forwarded_headers` asks for. Receivers are real: nginx
 (`listen ... proxy_protocol`, http and stream) and haproxy (`accept-proxy`)."""
 import json
-import os
 import re
 import socket
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Process, free_port, wait_port
+from conftest import BIN, Process, free_port, run_nginx, wait_port
 from test_http import add_http, service
 
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
@@ -51,31 +50,6 @@ def get(s, path, host, extra=""):
     return read_response(s)
 
 
-def run_nginx_conf(d, body, ports, modules=()):
-    """nginx in the foreground with config `body` (main context) and dynamic `modules`, pid
-    and logs in `d`; returns the process once every port in `ports` accepts. The test ends it."""
-    d.mkdir(parents=True, exist_ok=True)
-    user = "user root;" if os.getuid() == 0 else ""
-    loads = "".join(f"load_module {m};\n" for m in modules)
-    (d / "nginx.conf").write_text(f"""{loads}
-{user}
-worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 256; }}
-{body}
-""")
-    p = Process(["/usr/sbin/nginx", "-e", d / "error.log", "-c", d / "nginx.conf", "-p", d], d / "out.log", group=True)
-    try:
-        for port in ports:
-            wait_port(port)
-    except AssertionError:
-        p.kill()
-        raise AssertionError(f"nginx did not start: {(d / 'out.log').read_text()}")
-    return p
-
-
 def wait_lines(path, count, timeout=10.0):
     """The log file's lines, once there are `count` (a line starting with "-" is a probe of
     wait_port's, which sent no PROXY header, and is left out)."""
@@ -104,23 +78,39 @@ remote_port = {port}
     return port
 
 
-def test_http_services_send_v1_and_v2_to_nginx_one_upstream_connection_per_client(tunnel, peer, tmp_path):
-    d = tmp_path / "nginx"
+def nginx_with_proxy_protocol(d, log_fields):
+    """nginx with two http servers that expect a PROXY header and log `log_fields` to
+    d/http.log; returns (process, port of the first, port of the second)."""
     p1, p2 = free_port(), free_port()
-    nginx = run_nginx_conf(d, f"""
-http {{
-  log_format pp '$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port $connection $request_uri';
+    nginx = run_nginx(d, p1, f"""
+  log_format pp '{log_fields}';
   access_log {d}/http.log pp;
   server {{ listen 127.0.0.1:{p1} proxy_protocol; location / {{ return 200 "v1 ok\\n"; }} }}
   server {{ listen 127.0.0.1:{p2} proxy_protocol; location / {{ return 200 "v2 ok\\n"; }} }}
-}}
-""", [p1, p2])
+""")
+    try:
+        wait_port(p2)
+    except AssertionError:
+        nginx.kill()
+        raise
+    return nginx, p1, p2
+
+
+def add_v1_v2(t, p1, p2):
+    """http services v1.test (PROXY v1 to p1) and v2.test (v2 to p2); returns the listener port."""
+    return add_http(t, service("v1", p1, ["v1.test"], extra='proxy_protocol = "v1"\n')
+                    + service("v2", p2, ["v2.test"], extra='proxy_protocol = "v2"\n'), ["v1.test", "v2.test"])
+
+
+def test_http_services_send_v1_and_v2_to_nginx_one_upstream_connection_per_client(tunnel, peer, tmp_path):
+    d = tmp_path / "nginx"
+    nginx, p1, p2 = nginx_with_proxy_protocol(
+        d, "$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port $connection $request_uri")
     try:
         # One tunnel connection: the keep-alive pool lives per tunnel connection, so reuse is
         # only predictable with one.
         t = tunnel(peer("echo").port, connections=1)
-        port = add_http(t, service("v1", p1, ["v1.test"], extra='proxy_protocol = "v1"\n')
-                        + service("v2", p2, ["v2.test"], extra='proxy_protocol = "v2"\n'), ["v1.test", "v2.test"])
+        port = add_v1_v2(t, p1, p2)
         t.start_gateway()
         t.start_agent()
         expected = []
@@ -163,19 +153,11 @@ def test_ipv6_listener_sends_tcp6_and_v2_ipv6(tunnel, peer, tmp_path):
     """A public listener on [::1]: the header is TCP6 (v1) / AF_INET6 (v2), and nginx reads the
     client and the listener as ::1."""
     d = tmp_path / "nginx"
-    p1, p2 = free_port(), free_port()
-    nginx = run_nginx_conf(d, f"""
-http {{
-  log_format pp '$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port $request_uri';
-  access_log {d}/http.log pp;
-  server {{ listen 127.0.0.1:{p1} proxy_protocol; location / {{ return 200 "ok\\n"; }} }}
-  server {{ listen 127.0.0.1:{p2} proxy_protocol; location / {{ return 200 "ok\\n"; }} }}
-}}
-""", [p1, p2])
+    nginx, p1, p2 = nginx_with_proxy_protocol(
+        d, "$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port $request_uri")
     try:
         t = tunnel(peer("echo").port)
-        port = add_http(t, service("v1", p1, ["v1.test"], extra='proxy_protocol = "v1"\n')
-                        + service("v2", p2, ["v2.test"], extra='proxy_protocol = "v2"\n'), ["v1.test", "v2.test"])
+        port = add_v1_v2(t, p1, p2)
         gw = (t.dir / "gateway.toml").read_text()
         (t.dir / "gateway.toml").write_text(gw.replace(f'listen = "127.0.0.1:{port}"', f'listen = "[::1]:{port}"'))
         t.start_gateway()
@@ -196,15 +178,14 @@ http {{
 def test_tcp_services_send_v1_and_v2_to_nginx_stream(tunnel, peer, tmp_path):
     d = tmp_path / "nginx"
     p1, p2 = free_port(), free_port()
-    nginx = run_nginx_conf(d, f"""
-stream {{
+    nginx = run_nginx(d, p1, "", stream=f"""
   log_format pp '$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port $server_port';
   access_log {d}/stream.log pp;
   server {{ listen 127.0.0.1:{p1} proxy_protocol; return "stream $proxy_protocol_addr\\n"; }}
   server {{ listen 127.0.0.1:{p2} proxy_protocol; return "stream $proxy_protocol_addr\\n"; }}
-}}
-""", [p1, p2], modules=[STREAM_MODULE])
+""", modules=[STREAM_MODULE])
     try:
+        wait_port(p2)
         t = tunnel(peer("echo").port)
         pub1 = add_tcp(t, "s1", p1, 'proxy_protocol = "v1"')
         pub2 = add_tcp(t, "s2", p2, 'proxy_protocol = "v2"')
@@ -310,7 +291,6 @@ def test_forwarded_headers_choose_what_the_upstream_sees(tunnel, peer):
 
 
 def test_check_refuses_proxy_protocol_on_h2c(tmp_path):
-    from conftest import BIN
     cfg = tmp_path / "agent.toml"
     (tmp_path / "agent.token").write_text("0123456789abcdef0123\n")
     cfg.write_text("""[agent]
