@@ -149,6 +149,29 @@ def test_http_services_send_v1_and_v2_to_nginx_one_upstream_connection_per_clien
         nginx.kill()
 
 
+def test_pool_bound_holds_across_clients(tunnel, peer, tmp_path):
+    """max_idle_connections bounds a proxy_protocol service's idle connections over all its
+    clients: with 1, the second client's idle connection pushes out the first's."""
+    d = tmp_path / "nginx"
+    nginx, p1, _ = nginx_with_proxy_protocol(d, "$proxy_protocol_addr $connection $request_uri")
+    try:
+        t = tunnel(peer("echo").port, connections=1)
+        port = add_http(t, service("v1", p1, ["v1.test"], extra='proxy_protocol = "v1"\nmax_idle_connections = 1\n'), ["v1.test"])
+        t.start_gateway()
+        t.start_agent()
+        a = client_socket("127.0.0.2", port)
+        b = client_socket("127.0.0.3", port)
+        for s, path in ((a, "/a1"), (a, "/a2"), (b, "/b1"), (a, "/a3")):
+            assert get(s, path, "v1.test")[0] == 200
+        a.close()
+        b.close()
+        conn = {uri: (addr, c) for addr, c, uri in (line.split() for line in wait_lines(d / "http.log", 4))}
+        assert conn["/a1"] == conn["/a2"], conn  # reused while it was the only idle one
+        assert conn["/a3"][0] == "127.0.0.2" and conn["/a3"][1] not in (conn["/a1"][1], conn["/b1"][1]), conn
+    finally:
+        nginx.kill()
+
+
 def test_ipv6_listener_sends_tcp6_and_v2_ipv6(tunnel, peer, tmp_path):
     """A public listener on [::1]: the header is TCP6 (v1) / AF_INET6 (v2), and nginx reads the
     client and the listener as ::1."""
