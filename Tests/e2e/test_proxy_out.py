@@ -14,6 +14,7 @@ import pytest
 
 from conftest import BIN, Process, free_port, run_nginx, wait_port
 from test_http import add_http, service
+from test_https import add_https, curl_https
 
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 
@@ -168,6 +169,30 @@ def test_pool_bound_holds_across_clients(tunnel, peer, tmp_path):
         conn = {uri: (addr, c) for addr, c, uri in (line.split() for line in wait_lines(d / "http.log", 4))}
         assert conn["/a1"] == conn["/a2"], conn  # reused while it was the only idle one
         assert conn["/a3"][0] == "127.0.0.2" and conn["/a3"][1] not in (conn["/a1"][1], conn["/b1"][1]), conn
+    finally:
+        nginx.kill()
+
+
+def test_https_http2_streams_carry_the_client_too(tunnel, peer, pki, tmp_path):
+    """Requests that arrive as HTTP/2 streams on an https listener name their client and
+    listener like HTTP/1.1 ones."""
+    d = tmp_path / "nginx"
+    nginx, p1, p2 = nginx_with_proxy_protocol(
+        d, "$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port $request_uri")
+    try:
+        t = tunnel(peer("echo").port)
+        add_v1_v2(t, p1, p2)
+        https = add_https(t, pki, "pp", ["v1.test", "v2.test"])
+        t.start_gateway()
+        t.start_agent()
+        expected = []
+        for host in ("v1.test", "v2.test"):
+            r = curl_https(https, host, f"/{host}", t.dir / "ca.crt", "--http2", "--interface", "127.0.0.2",
+                           "-w", "|%{local_port}|%{http_version}")
+            body, local_port, version = r.stdout.decode().split("|")
+            assert (body, version) == (f"{host[:2]} ok\n", "2"), r
+            expected.append(["127.0.0.2", local_port, "127.0.0.1", str(https), f"/{host}"])
+        assert [line.split() for line in wait_lines(d / "http.log", 2)] == expected
     finally:
         nginx.kill()
 
