@@ -209,7 +209,8 @@ final class AgentTunnel: TunnelConnectionDelegate {
         let events = agent.events
         let access = agent.settings.config.accessLog
         let requestID = headers["fastgw-request-id"] ?? "-"
-        let client = headers["x-forwarded-for"] ?? "?"
+        // The gateway's own field: forwarded_headers may keep X-Forwarded-For from the upstream.
+        let client = headers["fastgw-client"] ?? headers["x-forwarded-for"] ?? "?"
         let path = headers[":path"] ?? ""
         let started = NIODeadline.now()
         return { status, bytesIn, bytesOut, failure in
