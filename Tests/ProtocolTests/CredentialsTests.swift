@@ -43,6 +43,8 @@ final class CredentialsTests: XCTestCase {
         let set = lookup(["CREDENTIALS_DIRECTORY": run])
         XCTAssertEqual(ConfigPath.resolve("tls/gw.key", against: "/etc/fastgw", credentials: set), .file("/etc/fastgw/tls/gw.key"))
         XCTAssertEqual(ConfigPath.resolve("/abs/key", against: "/etc/fastgw", credentials: set), .file("/abs/key"))
+        XCTAssertEqual(ConfigPath.resolve("./credential:x", against: "/etc/fastgw", credentials: set), .file("/etc/fastgw/./credential:x"),
+                       "a file whose name begins with the prefix")
         XCTAssertEqual(ConfigPath.resolve("credential:gw.key", against: "/etc/fastgw", credentials: set),
                        .credential(name: "gw.key", path: "\(run)/gw.key"))
         XCTAssertEqual(ConfigPath.resolve("credential:k", against: ".", credentials: lookup(["CREDENTIALS_DIRECTORY": "/c/"])),
