@@ -2,7 +2,8 @@
 # Installs fastgw (called by `make install`; every directory can be overridden):
 #   binaries    $BINDIR            units            $UNITDIR
 #   man pages   $MANDIR/man{5,8}   sysusers.d/tmpfiles.d snippets
-#   example configs into $SYSCONFDIR/fastgw, never over an existing file
+#   example configs into $SYSCONFDIR/fastgw, never over an existing file; tls/ and tokens/
+#   beside them (the units load the secrets there as systemd credentials)
 # With DESTDIR empty, as root, on a host booted with systemd, it then creates the fastgw
 # user and /run/fastgw and reloads systemd, as a Debian package's postinst would.
 # `scripts/install.sh uninstall` removes what install put there, except configurations.
@@ -41,7 +42,10 @@ install -m 0644 systemd/fastgw.sysusers "$DESTDIR$SYSUSERSDIR/fastgw.conf"
 sed -e "s|/etc/fastgw|$SYSCONFDIR/fastgw|g" systemd/fastgw.tmpfiles > "$DESTDIR$TMPFILESDIR/fastgw.conf"
 chmod 0644 "$DESTDIR$TMPFILESDIR/fastgw.conf"
 
-install -d -m 0750 "$DESTDIR$SYSCONFDIR/fastgw"
+install -d -m 0750 "$DESTDIR$SYSCONFDIR/fastgw" "$DESTDIR$SYSCONFDIR/fastgw/tls"
+# Root's only: fastgw.service loads every file here as a credential (LoadCredential=tokens:…),
+# and the unit does not start without the directory.
+install -d -m 0700 "$DESTDIR$SYSCONFDIR/fastgw/tokens"
 for c in gateway.toml agent.toml; do
     if [ -e "$DESTDIR$SYSCONFDIR/fastgw/$c" ]; then
         echo "install: keeping $DESTDIR$SYSCONFDIR/fastgw/$c (the example is $PWD/examples/$c)"
@@ -53,7 +57,7 @@ done
 if [ -z "$DESTDIR" ] && [ "$(id -u)" = 0 ] && [ -d /run/systemd/system ]; then
     systemd-sysusers "$SYSUSERSDIR/fastgw.conf"
     systemd-tmpfiles --create "$TMPFILESDIR/fastgw.conf"
-    chgrp fastgw "$SYSCONFDIR/fastgw" "$SYSCONFDIR/fastgw/"*.toml 2>/dev/null || true
+    chgrp fastgw "$SYSCONFDIR/fastgw" "$SYSCONFDIR/fastgw/tls" "$SYSCONFDIR/fastgw/"*.toml 2>/dev/null || true
     systemctl daemon-reload
 fi
 echo "fastgw installed under $DESTDIR$PREFIX; edit $SYSCONFDIR/fastgw/*.toml, then: systemctl enable --now fastgw.socket (gateway) or fastgw-agent.service (agent)"

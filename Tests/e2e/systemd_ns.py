@@ -49,6 +49,11 @@ class NamespacedSystemd:
             work.mkdir(parents=True)
             lines.append(f"mount -t overlay overlay -o lowerdir={d},upperdir={upper},workdir={work} {d}")
         lines += [f"mount -t tmpfs tmpfs {d}" for d in ("/tmp", "/var/tmp", "/run")]
+        # Shared within this namespace only (its mounts were copied private from the host): what
+        # systemd does itself when booted by the kernel, and what LoadCredential= needs, since
+        # systemd mounts a unit's credentials in a child namespace and they reach
+        # /run/credentials by propagation.
+        lines.append("mount --make-rshared /")
         lines.append(f"exec {SYSTEMD} --system --unit=basic.target")
         self.log = open(self.root / "systemd.log", "wb")
         self.proc = subprocess.Popen(

@@ -24,6 +24,16 @@ def test_install_layout_units_and_kept_configs(tmp_path):
     assert "ExecReload=/opt/fastgw/bin/fastgwctl --socket /run/fastgw/gateway.sock reload" in unit
     assert os.access(dest / "opt/fastgw/bin/fastgw", os.X_OK)
     assert oct((dest / "etc/fastgw/gateway.toml").stat().st_mode & 0o777) == "0o640"
+    # Secrets reach the daemons as systemd credentials: the units load them, the directory of
+    # agent tokens exists (the unit needs it) and only root reads it.
+    assert "LoadCredential=gateway.key:/etc/fastgw/tls/gateway.key" in unit
+    assert "LoadCredential=tokens:/etc/fastgw/tokens" in unit
+    agent_unit = (dest / "opt/fastgw/lib/systemd/system/fastgw-agent.service").read_text()
+    assert "LoadCredential=agent.token:/etc/fastgw/agent.token" in agent_unit
+    assert oct((dest / "etc/fastgw/tokens").stat().st_mode & 0o777) == "0o700"
+    assert (dest / "etc/fastgw/tls").is_dir()
+    tmpfiles = (dest / "opt/fastgw/lib/tmpfiles.d/fastgw.conf").read_text()
+    assert "d /etc/fastgw/tokens 0700 root root -" in tmpfiles
 
     # An admin's configuration survives a second install.
     (dest / "etc/fastgw/gateway.toml").write_text("# mine\n")
@@ -31,9 +41,14 @@ def test_install_layout_units_and_kept_configs(tmp_path):
     assert (dest / "etc/fastgw/gateway.toml").read_text() == "# mine\n"
     assert "keeping" in out and "gateway.toml" in out
 
-    # The example configurations are valid apart from the files they point at.
-    check = subprocess.run([BIN, "check", "--config", ROOT / "examples" / "agent.toml"], capture_output=True, text=True)
-    assert "agent.token" in check.stderr, check.stderr
+    # The example configurations are valid apart from the files they point at; their secrets
+    # are credentials, which check outside the unit notes as not checked.
+    env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
+    check = subprocess.run([BIN, "check", "--config", ROOT / "examples" / "agent.toml"], capture_output=True, text=True, env=env)
+    assert check.returncode == 0 and "1 credential not checked" in check.stdout, check.stdout + check.stderr
+    assert 'note: token_file "credential:agent.token" not checked' in check.stderr, check.stderr
+    check = subprocess.run([BIN, "check", "--config", ROOT / "examples" / "gateway.toml"], capture_output=True, text=True, env=env)
+    assert "cannot read certificate" in check.stderr and "tls/gateway.crt" in check.stderr, check.stderr
 
     install(dest, "/opt/fastgw", "uninstall")
     assert not (dest / "opt/fastgw/bin/fastgw").exists()

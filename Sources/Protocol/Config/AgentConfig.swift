@@ -20,6 +20,8 @@ public struct AgentConfig: Equatable, Sendable {
     public var services: [Service] = []
     /// Lines of keys whose values are checked later, outside this parser (`agent.ca`, `agent.cert`, `agent.key`).
     public var sourceLines: [String: Int] = [:]
+    /// Every `credential:NAME` path value, for the checks that need the filesystem.
+    public var credentials: [CredentialReference] = []
 
     /// Which tunnel carrier the agent asks for (DESIGN §2.1).
     public enum Transport: String, Sendable {
@@ -60,12 +62,12 @@ public struct AgentConfig: Equatable, Sendable {
 }
 
 extension AgentConfig {
+    /// `credentials`: where `credential:NAME` path values are (Credentials.swift).
     public static func parse(
-        text: String, file: String, readFile: (String) throws -> String
+        text: String, file: String, credentials: CredentialsLookup = .none, readFile: (String) throws -> String
     ) -> Result<AgentConfig, ConfigError> {
-        let (root, diagnostics) = ConfigParsing.root(text: text, file: file)
+        let (root, diagnostics) = ConfigParsing.root(text: text, file: file, credentials: credentials)
         guard var root else { return .failure(ConfigError(diagnostics.items)) }
-        let base = Paths.directory(of: file)
         var config = AgentConfig(file: file)
 
         if var a = root.table("agent") {
@@ -73,7 +75,7 @@ extension AgentConfig {
             if !Names.isValid(config.name) {
                 a.error("name", "agent name \"\(config.name)\" is invalid: \(Names.rule)")
             }
-            config.token = Secrets.token(&a, baseDirectory: base, readFile: readFile) ?? ""
+            config.token = Secrets.token(&a, readFile: readFile) ?? ""
             for text in a.strings("gateways") ?? [] {
                 switch HostPort.parse(text) {
                 case .success(let hp): config.gateways.append(hp)
@@ -82,9 +84,9 @@ extension AgentConfig {
             }
             if !a.has("gateways") { a.error("gateways", "gateways is required, e.g. [\"gw.example.com:7443\"]") }
             config.serverName = a.string("server_name")
-            config.ca = a.string("ca").map { Paths.resolve($0, against: base) }
-            config.clientCert = a.string("cert").map { Paths.resolve($0, against: base) }
-            config.clientKey = a.string("key").map { Paths.resolve($0, against: base) }
+            config.ca = a.path("ca")
+            config.clientCert = a.path("cert")
+            config.clientKey = a.path("key")
             for key in ["ca", "cert", "key"] { config.sourceLines["agent.\(key)"] = a.line(of: key) }
             if (config.clientCert == nil) != (config.clientKey == nil) {
                 a.error(config.clientCert == nil ? "key" : "cert", "cert and key go together (client certificate for mTLS)")
@@ -101,7 +103,7 @@ extension AgentConfig {
         }
 
         if var c = root.table("control") {
-            if let s = c.string("socket") { config.controlSocket = Paths.resolve(s, against: base) }
+            if let s = c.path("socket", credential: false) { config.controlSocket = s }
             c.rejectUnknownKeys()
         }
 
@@ -171,6 +173,7 @@ extension AgentConfig {
         }
 
         root.rejectUnknownKeys()
+        config.credentials = root.paths.references
         if diagnostics.failed { return .failure(ConfigError(diagnostics.items)) }
         return .success(config)
     }

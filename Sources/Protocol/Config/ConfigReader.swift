@@ -26,13 +26,16 @@ struct TableReader {
     /// How errors name this table to an operator, e.g. `listener "ssh": `.
     var label: String
     let diagnostics: ConfigDiagnostics
+    /// Where this file's path values lead (Credentials.swift).
+    let paths: ConfigPaths
     private var seen: Set<String> = []
 
-    init(_ table: TOMLTable, path: String, label: String = "", diagnostics: ConfigDiagnostics) {
+    init(_ table: TOMLTable, path: String, label: String = "", diagnostics: ConfigDiagnostics, paths: ConfigPaths) {
         self.table = table
         self.path = path
         self.label = label
         self.diagnostics = diagnostics
+        self.paths = paths
     }
 
     func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
@@ -191,7 +194,7 @@ struct TableReader {
             error(key, "[\(key)] must be a table")
             return nil
         }
-        return TableReader(t, path: keyPath(key), diagnostics: diagnostics)
+        return TableReader(t, path: keyPath(key), diagnostics: diagnostics, paths: paths)
     }
 
     /// `[[key]]` entries, each with its own reader.
@@ -207,7 +210,7 @@ struct TableReader {
                 error(key, "\(key) must be written as [[\(key)]] tables")
                 return []
             }
-            out.append(TableReader(t, path: "\(keyPath(key))[\(i)]", diagnostics: diagnostics))
+            out.append(TableReader(t, path: "\(keyPath(key))[\(i)]", diagnostics: diagnostics, paths: paths))
         }
         return out
     }
@@ -245,11 +248,12 @@ public enum ConfigText {
 
 /// Parses text into a root reader, turning TOML syntax errors into diagnostics with their line.
 enum ConfigParsing {
-    static func root(text: String, file: String) -> (TableReader?, ConfigDiagnostics) {
+    static func root(text: String, file: String, credentials: CredentialsLookup) -> (TableReader?, ConfigDiagnostics) {
         let diagnostics = ConfigDiagnostics(file: file)
+        let paths = ConfigPaths(baseDirectory: Paths.directory(of: file), credentials: credentials)
         do {
             let table = try TOMLParser.parse(text)
-            return (TableReader(table, path: "", diagnostics: diagnostics), diagnostics)
+            return (TableReader(table, path: "", diagnostics: diagnostics, paths: paths), diagnostics)
         } catch {
             diagnostics.error(line: error.line, "TOML syntax: \(error.message)")
             return (nil, diagnostics)

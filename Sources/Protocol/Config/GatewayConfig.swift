@@ -20,6 +20,8 @@ public struct GatewayConfig: Equatable, Sendable {
     public var limits = LimitsConfig()
     /// Lines of keys whose values are checked later, outside this parser (`tunnel.cert`, `tunnel.key`).
     public var sourceLines: [String: Int] = [:]
+    /// Every `credential:NAME` path value, for the checks that need the filesystem.
+    public var credentials: [CredentialReference] = []
 
     public struct Tunnel: Equatable, Sendable {
         public var listen: HostPort
@@ -116,13 +118,13 @@ public struct GatewayConfig: Equatable, Sendable {
 }
 
 extension GatewayConfig {
-    /// Parses and validates; `readFile` loads `token_file`s (injected so this stays I/O-free).
+    /// Parses and validates; `readFile` loads `token_file`s (injected so this stays I/O-free);
+    /// `credentials`: where `credential:NAME` path values are (Credentials.swift).
     public static func parse(
-        text: String, file: String, readFile: (String) throws -> String
+        text: String, file: String, credentials: CredentialsLookup = .none, readFile: (String) throws -> String
     ) -> Result<GatewayConfig, ConfigError> {
-        let (root, diagnostics) = ConfigParsing.root(text: text, file: file)
+        let (root, diagnostics) = ConfigParsing.root(text: text, file: file, credentials: credentials)
         guard var root else { return .failure(ConfigError(diagnostics.items)) }
-        let base = Paths.directory(of: file)
 
         var gateway = GatewayConfig(
             file: file,
@@ -137,10 +139,10 @@ extension GatewayConfig {
 
         if var t = root.table("tunnel") {
             if let hp = t.hostPort("listen") { gateway.tunnel.listen = hp }
-            if let c = t.string("cert") { gateway.tunnel.cert = Paths.resolve(c, against: base) } else {
+            if let c = t.path("cert") { gateway.tunnel.cert = c } else {
                 t.error("cert", "[tunnel] cert is required (PEM certificate chain)")
             }
-            if let k = t.string("key") { gateway.tunnel.key = Paths.resolve(k, against: base) } else {
+            if let k = t.path("key") { gateway.tunnel.key = k } else {
                 t.error("key", "[tunnel] key is required (PEM private key)")
             }
             if let d = t.duration("handshake_timeout") { gateway.tunnel.handshakeTimeout = d }
@@ -153,7 +155,7 @@ extension GatewayConfig {
         }
 
         if var c = root.table("control") {
-            if let s = c.string("socket") { gateway.controlSocket = Paths.resolve(s, against: base) }
+            if let s = c.path("socket", credential: false) { gateway.controlSocket = s }
             c.rejectUnknownKeys()
         }
 
@@ -185,7 +187,7 @@ extension GatewayConfig {
             if !l.has("listen") { l.error("listen", "listen is required") }
             var certificate: CertificateFiles?
             if proto == "https" {
-                certificate = Self.certificateFiles(&l, base: base, required: false)
+                certificate = Self.certificateFiles(&l, required: false)
             } else {
                 for key in ["cert", "key"] {
                     l.refuse(key, "\(key) applies to protocol \"https\" listeners only")
@@ -205,7 +207,7 @@ extension GatewayConfig {
         }
 
         for var c in root.tables("certificate") {
-            let files = Self.certificateFiles(&c, base: base, required: true)
+            let files = Self.certificateFiles(&c, required: true)
             var hosts: [HostPattern] = []
             for text in c.strings("hosts") ?? [] {
                 switch HostPattern.parse(text) {
@@ -223,7 +225,7 @@ extension GatewayConfig {
         var agentNames = Set<String>()
         for var a in root.tables("agent") {
             let name = a.entryName(kind: "agent", seen: &agentNames)
-            let token = Secrets.grantCredential(&a, baseDirectory: base, readFile: readFile)
+            let token = Secrets.grantCredential(&a, readFile: readFile)
             let ports = a.ints("allow_ports", range: 1...65535) ?? []
             let hosts = a.strings("allow_hosts") ?? []
             a.rejectUnknownKeys()
@@ -240,18 +242,19 @@ extension GatewayConfig {
         }
 
         root.rejectUnknownKeys()
+        gateway.credentials = root.paths.references
         if diagnostics.failed { return .failure(ConfigError(diagnostics.items)) }
         return .success(gateway)
     }
 
-    /// `cert` and `key` together (paths relative to the config file); one without the other
-    /// is an error, and so are neither when `required`.
-    private static func certificateFiles(_ t: inout TableReader, base: String, required: Bool) -> CertificateFiles? {
-        let cert = t.string("cert")
-        let key = t.string("key")
+    /// `cert` and `key` together (path values: relative to the config file, or credentials);
+    /// one without the other is an error, and so are neither when `required`.
+    private static func certificateFiles(_ t: inout TableReader, required: Bool) -> CertificateFiles? {
+        let cert = t.path("cert")
+        let key = t.path("key")
         switch (cert, key) {
         case (let c?, let k?):
-            return CertificateFiles(cert: Paths.resolve(c, against: base), key: Paths.resolve(k, against: base), line: t.line(of: "cert"))
+            return CertificateFiles(cert: c, key: k, line: t.line(of: "cert"))
         case (nil, nil):
             if required { t.error("cert", "cert and key are required (PEM certificate chain and private key)") }
         case (nil, _):

@@ -42,10 +42,10 @@ enum Secrets {
     /// `token_sha256` (the hex SHA-256 of the token, `fastgw token new` prints it) so that the
     /// gateway never holds the token itself; returned as `sha256:<lower-case hex>`.
     static func grantCredential(
-        _ t: inout TableReader, baseDirectory: String, readFile: (String) throws -> String
+        _ t: inout TableReader, readFile: (String) throws -> String
     ) -> String? {
         guard let hex = t.string("token_sha256") else {
-            return token(&t, baseDirectory: baseDirectory, readFile: readFile)
+            return token(&t, readFile: readFile)
         }
         if t.has("token") || t.has("token_file") {
             // Read, so that they are reported as the conflict and not also as unknown keys.
@@ -61,10 +61,10 @@ enum Secrets {
     }
 
     static func token(
-        _ t: inout TableReader, baseDirectory: String, readFile: (String) throws -> String
+        _ t: inout TableReader, readFile: (String) throws -> String
     ) -> String? {
         let inline = t.string("token")
-        let file = t.string("token_file")
+        let file = t.path("token_file")
         var token: String?
         switch (inline, file) {
         case (.some, .some):
@@ -74,11 +74,15 @@ enum Secrets {
         case (.some(let s), .none):
             token = s
         case (.none, .some(let path)):
-            let resolved = Paths.resolve(path, against: baseDirectory)
+            // `fastgw check` outside the unit cannot know the token; the reference stands in
+            // for it (the daemons refuse an unset $CREDENTIALS_DIRECTORY, so never serve it).
+            if Credentials.isUnchecked(path) { return path }
             do {
-                token = try readFile(resolved).trimmingTrailingNewlines()
+                token = try readFile(path).trimmingTrailingNewlines()
             } catch {
-                t.error("token_file", "cannot read token_file \(resolved): \(error)")
+                let credential = t.paths.references.last { $0.path == path }
+                let hint = credential.map { "; \(Credentials.missingHint(name: $0.name))" } ?? ""
+                t.error("token_file", "cannot read token_file \(path): \(error)\(hint)")
             }
         }
         guard let token else { return nil }

@@ -101,15 +101,24 @@ extension Fastgw {
         var config: String
 
         func run() throws {
-            switch ConfigLoading.load(path: config) {
+            // Usually run outside the unit: without $CREDENTIALS_DIRECTORY, credentials are
+            // noted as not checked and the exit status speaks for the rest of the file.
+            switch ConfigLoading.load(path: config, credentials: CredentialFiles.lookup(whenUnset: .skip)) {
             case .success(.gateway(let c)):
-                print("\(config): gateway configuration OK (\(c.agents.count) agents, \(c.tcpPorts.count) TCP ports)")
+                print("\(config): gateway configuration OK (\(c.agents.count) agents, \(c.tcpPorts.count) TCP ports\(Self.unchecked(c.credentials)))")
+                for note in CredentialFiles.notes(c.credentials, file: config) { Daemon.printError(note) }
             case .success(.agent(let c)):
-                print("\(config): agent configuration OK (\(c.services.count) services, \(c.gateways.count) gateways)")
+                print("\(config): agent configuration OK (\(c.services.count) services, \(c.gateways.count) gateways\(Self.unchecked(c.credentials)))")
+                for note in CredentialFiles.notes(c.credentials, file: config) { Daemon.printError(note) }
             case .failure(let error):
                 for d in error.diagnostics { Daemon.printError(d.description) }
                 throw ExitCode(1)
             }
+        }
+
+        private static func unchecked(_ credentials: [CredentialReference]) -> String {
+            let n = credentials.filter { $0.path == nil }.count
+            return n == 0 ? "" : "; \(n) credential\(n == 1 ? "" : "s") not checked"
         }
     }
 }

@@ -41,7 +41,11 @@ enum ConfigLoading {
         return bytes
     }
 
-    static func load(path: String) -> Result<Loaded, ConfigError> {
+    /// `credentials`: the daemons (start and reload) refuse `credential:NAME` values without
+    /// `$CREDENTIALS_DIRECTORY`; `fastgw check` skips them (CredentialFiles.notes).
+    static func load(
+        path: String, credentials: CredentialsLookup = CredentialFiles.lookup(whenUnset: .refuse)
+    ) -> Result<Loaded, ConfigError> {
         let bytes: [UInt8]
         do {
             // One byte past the limit tells a file at the limit from a larger one.
@@ -55,17 +59,71 @@ enum ConfigLoading {
         case .failure(let error): return .failure(error)
         }
         if isAgentFile(text) {
-            return AgentConfig.parse(text: text, file: path, readFile: readFile).flatMap { c in
-                checkTLS(file: path, lines: c.sourceLines, paths: ["agent.ca": c.ca, "agent.cert": c.clientCert, "agent.key": c.clientKey]) { () throws(TLSError) in
-                    _ = try TLSContext.client(caFile: c.ca, certificateChain: c.clientCert, privateKey: c.clientKey, alpn: [])
+            return AgentConfig.parse(text: text, file: path, credentials: credentials, readFile: readFile).flatMap { c in
+                CredentialFiles.checkReadable(c.credentials, file: path).flatMap {
+                    // Files left unchecked (check outside the unit) are left out; a certificate
+                    // without its key cannot be loaded, so the pair goes together.
+                    let pair = known(c.clientCert) && known(c.clientKey)
+                    if !pair, let cert = c.clientCert, let key = c.clientKey,
+                       case .failure(let e) = readable(cert, key, file: path, line: c.sourceLines["agent.cert"]) {
+                        return .failure(e)
+                    }
+                    let ca = known(c.ca) ? c.ca : nil, cert = pair ? c.clientCert : nil, key = pair ? c.clientKey : nil
+                    return checkTLS(file: path, lines: c.sourceLines, paths: ["agent.ca": ca, "agent.cert": cert, "agent.key": key]) { () throws(TLSError) in
+                        _ = try TLSContext.client(caFile: ca, certificateChain: cert, privateKey: key, alpn: [])
+                    }
                 }.map { .agent(c) }
             }
         }
-        return GatewayConfig.parse(text: text, file: path, readFile: readFile).flatMap { c in
-            checkTLS(file: path, lines: c.sourceLines, paths: ["tunnel.cert": c.tunnel.cert, "tunnel.key": c.tunnel.key]) { () throws(TLSError) in
-                _ = try TLSContext.server(certificateChain: c.tunnel.cert, privateKey: c.tunnel.key, alpn: [])
-            }.flatMap { PublicCertificates.build(c) }.map { _ in .gateway(c) }
+        return GatewayConfig.parse(text: text, file: path, credentials: credentials, readFile: readFile).flatMap { c in
+            CredentialFiles.checkReadable(c.credentials, file: path).flatMap {
+                guard known(c.tunnel.cert) && known(c.tunnel.key) else {
+                    return readable(c.tunnel.cert, c.tunnel.key, file: path, line: c.sourceLines["tunnel.cert"])
+                }
+                return checkTLS(file: path, lines: c.sourceLines, paths: ["tunnel.cert": c.tunnel.cert, "tunnel.key": c.tunnel.key]) { () throws(TLSError) in
+                    _ = try TLSContext.server(certificateChain: c.tunnel.cert, privateKey: c.tunnel.key, alpn: [])
+                }
+            }.flatMap { checkPublicCertificates(c) }.map { .gateway(c) }
         }
+    }
+
+    /// Whether a path from the config can be looked at: not a credential left unchecked.
+    private static func known(_ path: String?) -> Bool {
+        path.map { !Credentials.isUnchecked($0) } ?? true
+    }
+
+    /// A certificate/key pair of which one half is a credential left unchecked: the pair
+    /// cannot be loaded, but the other half must at least be readable.
+    private static func readable(_ cert: String, _ key: String, file: String, line: Int?) -> Result<Void, ConfigError> {
+        for (what, path) in [("certificate", cert), ("private key", key)] where known(path) {
+            do {
+                _ = try readBytes(path, limit: 1)
+            } catch {
+                return .failure(ConfigError([ConfigDiagnostic(file: file, line: line, message: "cannot read \(what) \(path): \(error)")]))
+            }
+        }
+        return .success(())
+    }
+
+    /// The HTTPS certificates load as the gateway will load them; when some keys are
+    /// credentials left unchecked, each pair that can be looked at still loads.
+    private static func checkPublicCertificates(_ c: GatewayConfig) -> Result<Void, ConfigError> {
+        let pairs = c.certificates.map(\.files) + c.listeners.compactMap(\.defaultCertificate)
+        guard pairs.contains(where: { !known($0.cert) || !known($0.key) }) else {
+            return PublicCertificates.build(c).map { _ in }
+        }
+        for files in pairs {
+            guard known(files.cert) && known(files.key) else {
+                if case .failure(let e) = readable(files.cert, files.key, file: c.file, line: files.line) { return .failure(e) }
+                continue
+            }
+            do {
+                _ = try TLSContext.server(certificateChain: files.cert, privateKey: files.key, alpn: PublicCertificates.alpn)
+            } catch {
+                return .failure(ConfigError([ConfigDiagnostic(file: c.file, line: files.line, message: error.message)]))
+            }
+        }
+        return .success(())
     }
 
     /// An agent file has an `[agent]` table; a gateway file has `[[agent]]` entries and `[tunnel]`.
