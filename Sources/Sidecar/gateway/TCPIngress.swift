@@ -32,7 +32,7 @@ final class TCPIngress: ChannelInboundHandler {
         stats.publicConnectionsActive.add()
         stats.publicConnectionsTotal.add()
         context.channel.closeFuture.whenComplete { _ in stats.publicConnectionsActive.subtract() }
-        let client = context.channel.remoteAddress.map(\.fastgwDescription) ?? "?"
+        let client = context.channel.publicAddresses.clientDescription
         guard let route = gateway.registry.pick(port: port, preferring: context.eventLoop) else {
             stats.connectFailures.add("no_agent")
             gateway.events.record(.noLiveAgent, ["listener": "\(listener)", "port": "\(port)", "client": "\(client)"])

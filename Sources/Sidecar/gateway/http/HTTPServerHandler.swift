@@ -25,7 +25,8 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     var timer: DeadlineTimer?
     var lastWrite: EventLoopFuture<Void>?
     private(set) var clientAddress = "?"
-    private var clientIP = "?"
+    /// Where this connection's requests come from, for their forwarding fields.
+    private var hop = ForwardedFields.Hop(peer: nil, trusted: false)
     /// The gateway drains: finish the exchange under way, then close.
     var closeWhenIdle = false
     /// The client half-closed: answer the requests it sent (pipelined ones included), then
@@ -65,10 +66,9 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         stats.publicConnectionsActive.add()
         stats.publicConnectionsTotal.add()
         context.channel.closeFuture.whenComplete { _ in stats.publicConnectionsActive.subtract() }
-        if let remote = context.channel.remoteAddress {
-            clientAddress = remote.fastgwDescription
-            clientIP = remote.ipAddress ?? clientAddress
-        }
+        let addresses = context.channel.publicAddresses
+        clientAddress = addresses.clientDescription
+        hop = ForwardedFields.Hop(gateway: gateway, client: addresses.client)
         timer = DeadlineTimer(
             loop: context.eventLoop,
             step: min(settings.headerTimeout, settings.idleTimeout, settings.responseTimeout))
@@ -215,7 +215,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             exchange = ex
             reader.expectBody(request.framing)
             if request.framing == .none && request.upgrade == nil { ex.requestHadNoBody() }
-            ex.open(route, gateway: gateway, scheme: scheme, client: clientIP, loop: loop)
+            ex.open(route, gateway: gateway, scheme: scheme, hop: hop, loop: loop)
         }
     }
 
