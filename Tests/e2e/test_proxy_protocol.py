@@ -107,7 +107,8 @@ listen = "127.0.0.1:{t.plain_port}"
         ("tcp2", "tcp", t.lb["tcp2"], t.public_port, "send-proxy-v2"),
         ("http1", "tcp", t.lb["http1"], t.http_port, "send-proxy"),
         ("http2", "tcp", t.lb["http2"], t.http_port, "send-proxy-v2"),
-        ("https2", "tcp", t.lb["https2"], t.https_port, "send-proxy-v2"),
+        # Health checks carry a header too (v2: LOCAL), every 200 ms.
+        ("https2", "tcp", t.lb["https2"], t.https_port, "send-proxy-v2 check check-send-proxy inter 200"),
         ("xff", "http", t.lb["xff"], t.plain_port, ""),
     ]))
     t.haproxy = Process([HAPROXY, "-db", "-f", t.dir / "haproxy.cfg"], t.dir / "haproxy.log")
@@ -171,6 +172,10 @@ def test_https_and_h2_through_haproxy_v2(lb):
         assert names["x-forwarded-for"] == CLIENT, names
         assert names["x-forwarded-proto"] == "https"
         assert re.fullmatch(rf'for="{re.escape(CLIENT)}:\d+";proto=https;host=app.test', names["forwarded"]), names
+    # haproxy's health checks (LOCAL headers, then a close before TLS) are not refused.
+    time.sleep(1)
+    assert not any(k.startswith("proxy_") for k in stats(lb)), stats(lb)
+    assert "is DOWN" not in lb.haproxy.text(), lb.haproxy.text()
 
 
 def test_a_trusted_proxys_forwarded_for_is_continued(lb):

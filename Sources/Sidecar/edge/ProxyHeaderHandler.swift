@@ -27,10 +27,12 @@ final class ProxyHeaderHandler: ChannelInboundHandler {
     /// At accept: whether `channel`'s peer may send a PROXY header at all. A refused one is
     /// reset (the caller fails the initializer), counted and logged.
     static func admitPeer(_ channel: Channel, gateway: GatewayContext, listener: String) -> Bool {
-        let trusted = gateway.settings.config.trustedProxies
-        if let peer = channel.remoteAddress?.ipEndpoint, trusted.contains(peer.address) { return true }
+        // No peer address: the connection was reset before it was accepted (a balancer's
+        // health check often is); nothing to refuse or count.
+        guard let peer = channel.remoteAddress?.ipEndpoint else { return false }
+        if gateway.settings.config.trustedProxies.contains(peer.address) { return true }
         refuse(channel, gateway: gateway, listener: listener, reason: "untrusted",
-               detail: "the peer is not in [gateway] trusted_proxies", peer: channel.remoteAddress?.ipEndpoint)
+               detail: "the peer is not in [gateway] trusted_proxies", peer: peer)
         gateway.admission.reset(channel)
         return false
     }
