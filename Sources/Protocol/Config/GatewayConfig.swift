@@ -152,7 +152,7 @@ extension GatewayConfig {
             for text in g.strings("trusted_proxies") ?? [] {
                 switch CIDR.parse(text) {
                 case .success(let block): gateway.trustedProxies.insert(block)
-                case .failure(let e): g.error("trusted_proxies", "trusted_proxies: \(e) (write an address or a block such as 10.0.0.0/8)")
+                case .failure(let e): g.error("trusted_proxies", "trusted_proxies: \(e)")
                 }
             }
             if let p = g.bool("proxy_protocol") {

@@ -16,7 +16,7 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     public static func parse(_ text: String) -> Result<CIDR, ParseError> {
         func no(_ why: String) -> Result<CIDR, ParseError> { .failure(ParseError(description: "\"\(text)\": \(why)")) }
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let address = IPAddress(String(parts[0])) else { return no("not an IPv4 or IPv6 address") }
+        guard let address = IPAddress(String(parts[0])) else { return no("not an address or block (examples: 192.0.2.7, 10.0.0.0/8, 2001:db8::/32)") }
         let width = address.bytes.count * 8
         var length = width
         if parts.count == 2 {

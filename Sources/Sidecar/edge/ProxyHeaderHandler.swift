@@ -52,6 +52,9 @@ final class ProxyHeaderHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         if addresses != nil { return context.fireChannelActive() }
         activeSeen = true
+        // Handlers behind may hold reads back until they are set up (a TCP connection's
+        // bridge waits for its stream), which waits for this header: read it regardless.
+        context.read()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -79,7 +82,8 @@ final class ProxyHeaderHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if addresses != nil { context.fireChannelReadComplete() }
+        if addresses != nil { return context.fireChannelReadComplete() }
+        context.read()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
