@@ -31,5 +31,6 @@ let package = Package(
         fuzzTarget("FuzzWebSocketFrames"),
         fuzzTarget("FuzzTunnelHandshake"),
         fuzzTarget("FuzzControlMessage"),
+        fuzzTarget("FuzzProxyHeader"),
     ]
 )

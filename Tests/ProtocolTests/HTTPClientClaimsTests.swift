@@ -6,7 +6,7 @@ import XCTest
 final class HTTPClientClaimsTests: XCTestCase {
     private func fields(_ extra: String) throws -> [HeaderField] {
         let head = try XCTUnwrap(HTTPHeadParser.parse(bytes: Array("GET /a HTTP/1.1\r\nHost: app.test\r\n\(extra)\r\n".utf8)))
-        return try PublicRequest.parse(head).get().tunnelHeaders(scheme: "https", client: "192.0.2.7", service: "web", requestID: "gw1")
+        return try PublicRequest.parse(head).get().tunnelHeaders(scheme: "https", hop: .untrusted("192.0.2.7:4711"), service: "web", requestID: "gw1")
     }
 
     func testForwardingFieldsFromTheClientAreReplacedOrDropped() throws {
@@ -25,7 +25,8 @@ final class HTTPClientClaimsTests: XCTestCase {
 
             """)
         let names = f.map(\.name)
-        for gone in ["forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-anything", "x-request-id"] {
+        XCTAssertEqual(f.filter { $0.name == "forwarded" }, [HeaderField("forwarded", "for=\"192.0.2.7:4711\";proto=https;host=app.test")])
+        for gone in ["x-real-ip", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-anything", "x-request-id"] {
             XCTAssertFalse(names.contains(gone), gone)
         }
         XCTAssertEqual(f.filter { $0.name.hasPrefix("x-forwarded-") }, [

@@ -26,7 +26,7 @@ final class HTTPForwardingTests: XCTestCase {
             Cookie: a=1\r
             TE: trailers
             """)
-        let fields = r.tunnelHeaders(scheme: "http", client: "192.0.2.7", service: "web", requestID: "abc")
+        let fields = r.tunnelHeaders(scheme: "http", hop: .untrusted("192.0.2.7:4711"), service: "web", requestID: "abc")
         XCTAssertEqual(Array(fields.prefix(4)), [
             HeaderField(":method", "GET"), HeaderField(":scheme", "http"),
             HeaderField(":authority", "App.Test"), HeaderField(":path", "/a?b=1"),
@@ -152,7 +152,7 @@ final class HTTPForwardingTests: XCTestCase {
             Sec-WebSocket-Version: 13
             """)
         XCTAssertEqual(r.upgrade, "websocket")
-        let fields = r.tunnelHeaders(scheme: "https", client: "192.0.2.7", service: "ws", requestID: "abc")
+        let fields = r.tunnelHeaders(scheme: "https", hop: .untrusted("192.0.2.7:4711"), service: "ws", requestID: "abc")
         XCTAssertEqual(fields[":method"], "CONNECT")
         XCTAssertEqual(fields[":protocol"], "websocket")
         XCTAssertEqual(fields["sec-websocket-key"], "dGhlIHNhbXBsZSBub25jZQ==")
@@ -194,7 +194,7 @@ final class HTTPForwardingTests: XCTestCase {
         XCTAssertEqual(r.framing, .contentLength(5))
         XCTAssertEqual(r.version, "HTTP/2")
         XCTAssertEqual(r.authority, "app.test:8443")
-        XCTAssertEqual(r.tunnelHeaders(scheme: "https", client: "c", service: "s", requestID: "i")["cookie"], "a=1; b=2")
+        XCTAssertEqual(r.tunnelHeaders(scheme: "https", hop: .untrusted("192.0.2.7:4711"), service: "s", requestID: "i")["cookie"], "a=1; b=2")
         XCTAssertEqual(try PublicRequest.parse(h2: Array(fields.prefix(4)), endStream: false).get().framing, .chunked)
         XCTAssertEqual(try PublicRequest.parse(h2: Array(fields.prefix(4)), endStream: true).get().framing, .none)
         func status(_ f: [HeaderField]) -> Int? {

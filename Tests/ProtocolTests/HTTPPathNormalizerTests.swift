@@ -98,7 +98,7 @@ final class HTTPPathNormalizerTests: XCTestCase {
         let absolute = try h1("http://b.test/api/../admin").get()
         XCTAssertEqual([absolute.authority, absolute.path], ["b.test", "/admin"])
         XCTAssertEqual(try h1("http://b.test?q").get().path, "/?q")
-        let fields = try h1("/api/./v1/%7Ex").get().tunnelHeaders(scheme: "http", client: "c", service: "s", requestID: "r")
+        let fields = try h1("/api/./v1/%7Ex").get().tunnelHeaders(scheme: "http", hop: .untrusted("192.0.2.7:4711"), service: "s", requestID: "r")
         XCTAssertEqual(fields[":path"], "/api/v1/~x", "the upstream receives what was matched")
         for bad in ["/api/..%2fadmin", "/a\tb", "/a\u{0}b", "/../x", "x"] {
             guard case .failure(let r) = h1(bad) else { return XCTFail("\(bad) accepted over HTTP/1.1") }

@@ -3,6 +3,7 @@ over HTTPS): path escapes out of a path_prefix, forwarding fields a client makes
 framing faults between the gateway, the agent and an upstream that misbehaves. The upstream is
 a raw HTTP/1.1 server in this process, so the tests see exactly what it received."""
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -196,7 +197,11 @@ def test_forwarding_fields_from_clients_do_not_reach_the_upstream(site, protocol
     assert headers["x-forwarded-for"] == ["127.0.0.1"]
     assert headers["x-forwarded-proto"] == [scheme]
     assert headers["x-forwarded-host"] == [host]
-    for gone in ("forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-prefix"):
+    # Forwarded is the gateway's own element (#15), the client's is gone.
+    assert len(headers["forwarded"]) == 1 and "10.0.0.1" not in headers["forwarded"][0], headers["forwarded"]
+    assert re.fullmatch(rf'for="127\.0\.0\.1:\d+";proto={scheme};host={re.escape(host)}', headers["forwarded"][0]) or \
+        re.fullmatch(rf'for="127\.0\.0\.1:\d+";proto={scheme};host="{re.escape(host)}"', headers["forwarded"][0]), headers["forwarded"]
+    for gone in ("x-real-ip", "x-forwarded-port", "x-forwarded-prefix"):
         assert gone not in headers, gone
     assert len(headers["x-request-id"]) == 1 and len(headers["x-request-id"][0]) == 16, headers["x-request-id"]
     assert headers["x-client-request-id"] == ["abc-123__x_"]

@@ -9,6 +9,12 @@ public struct GatewayConfig: Equatable, Sendable {
     public var accessLog = false
     /// Address TCP service ports are bound on when no `[[listener]]` names that port.
     public var publicAddress: String = "0.0.0.0"
+    /// `[gateway] trusted_proxies`: balancers and proxies whose PROXY headers and forwarding
+    /// fields are believed (ForwardedFields+Trust.swift).
+    public var trustedProxies = CIDRSet()
+    /// `[gateway] proxy_protocol`: the TCP ports opened from `allow_ports` (which have no
+    /// `[[listener]]` of their own) expect a PROXY header.
+    public var proxyProtocol = false
     public var tunnel: Tunnel
     public var controlSocket: String = "/run/fastgw/gateway.sock"
     public var listeners: [Listener] = []
@@ -40,6 +46,8 @@ public struct GatewayConfig: Equatable, Sendable {
         /// HTTPS only: the certificate for clients whose SNI no `[[certificate]]` matches
         /// (or who send none); nil means the first `[[certificate]]`.
         public var defaultCertificate: CertificateFiles?
+        /// Every connection starts with a PROXY header from a trusted proxy.
+        public var proxyProtocol = false
     }
 
     /// A PEM certificate chain and its private key, with the config line naming them.
@@ -112,6 +120,13 @@ public struct GatewayConfig: Equatable, Sendable {
     /// Names of the listeners every gateway has; a `[[listener]]` cannot take them.
     public static let reservedListenerNames = ["tunnel", "control"]
 
+    /// Whether connections on the listener named `name` (a `[[listener]]`, or a `tcp-PORT`
+    /// from `tcpPorts`) start with a PROXY header.
+    public func acceptsProxyHeader(listener name: String) -> Bool {
+        if let l = listeners.first(where: { $0.name == name }) { return l.proxyProtocol }
+        return proxyProtocol && tcpPorts.contains { $0.name == name }
+    }
+
     public func agent(named name: String) -> AgentGrant? {
         agents.first { $0.name == name }
     }
@@ -126,6 +141,8 @@ extension GatewayConfig {
         let (root, diagnostics) = ConfigParsing.root(text: text, file: file, credentials: credentials)
         guard var root else { return .failure(ConfigError(diagnostics.items)) }
 
+        // Where proxy_protocol = true was set: an error there if nobody is trusted to send it.
+        var proxyProtocolLines: [(Int?, String)] = []
         var gateway = GatewayConfig(
             file: file,
             tunnel: Tunnel(listen: HostPort(host: "0.0.0.0", port: 7443), cert: "", key: "", tuning: TunnelTuning()))
@@ -134,6 +151,16 @@ extension GatewayConfig {
             if let d = g.duration("drain_timeout") { gateway.drainTimeout = d }
             if let a = g.string("public_address") { gateway.publicAddress = a }
             if let d = g.duration("startup_wait") { gateway.startupWait = d }
+            for text in g.strings("trusted_proxies") ?? [] {
+                switch CIDR.parse(text) {
+                case .success(let block): gateway.trustedProxies.insert(block)
+                case .failure(let e): g.error("trusted_proxies", "trusted_proxies: \(e)")
+                }
+            }
+            if let p = g.bool("proxy_protocol") {
+                gateway.proxyProtocol = p
+                if p { proxyProtocolLines.append((g.line(of: "proxy_protocol"), "[gateway] proxy_protocol")) }
+            }
             g.rejectUnknownKeys()
         }
 
@@ -193,6 +220,8 @@ extension GatewayConfig {
                     l.refuse(key, "\(key) applies to protocol \"https\" listeners only")
                 }
             }
+            let proxyProtocol = l.bool("proxy_protocol") ?? false
+            if proxyProtocol { proxyProtocolLines.append((l.line(of: "proxy_protocol"), "listener \"\(name)\": proxy_protocol")) }
             l.rejectUnknownKeys()
             guard let kind = Listener.Kind(rawValue: proto) else {
                 l.error("protocol", "protocol \"\(proto)\" is not one of: tcp, http, https")
@@ -202,7 +231,8 @@ extension GatewayConfig {
                 if !listenerPorts.insert(listen.port).inserted {
                     l.error("listen", "port \(listen.port) is already used by another listener")
                 }
-                gateway.listeners.append(Listener(name: name, kind: kind, listen: listen, defaultCertificate: certificate))
+                gateway.listeners.append(Listener(
+                    name: name, kind: kind, listen: listen, defaultCertificate: certificate, proxyProtocol: proxyProtocol))
             }
         }
 
@@ -239,6 +269,12 @@ extension GatewayConfig {
         let tokens = gateway.agents.map(\.tokenHashHex)
         if Set(tokens).count != tokens.count {
             diagnostics.error(line: nil, "two agents share one token: give every agent its own")
+        }
+
+        if gateway.trustedProxies.isEmpty {
+            for (line, what) in proxyProtocolLines {
+                diagnostics.error(line: line, "\(what) = true needs [gateway] trusted_proxies: the addresses of the balancers that send the header")
+            }
         }
 
         root.rejectUnknownKeys()

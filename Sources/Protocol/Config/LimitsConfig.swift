@@ -13,6 +13,9 @@ public struct LimitsConfig: Equatable, Sendable {
     /// How long a public TCP connection waits for the agent to answer its stream (the
     /// agent's own `connect_timeout` answers 504 well within it).
     public var streamOpenTimeout: Duration = .seconds(30)
+    /// How long a connection on a `proxy_protocol` listener may take to send its whole PROXY
+    /// header; a balancer sends it with its first packet.
+    public var proxyHeaderTimeout: Duration = .seconds(5)
 
     public init() {}
 
@@ -24,6 +27,9 @@ public struct LimitsConfig: Equatable, Sendable {
         maxTunnelConnectionsPerIP = t.int("max_tunnel_connections_per_ip", range: range)
         if let d = t.duration("stream_open_timeout") {
             if d <= .zero { t.error("stream_open_timeout", "stream_open_timeout must be positive") } else { streamOpenTimeout = d }
+        }
+        if let d = t.duration("proxy_header_timeout") {
+            if d <= .zero { t.error("proxy_header_timeout", "proxy_header_timeout must be positive") } else { proxyHeaderTimeout = d }
         }
     }
 }

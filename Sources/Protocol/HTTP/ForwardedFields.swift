@@ -1,7 +1,10 @@
 /// Fields that tell an upstream who the client is and how it came in. Public clients are not
 /// trusted to say it (DESIGN §9): whatever they sent under these names is dropped before the
-/// request enters the tunnel, and the gateway writes its own X-Forwarded-For/-Proto/-Host.
-/// Trusted proxies whose fields are kept come with a later issue.
+/// request enters the tunnel, and the gateway writes its own X-Forwarded-For/-Proto/-Host
+/// and an RFC 7239 `Forwarded`. A peer in `[gateway] trusted_proxies` is a proxy that speaks
+/// for its clients: its X-Forwarded-For and Forwarded are kept and appended to, and the
+/// request's client is the right-most address in them that is not a trusted proxy
+/// (`ForwardedFields+Trust.swift`).
 public enum ForwardedFields {
     /// Lowercased names of client fields the gateway never forwards: every `x-forwarded-*`
     /// (For, Proto, Host, Port, Prefix, …), `forwarded` (RFC 7239), `x-real-ip`, and the

@@ -98,8 +98,9 @@ public struct PublicRequest: Sendable {
         return authority.isEmpty ? nil : (authority, path)
     }
 
-    /// The request stream's HEADERS. `client` is the client's IP address.
-    public func tunnelHeaders(scheme: String, client: String, service: String, requestID: String) -> [HeaderField] {
+    /// The request stream's HEADERS. `hop` is where the request came from; its forwarding
+    /// fields are kept and continued only when it is a trusted proxy.
+    public func tunnelHeaders(scheme: String, hop: ForwardedFields.Hop, service: String, requestID: String) -> [HeaderField] {
         var out = [
             HeaderField(":method", upgrade == nil ? method : "CONNECT"), HeaderField(":scheme", scheme),
             HeaderField(":authority", authority), HeaderField(":path", path),
@@ -118,9 +119,7 @@ public struct PublicRequest: Sendable {
         if let id = head["X-Request-Id"].flatMap(ForwardedFields.clientRequestID) {
             out.append(HeaderField(ForwardedFields.clientRequestIDName, id))
         }
-        out.append(HeaderField("x-forwarded-for", client))
-        out.append(HeaderField("x-forwarded-proto", scheme))
-        out.append(HeaderField("x-forwarded-host", authority))
+        out += ForwardedFields.fields(hop: hop, proto: scheme, host: authority, head: head)
         out.append(HeaderField("fastgw-service", service))
         out.append(HeaderField("fastgw-request-id", requestID))
         return out

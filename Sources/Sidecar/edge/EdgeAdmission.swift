@@ -14,6 +14,7 @@ final class EdgeAdmission: Sendable {
     ]
     private let throttle = NIOLockedValueBox(AuthThrottle())
     private let current: NIOLockedValueBox<ConnectionLimits>
+    private let trusted = NIOLockedValueBox(CIDRSet())
     let events: RepeatedEvents
     private let stats: GatewayStats
 
@@ -27,6 +28,12 @@ final class EdgeAdmission: Sendable {
     var limits: ConnectionLimits {
         get { current.withLockedValue { $0 } }
         set { current.withLockedValue { $0 = newValue } }
+    }
+
+    /// `[gateway] trusted_proxies`, swapped by a reload.
+    var trustedProxies: CIDRSet {
+        get { trusted.withLockedValue { $0 } }
+        set { trusted.withLockedValue { $0 = newValue } }
     }
 
     func openConnections(_ pool: AdmissionPool) -> Int {
@@ -48,7 +55,9 @@ final class EdgeAdmission: Sendable {
             return false
         }
         let box = pools[pool]!
-        let limits = pool == .public ? self.limits.publicPool : self.limits.tunnelPool
+        var limits = pool == .public ? self.limits.publicPool : self.limits.tunnelPool
+        // A trusted balancer carries many clients: only the total holds it back.
+        if pool == .public, let peer = address.ipEndpoint, trustedProxies.contains(peer.address) { limits.perClient = limits.total }
         let decision = box.withLockedValue { $0.admit(key, limits: limits) }
         guard decision == .admitted else {
             stats.connectionsRefused.add("\(pool.rawValue)_\(decision.rawValue)")
@@ -82,6 +91,12 @@ final class EdgeAdmission: Sendable {
     func authenticationSucceeded(_ address: SocketAddress?) {
         guard let key = address?.clientKey else { return }
         throttle.withLockedValue { $0.succeeded(key) }
+    }
+
+    /// A reset instead of a FIN for a connection refused after accept (a PROXY header that
+    /// is not right): set before closing it.
+    func reset(_ channel: Channel) {
+        refuse(channel)
     }
 
     /// A reset instead of a FIN: the refused client learns at once, and the gateway keeps no

@@ -30,6 +30,9 @@ enum EdgeEvent: Hashable, Sendable {
     case requestRefused(status: Int)
     /// Agent: an upstream that could not be connected for a stream.
     case upstreamConnectFailed(status: Int)
+    /// A connection on a `proxy_protocol` listener refused: `untrusted` peer, `malformed`
+    /// header, or none within the `timeout`.
+    case proxyHeaderRefused(reason: String)
 
     var message: String {
         switch self {
@@ -46,6 +49,8 @@ enum EdgeEvent: Hashable, Sendable {
         case .requestFailed: return "http request failed"
         case .requestRefused: return "http request refused"
         case .upstreamConnectFailed: return "upstream connect failed"
+        case .proxyHeaderRefused(let reason):
+            return reason == "untrusted" ? "PROXY protocol connection from an untrusted peer refused" : "PROXY header refused"
         }
     }
 
@@ -53,6 +58,8 @@ enum EdgeEvent: Hashable, Sendable {
     var level: Logger.Level {
         switch self {
         case .tunnelRefused, .limitReached, .addressBlocked: return .notice
+        // A balancer that is not trusted is a configuration mistake worth seeing.
+        case .proxyHeaderRefused(let reason): return reason == "untrusted" ? .notice : .info
         case .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed, .streamOpenFailed, .requestFailed,
              .upstreamConnectFailed:
             return .warning
@@ -68,7 +75,7 @@ enum EdgeEvent: Hashable, Sendable {
         case .limitReached: return .connectionLimitReached
         case .addressBlocked, .blockedAddressRefused: return .authThrottled
         case .tunnelTLSFailed, .publicTLSFailed, .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed,
-             .streamOpenFailed, .requestFailed, .requestRefused, .upstreamConnectFailed:
+             .streamOpenFailed, .requestFailed, .requestRefused, .upstreamConnectFailed, .proxyHeaderRefused:
             return nil
         }
     }

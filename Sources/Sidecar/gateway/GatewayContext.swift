@@ -48,6 +48,7 @@ final class GatewayContext: Sendable {
         self.current = NIOLockedValueBox(settings)
         self.events = RepeatedEvents(logger: logger)
         self.admission = EdgeAdmission(limits: settings.limits, events: events, stats: stats)
+        admission.trustedProxies = settings.config.trustedProxies
     }
 
     var settings: Settings {
@@ -55,6 +56,7 @@ final class GatewayContext: Sendable {
         set {
             current.withLockedValue { $0 = newValue }
             admission.limits = newValue.limits
+            admission.trustedProxies = newValue.config.trustedProxies
         }
     }
 

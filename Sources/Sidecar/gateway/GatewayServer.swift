@@ -184,8 +184,10 @@ final class GatewayServer: ManagedDaemon {
     }
 
     /// What every public listener shares: a deep backlog, Nagle off, half-closes passed on,
-    /// and the public connection limits checked before anything is set up.
-    private func publicBootstrap(_ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> ServerBootstrap {
+    /// the public connection limits checked before anything is set up, and with
+    /// `proxy_protocol` (read per connection, so a reload applies) the PROXY header first.
+    private func publicBootstrap(listener: String, _ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> ServerBootstrap {
+        let context = self.context
         let admission = context.admission
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -197,13 +199,23 @@ final class GatewayServer: ManagedDaemon {
                 guard admission.admit(channel, pool: .public) else {
                     return channel.eventLoop.makeFailedFuture(ConnectionRefusedAtAccept())
                 }
+                if context.settings.config.acceptsProxyHeader(listener: listener) {
+                    guard ProxyHeaderHandler.admitPeer(channel, gateway: context, listener: listener) else {
+                        return channel.eventLoop.makeFailedFuture(ConnectionRefusedAtAccept())
+                    }
+                    do {
+                        try channel.pipeline.syncOperations.addHandler(ProxyHeaderHandler(gateway: context, listener: listener))
+                    } catch {
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
+                }
                 return initializer(channel)
             }
     }
 
     private func tcpBootstrap(name: String, port: Int) -> ServerBootstrap {
         let context = self.context
-        return publicBootstrap { channel in
+        return publicBootstrap(listener: name) { channel in
             channel.eventLoop.makeCompletedFuture {
                 let bridge = StreamSocketBridge(link: nil)
                 let sync = channel.pipeline.syncOperations
@@ -217,7 +229,7 @@ final class GatewayServer: ManagedDaemon {
     private func httpBootstrap(name: String, tls: Bool) -> ServerBootstrap {
         let context = self.context
         let connections = httpConnections
-        return publicBootstrap { channel in
+        return publicBootstrap(listener: name) { channel in
             connections.add(channel)
             return channel.eventLoop.makeCompletedFuture {
                 let sync = channel.pipeline.syncOperations

@@ -32,7 +32,8 @@ final class TCPIngress: ChannelInboundHandler {
         stats.publicConnectionsActive.add()
         stats.publicConnectionsTotal.add()
         context.channel.closeFuture.whenComplete { _ in stats.publicConnectionsActive.subtract() }
-        let client = context.channel.remoteAddress.map(\.fastgwDescription) ?? "?"
+        let addresses = context.channel.publicAddresses
+        let client = addresses.clientDescription
         guard let route = gateway.registry.pick(port: port, preferring: context.eventLoop) else {
             stats.connectFailures.add("no_agent")
             gateway.events.record(.noLiveAgent, ["listener": "\(listener)", "port": "\(port)", "client": "\(client)"])
@@ -43,7 +44,7 @@ final class TCPIngress: ChannelInboundHandler {
         let answer = StreamAnswer()
         Self.open(route, attempt: 1, excluding: [], stream: StreamOpening(
             gateway: gateway, port: port, listener: listener, client: client,
-            addressFields: TunnelAddressFields.of(context.channel), bridge: bridgeRef,
+            addressFields: TunnelAddressFields.of(addresses), bridge: bridgeRef,
             loop: context.eventLoop, answer: answer))
         let (gateway, listener, port) = (self.gateway, self.listener, self.port)
         let deadline = context.eventLoop.scheduleTask(in: TimeAmount(gateway.settings.limits.streamOpenTimeout)) {

@@ -3,15 +3,13 @@ import Protocol
 
 /// The fields that tell the agent, on every stream a public connection opens, who the client
 /// is and which of the gateway's addresses it reached: `fastgw-client` and
-/// `fastgw-destination` (`ip:port`, `[ipv6]:port`, or a Unix socket's path). The agent writes
+/// `fastgw-destination` (`ip:port`, `[ipv6]:port`, `?` when unknown). The agent writes
 /// them into PROXY protocol headers and `X-Real-IP`.
 enum TunnelAddressFields {
-    static func of(_ channel: Channel) -> [HeaderField] {
-        of(client: channel.remoteAddress, destination: channel.localAddress)
-    }
-
-    static func of(client: SocketAddress?, destination: SocketAddress?) -> [HeaderField] {
-        [HeaderField("fastgw-client", client?.fastgwDescription ?? "?"),
-         HeaderField("fastgw-destination", destination?.fastgwDescription ?? "?")]
+    /// `client`: who the request is from when a trusted proxy's X-Forwarded-For said so
+    /// (an address without a port), else the connection's client.
+    static func of(_ addresses: ConnectionAddresses, client: String? = nil) -> [HeaderField] {
+        [HeaderField("fastgw-client", client ?? addresses.clientDescription),
+         HeaderField("fastgw-destination", addresses.destination?.description ?? "?")]
     }
 }

@@ -30,8 +30,9 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
     let settings: HTTPSettings
     let loop: EventLoop
     let clientAddress: String
-    let clientIP: String
-    let addressFields: [HeaderField]
+    /// Where this connection's requests come from, for their forwarding fields.
+    let hop: ForwardedFields.Hop
+    let addresses: ConnectionAddresses
     private weak var connection: TunnelConnection?
     private var openStreams = 0
     private var requests = 0
@@ -43,9 +44,10 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
         self.tls = tls
         self.settings = gateway.settings.config.http
         self.loop = channel.eventLoop
-        self.clientAddress = channel.remoteAddress?.fastgwDescription ?? "?"
-        self.clientIP = channel.remoteAddress?.ipAddress ?? clientAddress
-        self.addressFields = TunnelAddressFields.of(channel)
+        let addresses = channel.publicAddresses
+        self.clientAddress = addresses.clientDescription
+        self.hop = ForwardedFields.Hop(gateway: gateway, client: addresses.client)
+        self.addresses = addresses
     }
 
     /// The pipeline's HTTP/2 handlers for `channel`, after the handshake chose `h2`.

@@ -24,7 +24,7 @@ struct HTTPAccounting {
         let level: Logger.Level = access ? .info : .debug
         guard isError || gateway.logger.logLevel <= level else { return }
         var metadata: Logger.Metadata = [
-            "request_id": "\(ex.requestID)", "client": "\(client)", "listener": "\(listener)",
+            "request_id": "\(ex.requestID)", "client": "\(ex.forwardedClient ?? client)", "listener": "\(listener)",
             "method": "\(ex.request.method)", "host": "\(ex.request.authority)", "path": "\(ex.request.path)",
             "version": "\(ex.request.version)", "status": "\(status)", "bytes_in": "\(ex.bytesIn)",
             "bytes_out": "\(ex.bytesOut)", "duration_ms": "\((NIODeadline.now() - ex.started).nanoseconds / 1_000_000)",
@@ -33,6 +33,7 @@ struct HTTPAccounting {
             metadata["service"] = "\(route.service)"
             metadata["agent"] = "\(route.agent)"
         }
+        if ex.forwardedClient != nil { metadata["proxy"] = "\(client)" }
         if let outcome { metadata["reason"] = "\(outcome)" }
         if isError { gateway.events.record(.requestFailed(status: status), metadata) }
         guard gateway.logger.logLevel <= level else { return }

@@ -30,6 +30,8 @@ final class HTTPExchange: StreamEndpoint {
     let started = NIODeadline.now()
     weak var owner: (any HTTPExchangeOwner)?
     var route: GatewayRegistry.Route?
+    /// The client a trusted proxy's X-Forwarded-For names, when the request came through one.
+    var forwardedClient: String?
     /// The service's traffic counters, once the stream is open.
     var counters: ServiceCounters?
     private(set) var link: LoopBoundRef<Link>?

@@ -25,21 +25,36 @@ extension HTTPExchange {
 
     /// Opens the request stream on `route`; the owner hears `exchangeAttached` (or
     /// `exchangeFailed`), possibly before this returns: its state must be set up first.
-    /// `addressFields`: the public connection's `TunnelAddressFields`.
+    /// `addresses`: the public connection's, for its `TunnelAddressFields`.
     func open(
-        _ route: GatewayRegistry.Route, gateway: GatewayContext, scheme: String, client: String,
-        addressFields: [HeaderField], loop: EventLoop
+        _ route: GatewayRegistry.Route, gateway: GatewayContext, scheme: String, hop: ForwardedFields.Hop,
+        addresses: ConnectionAddresses, loop: EventLoop
     ) {
         self.route = route
         let request = self.request
         let requestID = self.requestID
+        if hop.trusted, let peer = hop.peer {
+            // A trusted proxy speaks for its client: the log names that client.
+            let trusted = gateway.settings.config.trustedProxies
+            forwardedClient = "\(ForwardedFields.client(forwardedFor: request.head.values("X-Forwarded-For"), peer: peer.address, trusted: trusted))"
+        }
+        // The agent's PROXY header and X-Real-IP name the same client as the log.
+        let addressFields = TunnelAddressFields.of(addresses, client: forwardedClient)
         HTTPStreamOpening(
             gateway: gateway, exchange: LoopBoundRef(self, eventLoop: loop),
             headers: { service in
-                request.tunnelHeaders(scheme: scheme, client: client, service: service, requestID: requestID) + addressFields
+                request.tunnelHeaders(scheme: scheme, hop: hop, service: service, requestID: requestID) + addressFields
             },
             endStream: request.framing == .none && request.upgrade == nil, host: request.authority, path: request.path, loop: loop
         ).open(route)
+    }
+}
+
+extension ForwardedFields.Hop {
+    /// The hop of a public connection whose client (after any PROXY header) is `client`.
+    init(gateway: GatewayContext, client: IPEndpoint?) {
+        let trusted = client.map { gateway.settings.config.trustedProxies.contains($0.address) } ?? false
+        self.init(peer: client, trusted: trusted)
     }
 }
 

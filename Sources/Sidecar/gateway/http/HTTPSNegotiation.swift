@@ -78,7 +78,7 @@ final class HTTPSNegotiation: ChannelInboundHandler, RemovableChannelHandler {
         // Scanners and clients that distrust the certificate end here: counted, not worth a warning.
         gateway.stats.tlsHandshakeFailures.add("public")
         gateway.events.record(.publicTLSFailed, [
-            "listener": "\(listener)", "client": "\(context.channel.remoteAddress?.fastgwDescription ?? "?")",
+            "listener": "\(listener)", "client": "\(context.channel.publicAddresses.clientDescription)",
             "error": "\(error)",
         ])
         context.close(promise: nil)

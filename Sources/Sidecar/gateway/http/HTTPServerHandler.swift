@@ -25,8 +25,9 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     var timer: DeadlineTimer?
     var lastWrite: EventLoopFuture<Void>?
     private(set) var clientAddress = "?"
-    private var clientIP = "?"
-    private var addressFields: [HeaderField] = []
+    /// Where this connection's requests come from, for their forwarding fields.
+    private var hop = ForwardedFields.Hop(peer: nil, trusted: false)
+    private var addresses: ConnectionAddresses?
     /// The gateway drains: finish the exchange under way, then close.
     var closeWhenIdle = false
     /// The client half-closed: answer the requests it sent (pipelined ones included), then
@@ -66,11 +67,10 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         stats.publicConnectionsActive.add()
         stats.publicConnectionsTotal.add()
         context.channel.closeFuture.whenComplete { _ in stats.publicConnectionsActive.subtract() }
-        if let remote = context.channel.remoteAddress {
-            clientAddress = remote.fastgwDescription
-            clientIP = remote.ipAddress ?? clientAddress
-        }
-        addressFields = TunnelAddressFields.of(context.channel)
+        let addresses = context.channel.publicAddresses
+        clientAddress = addresses.clientDescription
+        hop = ForwardedFields.Hop(gateway: gateway, client: addresses.client)
+        self.addresses = addresses
         timer = DeadlineTimer(
             loop: context.eventLoop,
             step: min(settings.headerTimeout, settings.idleTimeout, settings.responseTimeout))
@@ -217,7 +217,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             exchange = ex
             reader.expectBody(request.framing)
             if request.framing == .none && request.upgrade == nil { ex.requestHadNoBody() }
-            ex.open(route, gateway: gateway, scheme: scheme, client: clientIP, addressFields: addressFields, loop: loop)
+            ex.open(route, gateway: gateway, scheme: scheme, hop: hop, addresses: addresses ?? ConnectionAddresses(), loop: loop)
         }
     }
 

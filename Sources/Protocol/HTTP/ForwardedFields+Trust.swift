@@ -1,0 +1,92 @@
+extension ForwardedFields {
+    /// The hop a request arrived from: the address that sent it (the socket's peer, or the
+    /// client a trusted balancer's PROXY header named) and whether that address is a
+    /// trusted proxy whose forwarding fields are kept.
+    public struct Hop: Sendable {
+        public let peer: IPEndpoint?
+        public let trusted: Bool
+
+        public init(peer: IPEndpoint?, trusted: Bool) {
+            self.peer = peer
+            self.trusted = trusted
+        }
+
+        /// The peer as X-Forwarded-For names it: the address alone, `?` when unknown.
+        public var forwardedFor: String { peer.map { "\($0.address)" } ?? "unknown" }
+    }
+
+    /// At most this many X-Forwarded-For entries are examined, from the right: a longer
+    /// chain of trusted proxies ends the walk at the last entry examined.
+    public static let maxForwardedForEntries = 32
+
+    /// The client of a request from a trusted proxy `peer` that carried `forwardedFor` (the
+    /// X-Forwarded-For values in order): walking right to left, the first address not in
+    /// `trusted`. An entry that is not an address ends the walk at the hop that passed it
+    /// on, since nothing before it can be checked; so does the entry cap. When every
+    /// address is trusted the left-most one examined is the client.
+    public static func client(forwardedFor: [String], peer: IPAddress, trusted: CIDRSet) -> IPAddress {
+        var client = peer.unmapped
+        guard trusted.contains(client) else { return client }
+        var examined = 0
+        for value in forwardedFor.reversed() {
+            for entry in value.split(separator: ",").reversed() {
+                guard examined < maxForwardedForEntries, let address = forwardedForAddress(entry) else { return client }
+                examined += 1
+                client = address.unmapped
+                if !trusted.contains(client) { return client }
+            }
+        }
+        return client
+    }
+
+    /// One X-Forwarded-For entry: an address, optionally with a port (`1.2.3.4:80`,
+    /// `[2001:db8::1]:80`) or brackets, as proxies write them.
+    static func forwardedForAddress(_ entry: Substring) -> IPAddress? {
+        let text = String(entry).strippingSpaces()
+        if let a = IPAddress(text) { return a }
+        if let e = IPEndpoint(text) { return e.address }
+        if text.hasPrefix("["), text.hasSuffix("]") { return IPAddress(String(text.dropFirst().dropLast())) }
+        return nil
+    }
+
+    /// The RFC 7239 element this gateway adds: `for=` the hop's address and port (quoted,
+    /// IPv6 in brackets), `proto=` the scheme, `host=` the Host asked for.
+    public static func forwardedElement(hop: Hop, proto: String, host: String) -> String {
+        let node: String
+        if let peer = hop.peer {
+            node = "\"\(peer)\""
+        } else {
+            node = "unknown"
+        }
+        return "for=\(node);proto=\(proto);host=\(tokenOrQuoted(host))"
+    }
+
+    /// A value as an RFC 7230 token when it is one, else as a quoted-string.
+    static func tokenOrQuoted(_ value: String) -> String {
+        if !value.isEmpty, value.allSatisfy({ HTTPHeadParser.isTokenChar($0) }) { return value }
+        var out = "\""
+        for c in value {
+            if c == "\"" || c == "\\" { out.append("\\") }
+            out.append(c)
+        }
+        return out + "\""
+    }
+
+    /// The forwarding fields of a request from `hop` whose client-sent fields were dropped
+    /// (`isClientClaim`): X-Forwarded-For and Forwarded, each continuing the chain the
+    /// request carried when the hop is trusted, then X-Forwarded-Proto and -Host.
+    public static func fields(hop: Hop, proto: String, host: String, head: HTTPHead) -> [HeaderField] {
+        var forwardedFor = hop.forwardedFor
+        var forwarded = forwardedElement(hop: hop, proto: proto, host: host)
+        if hop.trusted {
+            let chain = head.values("X-Forwarded-For").map { $0.strippingSpaces() }.filter { !$0.isEmpty }
+            if !chain.isEmpty { forwardedFor = (chain + [forwardedFor]).joined(separator: ", ") }
+            let elements = head.values("Forwarded").map { $0.strippingSpaces() }.filter { !$0.isEmpty }
+            if !elements.isEmpty { forwarded = (elements + [forwarded]).joined(separator: ", ") }
+        }
+        return [
+            HeaderField("x-forwarded-for", forwardedFor), HeaderField("forwarded", forwarded),
+            HeaderField("x-forwarded-proto", proto), HeaderField("x-forwarded-host", host),
+        ]
+    }
+}

@@ -1,0 +1,62 @@
+import NIOCore
+import Protocol
+
+/// Who a public connection is from and which address it reached: the socket's own
+/// addresses, or, on a listener with `proxy_protocol`, what the trusted balancer's PROXY
+/// header said. Every handler that names, routes or logs the client asks `Channel.public
+/// Addresses` instead of reading `remoteAddress`, so both cases look the same downstream.
+struct ConnectionAddresses: Sendable {
+    /// The client: the PROXY header's source, else the socket peer.
+    let client: IPEndpoint?
+    /// The address the client connected to: the PROXY header's destination, else the socket's.
+    let destination: IPEndpoint?
+    /// The socket peer (the balancer, when a PROXY header was read).
+    let peer: IPEndpoint?
+
+    init(channel: Channel, header: ProxyHeader.Addresses? = nil) {
+        peer = channel.remoteAddress?.ipEndpoint
+        switch header {
+        case .proxied(let source, let destination)?:
+            client = IPEndpoint(address: source.address.unmapped, port: source.port)
+            self.destination = IPEndpoint(address: destination.address.unmapped, port: destination.port)
+        case .local?, nil:
+            client = peer
+            destination = channel.localAddress?.ipEndpoint
+        }
+    }
+
+    /// Nothing known (a connection gone before its handler started).
+    init() {
+        client = nil
+        destination = nil
+        peer = nil
+    }
+
+    /// `ip:port` (IPv6 in brackets), `?` when unknown: the `client` of logs and `fastgw-client`.
+    var clientDescription: String { client?.description ?? "?" }
+}
+
+extension Channel {
+    /// The connection's client and destination (`ConnectionAddresses`). On the channel's
+    /// event loop only; before a PROXY header is read it is the socket's.
+    var publicAddresses: ConnectionAddresses {
+        if let proxy = try? pipeline.syncOperations.handler(type: ProxyHeaderHandler.self), let addresses = proxy.addresses {
+            return addresses
+        }
+        return ConnectionAddresses(channel: self)
+    }
+}
+
+extension SocketAddress {
+    /// The address and port, IPv4-mapped IPv6 as IPv4; nil for a Unix socket.
+    var ipEndpoint: IPEndpoint? {
+        let bytes: [UInt8]
+        switch self {
+        case .v4(let a): bytes = withUnsafeBytes(of: a.address.sin_addr.s_addr) { Array($0) }
+        case .v6(let a): bytes = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+        case .unixDomainSocket: return nil
+        }
+        guard let address = IPAddress(bytes: bytes), let port else { return nil }
+        return IPEndpoint(address: address.unmapped, port: UInt16(port))
+    }
+}
