@@ -101,7 +101,8 @@ listen = "127.0.0.1:{t.plain_port}"
 """
     (t.dir / "gateway.toml").write_text(gw)
     agent = (t.dir / "agent.toml").read_text().replace("[control]\n", "[log]\naccess = true\n[control]\n", 1)
-    (t.dir / "agent.toml").write_text(agent + service("web", app.port, ["app.test"]))
+    (t.dir / "agent.toml").write_text(agent + service(
+        "web", app.port, ["app.test"], extra='forwarded_headers = ["forwarded", "x-forwarded", "x-real-ip"]\n'))
     t.start_gateway()
     t.start_agent()
     t.lb = {name: free_port() for name in ("tcp1", "tcp2", "http1", "http2", "https2", "xff")}
@@ -162,7 +163,7 @@ def test_http_through_haproxy_v1_and_v2_with_spoofed_forwarded_for(lb):
         # The client is what haproxy's header said; its own claims are gone.
         assert names["x-forwarded-for"] == CLIENT, names
         assert re.fullmatch(rf'for="{re.escape(CLIENT)}:\d+";proto=http;host=app.test', names["forwarded"]), names
-        assert "x-real-ip" not in names
+        assert names["x-real-ip"] == CLIENT, names  # the agent's own, from fastgw-client
         port = re.search(r":(\d+)\"", names["forwarded"]).group(1)
         lb.gateway.wait_for(rf"http request.*client={CLIENT}:{port}\b|client={CLIENT}:{port}\b.*http request")
 
@@ -189,9 +190,12 @@ def test_a_trusted_proxys_forwarded_for_is_continued(lb):
     assert names["x-forwarded-for"] == f"6.6.6.6, {CLIENT}, 127.0.0.1", names
     assert re.fullmatch(r'for="127\.0\.0\.1:\d+";proto=http;host=app.test', names["forwarded"]), names
     lb.gateway.wait_for(rf"http request.*client={CLIENT}\b.*proxy=127\.0\.0\.1:|proxy=127\.0\.0\.1:\d+.*client={CLIENT}\b")
+    # The agent hears the same client: its X-Real-IP (and a PROXY header it would write).
+    assert names["x-real-ip"] == CLIENT, names
     # Straight from an untrusted client the same claim is dropped.
     out = curl_from_client(f"http://127.0.0.1:{lb.plain_port}/headers", "-H", "X-Forwarded-For: 6.6.6.6")
-    assert headers_seen(out)["x-forwarded-for"] == CLIENT
+    names = headers_seen(out)
+    assert names["x-forwarded-for"] == CLIENT and names["x-real-ip"] == CLIENT, names
 
 
 def refused(s, timeout):
