@@ -60,4 +60,11 @@ if [ -z "$DESTDIR" ] && [ "$(id -u)" = 0 ] && [ -d /run/systemd/system ]; then
     chgrp fastgw "$SYSCONFDIR/fastgw" "$SYSCONFDIR/fastgw/tls" "$SYSCONFDIR/fastgw/"*.toml 2>/dev/null || true
     systemctl daemon-reload
 fi
+# The units load these with LoadCredential=; a missing source stops the unit before fastgw
+# runs (243/CREDENTIALS), which after an upgrade from plain key paths would be a surprise.
+for src in tls/gateway.key agent.token; do
+    [ -e "$DESTDIR$SYSCONFDIR/fastgw/$src" ] || echo "install: note: $SYSCONFDIR/fastgw/$src is missing;" \
+        "$( [ "$src" = agent.token ] && echo fastgw-agent.service || echo fastgw.service ) loads it with LoadCredential=" \
+        "and will not start without it (or override the line in a drop-in, fastgw(8) SECRETS)"
+done
 echo "fastgw installed under $DESTDIR$PREFIX; edit $SYSCONFDIR/fastgw/*.toml, then: systemctl enable --now fastgw.socket (gateway) or fastgw-agent.service (agent)"

@@ -35,9 +35,13 @@ def test_install_layout_units_and_kept_configs(tmp_path):
     tmpfiles = (dest / "opt/fastgw/lib/tmpfiles.d/fastgw.conf").read_text()
     assert "d /etc/fastgw/tokens 0700 root root -" in tmpfiles
 
-    # An admin's configuration survives a second install.
+    # An admin's configuration survives a second install; the secrets the units load are
+    # named while they are missing, and no longer once they are there.
     (dest / "etc/fastgw/gateway.toml").write_text("# mine\n")
+    (dest / "etc/fastgw/agent.token").write_text("t" * 32)
     out = install(dest, "/opt/fastgw").stdout
+    assert "/etc/fastgw/tls/gateway.key is missing" in out and "fastgw.service loads it" in out, out
+    assert "agent.token is missing" not in out, out
     assert (dest / "etc/fastgw/gateway.toml").read_text() == "# mine\n"
     assert "keeping" in out and "gateway.toml" in out
 
