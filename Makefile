@@ -6,7 +6,7 @@ DEMO_DIR ?= $(CURDIR)/run/demo
 # docs/benchmarks.md "Memory").
 RELEASE_BUILD = $(SWIFT) build -c release --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-sections
 
-.PHONY: all build release test test-unit test-e2e demo demo-stop bench hot-functions clean install uninstall fuzz fuzz-build fuzz-smoke
+.PHONY: all build release test test-unit test-e2e demo demo-stop bench bench-ab hot-functions clean install uninstall fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -51,6 +51,16 @@ bench:
 	scripts/install-deps.sh bench
 	$(RELEASE_BUILD)
 	bench/run.sh
+
+# A change on the data path states its cost: build BASE (a commit) beside HEAD and measure
+# both interleaved (bench/ab.sh). The base's tree and build live in .build-base/.
+BASE ?= HEAD~1
+bench-ab:
+	scripts/install-deps.sh bench
+	$(RELEASE_BUILD)
+	rm -rf .build-base && mkdir -p .build-base && git archive --format=tar $(BASE) | tar -x -C .build-base
+	cd .build-base && $(RELEASE_BUILD)
+	bench/ab.sh .build-base/.build/release/fastgw .build/release/fastgw
 
 # Maintainers: re-record the functions the daemons run (needs valgrind).
 hot-functions:
