@@ -62,8 +62,11 @@ enum ConfigLoading {
             }
         }
         return GatewayConfig.parse(text: text, file: path, readFile: readFile).flatMap { c in
-            checkTLS(file: path, lines: c.sourceLines, paths: ["tunnel.cert": c.tunnel.cert, "tunnel.key": c.tunnel.key]) { () throws(TLSError) in
-                _ = try TLSContext.server(certificateChain: c.tunnel.cert, privateKey: c.tunnel.key, alpn: [])
+            checkTLS(file: path, lines: c.sourceLines, paths: [
+                "tunnel.cert": c.tunnel.cert, "tunnel.key": c.tunnel.key,
+                "tunnel.client_ca": c.tunnel.clientCA, "tunnel.client_crl": c.tunnel.clientCRL,
+            ]) { () throws(TLSError) in
+                _ = try TLSContext.tunnel(c)
             }.flatMap { PublicCertificates.build(c) }.map { _ in .gateway(c) }
         }
     }
