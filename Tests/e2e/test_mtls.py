@@ -143,6 +143,12 @@ def test_a_certificate_alone_authenticates_the_agent(tunnel, peer, agents_pki):
     t.start_agent()
     echo_roundtrip(t.public_port, 1 << 20)
     assert t.ctl_json("stats")["certificates_refused_total"] == {}
+    # `agents` shows what each connection presented: what a pin or a subject is written from.
+    conns = t.ctl_json("agents")["agents"][0]["connections"]
+    pin = fingerprint(agents_pki, "good").replace(":", "").lower()
+    assert [c["certificate"] for c in conns] == [{
+        "sha256": pin, "common_names": ["test"], "dns_names": ["agent.test"],
+        "uris": ["spiffe://fastgw.test/agent/test"]}] * t.connections, conns
 
 
 @pytest.mark.parametrize("cert,status,reason,code", [

@@ -6,7 +6,9 @@ import Protocol
 struct ClientTrust: Sendable {
     let ca: String
     let crl: String?
+}
 
+extension ClientTrust {
     init?(_ tunnel: GatewayConfig.Tunnel) {
         guard let ca = tunnel.clientCA else { return nil }
         self.ca = ca
