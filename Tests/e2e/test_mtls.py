@@ -4,8 +4,9 @@ the gateway's; a CRL reloaded with `fastgwctl reload` closes the connections of 
 agent. Certificates are made with openssl at test time (`openssl ca`, so that they can be
 revoked and listed in a CRL)."""
 import re
+import socket
+import ssl
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -98,8 +99,9 @@ def secure(t, pki, agent_cert=None, auth="certificate", match='certificate_subje
     """Rewrites the tunnel's configs: the gateway trusts the agents' CA (with `crl`) and
     authenticates agent "test" by `auth` and `match`; the agent presents `agent_cert` (none
     when None) and, with `agent_token` False, no token."""
-    for f in ("agents-ca.crt", *( [f"{agent_cert}.crt", f"{agent_cert}.key"] if agent_cert else []), crl):
-        (t.dir / Path(f).name).write_bytes((pki / f).read_bytes())
+    files = ["agents-ca.crt"] + ([f"{agent_cert}.crt", f"{agent_cert}.key"] if agent_cert else [])
+    for f in files:
+        (t.dir / f).write_bytes((pki / f).read_bytes())
     (t.dir / "agents.crl").write_bytes((pki / crl).read_bytes())
     gw = (t.dir / "gateway.toml").read_text()
     gw = gw.replace("[tunnel]\n", '[tunnel]\nclient_ca = "agents-ca.crt"\nclient_crl = "agents.crl"\n', 1)
@@ -149,6 +151,12 @@ def test_a_certificate_alone_authenticates_the_agent(tunnel, peer, agents_pki):
     assert [c["certificate"] for c in conns] == [{
         "sha256": pin, "common_names": ["test"], "dns_names": ["agent.test"],
         "uris": ["spiffe://fastgw.test/agent/test"]}] * t.connections, conns
+
+    # A grant that no longer names the certificate closes its connections at reload.
+    gw = (t.dir / "gateway.toml").read_text()
+    (t.dir / "gateway.toml").write_text(gw.replace('certificate_subject = "agent.test"', 'certificate_subject = "nas.test"'))
+    assert f"{t.connections} agent connections closed" in t.ctl("reload").stdout
+    t.gateway.wait_for(logged(r'closing agent connection after reload.*does not name agent "test"'), count=t.connections)
 
 
 @pytest.mark.parametrize("cert,status,reason,code", [
@@ -217,10 +225,12 @@ def test_a_reloaded_crl_closes_the_revoked_agents_connections(tunnel, peer, agen
     pki = tmp_path / "own-pki"
     subprocess.run(["cp", "-r", agents_pki, pki], check=True)
     (pki / "ca.cnf").write_text(CA_CONF.format(dir=pki))
-    t = tunnel(peer("echo").port)
+    # A second agent, by token, is not touched by the new CRL.
+    t = tunnel(peer("echo").port, extra_agents=("second",))
     secure(t, pki, agent_cert="other", agent_token=False, crl="empty.crl")
     t.start_gateway()
     t.start_agent()
+    t.start_extra("second")
     echo_roundtrip(t.public_port, 1 << 20)
     assert t.agent.count("gateway refused") == 0
 
@@ -233,7 +243,43 @@ def test_a_reloaded_crl_closes_the_revoked_agents_connections(tunnel, peer, agen
                        count=t.connections)
     t.agent.wait_for(logged(r'gateway refused the tunnel: 401 client certificate of agent "test" is revoked'),
                      count=t.connections, timeout=15)
-    assert t.ctl_json("agents")["agents"] == []
+    agents = t.ctl_json("agents")["agents"]
+    assert [(a["name"], len(a["connections"])) for a in agents] == [("second", t.connections)], agents
+    echo_roundtrip(t.public_port, 1 << 20)
+
+
+def present(t, pki, cert, source="127.0.0.2"):
+    """One handshake from `source` as agent "test", without token, presenting `cert`: the
+    answer's status, or 'reset' when the connection is refused at accept."""
+    ctx = ssl.create_default_context(cafile=str(t.dir / "ca.crt"))
+    ctx.load_cert_chain(pki / f"{cert}.crt", pki / f"{cert}.key")
+    try:
+        raw = socket.socket()
+        raw.settimeout(5)
+        raw.bind((source, 0))
+        raw.connect(("127.0.0.1", t.tunnel_port))
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET /.fastgw/v1/tunnel HTTP/1.1\r\nHost: localhost\r\nFastgw-Agent: test\r\n"
+                      b"Connection: Upgrade\r\nUpgrade: fastgw-h2\r\n\r\n")
+            return s.recv(4096).split(b" ", 2)[1].decode()
+    except (ConnectionResetError, ssl.SSLError, BrokenPipeError, IndexError):
+        return "reset"
+
+
+def test_refused_certificates_count_against_the_address(tunnel, peer, agents_pki):
+    t = tunnel(peer("echo").port)
+    secure(t, agents_pki, agent_cert="good", agent_token=False)
+    t.start_gateway()
+    answers = [present(t, agents_pki, c) for c in ("foreign", "expired", "subject", "revoked", "foreign", "good")]
+    assert answers == ["401", "401", "403", "401", "401", "reset"], answers
+    # Another address, and the real agent, are not affected.
+    assert present(t, agents_pki, "good", source="127.0.0.3") == "101"
+    t.start_agent()
+    echo_roundtrip(t.public_port, 1 << 20)
+    stats = t.ctl_json("stats")
+    assert stats["addresses_blocked_total"] == 1
+    assert stats["certificates_refused_total"] == {
+        "unknown_ca": 2, "expired": 1, "subject_mismatch": 1, "revoked": 1}, stats["certificates_refused_total"]
 
 
 def agent_error(t, text):
