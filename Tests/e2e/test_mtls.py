@@ -70,7 +70,8 @@ def fingerprint(d, name):
 @pytest.fixture(scope="module")
 def agents_pki(tmp_path_factory):
     """The agents' CA with good, expired, revoked, wrong-subject certificates, one from
-    another CA, and a CRL listing the revoked one (`revoked.crl`) next to an empty one."""
+    another CA, and a CRL listing the revoked one (`revoked.crl`) next to an empty one and one
+    past its next update (`stale.crl`)."""
     d = tmp_path_factory.mktemp("agents-pki")
     (d / "issued").mkdir()
     (d / "index.txt").write_text("")
@@ -88,6 +89,8 @@ def agents_pki(tmp_path_factory):
     gencrl(d, "empty.crl")
     openssl("ca", "-batch", "-config", "ca.cnf", "-revoke", "revoked.crt", cwd=d)
     gencrl(d, "revoked.crl")
+    openssl("ca", "-batch", "-config", "ca.cnf", "-gencrl", "-crl_lastupdate", "20200101000000Z",
+            "-crl_nextupdate", "20200201000000Z", "-out", "stale.crl", cwd=d)
     new_key_and_csr(d, "foreign", "test")
     openssl("x509", "-req", "-in", "foreign.csr", "-CA", "wrong-ca.crt", "-CAkey", "wrong-ca.key", "-CAcreateserial",
             "-days", "30", "-extfile", client_ext(d, "foreign", GOOD_SAN), "-out", "foreign.crt", cwd=d)
@@ -176,6 +179,16 @@ def test_each_refusal_says_why_to_the_agent_and_in_the_gateway_log(tunnel, peer,
     assert t.gateway.count("agent connected") == 0
 
 
+def test_an_out_of_date_crl_refuses_even_a_good_certificate(tunnel, peer, agents_pki):
+    # Fail closed: a CRL past its next update can no longer say what is revoked.
+    t = tunnel(peer("echo").port)
+    secure(t, agents_pki, agent_cert="good", agent_token=False, crl="stale.crl")
+    t.start_gateway()
+    t.start_agent(wait=False)
+    refused(t, 401, r'client certificate of agent "test" is not accepted: the CRL of its issuer in client_crl is out of date',
+            "invalid")
+
+
 def test_token_and_certificate_needs_both(tunnel, peer, agents_pki):
     t = tunnel(peer("echo").port)
     secure(t, agents_pki, agent_cert="good", auth="token+certificate")
@@ -233,6 +246,12 @@ def test_a_reloaded_crl_closes_the_revoked_agents_connections(tunnel, peer, agen
     t.start_extra("second")
     echo_roundtrip(t.public_port, 1 << 20)
     assert t.agent.count("gateway refused") == 0
+
+    # A CRL file that does not load fails the reload, naming its line; the old one stays.
+    (t.dir / "agents.crl").write_text("-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n")
+    r = t.ctl("reload", check=False)
+    assert r.returncode == 1 and re.search(r"gateway\.toml:\d+: cannot load client_crl .*\(422\)", r.stderr), r
+    echo_roundtrip(t.public_port, 1 << 20)
 
     openssl("ca", "-batch", "-config", "ca.cnf", "-revoke", "other.crt", cwd=pki)
     gencrl(pki)
