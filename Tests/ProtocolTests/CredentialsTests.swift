@@ -120,6 +120,8 @@ final class CredentialsTests: XCTestCase {
             [tunnel]
             cert = "credential:tunnel.crt"
             key = "credential:tunnel.key"
+            client_ca = "credential:agents-ca.crt"
+            client_crl = "credential:agents.crl"
             [[listener]]
             name = "web"
             protocol = "https"
@@ -134,10 +136,11 @@ final class CredentialsTests: XCTestCase {
             token = "\(token)"
             """, set).get()
         XCTAssertEqual(g.tunnel.cert, "\(run)/tunnel.crt")
+        XCTAssertEqual([g.tunnel.clientCA, g.tunnel.clientCRL], ["\(run)/agents-ca.crt", "\(run)/agents.crl"])
         XCTAssertEqual(g.listeners[0].defaultCertificate?.key, "\(run)/web.key")
         XCTAssertEqual(g.certificates[0].files.key, "\(run)/example.key")
         XCTAssertEqual(g.certificates[0].files.cert, "/etc/fastgw/example.crt")
-        XCTAssertEqual(g.credentials.map(\.name), ["tunnel.crt", "tunnel.key", "web.crt", "web.key", "example.key"])
+        XCTAssertEqual(g.credentials.map(\.name), ["tunnel.crt", "tunnel.key", "agents-ca.crt", "agents.crl", "web.crt", "web.key", "example.key"])
 
         let a = try AgentConfig.parse(text: """
             [agent]

@@ -75,7 +75,11 @@ extension AgentConfig {
             if !Names.isValid(config.name) {
                 a.error("name", "agent name \"\(config.name)\" is invalid: \(Names.rule)")
             }
-            config.token = Secrets.token(&a, readFile: readFile) ?? ""
+            // With a client certificate the token may go: the gateway may authenticate by
+            // certificate alone (its [[agent]] auth = "certificate").
+            if a.has("token") || a.has("token_file") || !a.has("cert") {
+                config.token = Secrets.token(&a, readFile: readFile) ?? ""
+            }
             for text in a.strings("gateways") ?? [] {
                 switch HostPort.parse(text) {
                 case .success(let hp): config.gateways.append(hp)

@@ -36,6 +36,11 @@ public struct GatewayConfig: Equatable, Sendable {
         public var tuning: TunnelTuning
         /// How long an agent may take to finish TLS and its upgrade request.
         public var handshakeTimeout: Duration = .seconds(10)
+        /// PEM bundle of the CAs that issue agents' client certificates; when set, the
+        /// gateway asks every agent for a certificate (mTLS).
+        public var clientCA: String?
+        /// PEM file of CRLs (one per issuing CA) checked against agents' certificates.
+        public var clientCRL: String?
     }
 
     public struct Listener: Equatable, Sendable {
@@ -73,12 +78,20 @@ public struct GatewayConfig: Equatable, Sendable {
         public var token: String
         public var allowPorts: [Int]
         public var allowHosts: [String]
+        /// Token, certificate or both (`auth`); the certificate must satisfy `certificate`.
+        public var auth: AgentAuth
+        public var certificate: CertificateMatch?
 
-        public init(name: String, token: String, allowPorts: [Int], allowHosts: [String]) {
+        public init(
+            name: String, token: String, allowPorts: [Int], allowHosts: [String], auth: AgentAuth = .token,
+            certificate: CertificateMatch? = nil
+        ) {
             self.name = name
             self.token = token
             self.allowPorts = allowPorts
             self.allowHosts = allowHosts
+            self.auth = auth
+            self.certificate = certificate
         }
 
         static let hashPrefix = "sha256:"
@@ -92,6 +105,8 @@ public struct GatewayConfig: Equatable, Sendable {
         /// Whether `presented` is this agent's token; `presentedHash` is its SHA-256 (computed
         /// once by the caller). Constant time in the bytes compared.
         public func accepts(_ presented: [UInt8], presentedHash: [UInt8]) -> Bool {
+            // A grant that takes no token (auth = "certificate") accepts none, not the empty one.
+            guard auth.usesToken, !token.isEmpty else { return false }
             if let hash = tokenHash { return ConstantTime.equal(presentedHash, hash) }
             return ConstantTime.equal(presented, Array(token.utf8))
         }
@@ -173,6 +188,12 @@ extension GatewayConfig {
                 t.error("key", "[tunnel] key is required (PEM private key)")
             }
             if let d = t.duration("handshake_timeout") { gateway.tunnel.handshakeTimeout = d }
+            gateway.tunnel.clientCA = t.path("client_ca")
+            gateway.tunnel.clientCRL = t.path("client_crl")
+            if gateway.tunnel.clientCRL != nil && gateway.tunnel.clientCA == nil {
+                t.error("client_crl", "client_crl needs client_ca (the CA bundle whose certificates the CRLs revoke)")
+            }
+            for key in ["client_ca", "client_crl"] { gateway.sourceLines["tunnel.\(key)"] = t.line(of: key) }
             gateway.sourceLines["tunnel.cert"] = t.line(of: "cert")
             gateway.sourceLines["tunnel.key"] = t.line(of: "key")
             gateway.tunnel.tuning.read(from: &t)
@@ -255,18 +276,19 @@ extension GatewayConfig {
         var agentNames = Set<String>()
         for var a in root.tables("agent") {
             let name = a.entryName(kind: "agent", seen: &agentNames)
-            let token = Secrets.grantCredential(&a, readFile: readFile)
+            let credentials = AgentGrant.readCredentials(&a, hasClientCA: gateway.tunnel.clientCA != nil, readFile: readFile)
             let ports = a.ints("allow_ports", range: 1...65535) ?? []
             let hosts = a.strings("allow_hosts") ?? []
             a.rejectUnknownKeys()
-            if let token {
-                gateway.agents.append(AgentGrant(name: name, token: token, allowPorts: ports, allowHosts: hosts))
+            if let c = credentials {
+                gateway.agents.append(AgentGrant(
+                    name: name, token: c.token, allowPorts: ports, allowHosts: hosts, auth: c.auth, certificate: c.certificate))
             }
         }
         if gateway.agents.isEmpty && !diagnostics.failed {
             diagnostics.error(line: nil, "no [[agent]] is configured: no agent could connect")
         }
-        let tokens = gateway.agents.map(\.tokenHashHex)
+        let tokens = gateway.agents.filter(\.auth.usesToken).map(\.tokenHashHex)
         if Set(tokens).count != tokens.count {
             diagnostics.error(line: nil, "two agents share one token: give every agent its own")
         }

@@ -14,13 +14,14 @@ public enum TunnelHandshake {
         case websocket
     }
 
-    /// What the agent sends; with `websocketKey` it asks for the WebSocket carrier.
+    /// What the agent sends; with `websocketKey` it asks for the WebSocket carrier. An empty
+    /// `token` sends no Authorization (an agent that authenticates by certificate only).
     public static func request(
         host: String, token: String, agent: String, instance: String, websocketKey: String? = nil
     ) -> HTTPHead {
-        var fields: [(name: String, value: String)] = [
-            ("Host", host),
-            ("Authorization", "Bearer \(token)"),
+        var fields: [(name: String, value: String)] = [("Host", host)]
+        if !token.isEmpty { fields.append(("Authorization", "Bearer \(token)")) }
+        fields += [
             ("Fastgw-Agent", agent),
             ("Fastgw-Instance", instance),
             ("Connection", "Upgrade"),
@@ -46,30 +47,45 @@ public enum TunnelHandshake {
         public var carrier: Carrier
         /// The agent's `Sec-WebSocket-Key`, which the 101 must answer.
         public var websocketKey: String?
+        /// The client certificate presented on the connection (whatever the grant's `auth`),
+        /// so that a reload can check it again.
+        public var certificate: PeerCertificate?
 
-        public init(agent: String, instance: String, token: String, carrier: Carrier = .direct, websocketKey: String? = nil) {
+        public init(
+            agent: String, instance: String, token: String, carrier: Carrier = .direct, websocketKey: String? = nil,
+            certificate: PeerCertificate? = nil
+        ) {
             self.agent = agent
             self.instance = instance
             self.token = token
             self.carrier = carrier
             self.websocketKey = websocketKey
+            self.certificate = certificate
         }
     }
 
     public struct Rejection: Error, Equatable, Sendable {
         public var status: Int
         public var reason: String
+        /// Set when the client certificate was the reason.
+        public var certificate: CertificateRefusal.Code?
 
-        public init(status: Int, reason: String) {
+        public init(status: Int, reason: String, certificate: CertificateRefusal.Code? = nil) {
             self.status = status
             self.reason = reason
+            self.certificate = certificate
+        }
+
+        init(_ refusal: CertificateRefusal) {
+            self.init(status: refusal.status, reason: refusal.message, certificate: refusal.code)
         }
     }
 
-    /// The gateway's decision on a request head. Tokens are compared in constant time and
-    /// never echoed back.
+    /// The gateway's decision on a request head and the client certificate the TLS layer
+    /// read (nil: none was presented or none was asked for). Tokens are compared in constant
+    /// time and never echoed back.
     public static func evaluate(
-        _ head: HTTPHead, grants: [GatewayConfig.AgentGrant], draining: Bool
+        _ head: HTTPHead, grants: [GatewayConfig.AgentGrant], draining: Bool, certificate: PeerCertificate? = nil
     ) -> Result<Accepted, Rejection> {
         guard head.startLine.count == 3, head.startLine[2] == "HTTP/1.1" else {
             return .failure(.init(status: 400, reason: "expected an HTTP/1.1 request"))
@@ -104,6 +120,33 @@ public enum TunnelHandshake {
             return .failure(.init(status: 400, reason: "missing Fastgw-Agent header"))
         }
         let instance = head["Fastgw-Instance"] ?? ""
+        let grant: GatewayConfig.AgentGrant
+        // A name whose grant takes a certificate only is identified by it; every other
+        // request (unknown names included) is judged by its token first.
+        if let named = grants.first(where: { $0.name == agent }), !named.auth.usesToken {
+            grant = named
+        } else {
+            switch tokenGrant(head, agent: agent, grants: grants) {
+            case .success(let g): grant = g
+            case .failure(let r): return .failure(r)
+            }
+        }
+        if grant.auth.usesCertificate, let match = grant.certificate,
+           let refusal = CertificateIdentity.check(certificate, agent: agent, match: match) {
+            return .failure(Rejection(refusal))
+        }
+        if draining {
+            return .failure(.init(status: 503, reason: "gateway is draining; try another gateway"))
+        }
+        return .success(Accepted(
+            agent: agent, instance: instance, token: grant.token, carrier: carrier, websocketKey: websocketKey,
+            certificate: certificate))
+    }
+
+    /// The grant whose token the request carries, when that grant is `agent`'s.
+    private static func tokenGrant(
+        _ head: HTTPHead, agent: String, grants: [GatewayConfig.AgentGrant]
+    ) -> Result<GatewayConfig.AgentGrant, Rejection> {
         guard let auth = head["Authorization"], auth.hasPrefix("Bearer ") else {
             return .failure(.init(status: 401, reason: "missing bearer token"))
         }
@@ -120,10 +163,23 @@ public enum TunnelHandshake {
         guard grant.name == agent else {
             return .failure(.init(status: 403, reason: "token does not belong to agent \"\(agent)\""))
         }
-        if draining {
-            return .failure(.init(status: 503, reason: "gateway is draining; try another gateway"))
+        return .success(grant)
+    }
+
+    /// Why a connection accepted earlier no longer holds under `grant` (after a reload), or
+    /// nil when it still does. `certificate` carries the verification against the new
+    /// `client_ca` / `client_crl`.
+    public static func recheck(
+        _ accepted: (token: String, certificate: PeerCertificate?), agent: String, grant: GatewayConfig.AgentGrant
+    ) -> String? {
+        if grant.auth.usesToken, grant.token != accepted.token {
+            return "token of agent \"\(agent)\" changed"
         }
-        return .success(Accepted(agent: agent, instance: instance, token: grant.token, carrier: carrier, websocketKey: websocketKey))
+        if grant.auth.usesCertificate, let match = grant.certificate,
+           let refusal = CertificateIdentity.check(accepted.certificate, agent: agent, match: match) {
+            return refusal.message
+        }
+        return nil
     }
 
     /// RFC 6455 §4.1: a key is 16 bytes in base64, 24 characters ending in "==".

@@ -77,11 +77,16 @@ enum ConfigLoading {
         }
         return GatewayConfig.parse(text: text, file: path, credentials: credentials, readFile: readFile).flatMap { c in
             CredentialFiles.checkReadable(c.credentials, file: path).flatMap {
-                guard known(c.tunnel.cert) && known(c.tunnel.key) else {
+                // A credential check cannot see leaves the tunnel's context unbuilt; what it can
+                // see of the certificate pair must still be readable.
+                guard [c.tunnel.cert, c.tunnel.key, c.tunnel.clientCA, c.tunnel.clientCRL].allSatisfy(known) else {
                     return readable(c.tunnel.cert, c.tunnel.key, file: path, line: c.sourceLines["tunnel.cert"])
                 }
-                return checkTLS(file: path, lines: c.sourceLines, paths: ["tunnel.cert": c.tunnel.cert, "tunnel.key": c.tunnel.key]) { () throws(TLSError) in
-                    _ = try TLSContext.server(certificateChain: c.tunnel.cert, privateKey: c.tunnel.key, alpn: [])
+                return checkTLS(file: path, lines: c.sourceLines, paths: [
+                    "tunnel.cert": c.tunnel.cert, "tunnel.key": c.tunnel.key,
+                    "tunnel.client_ca": c.tunnel.clientCA, "tunnel.client_crl": c.tunnel.clientCRL,
+                ]) { () throws(TLSError) in
+                    _ = try TLSContext.tunnel(c)
                 }
             }.flatMap { checkPublicCertificates(c) }.map { .gateway(c) }
         }

@@ -7,6 +7,9 @@ import Protocol
 enum EdgeEvent: Hashable, Sendable {
     /// A tunnel handshake answered with this status (or closed unanswered before TLS).
     case tunnelRefused(status: Int)
+    /// A tunnel handshake refused for its client certificate, by reason (each reason is
+    /// logged on its own, so one kind of failure does not hide another).
+    case tunnelCertificateRefused(CertificateRefusal.Code)
     case tunnelTLSFailed
     case publicTLSFailed
     /// A connection refused at accept because a limit was reached.
@@ -37,6 +40,7 @@ enum EdgeEvent: Hashable, Sendable {
     var message: String {
         switch self {
         case .tunnelRefused: return "tunnel connection refused"
+        case .tunnelCertificateRefused: return "tunnel connection refused: client certificate"
         case .tunnelTLSFailed: return "tunnel handshake failed"
         case .publicTLSFailed: return "public TLS handshake failed"
         case .limitReached(let pool, _): return "\(pool.rawValue) connection refused: limit reached"
@@ -57,7 +61,7 @@ enum EdgeEvent: Hashable, Sendable {
     /// Scanners fail TLS all day long: not worth more than info.
     var level: Logger.Level {
         switch self {
-        case .tunnelRefused, .limitReached, .addressBlocked: return .notice
+        case .tunnelRefused, .tunnelCertificateRefused, .limitReached, .addressBlocked: return .notice
         // A balancer that is not trusted is a configuration mistake worth seeing.
         case .proxyHeaderRefused(let reason): return reason == "untrusted" ? .notice : .info
         case .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed, .streamOpenFailed, .requestFailed,
@@ -71,7 +75,7 @@ enum EdgeEvent: Hashable, Sendable {
 
     var keyEvent: KeyEvent? {
         switch self {
-        case .tunnelRefused: return .registrationRejected
+        case .tunnelRefused, .tunnelCertificateRefused: return .registrationRejected
         case .limitReached: return .connectionLimitReached
         case .addressBlocked, .blockedAddressRefused: return .authThrottled
         case .tunnelTLSFailed, .publicTLSFailed, .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed,

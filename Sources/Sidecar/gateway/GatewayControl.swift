@@ -53,6 +53,14 @@ struct GatewayControl: ControlResponder {
             + "\(listeners) listeners\n"
     }
 
+    /// The client certificate a connection came with: what a pin or a subject is written from.
+    private static func describe(_ c: PeerCertificate) -> JSON {
+        .object([
+            "sha256": .string(Hex.encode(c.sha256)), "common_names": .array(c.commonNames.map(JSON.string)),
+            "dns_names": .array(c.dnsNames.map(JSON.string)), "uris": .array(c.uris.map(JSON.string)),
+        ])
+    }
+
     private func agents(json: Bool) -> String {
         let connections = context.registry.connections
         let now = NIODeadline.now()
@@ -64,6 +72,7 @@ struct GatewayControl: ControlResponder {
                     "remote": .string(c.remote), "rtt_ms": c.rtt.map { .number(Double($0.nanoseconds) / 1e6) } ?? .null,
                     "streams": .number(Double(c.streams)), "services": .array(c.accepted.map(JSON.string)),
                     "uptime_ms": .number(Double(CommonCommands.ms(now - c.since))), "draining": .bool(c.draining),
+                    "certificate": c.certificate.map(Self.describe) ?? .null,
                 ]))
             }
             let list: [JSON] = byAgent.keys.sorted().map { name in

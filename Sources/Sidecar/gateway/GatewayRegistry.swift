@@ -16,6 +16,8 @@ final class GatewayRegistry: Sendable {
         let carrier: String
         /// The token the agent authenticated with: a reload that changes it closes the connection.
         let token: String
+        /// The client certificate the agent presented, checked again at reload.
+        let certificate: PeerCertificate?
         let since: NIODeadline
         let tunnel: LoopBoundRef<TunnelConnection>
         var rtt: TimeAmount?
@@ -86,14 +88,15 @@ final class GatewayRegistry: Sendable {
     }
 
     func add(
-        agent: String, instance: String, remote: String, carrier: String, token: String, tunnel: LoopBoundRef<TunnelConnection>
+        agent: String, instance: String, remote: String, carrier: String, token: String, certificate: PeerCertificate?,
+        tunnel: LoopBoundRef<TunnelConnection>
     ) -> ConnectionID {
         state.withLockedValue { s in
             let id = s.nextID
             s.nextID += 1
             s.connections[id] = Connection(
                 id: id, agent: agent, instance: instance, remote: remote, carrier: carrier, token: token,
-                since: .now(), tunnel: tunnel)
+                certificate: certificate, since: .now(), tunnel: tunnel)
             return id
         }
     }
@@ -126,11 +129,14 @@ final class GatewayRegistry: Sendable {
         }
     }
 
-    /// Installs the grants of a new config: connections of agents that were removed or whose
-    /// token changed are returned for closing; every other connection's services are checked
-    /// again, oldest connection first, and those whose outcome changed are returned so the
-    /// agent can be told.
-    func updateGrants(_ grants: [GatewayConfig.AgentGrant]) -> GrantChange {
+    /// Installs the grants of a new config: connections of agents that were removed, whose
+    /// token changed or whose certificate no longer passes are returned for closing; every
+    /// other connection's services are checked again, oldest connection first, and those whose
+    /// outcome changed are returned so the agent can be told. `reverify` gives a connection's
+    /// certificate verified against the new trust (`client_ca`, `client_crl`).
+    func updateGrants(
+        _ grants: [GatewayConfig.AgentGrant], reverify: (PeerCertificate) -> PeerCertificate = { $0 }
+    ) -> GrantChange {
         state.withLockedValue { s in
             var change = GrantChange()
             s.grants = Dictionary(grants.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -143,8 +149,9 @@ final class GatewayRegistry: Sendable {
                     s.connections[id]?.draining = true
                     continue
                 }
-                guard grant.token == c.token else {
-                    change.closed.append((c.tunnel, "token of agent \"\(c.agent)\" changed"))
+                let certificate = grant.auth.usesCertificate ? c.certificate.map(reverify) : c.certificate
+                if let reason = TunnelHandshake.recheck((c.token, certificate), agent: c.agent, grant: grant) {
+                    change.closed.append((c.tunnel, reason))
                     s.connections[id]?.draining = true
                     continue
                 }

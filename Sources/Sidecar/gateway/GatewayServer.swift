@@ -46,7 +46,7 @@ final class GatewayServer: ManagedDaemon {
         config: GatewayConfig, logger: Logger, group: MultiThreadedEventLoopGroup, lifecycle: Lifecycle,
         activation: SocketActivation
     ) throws {
-        let tls = try TLSContext.server(certificateChain: config.tunnel.cert, privateKey: config.tunnel.key, alpn: ["http/1.1"])
+        let tls = try TLSContext.tunnel(config)
         let publicTLS = try PublicCertificates.build(config).get()
         let context = GatewayContext(settings: .init(config: config, tls: tls, publicTLS: publicTLS), logger: logger)
         self.context = context
@@ -268,7 +268,7 @@ final class GatewayServer: ManagedDaemon {
         }
         let tls: TLSContext
         do {
-            tls = try TLSContext.server(certificateChain: config.tunnel.cert, privateKey: config.tunnel.key, alpn: ["http/1.1"])
+            tls = try TLSContext.tunnel(config)
         } catch {
             return .failure(.invalidConfig("\(path): \(error)"))
         }
@@ -293,7 +293,10 @@ final class GatewayServer: ManagedDaemon {
         // Everything checked: swap.
         let old = context.settings.config
         context.settings = GatewayContext.Settings(config: config, tls: tls, publicTLS: publicTLS)
-        let change = context.registry.updateGrants(config.agents)
+        // Certificates are verified against the new client_ca / client_crl before the
+        // registry's lock is taken, once per distinct chain.
+        let reverified = CertificateReverification(tls: tls, certificates: context.registry.connections.compactMap(\.certificate))
+        let change = context.registry.updateGrants(config.agents, reverify: reverified.verify)
         for (tunnel, reason) in change.closed {
             logger.notice("closing agent connection after reload", metadata: ["reason": "\(reason)"])
             tunnel.run { $0.close(reason: reason) }

@@ -8,16 +8,20 @@ final class GatewayTunnel: TunnelConnectionDelegate {
     private let gateway: GatewayContext
     private let accepted: TunnelHandshake.Accepted
     private let remote: String
+    /// The settings in force when the agent arrived: a reload since means its credentials
+    /// are checked again against the new ones once it is registered.
+    private let settings: GatewayContext.Settings
     private var id: GatewayRegistry.ConnectionID?
     private var control: ControlStream?
     private weak var connection: TunnelConnection?
     private var pacing = RegistrationPacing()
     private var logger: Logger
 
-    init(gateway: GatewayContext, accepted: TunnelHandshake.Accepted, remote: String) {
+    init(gateway: GatewayContext, accepted: TunnelHandshake.Accepted, remote: String, settings: GatewayContext.Settings) {
         self.gateway = gateway
         self.accepted = accepted
         self.remote = remote
+        self.settings = settings
         var logger = gateway.logger
         logger[metadataKey: "agent"] = "\(accepted.agent)"
         logger[metadataKey: "remote"] = "\(remote)"
@@ -28,11 +32,15 @@ final class GatewayTunnel: TunnelConnectionDelegate {
         let ref = LoopBoundRef(connection, eventLoop: connection.eventLoop!)
         let id = gateway.registry.add(
             agent: accepted.agent, instance: accepted.instance, remote: remote, carrier: accepted.carrier.rawValue,
-            token: accepted.token, tunnel: ref)
+            token: accepted.token, certificate: accepted.certificate, tunnel: ref)
         self.id = id
         self.connection = connection
         logger[metadataKey: "connection"] = "\(id)"
         logger.notice("agent connected", metadata: .event(.agentConnected, ["instance": "\(accepted.instance)", "carrier": "\(accepted.carrier.rawValue)"]))
+        if let reason = credentialsWithdrawnByReload() {
+            logger.notice("closing agent connection after reload", metadata: ["reason": "\(reason)"])
+            return connection.close(reason: reason)
+        }
 
         let control = ControlStream(connection: connection)
         control.onMessage = { [unowned self] message in self.handle(message) }
@@ -46,6 +54,18 @@ final class GatewayTunnel: TunnelConnectionDelegate {
         } catch {
             connection.close(reason: "cannot open control stream: \(error)")
         }
+    }
+
+    /// A reload that ran while this agent was handshaking did not see its connection; check
+    /// it here against the grant and trust now in force.
+    private func credentialsWithdrawnByReload() -> String? {
+        let now = gateway.settings
+        guard now !== settings else { return nil }
+        guard let grant = gateway.registry.grants.first(where: { $0.name == accepted.agent }) else {
+            return "agent \"\(accepted.agent)\" was removed from the configuration"
+        }
+        let certificate = grant.auth.usesCertificate ? accepted.certificate.map(now.tls.reverify) : accepted.certificate
+        return TunnelHandshake.recheck((accepted.token, certificate), agent: accepted.agent, grant: grant)
     }
 
     private func handle(_ message: ControlMessage) {

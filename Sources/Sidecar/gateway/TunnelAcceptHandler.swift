@@ -5,7 +5,9 @@ import Protocol
 /// Gateway side of the tunnel handshake (DESIGN §2.1): reads the agent's upgrade request
 /// after TLS, checks its token, answers 101 and hands the connection to HTTP/2 (through the
 /// WebSocket carrier when the agent asked for it) — or answers
-/// 400/401/403/426/503 with a one-line reason and closes. The whole handshake, TLS
+/// 400/401/403/426/503 with a one-line reason and closes. With `[tunnel] client_ca` the TLS
+/// layer reads the agent's certificate without failing on a bad one, and the grant decides
+/// (`TunnelHandshake.evaluate`), so a refusal can say why. The whole handshake, TLS
 /// included, has `handshake_timeout` from accept; refusals are logged through
 /// `RepeatedEvents`, and failed authentications feed the per-address throttle.
 final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -22,6 +24,8 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var tlsEstablished = false
     private var remote = "?"
     private var remoteAddress: SocketAddress?
+    /// The client certificate TLS read (when `client_ca` asks for one), judged with the request.
+    private var peerCertificate: PeerCertificate?
 
     init(gateway: GatewayContext) {
         self.gateway = gateway
@@ -43,7 +47,10 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is TLSHandshakeCompleted { tlsEstablished = true }
+        if let done = event as? TLSHandshakeCompleted {
+            tlsEstablished = true
+            peerCertificate = done.peerCertificate
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -56,7 +63,8 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .invalid(let reason):
             refuse(context: context, .init(status: 400, reason: reason))
         case .complete(let head, let rest):
-            switch TunnelHandshake.evaluate(head, grants: gateway.registry.grants, draining: gateway.isDraining) {
+            switch TunnelHandshake.evaluate(
+                head, grants: gateway.registry.grants, draining: gateway.isDraining, certificate: peerCertificate) {
             case .failure(let rejection):
                 if rejection.status == 401 || rejection.status == 403 {
                     gateway.admission.authenticationFailed(remoteAddress)
@@ -83,9 +91,14 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
         finished = true
         timeout?.cancel()
         gateway.stats.handshakesRefused.add(String(rejection.status))
-        gateway.events.record(.tunnelRefused(status: rejection.status), [
-            "client": "\(remote)", "status": "\(rejection.status)", "reason": "\(rejection.reason)",
-        ])
+        var fields: Logger.Metadata = ["client": "\(remote)", "status": "\(rejection.status)", "reason": "\(rejection.reason)"]
+        if let code = rejection.certificate {
+            gateway.stats.certificatesRefused.add(code.rawValue)
+            fields["certificate"] = "\(code.rawValue)"
+            gateway.events.record(.tunnelCertificateRefused(code), fields)
+        } else {
+            gateway.events.record(.tunnelRefused(status: rejection.status), fields)
+        }
         // Before TLS is up a write would only queue behind the handshake and never complete.
         guard tlsEstablished else { return context.close(promise: nil) }
         let bytes = context.channel.allocator.buffer(bytes: TunnelHandshake.refusal(rejection))
@@ -103,7 +116,7 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
             let connection = TunnelConnection(
                 session: session, keepaliveInterval: settings.keepaliveInterval, keepaliveTimeout: settings.keepaliveTimeout)
             gateway.stats.agentConnectionsTotal.add()
-            connection.delegate = GatewayTunnel(gateway: gateway, accepted: accepted, remote: remote)
+            connection.delegate = GatewayTunnel(gateway: gateway, accepted: accepted, remote: remote, settings: settings)
             try connection.takeOver(from: context, carrier: accepted.carrier, role: .server, early: rest)
         } catch {
             gateway.logger.error("cannot start tunnel session", metadata: ["client": "\(remote)", "error": "\(error)"])

@@ -13,6 +13,8 @@ final class GatewayStats: Sendable {
     let agentConnectionsTotal = Counter()
     /// Tunnel handshakes refused, by HTTP status (401, 403, 503 …).
     let handshakesRefused = LabeledCounters()
+    /// Tunnel handshakes refused for the client certificate, by reason (`revoked` …).
+    let certificatesRefused = LabeledCounters()
     /// Public connections that could not be carried to an upstream, by reason.
     let connectFailures = LabeledCounters()
     let httpRequestsTotal = Counter()
@@ -48,6 +50,8 @@ final class GatewayStats: Sendable {
         r.add("agent_connections_active", .gauge, "Live tunnel connections.", agentConnections)
         r.add("agent_connections_total", .counter, "Tunnel connections accepted since start.", agentConnectionsTotal.value)
         r.add("handshakes_refused_total", .counter, "Tunnel handshakes refused, by status.", by: "status", handshakesRefused.snapshot)
+        r.add("certificates_refused_total", .counter, "Tunnel handshakes refused for the agent's client certificate, by reason.",
+              by: "reason", certificatesRefused.snapshot)
         r.add("registrations_refused_total", .counter, "Agent register messages refused whole, by reason.",
               by: "reason", registrationsRefused.snapshot)
         r.add("header_blocks_refused_total", .counter, "HTTP/2 header blocks over the limits, refused while decoding, by side.",

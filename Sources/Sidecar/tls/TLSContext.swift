@@ -11,6 +11,9 @@ public final class TLSContext: @unchecked Sendable {
     /// Server side: the other certificates a handshake may switch to by SNI (kept alive here
     /// for the C callback that receives it unretained).
     let selector: CertificateSelector?
+    /// Server side: clients are asked for a certificate (`ClientTrust`), whose verification
+    /// outcome the handshake reports instead of failing on it.
+    private(set) var requestsClientCertificate = false
 
     private init(ctx: OpaquePointer, alpn: [String], selector: CertificateSelector? = nil) {
         self.ctx = ctx
@@ -24,9 +27,11 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     /// Server side: certificate chain and key from PEM files. With a `selector`, a client's
-    /// SNI may switch the handshake to one of its certificates; this one is the default.
+    /// SNI may switch the handshake to one of its certificates; this one is the default. With
+    /// `clientTrust`, clients are asked for a certificate (mTLS, see `ClientTrust`).
     static func server(
-        certificateChain: String, privateKey: String, alpn: [String], selector: CertificateSelector? = nil
+        certificateChain: String, privateKey: String, alpn: [String], selector: CertificateSelector? = nil,
+        clientTrust: ClientTrust? = nil
     ) throws(TLSError) -> TLSContext {
         guard let ctx = SSL_CTX_new(TLS_server_method()) else {
             throw .configuration("cannot create TLS context: \(TLSError.drainOpenSSLErrors())")
@@ -34,6 +39,9 @@ public final class TLSContext: @unchecked Sendable {
         let context = TLSContext(ctx: ctx, alpn: alpn, selector: selector)
         try context.applyCommonSettings()
         try context.loadIdentity(certificateChain: certificateChain, privateKey: privateKey)
+        if let clientTrust {
+            try context.requestClientCertificates(clientTrust)
+        }
         SSL_CTX_set_alpn_select_cb(ctx, fastgwSelectALPN, Unmanaged.passUnretained(context).toOpaque())
         if let selector {
             _ = fastgw_SSL_CTX_set_tlsext_servername_callback(ctx, fastgwSelectCertificate)
@@ -73,6 +81,24 @@ public final class TLSContext: @unchecked Sendable {
             try context.loadIdentity(certificateChain: certificateChain, privateKey: privateKey)
         }
         return context
+    }
+
+    /// Loads the CAs (and CRLs) that client certificates are verified against, and asks
+    /// clients for one without making it a handshake failure to send none or a bad one.
+    private func requestClientCertificates(_ trust: ClientTrust) throws(TLSError) {
+        guard SSL_CTX_load_verify_locations(ctx, trust.ca, nil) == 1 else {
+            throw .configuration("cannot load client_ca \(trust.ca): \(TLSError.drainOpenSSLErrors())", file: trust.ca)
+        }
+        // The CA names tell an agent with several certificates which one to send.
+        if let names = SSL_load_client_CA_file(trust.ca) {
+            SSL_CTX_set_client_CA_list(ctx, names)
+        }
+        _ = TLSError.drainOpenSSLErrors()
+        if let crl = trust.crl, fastgw_SSL_CTX_load_crl_file(ctx, crl) == 0 {
+            throw .configuration("cannot load client_crl \(crl): \(TLSError.drainOpenSSLErrors()) (expected PEM CRLs, as openssl ca -gencrl writes them)", file: crl)
+        }
+        fastgw_SSL_CTX_request_client_certificate(ctx)
+        requestsClientCertificate = true
     }
 
     private func applyCommonSettings() throws(TLSError) {

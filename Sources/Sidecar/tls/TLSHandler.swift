@@ -1,5 +1,6 @@
 import COpenSSL
 import NIOCore
+import Protocol
 
 #if canImport(Glibc)
 import Glibc
@@ -16,6 +17,9 @@ public struct TLSHandshakeCompleted: Sendable {
     public let alpn: String?
     /// Server side: the SNI the client sent, if any.
     public let serverName: String?
+    /// Server side, when the context asks for client certificates: the one the client
+    /// presented (nil: none), with its verification outcome.
+    public var peerCertificate: PeerCertificate? = nil
 }
 
 /// TLS over OpenSSL as a NIO handler: ciphertext flows through memory BIOs, so OpenSSL never
@@ -56,6 +60,9 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private static let recordSize = 16 * 1024
     /// Kept between flushes (see `encryptUnflushed`).
     private var stagingBuffer: ByteBuffer?
+    /// Where the verify callback records the first error in the client's certificate chain
+    /// (a C int OpenSSL holds a pointer to, so it cannot live in a Swift property).
+    private var verifyError: UnsafeMutablePointer<Int32>?
 
     init(context tls: TLSContext, role: TLSRole) throws(TLSError) {
         self.tls = tls
@@ -72,6 +79,7 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     deinit {
         if let ssl { SSL_free(ssl) }
+        verifyError?.deallocate()
     }
 
     private func makeSession() throws(TLSError) {
@@ -86,6 +94,12 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         _ = fastgw_BIO_set_mem_eof_return(rbio, -1)
         _ = fastgw_BIO_set_mem_eof_return(wbio, -1)
         SSL_set_bio(ssl, rbio, wbio)
+        if tls.requestsClientCertificate {
+            let slot = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+            slot.initialize(to: X509_V_OK)
+            verifyError = slot
+            fastgw_SSL_set_verify_error_slot(ssl, slot)
+        }
         self.ssl = ssl
         self.rbio = rbio
         self.wbio = wbio
@@ -141,7 +155,11 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         flushCiphertext(context: context, promises: [])
         if rc == 1 {
             state = .active
-            context.fireUserInboundEventTriggered(TLSHandshakeCompleted(alpn: negotiatedALPN(), serverName: requestedServerName()))
+            var completed = TLSHandshakeCompleted(alpn: negotiatedALPN(), serverName: requestedServerName())
+            if let verifyError {
+                completed.peerCertificate = PeerCertificate.read(from: ssl, firstError: verifyError.pointee)
+            }
+            context.fireUserInboundEventTriggered(completed)
             replayPendingWrites(context: context)
             decrypt(context: context)
             return

@@ -28,3 +28,18 @@ CNF
 openssl ca -batch -config ca-db/ca.cnf -cert ca.crt -keyfile ca.key -in expired.csr -out expired.crt \
   -startdate 20200101000000Z -enddate 20200102000000Z -notext 2>/dev/null
 rm -f expired.csr
+# Client certificates for mTLS from the test CA: agent (good), revoked (listed in ca.crl).
+[ -f ca.crl ] && exit 0
+printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\nsubjectAltName=DNS:agent.test,URI:spiffe://fastgw.test/agent\n' > client.ext
+sed 's/^\[test\]$/[test]\ncrlnumber = ca-db\/crlnumber\ndefault_crl_days = 30\nunique_subject = no/' ca-db/ca.cnf > ca-db/client.cnf
+echo 1000 > ca-db/crlnumber
+for name in agent revoked; do
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$name" \
+    -keyout $name.key -out $name.csr 2>/dev/null
+  openssl ca -batch -config ca-db/client.cnf -cert ca.crt -keyfile ca.key -in $name.csr -out $name.crt \
+    -extfile client.ext -days 30 -notext 2>/dev/null
+  rm -f $name.csr
+done
+openssl ca -batch -config ca-db/client.cnf -cert ca.crt -keyfile ca.key -revoke revoked.crt 2>/dev/null
+openssl ca -batch -config ca-db/client.cnf -cert ca.crt -keyfile ca.key -gencrl -out ca.crl 2>/dev/null
+rm -f client.ext
