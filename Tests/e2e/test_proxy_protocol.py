@@ -464,3 +464,22 @@ def test_reload_changes_trust_and_listeners_in_place(lb):
     path.write_text(original.replace('trusted_proxies = ["127.0.0.1/32", "::1"]', "trusted_proxies = []"))
     r = lb.ctl("reload", check=False)
     assert r.returncode != 0 and "needs [gateway] trusted_proxies" in r.stdout + r.stderr, r
+
+
+def test_check_warns_about_trusting_huge_ranges(tunnel):
+    from test_check import check
+    t = tunnel(free_port())
+    path = t.dir / "gateway.toml"
+    good = path.read_text().replace("[gateway]\n", '[gateway]\ntrusted_proxies = ["10.0.0.0/8", "2001:db8::/32"]\n', 1)
+    path.write_text(good)
+    code, out = check(path)
+    assert code == 0 and "warning" not in out, out
+    lines = good.splitlines()
+    line = next(i for i, l in enumerate(lines, 1) if l.startswith("trusted_proxies"))
+    path.write_text(good.replace('"10.0.0.0/8"', '"0.0.0.0/0", "::/0", "::ffff:0:0/96", "10.0.0.0/7"'))
+    code, out = check(path)
+    # A warning, not a failure; with the file and line of the key.
+    assert code == 0 and "configuration OK" in out, out
+    for block in ("0.0.0.0/0", "::/0", "10.0.0.0/7"):
+        assert f"{path}:{line}: warning: [gateway] trusted_proxies entry {block} is broader than" in out, out
+    assert out.count("warning:") == 3, out  # ::ffff:0:0/96 is 0.0.0.0/0, listed once
