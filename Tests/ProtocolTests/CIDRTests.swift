@@ -71,4 +71,13 @@ final class CIDRTests: XCTestCase {
         let set = CIDRSet(try ["10.0.0.0/8", "10.0.0.0/8", "::ffff:10.0.0.0/104"].map(cidr))
         XCTAssertEqual(set.blocks.count, 1)
     }
+
+    func testBroadBlocksAreThoseShorterThanSlash8OrSlash32() throws {
+        for broad in ["0.0.0.0/0", "::/0", "::ffff:0:0/96", "0.0.0.0/7", "2000::/3", "2001:d00::/31"] {
+            XCTAssertTrue(try cidr(broad).isBroad, broad)
+        }
+        for narrow in ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::1", "::ffff:10.0.0.0/104"] {
+            XCTAssertFalse(try cidr(narrow).isBroad, narrow)
+        }
+    }
 }

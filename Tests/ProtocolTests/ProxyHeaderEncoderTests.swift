@@ -51,6 +51,12 @@ final class ProxyHeaderEncoderTests: XCTestCase {
     func testV2LocalHasNoAddresses() {
         XCTAssertEqual(ProxyHeaderEncoder.encode(ProxyHeader(version: .v2, addresses: .local)),
                        ProxyHeaderEncoder.v2Signature + [0x20, 0x00, 0x00, 0x00])
+        // UNKNOWN: PROXY (0x21) with family UNSPEC; v1 writes it as UNKNOWN too. Both read back.
+        let unknown = ProxyHeaderEncoder.encode(ProxyHeader(version: .v2, addresses: .unknown))
+        XCTAssertEqual(unknown, ProxyHeaderEncoder.v2Signature + [0x21, 0x00, 0x00, 0x00])
+        var parser = ProxyHeaderParser()
+        XCTAssertEqual(parser.feed(unknown), .header(ProxyHeader(version: .v2, addresses: .unknown), rest: []))
+        XCTAssertEqual(ProxyHeaderEncoder.encode(ProxyHeader(version: .v1, addresses: .unknown)), Array("PROXY UNKNOWN\r\n".utf8))
     }
 
     /// Two IPv4-mapped addresses (a dual-stack listener) are written as IPv4.

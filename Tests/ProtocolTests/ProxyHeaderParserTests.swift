@@ -35,8 +35,8 @@ final class ProxyHeaderParserTests: XCTestCase {
     func testV1TCP6AndUnknown() {
         XCTAssertEqual(parse(Array("PROXY TCP6 2001:db8::1 ::1 1 65535\r\n".utf8)), .header(
             ProxyHeader(version: .v1, addresses: .proxied(source: endpoint("[2001:db8::1]:1"), destination: endpoint("[::1]:65535"))), rest: []))
-        XCTAssertEqual(parse(Array("PROXY UNKNOWN\r\nx".utf8)), .header(ProxyHeader(version: .v1, addresses: .local), rest: [0x78]))
-        XCTAssertEqual(parse(Array("PROXY UNKNOWN ffff::1 ::1 1 2\r\n".utf8)), .header(ProxyHeader(version: .v1, addresses: .local), rest: []))
+        XCTAssertEqual(parse(Array("PROXY UNKNOWN\r\nx".utf8)), .header(ProxyHeader(version: .v1, addresses: .unknown), rest: [0x78]))
+        XCTAssertEqual(parse(Array("PROXY UNKNOWN ffff::1 ::1 1 2\r\n".utf8)), .header(ProxyHeader(version: .v1, addresses: .unknown), rest: []))
     }
 
     func testV1Refusals() {
@@ -68,7 +68,7 @@ final class ProxyHeaderParserTests: XCTestCase {
         // 107 bytes with CRLF last is the longest allowed line.
         let unknown = "PROXY UNKNOWN " + String(repeating: "x", count: 107 - 16) + "\r\n"
         XCTAssertEqual(unknown.utf8.count, 107)
-        XCTAssertEqual(parse(Array(unknown.utf8)), .header(ProxyHeader(version: .v1, addresses: .local), rest: []))
+        XCTAssertEqual(parse(Array(unknown.utf8)), .header(ProxyHeader(version: .v1, addresses: .unknown), rest: []))
         let long = "PROXY UNKNOWN " + String(repeating: "x", count: 107 - 15) + "\r\n"
         XCTAssertEqual(parse(Array(long.utf8)), .refused(ProxyHeaderError(.v1TooLong)))
         // Without CRLF the parser stops waiting at 107 bytes, not later.
@@ -94,9 +94,13 @@ final class ProxyHeaderParserTests: XCTestCase {
         XCTAssertEqual(parse(v2(command: 0x20, family: 0x00, body: [])), .header(ProxyHeader(version: .v2, addresses: .local), rest: []))
         // LOCAL with an address block: ignored, not read.
         XCTAssertEqual(parse(v2(command: 0x20, family: 0x11, body: [1, 2, 3])), .header(ProxyHeader(version: .v2, addresses: .local), rest: []))
-        XCTAssertEqual(parse(v2(family: 0x00, body: [9, 9])), .header(ProxyHeader(version: .v2, addresses: .local), rest: []))
+        // PROXY without a client address (UNSPEC, AF_UNIX): relayed, but nobody named.
+        XCTAssertEqual(parse(v2(family: 0x00, body: [9, 9])), .header(ProxyHeader(version: .v2, addresses: .unknown), rest: []))
         XCTAssertEqual(parse(v2(family: 0x31, body: [UInt8](repeating: 0, count: 216))),
-                       .header(ProxyHeader(version: .v2, addresses: .local), rest: []))
+                       .header(ProxyHeader(version: .v2, addresses: .unknown), rest: []))
+        XCTAssertFalse(ProxyHeader.Addresses.local.namesClient)
+        XCTAssertFalse(ProxyHeader.Addresses.unknown.namesClient)
+        XCTAssertTrue(ProxyHeader.Addresses.proxied(source: endpoint("192.0.2.1:1"), destination: endpoint("192.0.2.2:2")).namesClient)
     }
 
     func testV2Refusals() {

@@ -122,9 +122,9 @@ listen = "127.0.0.1:{t.plain_port}"
     t.haproxy.kill()
 
 
-def echo_through(port, payload=b"ping\n"):
-    """Sends `payload` from CLIENT through `port`; returns (the client's own port, echo)."""
-    s = client_socket(port)
+def echo_through(port, payload=b"ping\n", source=CLIENT):
+    """Sends `payload` from `source` through `port`; returns (the client's own port, echo)."""
+    s = client_socket(port, source=source)
     own = s.getsockname()[1]
     s.sendall(payload)
     s.shutdown(socket.SHUT_WR)
@@ -185,17 +185,122 @@ def test_https_and_h2_through_haproxy_v2(lb):
 def test_a_trusted_proxys_forwarded_for_is_continued(lb):
     # haproxy in http mode appends the client to X-Forwarded-For; the gateway trusts it and
     # appends haproxy; the client is the right-most untrusted address.
-    out = curl_from_client(f"http://127.0.0.1:{lb.lb['xff']}/headers", "-H", "X-Forwarded-For: 6.6.6.6")
+    # haproxy passes the client's X-Forwarded-Proto/-Host on (as TLS-terminating proxies set
+    # them): from a trusted proxy they are kept, the Forwarded element still says "http".
+    out = curl_from_client(f"http://127.0.0.1:{lb.lb['xff']}/headers", "-H", "X-Forwarded-For: 6.6.6.6",
+                           "-H", "X-Forwarded-Proto: https", "-H", "X-Forwarded-Host: shop.test:8443")
     names = headers_seen(out)
     assert names["x-forwarded-for"] == f"6.6.6.6, {CLIENT}, 127.0.0.1", names
     assert re.fullmatch(r'for="127\.0\.0\.1:\d+";proto=http;host=app.test', names["forwarded"]), names
+    assert names["x-forwarded-proto"] == "https" and names["x-forwarded-host"] == "shop.test:8443", names
     lb.gateway.wait_for(rf"http request.*client={CLIENT}\b.*proxy=127\.0\.0\.1:|proxy=127\.0\.0\.1:\d+.*client={CLIENT}\b")
     # The agent hears the same client: its X-Real-IP (and a PROXY header it would write).
     assert names["x-real-ip"] == CLIENT, names
     # Straight from an untrusted client the same claim is dropped.
-    out = curl_from_client(f"http://127.0.0.1:{lb.plain_port}/headers", "-H", "X-Forwarded-For: 6.6.6.6")
+    out = curl_from_client(f"http://127.0.0.1:{lb.plain_port}/headers", "-H", "X-Forwarded-For: 6.6.6.6",
+                           "-H", "X-Forwarded-Proto: https")
     names = headers_seen(out)
     assert names["x-forwarded-for"] == CLIENT and names["x-real-ip"] == CLIENT, names
+    assert names["x-forwarded-proto"] == "http", names
+
+
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+# Headers a trusted balancer may send that name no client.
+UNNAMED = [b"PROXY UNKNOWN\r\n", V2_SIGNATURE + b"\x21\x00\x00\x00", V2_SIGNATURE + b"\x20\x00\x00\x00"]
+
+
+def http_response(data):
+    """(status line, body) of a whole HTTP/1.1 response, chunked or not."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in head.lower():
+        out = b""
+        while body:
+            size, _, body = body.partition(b"\r\n")
+            n = int(size.split(b";")[0], 16)
+            if n == 0:
+                break
+            out, body = out + body[:n], body[n + 2:]
+        body = out
+    return head.split(b"\r\n")[0], body
+
+
+@pytest.mark.parametrize("header", UNNAMED, ids=["v1-unknown", "v2-proxy-unspec", "v2-local"])
+def test_a_header_naming_no_client_earns_no_trust(lb, header):
+    # The balancer is trusted, but a header without a client means the bytes after it are
+    # someone else's: their forwarding claims are dropped like any client's.
+    s = client_socket(lb.http_port, source="127.0.0.1")
+    s.sendall(header + b"GET /headers HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 6.6.6.6\r\n"
+              b"X-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
+              b"X-Forwarded-Host: evil.test\r\nConnection: close\r\n\r\n")
+    status, body = http_response(recv_all(s))
+    s.close()
+    assert status.startswith(b"HTTP/1.1 200"), status
+    names = headers_seen(body)
+    assert names["x-forwarded-for"] == "127.0.0.1", names
+    assert names["x-real-ip"] == "127.0.0.1", names  # the agent's, from fastgw-client
+    assert re.fullmatch(r'for="127\.0\.0\.1:\d+";proto=http;host=app.test', names["forwarded"]), names
+    assert names["x-forwarded-proto"] == "http" and names["x-forwarded-host"] == "app.test", names
+    # The access records name the balancer's connection, never the claim.
+    lb.gateway.wait_for(r"http request.*client=127\.0\.0\.1:\d+")
+    lb.agent.wait_for(r"client=127\.0\.0\.1")
+    assert "6.6.6.6" not in lb.gateway.text() and "6.6.6.6" not in lb.agent.text()
+
+
+def test_one_client_behind_haproxy_is_held_to_its_per_ip_limit(lb):
+    # max_connections_per_ip = 8 counts each client the PROXY header names.
+    held = []
+    for _ in range(8):
+        s = client_socket(lb.lb["tcp2"])
+        s.sendall(b"held\n")
+        assert s.recv(5) == b"held\n"
+        held.append(s)
+    for _ in range(3):
+        assert refused_from(lb.lb["tcp2"], CLIENT, b"more\n", timeout=3)
+    # A raw header for the same client straight from the balancer's address: refused too.
+    assert refused_from(lb.public_port, "127.0.0.1", f"PROXY TCP4 {CLIENT} 127.0.0.1 1234 80\r\nmore\n".encode())
+    # Another client behind the same balancer is still served.
+    assert echo_through(lb.lb["tcp1"], source="127.0.0.4")[1] == b"ping\n"
+    assert stats(lb)["proxy_client_limit"] == 4
+    assert lb.gateway.count("limit per client behind a load balancer reached") <= 2
+    # Closed connections give their slots back; refused ones never took any.
+    for s in held:
+        s.close()
+    deadline = time.monotonic() + 10
+    again = []
+    while len(again) < 8 and time.monotonic() < deadline:
+        s = client_socket(lb.lb["tcp2"])
+        s.sendall(b"back\n")
+        try:
+            if s.recv(5) == b"back\n":
+                again.append(s)
+                continue
+        except (ConnectionResetError, socket.timeout):
+            pass
+        s.close()
+        time.sleep(0.1)
+    assert len(again) == 8
+    for s in again:
+        s.close()
+
+
+def test_a_probe_closed_before_any_byte_is_not_a_malformed_header(lb):
+    # Plain TCP health checks: connect and close. Counted apart, never logged.
+    for _ in range(5):
+        s = client_socket(lb.http_port, source="127.0.0.1")
+        s.close()
+    deadline = time.monotonic() + 5
+    while stats(lb).get("proxy_empty", 0) < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stats(lb).get("proxy_empty", 0) >= 5, stats(lb)
+    assert "proxy_malformed" not in stats(lb)
+    assert "PROXY header refused" not in lb.gateway.text()
+    # One byte, then a close: that is a broken header.
+    s = client_socket(lb.http_port, source="127.0.0.1")
+    s.sendall(b"P")
+    s.shutdown(socket.SHUT_WR)
+    assert refused(s, 2)
+    s.close()
+    assert stats(lb)["proxy_malformed"] == 1
 
 
 def refused(s, timeout):
@@ -266,10 +371,11 @@ def test_malformed_and_slow_headers_are_refused_within_the_timeout(lb):
 
 
 def test_a_thousand_connections_through_haproxy_are_all_attributed(lb):
-    # Twelve at once from the balancer's one address, over max_connections_per_ip.
+    # Twelve at once through the balancer's one address, over max_connections_per_ip: the
+    # limit holds each client behind it (twelve addresses here), not the balancer.
     held = []
-    for _ in range(12):
-        s = client_socket(lb.lb["tcp2"])
+    for i in range(12):
+        s = client_socket(lb.lb["tcp2"], source=f"127.0.1.{i + 1}")
         s.sendall(b"held\n")
         assert s.recv(5) == b"held\n"
         held.append(s)
@@ -280,18 +386,21 @@ def test_a_thousand_connections_through_haproxy_are_all_attributed(lb):
     lock = threading.Lock()
     started = time.monotonic()
 
-    def worker(frontend, n):
+    def worker(frontend, source, n):
         for _ in range(n):
             try:
-                own, data = echo_through(lb.lb[frontend], b"x" * 64)
+                own, data = echo_through(lb.lb[frontend], b"x" * 64, source=source)
                 assert data == b"x" * 64
                 with lock:
-                    own_ports.append(own)
+                    own_ports.append((source, own))
             except Exception as e:  # counted, reported below
                 with lock:
                     failures.append(repr(e))
 
-    threads = [threading.Thread(target=worker, args=("tcp1" if i % 2 else "tcp2", 50)) for i in range(20)]
+    # Twenty clients at once (one address each, one connection at a time), over the
+    # balancer's one address.
+    threads = [threading.Thread(target=worker, args=("tcp1" if i % 2 else "tcp2", f"127.0.2.{i + 1}", 50))
+               for i in range(20)]
     for th in threads:
         th.start()
     for th in threads:
@@ -302,15 +411,16 @@ def test_a_thousand_connections_through_haproxy_are_all_attributed(lb):
     # Every one has its access record, naming the client's own address and port.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        seen = set(re.findall(rf"client={re.escape(CLIENT)}:(\d+)", lb.gateway.text()))
-        if all(str(p) in seen for p in own_ports):
+        seen = set(re.findall(r"client=(127\.0\.2\.\d+):(\d+)", lb.gateway.text()))
+        if all((a, str(p)) in seen for a, p in own_ports):
             break
         time.sleep(0.2)
-    missing = [p for p in own_ports if str(p) not in seen]
+    missing = [p for p in own_ports if (p[0], str(p[1])) not in seen]
     assert not missing, f"{len(missing)} connections not attributed"
     # None is put on haproxy's address (wait_port's probes, from 127.0.0.1, carry no bytes).
     records = [l for l in lb.gateway.text().splitlines() if "tcp connection closed" in l and "bytes_in=64 " in l]
-    assert len(records) == 1000 and all(f"client={CLIENT}:" in l for l in records)
+    assert len(records) == 1000 and all("client=127.0.2." in l for l in records)
+    assert "proxy_client_limit" not in stats(lb)
 
 
 @pytest.mark.skipif(shutil.which("systemd-socket-activate") is None, reason="systemd-socket-activate is not installed")
@@ -354,3 +464,22 @@ def test_reload_changes_trust_and_listeners_in_place(lb):
     path.write_text(original.replace('trusted_proxies = ["127.0.0.1/32", "::1"]', "trusted_proxies = []"))
     r = lb.ctl("reload", check=False)
     assert r.returncode != 0 and "needs [gateway] trusted_proxies" in r.stdout + r.stderr, r
+
+
+def test_check_warns_about_trusting_huge_ranges(tunnel):
+    from test_check import check
+    t = tunnel(free_port())
+    path = t.dir / "gateway.toml"
+    good = path.read_text().replace("[gateway]\n", '[gateway]\ntrusted_proxies = ["10.0.0.0/8", "2001:db8::/32"]\n', 1)
+    path.write_text(good)
+    code, out = check(path)
+    assert code == 0 and "warning" not in out, out
+    lines = good.splitlines()
+    line = next(i for i, l in enumerate(lines, 1) if l.startswith("trusted_proxies"))
+    path.write_text(good.replace('"10.0.0.0/8"', '"0.0.0.0/0", "::/0", "::ffff:0:0/96", "10.0.0.0/7"'))
+    code, out = check(path)
+    # A warning, not a failure; with the file and line of the key.
+    assert code == 0 and "configuration OK" in out, out
+    for block in ("0.0.0.0/0", "::/0", "10.0.0.0/7"):
+        assert f"{path}:{line}: warning: [gateway] trusted_proxies entry {block} is broader than" in out, out
+    assert out.count("warning:") == 3, out  # ::ffff:0:0/96 is 0.0.0.0/0, listed once

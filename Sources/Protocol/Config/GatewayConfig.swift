@@ -166,6 +166,7 @@ extension GatewayConfig {
             if let d = g.duration("drain_timeout") { gateway.drainTimeout = d }
             if let a = g.string("public_address") { gateway.publicAddress = a }
             if let d = g.duration("startup_wait") { gateway.startupWait = d }
+            gateway.sourceLines["gateway.trusted_proxies"] = g.line(of: "trusted_proxies")
             for text in g.strings("trusted_proxies") ?? [] {
                 switch CIDR.parse(text) {
                 case .success(let block): gateway.trustedProxies.insert(block)

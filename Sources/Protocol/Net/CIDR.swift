@@ -52,6 +52,18 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(network)/\(prefixLength)" }
 
+    /// Blocks shorter than these are too broad to trust as proxies: an IPv4 /8 is the
+    /// largest single allocation a network holds; an IPv6 /32 is a provider's allocation.
+    public static let broadIPv4Prefix = 8
+    public static let broadIPv6Prefix = 32
+
+    /// Whether the block is broader than `broadIPv4Prefix` / `broadIPv6Prefix` (`0.0.0.0/0`,
+    /// `::/0` and `::ffff:0:0/96`, which is read as `0.0.0.0/0`, among them): as a trust
+    /// list entry it trusts much of the Internet.
+    public var isBroad: Bool {
+        prefixLength < (network.family == .v4 ? Self.broadIPv4Prefix : Self.broadIPv6Prefix)
+    }
+
     /// `bytes` with every bit after the first `length` cleared.
     static func mask(_ bytes: [UInt8], _ length: Int) -> [UInt8] {
         var out = bytes

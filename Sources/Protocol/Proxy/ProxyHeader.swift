@@ -5,12 +5,22 @@
 public struct ProxyHeader: Equatable, Sendable {
     public enum Version: Sendable { case v1, v2 }
 
-    /// `local`: the proxy speaks for itself (health checks, v2 LOCAL or v1 UNKNOWN) — the
-    /// receiver uses the socket's own addresses. `proxied`: source and destination of the
+    /// `local`: the proxy speaks for itself (v2 LOCAL: health checks). `unknown`: the proxy
+    /// relays a connection but cannot name its client (v1 UNKNOWN, v2 PROXY with an UNSPEC
+    /// or AF_UNIX address block). In both the receiver uses the socket's own addresses, but
+    /// no client was named: the bytes that follow are not the balancer's words, so they
+    /// earn none of the trust the balancer has. `proxied`: source and destination of the
     /// connection the proxy accepted.
     public enum Addresses: Equatable, Sendable {
         case local
+        case unknown
         case proxied(source: IPEndpoint, destination: IPEndpoint)
+
+        /// Whether the header named the client the connection is from.
+        public var namesClient: Bool {
+            if case .proxied = self { return true }
+            return false
+        }
     }
 
     public let version: Version

@@ -60,7 +60,8 @@ public enum ProxyHeaderEncoder {
     private static func encodeV2(_ addresses: ProxyHeader.Addresses) -> [UInt8] {
         var out = v2Signature
         guard case .proxied(let source, let destination) = addresses else {
-            out += [0x20, 0x00, 0x00, 0x00]
+            // LOCAL for `.local`; PROXY with an unspecified address block for `.unknown`.
+            out += [addresses == .local ? 0x20 : 0x21, 0x00, 0x00, 0x00]
             return out
         }
         let (s, d) = sameFamily(source, destination)

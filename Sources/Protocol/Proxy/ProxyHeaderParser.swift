@@ -86,7 +86,7 @@ public struct ProxyHeaderParser: Sendable {
         func no(_ why: String) -> Result<ProxyHeader.Addresses, ProxyHeaderError> { .failure(.init(.v1Malformed(why))) }
         let fields = line.split(separator: 0x20, omittingEmptySubsequences: false)
         guard let proto = fields.first.map({ String(decoding: $0, as: UTF8.self) }) else { return no("no protocol") }
-        if proto == "UNKNOWN" { return .success(.local) }
+        if proto == "UNKNOWN" { return .success(.unknown) }
         guard proto == "TCP4" || proto == "TCP6" else { return no("protocol \"\(proto)\" is not TCP4, TCP6 or UNKNOWN") }
         guard fields.count == 5 else { return no("\(proto) needs exactly four fields, each after one space") }
         let family: IPAddress.Family = proto == "TCP4" ? .v4 : .v6
@@ -133,8 +133,9 @@ public struct ProxyHeaderParser: Sendable {
         // LOCAL: the balancer's own connection (a health check); the body is ignored.
         if command == 0 { return header(.local) }
         if transport == 2 { return .refused(.init(.v2Malformed("a datagram (DGRAM) header on a stream connection"))) }
-        // UNSPEC or AF_UNIX, or an unspecified transport: nothing usable, so the socket's addresses stand.
-        guard transport == 1, family == 1 || family == 2 else { return header(.local) }
+        // UNSPEC or AF_UNIX, or an unspecified transport: no client named, so the socket's
+        // addresses stand.
+        guard transport == 1, family == 1 || family == 2 else { return header(.unknown) }
         let size = family == 1 ? 4 : 16
         guard length >= 2 * size + 4 else {
             return .refused(.init(.v2Malformed("\(length) bytes are too few for \(family == 1 ? "IPv4" : "IPv6") addresses")))

@@ -107,12 +107,24 @@ extension Fastgw {
             case .success(.gateway(let c)):
                 print("\(config): gateway configuration OK (\(c.agents.count) agents, \(c.tcpPorts.count) TCP ports\(Self.unchecked(c.credentials)))")
                 for note in CredentialFiles.notes(c.credentials, file: config) { Daemon.printError(note) }
+                for warning in Self.trustWarnings(c, file: config) { Daemon.printError(warning) }
             case .success(.agent(let c)):
                 print("\(config): agent configuration OK (\(c.services.count) services, \(c.gateways.count) gateways\(Self.unchecked(c.credentials)))")
                 for note in CredentialFiles.notes(c.credentials, file: config) { Daemon.printError(note) }
             case .failure(let error):
                 for d in error.diagnostics { Daemon.printError(d.description) }
                 throw ExitCode(1)
+            }
+        }
+
+        /// `[gateway] trusted_proxies` entries so broad (`CIDR.isBroad`) that much of the
+        /// Internet may send PROXY headers and have its X-Forwarded-For believed: allowed, as
+        /// a private network may need them, but worth a second look.
+        private static func trustWarnings(_ c: GatewayConfig, file: String) -> [String] {
+            let at = c.sourceLines["gateway.trusted_proxies"].map { "\(file):\($0)" } ?? file
+            return c.trustedProxies.blocks.filter(\.isBroad).map { block in
+                "\(at): warning: [gateway] trusted_proxies entry \(block) is broader than /\(block.network.family == .v4 ? CIDR.broadIPv4Prefix : CIDR.broadIPv6Prefix): "
+                    + "every address in it may send PROXY headers and have its X-Forwarded-For, Forwarded, X-Forwarded-Proto and -Host believed"
             }
         }
 

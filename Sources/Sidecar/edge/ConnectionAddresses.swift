@@ -12,6 +12,11 @@ struct ConnectionAddresses: Sendable {
     let destination: IPEndpoint?
     /// The socket peer (the balancer, when a PROXY header was read).
     let peer: IPEndpoint?
+    /// False when a PROXY header was read but named no client (v1 UNKNOWN, v2 LOCAL, v2
+    /// PROXY without IP addresses): `client` is then the balancer for logs, but whatever
+    /// the connection carries came from someone unnamed, so it earns no trust
+    /// (`ForwardedFields.Hop(client:named:trustedProxies:)`).
+    let clientNamed: Bool
 
     init(channel: Channel, header: ProxyHeader.Addresses? = nil) {
         peer = channel.remoteAddress?.ipEndpoint
@@ -19,9 +24,11 @@ struct ConnectionAddresses: Sendable {
         case .proxied(let source, let destination)?:
             client = IPEndpoint(address: source.address.unmapped, port: source.port)
             self.destination = IPEndpoint(address: destination.address.unmapped, port: destination.port)
-        case .local?, nil:
+            clientNamed = true
+        case .local?, .unknown?, nil:
             client = peer
             destination = channel.localAddress?.ipEndpoint
+            clientNamed = header == nil
         }
     }
 
@@ -30,6 +37,7 @@ struct ConnectionAddresses: Sendable {
         client = nil
         destination = nil
         peer = nil
+        clientNamed = false
     }
 
     /// `ip:port` (IPv6 in brackets), `?` when unknown: the `client` of logs and `fastgw-client`.

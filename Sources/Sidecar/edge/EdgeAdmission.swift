@@ -12,6 +12,9 @@ final class EdgeAdmission: Sendable {
     private let pools: [AdmissionPool: NIOLockedValueBox<ConnectionAdmission>] = [
         .public: NIOLockedValueBox(ConnectionAdmission()), .tunnel: NIOLockedValueBox(ConnectionAdmission()),
     ]
+    /// Public connections by the client a trusted balancer's PROXY header named (the pool
+    /// above counts them under the balancer's address).
+    private let proxiedClients = NIOLockedValueBox(ConnectionAdmission())
     private let throttle = NIOLockedValueBox(AuthThrottle())
     private let current: NIOLockedValueBox<ConnectionLimits>
     private let trusted = NIOLockedValueBox(CIDRSet())
@@ -75,6 +78,23 @@ final class EdgeAdmission: Sendable {
             gauge?.subtract()
         }
         return true
+    }
+
+    /// After a trusted balancer's PROXY header named `client` on `channel`: counts the
+    /// connection under the client's address as well (`max_connections_per_ip`, DESIGN §9),
+    /// so one client behind the balancer cannot take every slot the balancer may use.
+    /// Returns the limit when the client already has its share (the caller refuses the
+    /// connection; nothing is counted), nil when counted until the channel closes. A
+    /// client that is itself a trusted proxy carries many clients and is not counted.
+    func admitProxiedClient(_ channel: Channel, client: IPAddress) -> Int? {
+        guard !trustedProxies.contains(client), let key = ClientKey(addressBytes: client.unmapped.bytes) else { return nil }
+        let limit = limits.publicPool.perClient
+        let decision = proxiedClients.withLockedValue { $0.admit(key, limits: .init(total: .max, perClient: limit)) }
+        guard decision == .admitted else { return limit }
+        let box = proxiedClients
+        // Registered after counting: a channel already closed runs it at once.
+        channel.closeFuture.whenComplete { _ in box.withLockedValue { $0.release(key) } }
+        return nil
     }
 
     /// A failed tunnel authentication (401/403) from `address`.

@@ -34,7 +34,7 @@ enum EdgeEvent: Hashable, Sendable {
     /// Agent: an upstream that could not be connected for a stream.
     case upstreamConnectFailed(status: Int)
     /// A connection on a `proxy_protocol` listener refused: `untrusted` peer, `malformed`
-    /// header, or none within the `timeout`.
+    /// header, none within the `timeout`, or the named client over its `client_limit`.
     case proxyHeaderRefused(reason: String)
 
     var message: String {
@@ -54,7 +54,11 @@ enum EdgeEvent: Hashable, Sendable {
         case .requestRefused: return "http request refused"
         case .upstreamConnectFailed: return "upstream connect failed"
         case .proxyHeaderRefused(let reason):
-            return reason == "untrusted" ? "PROXY protocol connection from an untrusted peer refused" : "PROXY header refused"
+            switch reason {
+            case "untrusted": return "PROXY protocol connection from an untrusted peer refused"
+            case "client_limit": return "public connection refused: limit per client behind a load balancer reached"
+            default: return "PROXY header refused"
+            }
         }
     }
 
@@ -63,7 +67,7 @@ enum EdgeEvent: Hashable, Sendable {
         switch self {
         case .tunnelRefused, .tunnelCertificateRefused, .limitReached, .addressBlocked: return .notice
         // A balancer that is not trusted is a configuration mistake worth seeing.
-        case .proxyHeaderRefused(let reason): return reason == "untrusted" ? .notice : .info
+        case .proxyHeaderRefused(let reason): return reason == "untrusted" || reason == "client_limit" ? .notice : .info
         case .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed, .streamOpenFailed, .requestFailed,
              .upstreamConnectFailed:
             return .warning

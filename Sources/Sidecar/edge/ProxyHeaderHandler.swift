@@ -6,7 +6,9 @@ import Protocol
 /// PROXY header must arrive whole and well-formed within `[limits] proxy_header_timeout`.
 /// Until then nothing behind it runs: it holds `channelActive` back and fires it, then the
 /// bytes that followed the header, once `addresses` says who the client is. Refused
-/// connections are reset, counted by reason and logged through `RepeatedEvents`.
+/// connections are reset, counted by reason and logged through `RepeatedEvents`. Once the
+/// header names a client, the connection counts against that client's
+/// `max_connections_per_ip` too (`EdgeAdmission.admitProxiedClient`).
 final class ProxyHeaderHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -16,6 +18,8 @@ final class ProxyHeaderHandler: ChannelInboundHandler {
     private var parser = ProxyHeaderParser()
     private var timer: Scheduled<Void>?
     private var activeSeen = false
+    /// Whether any byte arrived (a close before one is a health probe, not a bad header).
+    private var received = false
     /// Set once the header is read; from then on every event passes through.
     private(set) var addresses: ConnectionAddresses?
 
@@ -66,6 +70,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard addresses == nil else { return context.fireChannelRead(data) }
         let bytes = unwrapInboundIn(data)
+        if bytes.readableBytes > 0 { received = true }
         switch parser.feed(bytes.readableBytesView) {
         case .needMore:
             return
@@ -73,7 +78,13 @@ final class ProxyHeaderHandler: ChannelInboundHandler {
             fail(context, reason: "malformed", detail: "\(error)")
         case .header(let header, let rest):
             timer?.cancel()
-            addresses = ConnectionAddresses(channel: context.channel, header: header.addresses)
+            let read = ConnectionAddresses(channel: context.channel, header: header.addresses)
+            if header.addresses.namesClient, let client = read.client,
+               let limit = gateway.admission.admitProxiedClient(context.channel, client: client.address) {
+                return fail(context, reason: "client_limit",
+                            detail: "client \(client.address) already has \(limit) connections through the balancer ([limits] max_connections_per_ip)")
+            }
+            addresses = read
             if activeSeen { context.fireChannelActive() }
             // The handlers behind may have closed the connection on becoming active.
             guard context.channel.isActive, !rest.isEmpty else { return }
@@ -90,6 +101,12 @@ final class ProxyHeaderHandler: ChannelInboundHandler {
         if addresses != nil { return context.fireUserInboundEventTriggered(event) }
         // A half-close or the gateway's drain before the header: nothing to finish.
         if case ChannelEvent.inputClosed = event {
+            // Closed before a single byte: a balancer's plain TCP health probe, every few
+            // seconds. Counted apart (`proxy_empty`), never logged, and closed with a FIN.
+            if !received {
+                gateway.stats.connectionsRefused.add("proxy_empty")
+                return context.close(promise: nil)
+            }
             return fail(context, reason: "malformed", detail: "the peer closed before a complete PROXY header")
         }
         if event is HTTPDrainNotice { context.close(promise: nil) }

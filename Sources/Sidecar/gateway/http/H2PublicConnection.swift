@@ -46,7 +46,7 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
         self.loop = channel.eventLoop
         let addresses = channel.publicAddresses
         self.clientAddress = addresses.clientDescription
-        self.hop = ForwardedFields.Hop(gateway: gateway, client: addresses.client)
+        self.hop = ForwardedFields.Hop(gateway: gateway, addresses: addresses)
         self.addresses = addresses
     }
 

@@ -36,7 +36,7 @@ extension HTTPExchange {
         if hop.trusted, let peer = hop.peer {
             // A trusted proxy speaks for its client: the log names that client.
             let trusted = gateway.settings.config.trustedProxies
-            forwardedClient = "\(ForwardedFields.client(forwardedFor: request.head.values("X-Forwarded-For"), peer: peer.address, trusted: trusted))"
+            forwardedClient = "\(ForwardedFields.client(head: request.head, peer: peer.address, trusted: trusted))"
         }
         // The agent's PROXY header and X-Real-IP name the same client as the log.
         let addressFields = TunnelAddressFields.of(addresses, client: forwardedClient)
@@ -51,10 +51,10 @@ extension HTTPExchange {
 }
 
 extension ForwardedFields.Hop {
-    /// The hop of a public connection whose client (after any PROXY header) is `client`.
-    init(gateway: GatewayContext, client: IPEndpoint?) {
-        let trusted = client.map { gateway.settings.config.trustedProxies.contains($0.address) } ?? false
-        self.init(peer: client, trusted: trusted)
+    /// The hop of a public connection with `addresses` (after any PROXY header): trusted
+    /// when its client is a trusted proxy that a PROXY header, if any, named.
+    init(gateway: GatewayContext, addresses: ConnectionAddresses) {
+        self.init(client: addresses.client, named: addresses.clientNamed, trustedProxies: gateway.settings.config.trustedProxies)
     }
 }
 

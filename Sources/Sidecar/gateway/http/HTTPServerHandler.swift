@@ -69,7 +69,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         context.channel.closeFuture.whenComplete { _ in stats.publicConnectionsActive.subtract() }
         let addresses = context.channel.publicAddresses
         clientAddress = addresses.clientDescription
-        hop = ForwardedFields.Hop(gateway: gateway, client: addresses.client)
+        hop = ForwardedFields.Hop(gateway: gateway, addresses: addresses)
         self.addresses = addresses
         timer = DeadlineTimer(
             loop: context.eventLoop,
