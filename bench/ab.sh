@@ -7,8 +7,8 @@
 # Usage: bench/ab.sh A/fastgw B/fastgw   (release builds; BENCH_SECONDS, ROUNDS optional)
 # `make bench-ab BASE=<commit>` builds BASE in a scratch worktree and runs this against HEAD.
 set -euo pipefail
-a=${1:?usage: ab.sh OLD_FASTGW NEW_FASTGW}
-b=${2:?usage: ab.sh OLD_FASTGW NEW_FASTGW}
+a=$(realpath "${1:?usage: ab.sh OLD_FASTGW NEW_FASTGW}")
+b=$(realpath "${2:?usage: ab.sh OLD_FASTGW NEW_FASTGW}")
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d /tmp/fastgw-ab.XXXXXX)
 duration=${BENCH_SECONDS:-6}

@@ -5,10 +5,17 @@ extension ForwardedFields {
     public struct Hop: Sendable {
         public let peer: IPEndpoint?
         public let trusted: Bool
+        /// The peer as X-Forwarded-For names it: the address alone, `unknown` when unknown.
+        public let forwardedFor: String
+        /// The peer as a Forwarded `for=` node: quoted `ip:port` (IPv6 in brackets), or
+        /// `unknown`. Both texts are made once per connection, not once per request.
+        let forwardedNode: String
 
         public init(peer: IPEndpoint?, trusted: Bool) {
             self.peer = peer
             self.trusted = trusted
+            forwardedFor = peer.map { "\($0.address)" } ?? "unknown"
+            forwardedNode = peer.map { "\"\($0)\"" } ?? "unknown"
         }
 
         /// The hop of a public connection whose client is `client` (the PROXY header's
@@ -20,9 +27,6 @@ extension ForwardedFields {
             let trusted = named && (client.map { trustedProxies.contains($0.address) } ?? false)
             self.init(peer: client, trusted: trusted)
         }
-
-        /// The peer as X-Forwarded-For names it: the address alone, `?` when unknown.
-        public var forwardedFor: String { peer.map { "\($0.address)" } ?? "unknown" }
     }
 
     /// At most this many X-Forwarded-For entries are examined, from the right: a longer
@@ -62,18 +66,12 @@ extension ForwardedFields {
     /// The RFC 7239 element this gateway adds: `for=` the hop's address and port (quoted,
     /// IPv6 in brackets), `proto=` the scheme, `host=` the Host asked for.
     public static func forwardedElement(hop: Hop, proto: String, host: String) -> String {
-        let node: String
-        if let peer = hop.peer {
-            node = "\"\(peer)\""
-        } else {
-            node = "unknown"
-        }
-        return "for=\(node);proto=\(proto);host=\(tokenOrQuoted(host))"
+        "for=\(hop.forwardedNode);proto=\(proto);host=\(tokenOrQuoted(host))"
     }
 
     /// A value as an RFC 7230 token when it is one, else as a quoted-string.
     static func tokenOrQuoted(_ value: String) -> String {
-        if !value.isEmpty, value.allSatisfy({ HTTPHeadParser.isTokenChar($0) }) { return value }
+        if !value.isEmpty, value.utf8.allSatisfy(HTTPHeadParser.isTokenByte) { return value }
         var out = "\""
         for c in value {
             if c == "\"" || c == "\\" { out.append("\\") }

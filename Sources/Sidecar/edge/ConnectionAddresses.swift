@@ -32,14 +32,6 @@ struct ConnectionAddresses: Sendable {
         }
     }
 
-    /// Nothing known (a connection gone before its handler started).
-    init() {
-        client = nil
-        destination = nil
-        peer = nil
-        clientNamed = false
-    }
-
     /// `ip:port` (IPv6 in brackets), `?` when unknown: the `client` of logs and `fastgw-client`.
     var clientDescription: String { client?.description ?? "?" }
 }

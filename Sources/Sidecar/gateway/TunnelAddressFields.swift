@@ -6,10 +6,15 @@ import Protocol
 /// `fastgw-destination` (`ip:port`, `[ipv6]:port`, `?` when unknown). The agent writes
 /// them into PROXY protocol headers and `X-Real-IP`.
 enum TunnelAddressFields {
-    /// `client`: who the request is from when a trusted proxy's X-Forwarded-For said so
-    /// (an address without a port), else the connection's client.
-    static func of(_ addresses: ConnectionAddresses, client: String? = nil) -> [HeaderField] {
-        [HeaderField("fastgw-client", client ?? addresses.clientDescription),
+    /// Made once per public connection.
+    static func of(_ addresses: ConnectionAddresses) -> [HeaderField] {
+        [HeaderField("fastgw-client", addresses.clientDescription),
          HeaderField("fastgw-destination", addresses.destination?.description ?? "?")]
+    }
+
+    /// `fields` (made by `of`) naming `client` instead: who a trusted proxy's
+    /// X-Forwarded-For says the request is from (an address without a port).
+    static func replacingClient(_ fields: [HeaderField], with client: String) -> [HeaderField] {
+        [HeaderField("fastgw-client", client)] + fields.dropFirst()
     }
 }

@@ -32,7 +32,8 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
     let clientAddress: String
     /// Where this connection's requests come from, for their forwarding fields.
     let hop: ForwardedFields.Hop
-    let addresses: ConnectionAddresses
+    /// The connection's `TunnelAddressFields`, made once.
+    let addressFields: [HeaderField]
     private weak var connection: TunnelConnection?
     private var openStreams = 0
     private var requests = 0
@@ -47,7 +48,7 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
         let addresses = channel.publicAddresses
         self.clientAddress = addresses.clientDescription
         self.hop = ForwardedFields.Hop(gateway: gateway, addresses: addresses)
-        self.addresses = addresses
+        self.addressFields = TunnelAddressFields.of(addresses)
     }
 
     /// The pipeline's HTTP/2 handlers for `channel`, after the handshake chose `h2`.

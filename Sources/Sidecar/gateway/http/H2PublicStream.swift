@@ -55,7 +55,7 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
             answer(ex, status: refusal.status, reason: refusal.reason)
         case .success(let route):
             if endStream { ex.requestHadNoBody() }
-            ex.open(route, gateway: gateway, scheme: "https", hop: front.hop, addresses: front.addresses, loop: front.loop)
+            ex.open(route, gateway: gateway, scheme: "https", hop: front.hop, addressFields: front.addressFields, loop: front.loop)
         }
     }
 

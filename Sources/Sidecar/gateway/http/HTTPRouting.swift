@@ -25,10 +25,10 @@ extension HTTPExchange {
 
     /// Opens the request stream on `route`; the owner hears `exchangeAttached` (or
     /// `exchangeFailed`), possibly before this returns: its state must be set up first.
-    /// `addresses`: the public connection's, for its `TunnelAddressFields`.
+    /// `addressFields`: the public connection's `TunnelAddressFields`.
     func open(
         _ route: GatewayRegistry.Route, gateway: GatewayContext, scheme: String, hop: ForwardedFields.Hop,
-        addresses: ConnectionAddresses, loop: EventLoop
+        addressFields connectionFields: [HeaderField], loop: EventLoop
     ) {
         self.route = route
         let request = self.request
@@ -39,7 +39,7 @@ extension HTTPExchange {
             forwardedClient = "\(ForwardedFields.client(head: request.head, peer: peer.address, trusted: trusted))"
         }
         // The agent's PROXY header and X-Real-IP name the same client as the log.
-        let addressFields = TunnelAddressFields.of(addresses, client: forwardedClient)
+        let addressFields = forwardedClient.map { TunnelAddressFields.replacingClient(connectionFields, with: $0) } ?? connectionFields
         HTTPStreamOpening(
             gateway: gateway, exchange: LoopBoundRef(self, eventLoop: loop),
             headers: { service in

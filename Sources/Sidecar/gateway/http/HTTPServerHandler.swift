@@ -27,7 +27,8 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     private(set) var clientAddress = "?"
     /// Where this connection's requests come from, for their forwarding fields.
     private var hop = ForwardedFields.Hop(peer: nil, trusted: false)
-    private var addresses: ConnectionAddresses?
+    /// The connection's `TunnelAddressFields`, made once.
+    private var addressFields: [HeaderField] = []
     /// The gateway drains: finish the exchange under way, then close.
     var closeWhenIdle = false
     /// The client half-closed: answer the requests it sent (pipelined ones included), then
@@ -70,7 +71,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         let addresses = context.channel.publicAddresses
         clientAddress = addresses.clientDescription
         hop = ForwardedFields.Hop(gateway: gateway, addresses: addresses)
-        self.addresses = addresses
+        addressFields = TunnelAddressFields.of(addresses)
         timer = DeadlineTimer(
             loop: context.eventLoop,
             step: min(settings.headerTimeout, settings.idleTimeout, settings.responseTimeout))
@@ -217,7 +218,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             exchange = ex
             reader.expectBody(request.framing)
             if request.framing == .none && request.upgrade == nil { ex.requestHadNoBody() }
-            ex.open(route, gateway: gateway, scheme: scheme, hop: hop, addresses: addresses ?? ConnectionAddresses(), loop: loop)
+            ex.open(route, gateway: gateway, scheme: scheme, hop: hop, addressFields: addressFields, loop: loop)
         }
     }
 
