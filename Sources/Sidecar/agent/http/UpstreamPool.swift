@@ -50,7 +50,9 @@ final class UpstreamPool {
     ) {
         let key = Key(upstream: service.upstream, preamble: preamble ?? [])
         while let candidate = idle[key]?.popLast() {
-            if idle[key]?.isEmpty == true { idle[key] = nil }
+            // Per-client keys go when empty (their number must not grow); the one key of a
+            // service without PROXY headers keeps its list, which every request refills.
+            if !key.preamble.isEmpty, idle[key]?.isEmpty == true { idle[key] = nil }
             counts[key.upstream, default: 1] -= 1
             if candidate.channel.isActive { return done(.success((candidate.handler, true))) }
         }
