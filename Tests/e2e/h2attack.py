@@ -96,9 +96,7 @@ def hpack_bomb(port, host, cafile, entry=4000, frames=8):
     """One header block that stores a `entry`-byte value in the dynamic table and then
     refers to it with one byte per reference, spread over HEADERS + CONTINUATION frames of
     16 KiB (nghttp2 allows 8 frames per block); returns what the gateway sent back."""
-    s = tls_h2(port, host, cafile)
-    conn = client(s)
-    drain(s, conn, 0.3)
+    # Built before connecting: the first request is due within header_timeout.
     prefix = hpack.Encoder().encode(request_headers(host, "/") + [("x-bomb", "a" * entry)])
     # Index 62 is the newest dynamic-table entry: x-bomb.
     block = prefix + b"\xbe" * (frames * 16384 - len(prefix))
@@ -109,6 +107,9 @@ def hpack_bomb(port, host, cafile, entry=4000, frames=8):
         kind = HEADERS if n == 0 else CONTINUATION
         flags = (END_STREAM if n == 0 else 0) | (END_HEADERS if last else 0)
         out += frame(kind, flags, 1, chunk)
+    s = tls_h2(port, host, cafile)
+    conn = client(s)
+    drain(s, conn, 0.3)
     answer = b""
     try:
         s.sendall(out)

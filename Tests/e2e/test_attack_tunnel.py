@@ -25,7 +25,7 @@ def edge(tunnel, peer, pki):
     app = peer("httpapp", "one")
     t = tunnel(echo.port)
     t.http_port = add_http(t, service("web", app.port, ["app.test"]), ["app.test"],
-                           http_settings='header_timeout = "2s"\nidle_timeout = "5s"')
+                           http_settings='header_timeout = "4s"\nidle_timeout = "5s"')
     t.https_port = add_https(t, pki, "app", ["app.test"])
     t.start_gateway()
     t.start_agent()
@@ -157,8 +157,9 @@ def test_h2_client_that_asks_nothing_is_closed_at_header_timeout(edge):
     started = time.monotonic()
     events = h2attack.drain(s, conn, 10)
     elapsed = time.monotonic() - started
-    # header_timeout is 2 s in this fixture; drain returns when the gateway closes.
-    assert elapsed < 5, (elapsed, events)
+    # header_timeout is 4 s in this fixture (2 s let a loaded machine close the HPACK bombs
+    # below before their blocks arrived); drain returns when the gateway closes.
+    assert 3 < elapsed < 7, (elapsed, events)
     s.close()
 
 
