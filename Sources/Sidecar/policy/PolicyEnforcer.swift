@@ -17,7 +17,8 @@ struct PolicyEnforcer: Sendable {
         self.gateway = gateway
         self.listener = listener
         chain = gateway.settings.policies.chain(listener: listener)
-        client = addresses.client?.address
+        // Connections on listeners without policies pay for nothing more.
+        client = chain.isEmpty ? nil : addresses.client?.address
         key = client.flatMap { ClientKey(addressBytes: $0.bytes) }
     }
 
