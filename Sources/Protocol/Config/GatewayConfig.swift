@@ -24,6 +24,8 @@ public struct GatewayConfig: Equatable, Sendable {
     public var http = HTTPSettings()
     /// `[limits]`: connection limits (LimitsConfig.swift).
     public var limits = LimitsConfig()
+    /// `[[policy]]`: named access policies (Policy/AccessPolicy.swift), attached to listeners.
+    public var policies: [AccessPolicy] = []
     /// Lines of keys whose values are checked later, outside this parser (`tunnel.cert`, `tunnel.key`).
     public var sourceLines: [String: Int] = [:]
     /// Every `credential:NAME` path value, for the checks that need the filesystem.
@@ -53,6 +55,9 @@ public struct GatewayConfig: Equatable, Sendable {
         public var defaultCertificate: CertificateFiles?
         /// Every connection starts with a PROXY header from a trusted proxy.
         public var proxyProtocol = false
+        /// `policy`: names of `[[policy]]` tables every connection and request on this
+        /// listener must pass, in order.
+        public var policies: [String] = []
     }
 
     /// A PEM certificate chain and its private key, with the config line naming them.
@@ -142,6 +147,10 @@ public struct GatewayConfig: Equatable, Sendable {
         return proxyProtocol && tcpPorts.contains { $0.name == name }
     }
 
+    public func policy(named name: String) -> AccessPolicy? {
+        policies.first { $0.name == name }
+    }
+
     public func agent(named name: String) -> AgentGrant? {
         agents.first { $0.name == name }
     }
@@ -223,6 +232,13 @@ extension GatewayConfig {
             l.rejectUnknownKeys()
         }
 
+        var policyNames = Set<String>()
+        for var p in root.tables("policy") {
+            if let policy = AccessPolicy.read(&p, seen: &policyNames) { gateway.policies.append(policy) }
+        }
+        // Attachments, checked against the policy names once all are read.
+        var policyUses: [(TableReader, [String])] = []
+
         var listenerNames = Set<String>()
         var listenerPorts = Set<Int>()
         for var l in root.tables("listener") {
@@ -244,6 +260,8 @@ extension GatewayConfig {
             }
             let proxyProtocol = l.bool("proxy_protocol") ?? false
             if proxyProtocol { proxyProtocolLines.append((l.line(of: "proxy_protocol"), "listener \"\(name)\": proxy_protocol")) }
+            let policies = l.policyNames()
+            policyUses.append((l, policies))
             l.rejectUnknownKeys()
             guard let kind = Listener.Kind(rawValue: proto) else {
                 l.error("protocol", "protocol \"\(proto)\" is not one of: tcp, http, https")
@@ -254,7 +272,8 @@ extension GatewayConfig {
                     l.error("listen", "port \(listen.port) is already used by another listener")
                 }
                 gateway.listeners.append(Listener(
-                    name: name, kind: kind, listen: listen, defaultCertificate: certificate, proxyProtocol: proxyProtocol))
+                    name: name, kind: kind, listen: listen, defaultCertificate: certificate, proxyProtocol: proxyProtocol,
+                    policies: policies))
             }
         }
 
@@ -292,6 +311,12 @@ extension GatewayConfig {
         let tokens = gateway.agents.filter(\.auth.usesToken).map(\.tokenHashHex)
         if Set(tokens).count != tokens.count {
             diagnostics.error(line: nil, "two agents share one token: give every agent its own")
+        }
+
+        for (t, names) in policyUses {
+            for name in names where !policyNames.contains(name) {
+                t.error("policy", "policy \"\(name)\" is not defined by any [[policy]]")
+            }
         }
 
         if gateway.trustedProxies.isEmpty {

@@ -57,7 +57,7 @@ public enum ControlCommand: Equatable, Sendable {
     case drain(seconds: Int?)
     case logLevel(String)
     /// Gateway only.
-    case agents, routes
+    case agents, routes, policies
     /// Agent only.
     case services, connections
 
@@ -122,6 +122,7 @@ public enum ControlCommand: Equatable, Sendable {
     private static let gatewayOnly: [Spec] = [
         plain("agents", "connected agents: connections, carrier, address, RTT, streams, services", .agents),
         plain("routes", "public ports and the agent connections serving them", .routes),
+        plain("policies", "access policies: rules, where each is attached, its counters", .policies),
     ]
 
     private static let agentOnly: [Spec] = [

@@ -36,6 +36,9 @@ enum EdgeEvent: Hashable, Sendable {
     /// A connection on a `proxy_protocol` listener refused: `untrusted` peer, `malformed`
     /// header, none within the `timeout`, or the named client over its `client_limit`.
     case proxyHeaderRefused(reason: String)
+    /// A request or connection an access policy refused (`deny` or `limit`); one kind per
+    /// policy and answer (bounded by the configuration).
+    case policyRefused(policy: String, decision: String)
 
     var message: String {
         switch self {
@@ -53,6 +56,8 @@ enum EdgeEvent: Hashable, Sendable {
         case .requestFailed: return "http request failed"
         case .requestRefused: return "http request refused"
         case .upstreamConnectFailed: return "upstream connect failed"
+        case .policyRefused(let policy, let decision):
+            return decision == "deny" ? "access denied by policy \(policy)" : "rate or connection limit of policy \(policy) reached"
         case .proxyHeaderRefused(let reason):
             switch reason {
             case "untrusted": return "PROXY protocol connection from an untrusted peer refused"
@@ -71,7 +76,7 @@ enum EdgeEvent: Hashable, Sendable {
         case .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed, .streamOpenFailed, .requestFailed,
              .upstreamConnectFailed:
             return .warning
-        case .requestRefused: return .info
+        case .requestRefused, .policyRefused: return .info
         case .tunnelTLSFailed, .blockedAddressRefused: return .info
         case .publicTLSFailed: return .debug
         }
@@ -83,7 +88,7 @@ enum EdgeEvent: Hashable, Sendable {
         case .limitReached: return .connectionLimitReached
         case .addressBlocked, .blockedAddressRefused: return .authThrottled
         case .tunnelTLSFailed, .publicTLSFailed, .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed,
-             .streamOpenFailed, .requestFailed, .requestRefused, .upstreamConnectFailed, .proxyHeaderRefused:
+             .streamOpenFailed, .requestFailed, .requestRefused, .upstreamConnectFailed, .proxyHeaderRefused, .policyRefused:
             return nil
         }
     }

@@ -18,9 +18,13 @@ final class GatewayContext: Sendable {
         let handshakeTimeout: TimeAmount
         /// `[limits]` with its defaults derived from the descriptor limit in force.
         let limits: ConnectionLimits
+        /// The access policies and where they apply; `previous` lends unchanged policies'
+        /// per-client state to a reload.
+        let policies: PolicySet
 
-        init(config: GatewayConfig, tls: TLSContext, publicTLS: PublicCertificates) {
+        init(config: GatewayConfig, tls: TLSContext, publicTLS: PublicCertificates, previous: PolicySet? = nil) {
             self.config = config
+            self.policies = PolicySet(config: config, previous: previous)
             self.tls = tls
             self.publicTLS = publicTLS
             let t = config.tunnel.tuning

@@ -21,6 +21,8 @@ struct GatewayControl: ControlResponder {
             return loop.makeSucceededFuture(.ok(agents(json: json)))
         case .routes:
             return loop.makeSucceededFuture(.ok(routes(json: json)))
+        case .policies:
+            return loop.makeSucceededFuture(.ok(PolicyReport(context: context).render(json: json)))
         default:
             return loop.makeSucceededFuture(.error(.notFound("not a gateway command")))
         }

@@ -292,7 +292,8 @@ final class GatewayServer: ManagedDaemon {
 
         // Everything checked: swap.
         let old = context.settings.config
-        context.settings = GatewayContext.Settings(config: config, tls: tls, publicTLS: publicTLS)
+        context.settings = GatewayContext.Settings(
+            config: config, tls: tls, publicTLS: publicTLS, previous: context.settings.policies)
         // Certificates are verified against the new client_ca / client_crl before the
         // registry's lock is taken, once per distinct chain.
         let reverified = CertificateReverification(tls: tls, certificates: context.registry.connections.compactMap(\.certificate))

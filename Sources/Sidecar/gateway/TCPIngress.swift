@@ -34,6 +34,12 @@ final class TCPIngress: ChannelInboundHandler {
         context.channel.closeFuture.whenComplete { _ in stats.publicConnectionsActive.subtract() }
         let addresses = context.channel.publicAddresses
         let client = addresses.clientDescription
+        // Refused by an access policy: closed before any agent hears of it.
+        let policy = PolicyEnforcer(gateway: gateway, listener: listener, addresses: addresses)
+        guard policy.admitConnection(context.channel, addressRules: true) == .allow else {
+            context.close(promise: nil)
+            return
+        }
         guard let route = gateway.registry.pick(port: port, preferring: context.eventLoop) else {
             stats.connectFailures.add("no_agent")
             gateway.events.record(.noLiveAgent, ["listener": "\(listener)", "port": "\(port)", "client": "\(client)"])

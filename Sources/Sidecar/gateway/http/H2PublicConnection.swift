@@ -34,6 +34,8 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
     let hop: ForwardedFields.Hop
     /// The connection's `TunnelAddressFields`, made once.
     let addressFields: [HeaderField]
+    /// The access policies this connection started with, asked about every request.
+    let policy: PolicyEnforcer
     private weak var connection: TunnelConnection?
     private var openStreams = 0
     private var requests = 0
@@ -49,12 +51,19 @@ final class H2PublicConnection: TunnelConnectionDelegate, ChannelInboundHandler 
         self.clientAddress = addresses.clientDescription
         self.hop = ForwardedFields.Hop(gateway: gateway, addresses: addresses)
         self.addressFields = TunnelAddressFields.of(addresses)
+        self.policy = PolicyEnforcer(gateway: gateway, listener: listener, addresses: addresses)
     }
 
     /// The pipeline's HTTP/2 handlers for `channel`, after the handshake chose `h2`.
     static func install(on channel: Channel, gateway: GatewayContext, listener: String, tls: PublicTLSSession,
                         after position: ChannelHandler) throws {
         let front = H2PublicConnection(gateway: gateway, listener: listener, tls: tls, channel: channel)
+        // Over its connection limits the client is closed before HTTP/2 starts; a denied
+        // address gets a 403 for each request.
+        guard front.policy.admitConnection(channel, addressRules: false) == .allow else {
+            channel.close(promise: nil)
+            return
+        }
         let session = try H2Session(role: .server, tuning: tuning(front.settings), allocator: channel.allocator)
         // PINGs find dead clients; a live one answers within the timeout.
         let connection = TunnelConnection(session: session, keepaliveInterval: .seconds(30), keepaliveTimeout: .seconds(30))

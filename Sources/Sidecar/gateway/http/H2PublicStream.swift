@@ -50,6 +50,10 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
         ex.owner = self
         exchange = ex
         gateway.stats.httpRequestsTotal.add()
+        if let refusal = front.policy.admitRequest().httpRefusal {
+            ex.policyDecision = refusal.decision.map { "\($0.label):\($0.policy ?? "")" }
+            return answer(ex, status: refusal.status, reason: refusal.reason, fields: refusal.fields)
+        }
         switch ex.routing(gateway: gateway, tls: front.tls, loop: front.loop) {
         case .failure(let refusal):
             answer(ex, status: refusal.status, reason: refusal.reason)
@@ -206,9 +210,9 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
     // MARK: endings
 
     /// The gateway's error page as this stream's response.
-    private func answer(_ ex: HTTPExchange, status: Int, reason: String) {
+    private func answer(_ ex: HTTPExchange, status: Int, reason: String, fields: [HeaderField] = []) {
         timer?.cancel()
-        writeError(HTTPErrorPage(status: status, reason: reason, requestID: ex.requestID))
+        writeError(HTTPErrorPage(status: status, reason: reason, requestID: ex.requestID, extraFields: fields))
         ex.status = status
         // The client may still be sending a body nobody will read: give its window back.
         if owedRequest > 0 {

@@ -35,6 +35,7 @@ struct HTTPAccounting {
         }
         if ex.forwardedClient != nil { metadata["proxy"] = "\(client)" }
         if let outcome { metadata["reason"] = "\(outcome)" }
+        if let policy = ex.policyDecision { metadata["policy"] = "\(policy)" }
         if isError { gateway.events.record(.requestFailed(status: status), metadata) }
         guard gateway.logger.logLevel <= level else { return }
         gateway.logger.log(level: level, "http request", metadata: .event(.requestCompleted, metadata))

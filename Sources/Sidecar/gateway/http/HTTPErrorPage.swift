@@ -7,6 +7,8 @@ struct HTTPErrorPage {
     let reason: String
     let requestID: String
     var keepAlive = false
+    /// Fields of the answer besides the page's own (a policy's `retry-after`, `ratelimit`).
+    var extraFields: [HeaderField] = []
 
     var body: String {
         "\(status) \(ReasonPhrase.of(status)): \(reason)\nrequest id: \(requestID)\n"
@@ -21,7 +23,7 @@ struct HTTPErrorPage {
             HeaderField("cache-control", "no-store"),
         ]
         if status == 503 { fields.append(HeaderField("retry-after", "5")) }
-        return fields
+        return fields + extraFields
     }
 
     /// The whole HTTP/1.1 response.

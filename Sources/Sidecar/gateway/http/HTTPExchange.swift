@@ -52,6 +52,9 @@ final class HTTPExchange: StreamEndpoint {
     var bytesOut = 0
     /// The status the client got (relayed or the gateway's own), for stats and the log.
     var status: Int?
+    /// What an access policy answered, when one refused the request (`deny:NAME`,
+    /// `limit:NAME`), for the access record.
+    var policyDecision: String?
 
     init(requestID: String, request: PublicRequest) {
         self.requestID = requestID

@@ -62,6 +62,10 @@ extension ForwardedFields.Hop {
 struct HTTPRefusal: Error {
     let status: Int
     let reason: String
+    /// Fields the error page carries besides its own (a 429's `retry-after`, `ratelimit`).
+    var fields: [HeaderField] = []
+    /// The access policy's answer, when a policy refused (for the access record).
+    var decision: PolicyDecision?
     init(_ status: Int, _ reason: String) {
         self.status = status
         self.reason = reason

@@ -186,8 +186,8 @@ extension HTTPServerHandler {
 
     /// An error for a request that never got a stream; the connection stays open when the
     /// request had no body to skip.
-    func answer(_ ex: HTTPExchange, status: Int, reason: String) {
-        _ = endWithError(ex, status: status, reason: reason, canKeepAlive: ex.request.framing == .none)
+    func answer(_ ex: HTTPExchange, status: Int, reason: String, fields: [HeaderField] = []) {
+        _ = endWithError(ex, status: status, reason: reason, canKeepAlive: ex.request.framing == .none, fields: fields)
     }
 
     /// The exchange failed before its response began: the gateway answers with an error.
@@ -202,9 +202,11 @@ extension HTTPServerHandler {
 
     /// Writes the gateway's error page as the exchange's response; true when the connection
     /// waits for another request.
-    private func endWithError(_ ex: HTTPExchange, status: Int, reason: String, canKeepAlive: Bool) -> Bool {
+    private func endWithError(
+        _ ex: HTTPExchange, status: Int, reason: String, canKeepAlive: Bool, fields: [HeaderField] = []
+    ) -> Bool {
         let keep = canKeepAlive && ex.request.keepAlive && keepsConnection
-        writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: keep)
+        writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: keep, fields: fields)
         ex.status = status
         ex.responseComplete = true
         finishLog(ex, outcome: reason)
@@ -231,8 +233,8 @@ extension HTTPServerHandler {
         closeAfterWrites()
     }
 
-    private func writeError(status: Int, reason: String, requestID: String, keepAlive: Bool) {
-        let page = HTTPErrorPage(status: status, reason: reason, requestID: requestID, keepAlive: keepAlive)
+    private func writeError(status: Int, reason: String, requestID: String, keepAlive: Bool, fields: [HeaderField] = []) {
+        let page = HTTPErrorPage(status: status, reason: reason, requestID: requestID, keepAlive: keepAlive, extraFields: fields)
         write(ByteBuffer(bytes: page.bytes), flush: true)
     }
 

@@ -29,6 +29,8 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
     private var hop = ForwardedFields.Hop(peer: nil, trusted: false)
     /// The connection's `TunnelAddressFields`, made once.
     private var addressFields: [HeaderField] = []
+    /// The access policies this connection started with, asked about every request.
+    private var policy: PolicyEnforcer?
     /// The gateway drains: finish the exchange under way, then close.
     var closeWhenIdle = false
     /// The client half-closed: answer the requests it sent (pipelined ones included), then
@@ -72,6 +74,14 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         clientAddress = addresses.clientDescription
         hop = ForwardedFields.Hop(gateway: gateway, addresses: addresses)
         addressFields = TunnelAddressFields.of(addresses)
+        let policy = PolicyEnforcer(gateway: gateway, listener: listener, addresses: addresses)
+        self.policy = policy
+        // Over its connection limits the client is closed at accept; a denied address gets
+        // a 403 for each request instead, which tells a person what happened.
+        guard policy.admitConnection(context.channel, addressRules: false) == .allow else {
+            context.close(promise: nil)
+            return
+        }
         timer = DeadlineTimer(
             loop: context.eventLoop,
             step: min(settings.headerTimeout, settings.idleTimeout, settings.responseTimeout))
@@ -210,6 +220,10 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         let ex = HTTPExchange(requestID: requestID, request: request)
         ex.owner = self
         gateway.stats.httpRequestsTotal.add()
+        if let refusal = policy?.admitRequest().httpRefusal {
+            ex.policyDecision = refusal.decision.map { "\($0.label):\($0.policy ?? "")" }
+            return answer(ex, status: refusal.status, reason: refusal.reason, fields: refusal.fields)
+        }
         let loop = context!.eventLoop
         switch ex.routing(gateway: gateway, tls: tls, loop: loop) {
         case .failure(let refusal):

@@ -1,0 +1,31 @@
+/// One `[[policy]]`: who may come in (address rules) and how often (per-client rates and
+/// open connections). Pure data; `PolicyState` holds the counting.
+public struct AccessPolicy: Equatable, Sendable {
+    public var name: String
+    /// Empty: everyone not denied.
+    public var allow = CIDRSet()
+    /// Wins over `allow`.
+    public var deny = CIDRSet()
+    /// HTTP requests per client address (`requests_per_second` + `burst`).
+    public var requests: RateLimit?
+    /// New connections per client address, TCP and HTTP (`connections_per_second` + `burst`).
+    public var connections: RateLimit?
+    /// Open connections per client address at once.
+    public var maxConnectionsPerClient: Int?
+
+    public init(name: String) {
+        self.name = name
+    }
+
+    /// Whether the address rules let `address` in: not denied, and allowed when an allow
+    /// list is given.
+    public func admits(_ address: IPAddress) -> Bool {
+        if deny.contains(address) { return false }
+        return allow.isEmpty || allow.contains(address)
+    }
+
+    /// A policy that says nothing (no rule, no limit) is a config mistake.
+    public var isEmpty: Bool {
+        allow.isEmpty && deny.isEmpty && requests == nil && connections == nil && maxConnectionsPerClient == nil
+    }
+}

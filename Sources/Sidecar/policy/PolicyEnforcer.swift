@@ -1,0 +1,97 @@
+import NIOCore
+import Protocol
+
+/// Asks a connection's policies about it and its requests, counts the answers and logs
+/// refusals (at most once per interval per policy and answer, `RepeatedEvents`). One per
+/// public connection: it keeps the chain the connection started with, so a reload does not
+/// change the rules under a running connection.
+struct PolicyEnforcer: Sendable {
+    let chain: [PolicyCell]
+    let gateway: GatewayContext
+    let listener: String
+    /// The real client (after a PROXY header); nil for a Unix socket, which no policy knows.
+    let client: IPAddress?
+    private let key: ClientKey?
+
+    init(gateway: GatewayContext, listener: String, addresses: ConnectionAddresses) {
+        self.gateway = gateway
+        self.listener = listener
+        chain = gateway.settings.policies.chain(listener: listener)
+        // Connections on listeners without policies pay for nothing more.
+        client = chain.isEmpty ? nil : addresses.client?.address
+        key = client.flatMap { ClientKey(addressBytes: $0.bytes) }
+    }
+
+    var isEmpty: Bool { chain.isEmpty }
+
+    static var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
+
+    /// A new connection. `addressRules`: whether a denied address is refused here (TCP)
+    /// rather than per request (HTTP answers each request with 403). When allowed, the
+    /// connection's close is hooked to give back its place in the policies that count open
+    /// connections.
+    func admitConnection(_ channel: Channel, addressRules: Bool) -> PolicyDecision {
+        guard !chain.isEmpty else { return .allow }
+        guard let client, let key else { return refused(.deny(policy: chain[0].policy.name), request: false) }
+        let now = Self.now
+        var admitted: [PolicyCell] = []
+        for cell in chain {
+            let d = cell.connection(from: client, key: key, now: now)
+            if case .deny = d, !addressRules { continue }
+            if d != .allow {
+                for c in admitted { c.closed(key) }
+                return refused(d, request: false)
+            }
+            admitted.append(cell)
+        }
+        // HTTP connections count their requests instead.
+        if addressRules { for cell in chain { gateway.stats.policies.counted(cell.policy.name, .allow) } }
+        channel.closeFuture.whenComplete { [admitted] _ in for c in admitted { c.closed(key) } }
+        return .allow
+    }
+
+    /// One HTTP request; the first policy that refuses decides.
+    func admitRequest() -> PolicyDecision {
+        guard !chain.isEmpty else { return .allow }
+        guard let client, let key else { return refused(.deny(policy: chain[0].policy.name), request: true) }
+        let now = Self.now
+        for cell in chain {
+            let d = cell.request(from: client, key: key, now: now)
+            if d != .allow { return refused(d, request: true) }
+        }
+        for cell in chain { gateway.stats.policies.counted(cell.policy.name, .allow) }
+        return .allow
+    }
+
+    private func refused(_ d: PolicyDecision, request: Bool) -> PolicyDecision {
+        guard let policy = d.policy else { return d }
+        gateway.stats.policies.counted(policy, d)
+        var metadata: [String: String] = [
+            "policy": policy, "decision": d.label, "listener": listener, "client": client.map { "\($0)" } ?? "?",
+            "what": request ? "request" : "connection",
+        ]
+        if case .limit(_, let l) = d { metadata["limit"] = l.kind.rawValue }
+        gateway.events.record(.policyRefused(policy: policy, decision: d.label), metadata.mapValues { .string($0) })
+        return d
+    }
+}
+
+extension PolicyDecision {
+    /// The HTTP answer for a refusal: status, reason for the error page, extra fields.
+    var httpRefusal: HTTPRefusal? {
+        switch self {
+        case .allow:
+            return nil
+        case .deny(let policy):
+            var r = HTTPRefusal(403, "access denied by policy \(policy)")
+            r.decision = self
+            return r
+        case .limit(let policy, let l):
+            var r = HTTPRefusal(429, "rate limit of policy \(policy) reached (\(l.kind.rawValue))")
+            r.fields = [HeaderField("retry-after", String(l.retryAfter))]
+                + l.headerFields(policy: policy).map { HeaderField($0.0.lowercased(), $0.1) }
+            r.decision = self
+            return r
+        }
+    }
+}

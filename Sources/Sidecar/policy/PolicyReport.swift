@@ -1,0 +1,51 @@
+import Protocol
+
+/// `fastgwctl policies`: each configured policy, its rules, where it is attached, its
+/// counters since start, and how many clients its rate table holds.
+struct PolicyReport {
+    let context: GatewayContext
+
+    func render(json: Bool) -> String {
+        let settings = context.settings
+        let config = settings.config
+        let attached = settings.policies.attachments(config: config)
+        let counts = context.stats.policies.all
+        if json {
+            let list: [JSON] = config.policies.map { p in
+                let c = counts[p.name] ?? PolicyCounters.Counts()
+                return .object([
+                    "name": .string(p.name), "rules": .string(Self.rules(p)),
+                    "attached": .array((attached[p.name] ?? []).map(JSON.string)),
+                    "allowed": .number(Double(c.allowed)), "denied": .number(Double(c.denied)),
+                    "limited": .number(Double(c.limited)),
+                    "clients": .number(Double(settings.policies.cells[p.name]?.trackedClients ?? 0)),
+                ])
+            }
+            return JSON.object(["policies": .array(list)]).serialized() + "\n"
+        }
+        var table = TextTable(["POLICY", "RULES", "ATTACHED", "ALLOWED", "DENIED", "LIMITED", "CLIENTS"])
+        for p in config.policies {
+            let c = counts[p.name] ?? PolicyCounters.Counts()
+            table.add([
+                p.name, Self.rules(p), (attached[p.name] ?? []).joined(separator: ",").nonEmpty ?? "-",
+                "\(c.allowed)", "\(c.denied)", "\(c.limited)", "\(settings.policies.cells[p.name]?.trackedClients ?? 0)",
+            ])
+        }
+        return table.render()
+    }
+
+    /// The policy in one line: `allow=… deny=… rps=50/100 cps=5/10 max_conn=20`.
+    static func rules(_ p: AccessPolicy) -> String {
+        var parts: [String] = []
+        if !p.allow.isEmpty { parts.append("allow=" + p.allow.blocks.map(\.description).joined(separator: ",")) }
+        if !p.deny.isEmpty { parts.append("deny=" + p.deny.blocks.map(\.description).joined(separator: ",")) }
+        if let r = p.requests { parts.append("requests=\(Int(r.perSecond))/s burst \(r.burst)") }
+        if let r = p.connections { parts.append("connections=\(Int(r.perSecond))/s burst \(r.burst)") }
+        if let m = p.maxConnectionsPerClient { parts.append("max_connections_per_client=\(m)") }
+        return parts.joined(separator: " ")
+    }
+}
+
+private extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
+}
