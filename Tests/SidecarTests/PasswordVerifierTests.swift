@@ -51,7 +51,10 @@ final class PasswordVerifierTests: XCTestCase {
     }
 
     func testRightWrongAndUnknownForBothFormats() throws {
-        let file = try users(["alice:" + (try bcrypt("wonder land", cost: 5)), "bob:" + (try sha512("s3cret:ü"))])
+        let alice = try bcrypt("wonder land", cost: 5)
+        // htpasswd -B writes $2y$, older tools $2a$: the same hash to libxcrypt.
+        let file = try users(["alice:" + alice, "bob:" + (try sha512("s3cret:ü")),
+                              "dave:$2y$" + alice.dropFirst(4), "erin:$2a$" + alice.dropFirst(4)])
         XCTAssertEqual(file.entry(for: "alice")?.hash.prefix(4), "$2b$")
         let v = PasswordVerifier()
         defer { try? v.shutdown() }
@@ -62,6 +65,9 @@ final class PasswordVerifierTests: XCTestCase {
         XCTAssertEqual(try check(v, file, "bob", "wonder land"), .rejected, "another user's password")
         XCTAssertEqual(try check(v, file, "carol", "wonder land"), .rejected)
         XCTAssertEqual(v.counts.hashed, 5, "an unknown user costs no hash")
+        XCTAssertEqual(try check(v, file, "dave", "wonder land"), .accepted)
+        XCTAssertEqual(try check(v, file, "erin", "wonder land"), .accepted)
+        XCTAssertEqual(try check(v, file, "erin", "Wonder land"), .rejected)
         XCTAssertFalse(CryptCheck.matches(password: "s3cret:ü\u{0}x", hash: file.entry(for: "bob")!.hash))
         XCTAssertFalse(CryptCheck.matches(password: "x", hash: "*0"))
     }
