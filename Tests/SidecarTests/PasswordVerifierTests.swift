@@ -7,7 +7,8 @@ import XCTest
 @testable import Sidecar
 
 /// Real entries made at test time by independent tools — `openssl passwd -6` for
-/// SHA-512-crypt, Python's crypt module for bcrypt — checked through the system's libcrypt.
+/// SHA-512-crypt, Python's crypt module and `htpasswd -B` for bcrypt — checked through the
+/// system's libcrypt.
 final class PasswordVerifierTests: XCTestCase {
     private var group: MultiThreadedEventLoopGroup!
 
@@ -37,9 +38,13 @@ final class PasswordVerifierTests: XCTestCase {
         try run("/usr/bin/openssl", ["passwd", "-6", password])
     }
 
+    /// Python's crypt module (gone in Python 3.13), else apache2-utils' `htpasswd -B`.
     private func bcrypt(_ password: String, cost: Int) throws -> String {
-        try run("/usr/bin/python3", ["-W", "ignore", "-c",
-            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1<<\(cost))))", password])
+        if let hash = try? run("/usr/bin/python3", ["-W", "ignore", "-c",
+            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1<<\(cost))))", password]) {
+            return hash
+        }
+        return String(try run("/usr/bin/htpasswd", ["-nbB", "-C", "\(cost)", "u", password]).dropFirst(2))
     }
 
     private func users(_ lines: [String]) throws -> Htpasswd {
@@ -54,7 +59,8 @@ final class PasswordVerifierTests: XCTestCase {
         let alice = try bcrypt("wonder land", cost: 5)
         // htpasswd -B writes $2y$, older tools $2a$: the same hash to libxcrypt.
         let file = try users(["alice:" + alice, "bob:" + (try sha512("s3cret:ü")),
-                              "dave:$2y$" + alice.dropFirst(4), "erin:$2a$" + alice.dropFirst(4)])
+                              "dave:$2y$" + alice.dropFirst(4), "erin:$2a$" + alice.dropFirst(4),
+                              try run("/usr/bin/htpasswd", ["-nbB", "-C", "5", "frank", "ösel"])])
         XCTAssertEqual(file.entry(for: "alice")?.hash.prefix(4), "$2b$")
         let v = PasswordVerifier()
         defer { try? v.shutdown() }
@@ -68,6 +74,8 @@ final class PasswordVerifierTests: XCTestCase {
         XCTAssertEqual(try check(v, file, "dave", "wonder land"), .accepted)
         XCTAssertEqual(try check(v, file, "erin", "wonder land"), .accepted)
         XCTAssertEqual(try check(v, file, "erin", "Wonder land"), .rejected)
+        XCTAssertEqual(try check(v, file, "frank", "ösel"), .accepted, "an entry written by htpasswd -B")
+        XCTAssertEqual(try check(v, file, "frank", "osel"), .rejected)
         XCTAssertFalse(CryptCheck.matches(password: "s3cret:ü\u{0}x", hash: file.entry(for: "bob")!.hash))
         XCTAssertFalse(CryptCheck.matches(password: "x", hash: "*0"))
     }
