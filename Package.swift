@@ -35,11 +35,12 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // Headers only: libsystemd is loaded when first needed (Sources/CSystemd/shim.h).
         .systemLibrary(name: "CSystemd"),
+        .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
         .target(name: "Protocol"),
         .executableTarget(
             name: "Sidecar",
             dependencies: [
-                "Protocol", "CNghttp2", "COpenSSL", "CSystemd",
+                "Protocol", "CNghttp2", "COpenSSL", "CSystemd", "CCrypt",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -32,5 +32,6 @@ let package = Package(
         fuzzTarget("FuzzTunnelHandshake"),
         fuzzTarget("FuzzControlMessage"),
         fuzzTarget("FuzzProxyHeader"),
+        fuzzTarget("FuzzAuth"),
     ]
 )

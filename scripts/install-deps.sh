@@ -3,8 +3,8 @@
 # Usage: scripts/install-deps.sh build|test|bench
 set -euo pipefail
 purpose=${1:-build}
-build=(pkg-config libssl-dev libnghttp2-dev libsystemd-dev openssl)
-test=(curl python3 python3-websockets python3-grpcio nghttp2-client nghttp2-server wrk nginx-light libnginx-mod-stream haproxy systemd util-linux groff-base)
+build=(pkg-config libssl-dev libnghttp2-dev libsystemd-dev libcrypt-dev openssl)
+test=(curl python3 apache2-utils python3-websockets python3-grpcio nghttp2-client nghttp2-server wrk nginx-light libnginx-mod-stream haproxy systemd util-linux groff-base)
 bench=(iperf3 openssh-server openssh-client socat)
 case "$purpose" in
   build) want=("${build[@]}") ;;

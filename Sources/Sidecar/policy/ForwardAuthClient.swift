@@ -1,0 +1,127 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Protocol
+
+/// Asks a forward-auth service about one request (nginx `auth_request`, Traefik ForwardAuth)
+/// over plain HTTP/1.1, one connection per subrequest. The decision itself is
+/// `ForwardAuthExchange`/`ForwardAuthAnswer` in Protocol; this only moves bytes and enforces
+/// the deadline. Every way of not getting a usable answer fails closed: a refused or reset
+/// connection or no complete answer within `timeout` (from the start of the connect) is 503,
+/// an answer that is malformed, oversized or of an unexpected status is 502.
+final class ForwardAuthClient: Sendable {
+    let target: ForwardAuthTarget
+    let copy: [String]
+    let timeout: TimeAmount
+
+    init(target: ForwardAuthTarget, copy: [String], timeout: TimeAmount = .seconds(5)) {
+        self.target = target
+        self.copy = copy
+        self.timeout = timeout
+    }
+
+    /// The answer on `loop`; the future never fails (failures are `.fail` answers).
+    func check(_ original: ForwardAuthOriginal, on loop: EventLoop) -> EventLoopFuture<ForwardAuthAnswer> {
+        let promise = OnceAnswer(loop.makePromise(of: ForwardAuthAnswer.self))
+        let request = ForwardAuthExchange.request(to: target, for: original)
+        let copy = self.copy
+        let deadline = NIODeadline.now() + timeout
+        let timer = loop.scheduleTask(deadline: deadline) {
+            promise.succeed(.fail(status: 503, reason: "forward auth did not answer within \(self.timeout.nanoseconds / 1_000_000) ms"))
+        }
+        promise.future.whenComplete { _ in timer.cancel() }
+        ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ForwardAuthHandler(request: request, exchange: ForwardAuthExchange(copy: copy), promise: promise))
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    // Whatever settles the answer (the deadline included) ends the connection.
+                    promise.future.whenComplete { _ in channel.close(promise: nil) }
+                case .failure(let error):
+                    promise.succeed(.fail(status: 503, reason: "forward auth unreachable: \(error)"))
+                }
+            }
+        return promise.future
+    }
+}
+
+/// The deadline, the connect and the handler race to answer; the first one wins.
+private final class OnceAnswer: Sendable {
+    private let promise: EventLoopPromise<ForwardAuthAnswer>
+    private let done = NIOLockedValueBox(false)
+
+    init(_ promise: EventLoopPromise<ForwardAuthAnswer>) {
+        self.promise = promise
+    }
+
+    var future: EventLoopFuture<ForwardAuthAnswer> { promise.futureResult }
+
+    func succeed(_ answer: ForwardAuthAnswer) {
+        let first = done.withLockedValue { done in
+            defer { done = true }
+            return !done
+        }
+        if first { promise.succeed(answer) }
+    }
+}
+
+/// Sends the subrequest once connected and feeds the answer to the exchange.
+private final class ForwardAuthHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let request: [UInt8]
+    private var exchange: ForwardAuthExchange
+    private let promise: OnceAnswer
+    private var settled = false
+
+    init(request: [UInt8], exchange: ForwardAuthExchange, promise: OnceAnswer) {
+        self.request = request
+        self.exchange = exchange
+        self.promise = promise
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: request)), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !settled else { return }
+        let buffer = unwrapInboundIn(data)
+        let progress = buffer.withUnsafeReadableBytes { exchange.feed($0) }
+        if case .answer(let answer) = progress { settle(answer, context) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            if !settled { settle(exchange.endOfInput(), context) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !settled { settle(exchange.endOfInput(), context) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !settled { settle(.fail(status: 503, reason: "forward auth connection failed: \(error)"), context) }
+        context.close(promise: nil)
+    }
+
+    private func settle(_ answer: ForwardAuthAnswer, _ context: ChannelHandlerContext) {
+        settled = true
+        promise.succeed(answer)
+        context.close(promise: nil)
+    }
+}
