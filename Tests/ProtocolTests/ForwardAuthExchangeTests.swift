@@ -17,7 +17,7 @@ final class ForwardAuthExchangeTests: XCTestCase {
 
     func testRequestCarriesTheOriginalInForwardedFields() throws {
         let target = try ForwardAuthTarget.parse("http://127.0.0.1:4180/oauth2/auth?x=1").get()
-        let text = String(decoding: ForwardAuthExchange.request(to: target, for: original), as: UTF8.self)
+        let text = String(decoding: ForwardAuthExchange.request(to: target, for: original) ?? [], as: UTF8.self)
         XCTAssertEqual(text, """
             GET /oauth2/auth?x=1 HTTP/1.1\r
             Host: 127.0.0.1:4180\r
@@ -36,7 +36,11 @@ final class ForwardAuthExchangeTests: XCTestCase {
             """)
         var hostile = original
         hostile.uri = "/x\r\nX-Injected: 1"
-        XCTAssertFalse(String(decoding: ForwardAuthExchange.request(to: target, for: hostile), as: UTF8.self).contains("X-Injected: 1\r"))
+        // Not sent at all: a subrequest without its X-Forwarded-Uri could be allowed by default.
+        XCTAssertNil(ForwardAuthExchange.request(to: target, for: hostile))
+        var nul = original
+        nul.fields.append(HeaderField("Cookie", "a\u{0}b"))
+        XCTAssertNil(ForwardAuthExchange.request(to: target, for: nul))
     }
 
     func testTargets() {

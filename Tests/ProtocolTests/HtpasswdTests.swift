@@ -36,6 +36,13 @@ final class HtpasswdTests: XCTestCase {
         XCTAssertNil(file.entry(for: "Alice"), "user names are compared exactly")
     }
 
+    func testAByteOrderMarkAndBlanksAroundAnEntryAreNotPartOfIt() throws {
+        let file = try parse("\u{FEFF}alice:\(bcrypt)\n  bob:\(sha512) \t\n").get()
+        XCTAssertEqual(file.entry(for: "alice")?.hash, bcrypt)
+        XCTAssertEqual(file.entry(for: "bob")?.hash, sha512)
+        XCTAssertNil(file.entry(for: "  bob"))
+    }
+
     func testRefusesWeakAndUnknownFormatsWithLineAndHowTo() {
         let lines = problems("""
             a:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/
@@ -71,7 +78,7 @@ final class HtpasswdTests: XCTestCase {
             sha512Rounds.replacingOccurrences(of: "rounds=5000", with: "rounds=999"),
             sha512Rounds.replacingOccurrences(of: "rounds=5000", with: "rounds=99999999"),
             sha512Rounds.replacingOccurrences(of: "rounds=5000", with: "rounds=+5000"),
-            sha512 + " ",
+            sha512 + "x",
         ]
         for hash in bad {
             XCTAssertEqual(problems("u:\(hash)").count, 1, hash)

@@ -86,6 +86,20 @@ final class ForwardAuthClientTests: XCTestCase {
         XCTAssertEqual(failure(try ask("/allow")), 503)
     }
 
+    func testChecksInFlightAreBounded() throws {
+        // Three slow checks hold the three places; the fourth is refused at once, and a place
+        // is free again once one of them ends.
+        let target = try ForwardAuthTarget.parse("http://127.0.0.1:\(port)/").get()
+        let client = ForwardAuthClient(target: target, copy: [], timeout: .milliseconds(800), maxInFlight: 3)
+        func original(_ uri: String) -> ForwardAuthOriginal {
+            ForwardAuthOriginal(method: "GET", uri: uri, host: "h", scheme: "http", client: IPAddress("127.0.0.1")!, fields: [])
+        }
+        let slow = (0..<3).map { _ in client.check(original("/slow"), on: group.next()) }
+        XCTAssertEqual(failure(try client.check(original("/allow"), on: group.next()).wait()), 503)
+        for f in slow { XCTAssertEqual(failure(try f.wait()), 503) }
+        XCTAssertEqual(try client.check(original("/allow"), on: group.next()).wait(), .allow(upstreamFields: []))
+    }
+
     func testManyConcurrentChecks() throws {
         let target = try ForwardAuthTarget.parse("http://127.0.0.1:\(port)/").get()
         let client = ForwardAuthClient(target: target, copy: ["X-Auth-User"])

@@ -1,7 +1,9 @@
 /// The request a client made, as the forward-auth service is told about it.
 public struct ForwardAuthOriginal: Equatable, Sendable {
     public var method: String
-    /// The request target as the client sent it (path and query).
+    /// The request target in `PathNormalizer`'s form (path and query): what routing matched
+    /// and the upstream receives, so no spelling of a path (`/public/../admin`) is judged by
+    /// the auth service as one path and served as another.
     public var uri: String
     public var host: String
     /// `http` or `https`: how the client reached the gateway.
@@ -54,8 +56,10 @@ public struct ForwardAuthExchange: Sendable {
 
     /// The subrequest: `GET` to the target path with the original request in `X-Forwarded-*`.
     /// GET with no body whatever the client's method (as Traefik does): the service decides
-    /// on the fields, and the client's body is never held back waiting for it.
-    public static func request(to target: ForwardAuthTarget, for original: ForwardAuthOriginal) -> [UInt8] {
+    /// on the fields, and the client's body is never held back waiting for it. Nil when a
+    /// value cannot be sent as it is (CR, LF or NUL): leaving out `X-Forwarded-Uri` or a
+    /// credential could make a service allow by default, so the caller fails closed.
+    public static func request(to target: ForwardAuthTarget, for original: ForwardAuthOriginal) -> [UInt8]? {
         var fields: [(name: String, value: String)] = [
             ("Host", target.authority),
             ("X-Forwarded-Method", original.method),
@@ -69,8 +73,8 @@ public struct ForwardAuthExchange: Sendable {
         }
         fields.append(("Connection", "close"))
         // Values came through the gateway's own head parsers, which refuse CR and LF; a stray
-        // one here would split the subrequest, so such a field is dropped, not sent.
-        fields.removeAll { $0.value.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 }) }
+        // one here would split the subrequest.
+        if fields.contains(where: { $0.value.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 }) }) { return nil }
         return HTTPHead(startLine: ["GET", target.path, "HTTP/1.1"], fields: fields).serialized()
     }
 

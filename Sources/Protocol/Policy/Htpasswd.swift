@@ -50,9 +50,14 @@ public struct Htpasswd: Equatable, Sendable {
                 diagnostics.append(ConfigDiagnostic(file: file, line: number, message: "line is longer than \(maxLineBytes) bytes"))
                 continue
             }
+            // A byte-order mark an editor put first, and blanks around an entry, are not part
+            // of the user name or the hash.
+            if number == 1, line.starts(with: [0xEF, 0xBB, 0xBF]) { line = line.dropFirst(3) }
             let content = line.drop { $0 == 32 || $0 == 9 }
             if content.isEmpty || content.first == UInt8(ascii: "#") { continue }
-            switch Self.parseEntry(line, number: number) {
+            var entryBytes = content
+            while let last = entryBytes.last, last == 32 || last == 9 { entryBytes = entryBytes.dropLast() }
+            switch Self.parseEntry(entryBytes, number: number) {
             case .failure(let problem):
                 diagnostics.append(ConfigDiagnostic(file: file, line: number, message: problem.message))
             case .success(let entry):

@@ -9,21 +9,39 @@ import Protocol
 /// the deadline. Every way of not getting a usable answer fails closed: a refused or reset
 /// connection or no complete answer within `timeout` (from the start of the connect) is 503,
 /// an answer that is malformed, oversized or of an unexpected status is 502.
+/// At most `maxInFlight` subrequests are open at once (each holds a socket for up to
+/// `timeout`); beyond that the answer is 503 at once, so a slow or black-holed service
+/// cannot turn a request flood into a descriptor flood.
 final class ForwardAuthClient: Sendable {
     let target: ForwardAuthTarget
     let copy: [String]
     let timeout: TimeAmount
+    let maxInFlight: Int
+    private let inFlight = NIOLockedValueBox(0)
 
-    init(target: ForwardAuthTarget, copy: [String], timeout: TimeAmount = .seconds(5)) {
+    init(target: ForwardAuthTarget, copy: [String], timeout: TimeAmount = .seconds(5), maxInFlight: Int = 256) {
         self.target = target
         self.copy = copy
         self.timeout = timeout
+        self.maxInFlight = maxInFlight
     }
 
     /// The answer on `loop`; the future never fails (failures are `.fail` answers).
     func check(_ original: ForwardAuthOriginal, on loop: EventLoop) -> EventLoopFuture<ForwardAuthAnswer> {
+        guard let request = ForwardAuthExchange.request(to: target, for: original) else {
+            return loop.makeSucceededFuture(.fail(status: 400, reason: "request fields cannot be passed to forward auth"))
+        }
+        let taken = inFlight.withLockedValue { n in
+            guard n < maxInFlight else { return false }
+            n += 1
+            return true
+        }
+        guard taken else {
+            return loop.makeSucceededFuture(.fail(status: 503, reason: "forward auth busy: \(maxInFlight) checks in flight"))
+        }
         let promise = OnceAnswer(loop.makePromise(of: ForwardAuthAnswer.self))
-        let request = ForwardAuthExchange.request(to: target, for: original)
+        let counter = inFlight
+        promise.future.whenComplete { _ in counter.withLockedValue { $0 -= 1 } }
         let copy = self.copy
         let deadline = NIODeadline.now() + timeout
         let timer = loop.scheduleTask(deadline: deadline) {
