@@ -23,6 +23,13 @@ final class RoutePolicyTableTests: XCTestCase {
         XCTAssertEqual(table.policies(host: "www.example.com", path: "/api"), ["everyone", "office"])
     }
 
+    func testEmptySegmentsAndPathParametersCannotSlipPastAPrefix() {
+        XCTAssertEqual(table.policies(host: "admin.example.com", path: "//api//v1"), ["everyone", "office", "api-rate"])
+        XCTAssertEqual(table.policies(host: "admin.example.com", path: "/api;jsessionid=1"), ["everyone", "office", "api-rate"])
+        XCTAssertEqual(table.policies(host: "admin.example.com", path: "/apix?a=//api"), ["everyone", "office"])
+        XCTAssertEqual(table.policies(host: "other.test", path: "/x?q"), ["deep"])
+    }
+
     func testWildcardsComeBeforeExactNamesAndShortPrefixesBeforeLongOnes() {
         XCTAssertEqual(table.policies(host: "a.admin.example.com", path: "/x/y"), ["everyone", "office", "deep"])
         XCTAssertEqual(table.policies(host: "other.test", path: "/x"), ["deep"])

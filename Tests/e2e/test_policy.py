@@ -428,13 +428,36 @@ def test_a_route_policy_guards_a_path_and_a_sub_path_only_adds_rules(tunnel, pee
     listing = {p["name"]: p["attached"] for p in t.ctl_json("policies")["policies"]}
     assert listing == {"office": ["route app.test/admin"], "slow": ["route *.test/admin/api"]}, listing
     assert t.gateway.count("policy=deny:office") >= 3
+    # Hostile spellings of the host and path reach the same rule (or are refused as bad requests).
+    for host, path in [("APP.TEST.", "/admin"), ("app.test:80", "/admin/"), ("app.test", "/x/../admin"),
+                       ("app.test", "//admin"), ("app.test", "/%61dmin"), ("app.test", "/admin?x=1"),
+                       ("app.test", "/admin;x=1"), ("app.test", "///admin//users")]:
+        c = socket.socket()
+        c.settimeout(10)
+        c.bind(("127.0.0.2", 0))
+        c.connect(("127.0.0.1", t.http_port))
+        c.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := c.recv(65536):
+            answer += chunk
+        c.close()
+        assert answer.split(b" ")[1] in (b"403", b"400"), (host, path, answer[:200])
 
-    # Reload moves the office rule to /hello: new requests follow it at once.
+    # A keep-alive connection opened before the reload keeps the attachments it started with.
+    keep = socket.socket()
+    keep.settimeout(10)
+    keep.bind(("127.0.0.2", 0))
+    keep.connect(("127.0.0.1", t.http_port))
+    assert get(t.http_port, sock=keep, close=False)[0] == 200
+    # Reload moves the office rule to /hello: new connections follow it at once.
     (t.dir / "gateway.toml").write_text(gw.replace('path_prefix = "/admin"\n', 'path_prefix = "/hello"\n'))
     t.ctl("reload")
     assert get(t.http_port, "127.0.0.2", path="/admin/users")[0] == 200
     assert get(t.http_port, "127.0.0.2", path="/hello")[0] == 403
     assert curl_h2(t, "127.0.0.2", "/hello") == "403 2"
+    assert get(t.http_port, sock=keep, close=False, path="/hello")[0] == 200
+    assert get(t.http_port, sock=keep, close=False, path="/admin/users")[0] == 403
+    keep.close()
 
 
 def test_an_agent_grant_guards_its_port_and_hosts_and_a_route_policy_its_port(tunnel, peer, pki):

@@ -34,7 +34,8 @@ public struct RoutePolicyTable: Equatable, Sendable {
     /// `path` (normalized), in the order they are checked.
     public func policies(host: String, path: String) -> [String] {
         var matches: [(order: (Int, Int, Int), names: [String])] = []
-        for (i, e) in entries.enumerated() where PathPrefix.matches(e.pathPrefix, path) {
+        let path = Self.merged(path)
+        for (i, e) in entries.enumerated() where Self.covers(e.pathPrefix, path) {
             guard let best = HostPattern.bestMatch(in: e.hosts, for: host) else { continue }
             matches.append(((e.hosts[best].specificity, e.pathPrefix == "/" ? 0 : e.pathPrefix.utf8.count, i), e.policies))
         }
@@ -45,6 +46,30 @@ public struct RoutePolicyTable: Equatable, Sendable {
     /// The policy names for a connection to TCP `port`, in config order.
     public func policies(port: Int) -> [String] {
         Self.unique(entries.filter { $0.ports.contains(port) }.flatMap(\.policies))
+    }
+
+    /// Like `PathPrefix.matches`, but a `;` also ends a segment: many servers read
+    /// `/admin;x=1` as `/admin`, and a rule must not be missed where routing may differ.
+    static func covers(_ prefix: String, _ path: String) -> Bool {
+        if PathPrefix.matches(prefix, path) { return true }
+        let p = prefix.utf8, t = path.utf8
+        return t.starts(with: p) && t.dropFirst(p.count).first == UInt8(ascii: ";")
+    }
+
+    /// The path with runs of `/` made one: most servers read `//admin` as `/admin`, and the
+    /// normal form keeps empty segments (the upstream receives the path as sent).
+    static func merged(_ path: String) -> String {
+        guard path.contains("//") else { return path }
+        var out = ""
+        out.reserveCapacity(path.utf8.count)
+        var lastSlash = false
+        for c in path {
+            if c == "?" { return out + path[path.firstIndex(of: "?")!...] }
+            if c == "/" && lastSlash { continue }
+            lastSlash = c == "/"
+            out.append(c)
+        }
+        return out
     }
 
     static func unique(_ names: [String]) -> [String] {
