@@ -31,8 +31,6 @@ struct PolicyEnforcer: Sendable {
         key = client.flatMap { ClientKey(addressBytes: $0.bytes) }
     }
 
-    var isEmpty: Bool { chain.isEmpty }
-
     static var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
 
     /// A new connection. `addressRules`: whether a denied address is refused here (TCP)
