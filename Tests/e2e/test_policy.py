@@ -1,7 +1,8 @@
-"""Access policies at the edge (issue #16, core slice): `[[policy]]` address rules, request
-and connection limits on listeners, answered 403/429 over HTTP/1.1 and HTTP/2 and closed at
-accept on TCP; reload; counters in stats and `fastgwctl policies`; a flood of distinct
-clients (PROXY v2 from a trusted local sender) within the stated memory bound."""
+"""Access policies at the edge (issue #16): `[[policy]]` address rules, request and
+connection limits on listeners, agent grants and `[[route_policy]]` hosts, paths and ports,
+answered 403/429 over HTTP/1.1 and HTTP/2 and closed at accept on TCP; reload; counters in
+stats and `fastgwctl policies`; a flood of distinct clients (PROXY v2 from a trusted local
+sender) within the stated memory bound."""
 import json
 import multiprocessing
 import re
@@ -20,16 +21,17 @@ from test_https import issue
 CA = "ca.crt"
 
 
-def policy_gateway(t, pki, policies, web=None, tls=None, tcp=None, extra_listeners=""):
+def policy_gateway(t, pki, policies, web=None, tls=None, tcp=None, extra_listeners="", agent=None):
     """Adds http (on [::], so IPv6 clients come too), https and tcp listeners with the given
-    policy attachments and the `[[policy]]` tables; the agent serves app.test over http."""
+    policy attachments (`agent`: the agent grant's) and the `[[policy]]` tables; the agent
+    serves app.test over http."""
     issue(pki, t.dir, "app", ["app.test"])
     t.http_port, t.https_port = free_port(), free_port()
 
     def attach(p):
         return f"policy = {json.dumps(p)}\n" if p else ""
     gw = (t.dir / "gateway.toml").read_text()
-    gw += 'allow_hosts = ["app.test"]\n'
+    gw += 'allow_hosts = ["app.test"]\n' + attach(agent)
     gw += f"""
 [[listener]]
 name = "web"
@@ -374,3 +376,134 @@ requests_per_second = 0
     assert "host bits are set" in r.stderr and "requests_per_second 0 out of range" in r.stderr
     assert 'policy "missing" is not defined by any [[policy]]' in r.stderr
     assert all(":" in line and "gateway.toml:" in line for line in r.stderr.strip().splitlines()), r.stderr
+
+
+def curl_h2(t, source, path):
+    """Status and HTTP version of one HTTPS request over HTTP/2 from `source`."""
+    port = t.https_port
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "--http2", "--cacert", t.dir / "ca.crt", "--interface", source,
+                        "--resolve", f"app.test:{port}:127.0.0.1", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                        f"https://app.test:{port}{path}"], capture_output=True, text=True, timeout=60)
+    return r.stdout
+
+
+ROUTES = OFFICE + """
+[[policy]]
+name = "slow"
+requests_per_second = 1
+burst = 1
+
+[[route_policy]]
+hosts = ["app.test"]
+path_prefix = "/admin"
+policy = "office"
+
+# The conflicting case: a more specific table on a sub-path of the office-only one adds its
+# rate limit; the office rule still applies there.
+[[route_policy]]
+hosts = ["*.test"]
+path_prefix = "/admin/api"
+policy = "slow"
+"""
+
+
+def test_a_route_policy_guards_a_path_and_a_sub_path_only_adds_rules(tunnel, peer, pki):
+    t = tunnel(peer("echo").port)
+    gw = policy_gateway(t, pki, ROUTES)
+    start(t, peer)
+    # /admin is office-only; the rest of the host is open to everyone.
+    assert get(t.http_port, "127.0.0.2", path="/hello")[0] == 200
+    status, _, body = get(t.http_port, "127.0.0.2", path="/admin/users")
+    assert status == 403 and b"access denied by policy office" in body, body
+    assert get(t.http_port, "127.0.0.2", path="/administrator")[0] == 200
+    assert curl_h2(t, "127.0.0.2", "/admin") == "403 2"
+    assert curl_h2(t, "127.0.0.2", "/hello") == "200 2"
+    # The rate limit on /admin/api does not lift the office rule.
+    assert get(t.http_port, "127.0.0.2", path="/admin/api/x")[0] == 403
+    # An office client passes both: its first /admin/api request, then 429; /admin is unlimited.
+    assert get(t.http_port, "127.0.0.3", path="/admin/api/x")[0] == 200
+    status, head, _ = get(t.http_port, "127.0.0.3", path="/admin/api/x")
+    assert status == 429 and 'ratelimit-policy: "slow";q=1;w=1' in head.lower(), head
+    assert [get(t.http_port, "127.0.0.3", path="/admin")[0] for _ in range(3)] == [200] * 3
+    listing = {p["name"]: p["attached"] for p in t.ctl_json("policies")["policies"]}
+    assert listing == {"office": ["route app.test/admin"], "slow": ["route *.test/admin/api"]}, listing
+    assert t.gateway.count("policy=deny:office") >= 3
+    # Hostile spellings of the host and path reach the same rule (or are refused as bad requests).
+    for host, path in [("APP.TEST.", "/admin"), ("app.test:80", "/admin/"), ("app.test", "/x/../admin"),
+                       ("app.test", "//admin"), ("app.test", "/%61dmin"), ("app.test", "/admin?x=1"),
+                       ("app.test", "/admin;x=1"), ("app.test", "///admin//users")]:
+        c = socket.socket()
+        c.settimeout(10)
+        c.bind(("127.0.0.2", 0))
+        c.connect(("127.0.0.1", t.http_port))
+        c.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := c.recv(65536):
+            answer += chunk
+        c.close()
+        assert answer.split(b" ")[1] in (b"403", b"400"), (host, path, answer[:200])
+
+    # A keep-alive connection opened before the reload keeps the attachments it started with.
+    keep = socket.socket()
+    keep.settimeout(10)
+    keep.bind(("127.0.0.2", 0))
+    keep.connect(("127.0.0.1", t.http_port))
+    assert get(t.http_port, sock=keep, close=False)[0] == 200
+    # Reload moves the office rule to /hello: new connections follow it at once.
+    (t.dir / "gateway.toml").write_text(gw.replace('path_prefix = "/admin"\n', 'path_prefix = "/hello"\n'))
+    t.ctl("reload")
+    assert get(t.http_port, "127.0.0.2", path="/admin/users")[0] == 200
+    assert get(t.http_port, "127.0.0.2", path="/hello")[0] == 403
+    assert curl_h2(t, "127.0.0.2", "/hello") == "403 2"
+    assert get(t.http_port, sock=keep, close=False, path="/hello")[0] == 200
+    assert get(t.http_port, sock=keep, close=False, path="/admin/users")[0] == 403
+    keep.close()
+
+
+def test_an_agent_grant_guards_its_port_and_hosts_and_a_route_policy_its_port(tunnel, peer, pki):
+    t = tunnel(peer("echo").port)
+    policy_gateway(t, pki, OFFICE + f"""
+[[policy]]
+name = "no-four"
+deny = ["127.0.0.4"]
+
+[[route_policy]]
+ports = [{t.public_port}]
+policy = "no-four"
+""", agent="office")
+    start(t, peer)
+    # The agent's policy: its TCP port and its host, with no listener policy anywhere.
+    assert tcp_echo(t.public_port, "127.0.0.1") == b"ping\n"
+    streams = t.ctl_json("stats")["streams_total"]
+    assert tcp_echo(t.public_port, "127.0.0.2") == b""
+    # The port's route_policy: closed at accept too.
+    assert tcp_echo(t.public_port, "127.0.0.4") == b""
+    time.sleep(0.3)
+    assert t.ctl_json("stats")["streams_total"] == streams
+    assert get(t.http_port, "127.0.0.1")[0] == 200
+    assert get(t.http_port, "127.0.0.2")[0] == 403
+    assert curl_h2(t, "127.0.0.2", "/hello") == "403 2"
+    # The port's route_policy is for the port only, not for the agent's hosts.
+    assert get(t.http_port, "127.0.0.4")[0] == 200
+    listing = {p["name"]: p["attached"] for p in t.ctl_json("policies")["policies"]}
+    assert listing == {"office": ["agent test"], "no-four": [f"route port {t.public_port}"]}, listing
+    s = t.ctl_json("stats")
+    assert s["policy_denied_total"]["office"] == 3 and s["policy_denied_total"]["no-four"] == 1, s
+
+
+def test_check_reports_route_policy_mistakes_with_their_line(tunnel, peer, pki):
+    t = tunnel(peer("echo").port)
+    policy_gateway(t, pki, OFFICE + """
+[[route_policy]]
+path_prefix = "/x"
+policy = "office"
+
+[[route_policy]]
+ports = [1]
+policy = "ghost"
+""", agent="nope")
+    r = subprocess.run([BIN, "check", "-c", t.dir / "gateway.toml"], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "path_prefix needs hosts" in r.stderr and "port 1 is not a TCP port of this gateway" in r.stderr, r.stderr
+    assert 'policy "ghost" is not defined' in r.stderr and 'policy "nope" is not defined' in r.stderr, r.stderr
+    assert all("gateway.toml:" in line for line in r.stderr.strip().splitlines()), r.stderr

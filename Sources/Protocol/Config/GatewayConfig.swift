@@ -26,6 +26,8 @@ public struct GatewayConfig: Equatable, Sendable {
     public var limits = LimitsConfig()
     /// `[[policy]]`: named access policies (Policy/AccessPolicy.swift), attached to listeners.
     public var policies: [AccessPolicy] = []
+    /// `[[route_policy]]`: policies for hosts, paths and TCP ports whichever agent serves them.
+    public var routePolicies = RoutePolicyTable()
     /// Lines of keys whose values are checked later, outside this parser (`tunnel.cert`, `tunnel.key`).
     public var sourceLines: [String: Int] = [:]
     /// Every `credential:NAME` path value, for the checks that need the filesystem.
@@ -86,6 +88,8 @@ public struct GatewayConfig: Equatable, Sendable {
         /// Token, certificate or both (`auth`); the certificate must satisfy `certificate`.
         public var auth: AgentAuth
         public var certificate: CertificateMatch?
+        /// `policy`: names of `[[policy]]` tables for everything this agent serves, in order.
+        public var policies: [String] = []
 
         public init(
             name: String, token: String, allowPorts: [Int], allowHosts: [String], auth: AgentAuth = .token,
@@ -238,6 +242,17 @@ extension GatewayConfig {
         }
         // Attachments, checked against the policy names once all are read.
         var policyUses: [(TableReader, [String])] = []
+        var routePolicyClaims = RoutePolicy.Claims()
+        var routePolicyPorts: [(TableReader, [Int])] = []
+        var routePolicies: [RoutePolicy] = []
+        for var r in root.tables("route_policy") {
+            if let rp = RoutePolicy.read(&r, claims: &routePolicyClaims) {
+                routePolicies.append(rp)
+                policyUses.append((r, rp.policies))
+                routePolicyPorts.append((r, rp.ports))
+            }
+        }
+        gateway.routePolicies = RoutePolicyTable(routePolicies)
 
         var listenerNames = Set<String>()
         var listenerPorts = Set<Int>()
@@ -299,10 +314,14 @@ extension GatewayConfig {
             let credentials = AgentGrant.readCredentials(&a, hasClientCA: gateway.tunnel.clientCA != nil, readFile: readFile)
             let ports = a.ints("allow_ports", range: 1...65535) ?? []
             let hosts = a.strings("allow_hosts") ?? []
+            let policies = a.policyNames()
+            policyUses.append((a, policies))
             a.rejectUnknownKeys()
             if let c = credentials {
-                gateway.agents.append(AgentGrant(
-                    name: name, token: c.token, allowPorts: ports, allowHosts: hosts, auth: c.auth, certificate: c.certificate))
+                var grant = AgentGrant(
+                    name: name, token: c.token, allowPorts: ports, allowHosts: hosts, auth: c.auth, certificate: c.certificate)
+                grant.policies = policies
+                gateway.agents.append(grant)
             }
         }
         if gateway.agents.isEmpty && !diagnostics.failed {
@@ -316,6 +335,13 @@ extension GatewayConfig {
         for (t, names) in policyUses {
             for name in names where !policyNames.contains(name) {
                 t.error("policy", "policy \"\(name)\" is not defined by any [[policy]]")
+            }
+        }
+
+        let servedPorts = Set(gateway.tcpPorts.map(\.listen.port))
+        for (t, ports) in routePolicyPorts {
+            for port in ports where !servedPorts.contains(port) {
+                t.error("ports", "port \(port) is not a TCP port of this gateway (no agent's allow_ports names it)")
             }
         }
 

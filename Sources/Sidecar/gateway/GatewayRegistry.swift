@@ -193,9 +193,13 @@ final class GatewayRegistry: Sendable {
     /// counts the new stream against it. `.noRoute` when no service claims the request and
     /// no agent may; `.noLiveAgent` when the claiming connections are all draining or
     /// excluded, or when the host is in some agent's `allow_hosts` but nothing serves it now.
-    func pick(host: String, path: String, preferring loop: EventLoop, excluding: Set<ConnectionID> = []) -> HTTPPick {
+    /// `agent`: only that agent's connections (a retry after its policies were checked).
+    func pick(
+        host: String, path: String, preferring loop: EventLoop, excluding: Set<ConnectionID> = [], agent: String? = nil
+    ) -> HTTPPick {
         state.withLockedValue { s in
-            let entries = s.httpRoutes.entries(host: host, path: path)
+            var entries = s.httpRoutes.entries(host: host, path: path)
+            if let agent { entries = entries.filter { $0.agent == agent } }
             guard let first = entries.first else {
                 // A host some agent may claim is only missing its agent: worth a retry.
                 let name = HostPattern.normalize(host)
@@ -223,10 +227,12 @@ final class GatewayRegistry: Sendable {
     }
 
     /// The least loaded live connection serving `port`, preferring one on `loop`; counts the
-    /// new stream against it.
-    func pick(port: Int, preferring loop: EventLoop, excluding: Set<ConnectionID> = []) -> Route? {
+    /// new stream against it. `agent`: only that agent's connections.
+    func pick(port: Int, preferring loop: EventLoop, excluding: Set<ConnectionID> = [], agent: String? = nil) -> Route? {
         state.withLockedValue { s in
-            let entries = s.routes.entries(port: port).filter { !excluding.contains($0.connection) }
+            let entries = s.routes.entries(port: port).filter {
+                !excluding.contains($0.connection) && (agent == nil || $0.agent == agent)
+            }
             let best = StreamBalancer.pick(
                 entries,
                 load: { e in s.load(of: e.connection) },

@@ -46,6 +46,12 @@ final class TCPIngress: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
+        // The port's [[route_policy]] and the serving agent's policies, still before any stream.
+        guard policy.admitTCP(context.channel, port: port, agent: route.agent) == .allow else {
+            gateway.registry.streamEnded(route.connection)
+            context.close(promise: nil)
+            return
+        }
         let bridgeRef = LoopBoundRef(bridge, eventLoop: context.eventLoop)
         let answer = StreamAnswer()
         Self.open(route, attempt: 1, excluding: [], stream: StreamOpening(
@@ -97,7 +103,9 @@ final class TCPIngress: ChannelInboundHandler {
                 registry.streamEnded(route.connection)
                 if connection.isDraining { registry.markDraining(route.connection) }
                 let skip = excluding.union([route.connection])
-                if attempt < maxAttempts, let next = registry.pick(port: s.port, preferring: s.loop, excluding: skip) {
+                // Another agent's policies were not checked: with agent policies, stay with this one.
+                let agent = s.gateway.settings.policies.pinsAgent ? route.agent : nil
+                if attempt < maxAttempts, let next = registry.pick(port: s.port, preferring: s.loop, excluding: skip, agent: agent) {
                     open(next, attempt: attempt + 1, excluding: skip, stream: s)
                 } else {
                     s.gateway.stats.connectFailures.add("no_agent")

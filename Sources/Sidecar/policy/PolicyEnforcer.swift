@@ -3,10 +3,18 @@ import Protocol
 
 /// Asks a connection's policies about it and its requests, counts the answers and logs
 /// refusals (at most once per interval per policy and answer, `RepeatedEvents`). One per
-/// public connection: it keeps the chain the connection started with, so a reload does not
-/// change the rules under a running connection.
+/// public connection: it keeps the policies and attachments of the configuration current
+/// when the connection was accepted, so a reload does not change the rules under a running
+/// connection; its requests' host, path and agent choose among those attachments.
+///
+/// Every attachment that matches applies, in this order: the listener's, the matching
+/// `[[route_policy]]` tables' (least specific first), the serving agent's; a policy
+/// reached twice is checked once. The first refusal decides.
 struct PolicyEnforcer: Sendable {
+    /// The listener's policies.
     let chain: [PolicyCell]
+    /// The attachments the connection started with.
+    let set: PolicySet
     let gateway: GatewayContext
     let listener: String
     /// The real client (after a PROXY header); nil for a Unix socket, which no policy knows.
@@ -16,13 +24,12 @@ struct PolicyEnforcer: Sendable {
     init(gateway: GatewayContext, listener: String, addresses: ConnectionAddresses) {
         self.gateway = gateway
         self.listener = listener
-        chain = gateway.settings.policies.chain(listener: listener)
-        // Connections on listeners without policies pay for nothing more.
-        client = chain.isEmpty ? nil : addresses.client?.address
+        set = gateway.settings.policies
+        chain = set.chain(listener: listener)
+        // Connections of a gateway without attached policies pay for nothing more.
+        client = set.isUnused ? nil : addresses.client?.address
         key = client.flatMap { ClientKey(addressBytes: $0.bytes) }
     }
-
-    var isEmpty: Bool { chain.isEmpty }
 
     static var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
 
@@ -31,6 +38,16 @@ struct PolicyEnforcer: Sendable {
     /// connection's close is hooked to give back its place in the policies that count open
     /// connections.
     func admitConnection(_ channel: Channel, addressRules: Bool) -> PolicyDecision {
+        admit(chain, channel, addressRules: addressRules)
+    }
+
+    /// A TCP connection to `port` served by `agent`, after the listener's policies passed:
+    /// the port's `[[route_policy]]` policies, then the agent's.
+    func admitTCP(_ channel: Channel, port: Int, agent: String) -> PolicyDecision {
+        admit(Self.without(chain, set.chain(port: port) + set.chain(agent: agent)), channel, addressRules: true)
+    }
+
+    private func admit(_ chain: [PolicyCell], _ channel: Channel, addressRules: Bool) -> PolicyDecision {
         guard !chain.isEmpty else { return .allow }
         guard let client, let key else { return refused(.deny(policy: chain[0].policy.name), request: false) }
         let now = Self.now
@@ -50,8 +67,27 @@ struct PolicyEnforcer: Sendable {
         return .allow
     }
 
+    /// An HTTP request before routing: the listener's policies, then the `[[route_policy]]`
+    /// ones of its host (normalized) and path. Returns the policies checked, which
+    /// `admitRequest(agent:after:)` skips.
+    func admitRequest(host: String, path: String) -> (PolicyDecision, checked: [PolicyCell]) {
+        let all = Self.without([], chain + set.chain(host: host, path: path))
+        return (admitRequest(all), all)
+    }
+
+    /// The same request once routed: the serving agent's policies not already checked.
+    func admitRequest(agent: String, after checked: [PolicyCell]) -> PolicyDecision {
+        admitRequest(Self.without(checked, set.chain(agent: agent)))
+    }
+
+    /// `cells` in order, without those in `checked` and without repeats.
+    private static func without(_ checked: [PolicyCell], _ cells: [PolicyCell]) -> [PolicyCell] {
+        var seen = Set(checked.map(ObjectIdentifier.init))
+        return cells.filter { seen.insert(ObjectIdentifier($0)).inserted }
+    }
+
     /// One HTTP request; the first policy that refuses decides.
-    func admitRequest() -> PolicyDecision {
+    private func admitRequest(_ chain: [PolicyCell]) -> PolicyDecision {
         guard !chain.isEmpty else { return .allow }
         guard let client, let key else { return refused(.deny(policy: chain[0].policy.name), request: true) }
         let now = Self.now

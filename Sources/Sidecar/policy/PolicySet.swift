@@ -35,6 +35,8 @@ final class PolicyCell: Sendable {
 final class PolicySet: Sendable {
     let cells: [String: PolicyCell]
     private let byListener: [String: [PolicyCell]]
+    private let byAgent: [String: [PolicyCell]]
+    private let routes: RoutePolicyTable
 
     init(config: GatewayConfig, previous: PolicySet?) {
         var cells: [String: PolicyCell] = [:]
@@ -51,6 +53,33 @@ final class PolicySet: Sendable {
             byListener[l.name] = l.policies.compactMap { cells[$0] }
         }
         self.byListener = byListener
+        var byAgent: [String: [PolicyCell]] = [:]
+        for a in config.agents where !a.policies.isEmpty {
+            byAgent[a.name] = a.policies.compactMap { cells[$0] }
+        }
+        self.byAgent = byAgent
+        routes = config.routePolicies
+    }
+
+    /// Some agent grant has policies: a retried stream stays with the agent that was checked.
+    var pinsAgent: Bool { !byAgent.isEmpty }
+
+    /// No policy is attached anywhere: connections need not know their client.
+    var isUnused: Bool { byListener.isEmpty && byAgent.isEmpty && routes.isEmpty }
+
+    /// The policies of the agent that serves a request or connection (its grant's `policy`).
+    func chain(agent: String) -> [PolicyCell] {
+        byAgent[agent] ?? []
+    }
+
+    /// The `[[route_policy]]` policies for a request (host normalized), least specific first.
+    func chain(host: String, path: String) -> [PolicyCell] {
+        routes.isEmpty ? [] : routes.policies(host: host, path: path).compactMap { cells[$0] }
+    }
+
+    /// The `[[route_policy]]` policies for a connection to TCP `port`.
+    func chain(port: Int) -> [PolicyCell] {
+        routes.isEmpty ? [] : routes.policies(port: port).compactMap { cells[$0] }
     }
 
     /// The policies a connection on `listener` passes, in order (empty: none).
@@ -63,6 +92,14 @@ final class PolicySet: Sendable {
         var out: [String: [String]] = [:]
         for l in config.listeners {
             for name in l.policies { out[name, default: []].append("listener \(l.name)") }
+        }
+        for a in config.agents {
+            for name in a.policies { out[name, default: []].append("agent \(a.name)") }
+        }
+        for r in config.routePolicies.entries {
+            var places = r.hosts.map { "route \($0)\(r.pathPrefix == "/" ? "" : r.pathPrefix)" }
+            places += r.ports.map { "route port \($0)" }
+            for name in r.policies { out[name, default: []].append(contentsOf: places) }
         }
         return out
     }

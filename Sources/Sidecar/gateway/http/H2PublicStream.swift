@@ -50,13 +50,10 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
         ex.owner = self
         exchange = ex
         gateway.stats.httpRequestsTotal.add()
-        if let refusal = front.policy.admitRequest().httpRefusal {
-            ex.policyDecision = refusal.decision.map { "\($0.label):\($0.policy ?? "")" }
-            return answer(ex, status: refusal.status, reason: refusal.reason, fields: refusal.fields)
-        }
-        switch ex.routing(gateway: gateway, tls: front.tls, loop: front.loop) {
+        switch ex.routing(gateway: gateway, tls: front.tls, loop: front.loop, policy: front.policy) {
         case .failure(let refusal):
-            answer(ex, status: refusal.status, reason: refusal.reason)
+            ex.policyDecision = refusal.decision.map { "\($0.label):\($0.policy ?? "")" }
+            answer(ex, status: refusal.status, reason: refusal.reason, fields: refusal.fields)
         case .success(let route):
             if endStream { ex.requestHadNoBody() }
             ex.open(route, gateway: gateway, scheme: "https", hop: front.hop, addressFields: front.addressFields, loop: front.loop)

@@ -2,16 +2,23 @@ import NIOCore
 import Protocol
 
 extension HTTPExchange {
-    /// Where the request goes, or the status and reason the client gets instead.
-    func routing(gateway: GatewayContext, tls: PublicTLSSession?, loop: EventLoop) -> Result<GatewayRegistry.Route, HTTPRefusal> {
+    /// Where the request goes, or the status and reason the client gets instead. `policy`
+    /// (the connection's) is asked before routing about the listener's and the host's and
+    /// path's policies, so a refused client learns nothing of what serves the host, and
+    /// after routing about the serving agent's.
+    func routing(
+        gateway: GatewayContext, tls: PublicTLSSession?, loop: EventLoop, policy: PolicyEnforcer?
+    ) -> Result<GatewayRegistry.Route, HTTPRefusal> {
         let request = self.request
+        let host = HostPattern.normalize(request.authority)
+        let (decision, checked) = policy?.admitRequest(host: host, path: request.path) ?? (.allow, [])
+        if let refusal = decision.httpRefusal { return .failure(refusal) }
         if let limit = gateway.settings.config.http.maxBodySize, case .contentLength(let n) = request.framing, n > Int64(limit) {
             return .failure(HTTPRefusal(413, "request body of \(n) bytes is over the limit of \(limit) bytes"))
         }
         if let tls, let reason = tls.misdirected(host: request.authority) {
             return .failure(HTTPRefusal(421, reason))
         }
-        let host = HostPattern.normalize(request.authority)
         switch gateway.registry.pick(host: request.authority, path: request.path, preferring: loop) {
         case .noRoute:
             return .failure(HTTPRefusal(404, "no service is published for host \"\(host)\" and path \"\(request.path)\""))
@@ -19,6 +26,10 @@ extension HTTPExchange {
             let what = service.map { "service \"\($0)\"" } ?? "host \"\(host)\""
             return .failure(HTTPRefusal(503, "no agent serving \(what) is connected"))
         case .route(let route):
+            if let refusal = policy?.admitRequest(agent: route.agent, after: checked).httpRefusal {
+                gateway.registry.streamEnded(route.connection)
+                return .failure(refusal)
+            }
             return .success(route)
         }
     }

@@ -220,14 +220,11 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         let ex = HTTPExchange(requestID: requestID, request: request)
         ex.owner = self
         gateway.stats.httpRequestsTotal.add()
-        if let refusal = policy?.admitRequest().httpRefusal {
-            ex.policyDecision = refusal.decision.map { "\($0.label):\($0.policy ?? "")" }
-            return answer(ex, status: refusal.status, reason: refusal.reason, fields: refusal.fields)
-        }
         let loop = context!.eventLoop
-        switch ex.routing(gateway: gateway, tls: tls, loop: loop) {
+        switch ex.routing(gateway: gateway, tls: tls, loop: loop, policy: policy) {
         case .failure(let refusal):
-            answer(ex, status: refusal.status, reason: refusal.reason)
+            ex.policyDecision = refusal.decision.map { "\($0.label):\($0.policy ?? "")" }
+            answer(ex, status: refusal.status, reason: refusal.reason, fields: refusal.fields)
         case .success(let route):
             exchange = ex
             reader.expectBody(request.framing)

@@ -24,8 +24,10 @@ struct HTTPStreamOpening: Sendable {
                 registry.streamEnded(route.connection)
                 if connection.isDraining { registry.markDraining(route.connection) }
                 let skip = excluding.union([route.connection])
+                // Another agent's policies were not checked: with agent policies, stay with this one.
+                let agent = gateway.settings.policies.pinsAgent ? route.agent : nil
                 if attempt < Self.maxAttempts,
-                   case .route(let next) = registry.pick(host: host, path: path, preferring: loop, excluding: skip) {
+                   case .route(let next) = registry.pick(host: host, path: path, preferring: loop, excluding: skip, agent: agent) {
                     open(next, attempt: attempt + 1, excluding: skip)
                 } else {
                     exchange.run { $0.owner?.exchangeFailed($0, status: 503, reason: "no live agent serves this route") }
