@@ -96,6 +96,33 @@ final class PolicyStateTests: XCTestCase {
         XCTAssertEqual(s.connection(from: a, key: k, now: 1), .allow)
     }
 
+    func testADeniedClientIsHeldToTheLimitsToo() {
+        // An HTTP connection from a denied address stays open to be answered 403: it is
+        // capped, rate-limited and counted like any other, and its requests spend tokens.
+        var p = AccessPolicy(name: "office")
+        p.deny = cidrs(["203.0.113.9"])
+        p.maxConnectionsPerClient = 1
+        p.connections = RateLimit(perSecond: 1, burst: 2)
+        p.requests = RateLimit(perSecond: 1, burst: 2)
+        var s = PolicyState(policy: p)
+        let a = address("203.0.113.9"), k = key("203.0.113.9")
+        XCTAssertEqual(s.connection(from: a, key: k, now: 0), .deny(policy: "office"), "TCP: refused, nothing counted")
+        XCTAssertEqual(s.openConnections(of: k), 0)
+        XCTAssertEqual(s.connection(from: a, key: k, now: 0, keepDenied: true), .deny(policy: "office"))
+        XCTAssertEqual(s.openConnections(of: k), 1)
+        guard case .limit(_, let cap) = s.connection(from: a, key: k, now: 0, keepDenied: true) else { return XCTFail() }
+        XCTAssertEqual(cap.kind, .openConnections)
+        s.closed(k)
+        XCTAssertEqual(s.connection(from: a, key: k, now: 0, keepDenied: true), .deny(policy: "office"))
+        s.closed(k)
+        guard case .limit(_, let rate) = s.connection(from: a, key: k, now: 0, keepDenied: true) else { return XCTFail() }
+        XCTAssertEqual(rate.kind, .connections)
+        XCTAssertEqual(s.request(from: a, key: k, now: 0), .deny(policy: "office"))
+        XCTAssertEqual(s.request(from: a, key: k, now: 0), .deny(policy: "office"))
+        guard case .limit(_, let requests) = s.request(from: a, key: k, now: 0) else { return XCTFail() }
+        XCTAssertEqual(requests.kind, .requests)
+    }
+
     func testTheClientTableIsBoundedWhateverTheNumberOfClients() {
         var p = AccessPolicy(name: "api")
         p.requests = RateLimit(perSecond: 1, burst: 1)
@@ -213,7 +240,8 @@ final class PolicyConfigTests: XCTestCase {
 final class PolicyFootprintTests: XCTestCase {
     func testAClientEntryStaysWithinTheStatedSize() {
         // A slot (key, two optional buckets, mark) of 64 bytes; the index adds a key and an Int
-        // (24 bytes) at a load factor of at most 3/4: about 100 bytes a client.
+        // (24 bytes) in a table of twice as many buckets (131,072 for 65,536): about 112 bytes
+        // a client.
         XCTAssertLessThanOrEqual(MemoryLayout<ClockTable<ClientKey, PolicyState.Buckets>.Slot?>.stride, 64)
     }
 }

@@ -3,8 +3,8 @@
 /// owner serialises calls. Time is injected (seconds, monotonic).
 ///
 /// Memory is bounded whatever the clients do: the buckets live in a `ClockTable` of
-/// `clientCapacity` entries (about 100 bytes each: a 16-byte `ClientKey`, two 16-byte
-/// buckets, the slot's mark, and the table's hash index), so at most about 6.5 MiB per
+/// `clientCapacity` entries (about 112 bytes each: a 64-byte slot holding the `ClientKey`,
+/// two buckets and the mark, and about 48 bytes of hash index), so at most about 7 MiB per
 /// policy that sets a rate. A client evicted by a flood of others comes back with a full
 /// bucket, which is the price of the bound; CLOCK keeps recently seen clients for at least
 /// one sweep of the hand. Open-connection counts are exact (a client with an open
@@ -34,9 +34,15 @@ public struct PolicyState: Sendable {
 
     /// A new connection from `address`: the address rules, then the open-connection cap, then
     /// the connection rate. An allowed connection is counted open when the policy caps open
-    /// connections; the caller then calls `closed(_:)` once when it ends.
-    public mutating func connection(from address: IPAddress, key: ClientKey, now: Double) -> PolicyDecision {
-        guard policy.admits(address) else { return .deny(policy: policy.name) }
+    /// connections; the caller then calls `closed(_:)` once when it ends. `keepDenied`: a
+    /// denied connection stays open (HTTP answers its requests 403), so it is held to the
+    /// cap and the rate like any other — otherwise the clients a policy refuses would be the
+    /// only ones it does not limit — and, answered `.deny`, is counted open like an allowed one.
+    public mutating func connection(
+        from address: IPAddress, key: ClientKey, now: Double, keepDenied: Bool = false
+    ) -> PolicyDecision {
+        let denied = !policy.admits(address)
+        if denied && !keepDenied { return .deny(policy: policy.name) }
         if let cap = policy.maxConnectionsPerClient, open.openConnections(of: key) >= cap {
             // Only a closing connection frees a place; one second is the honest minimum.
             return .limit(policy: policy.name, limit: .init(kind: .openConnections, retryAfter: 1, quota: cap))
@@ -47,7 +53,7 @@ public struct PolicyState: Sendable {
         if policy.maxConnectionsPerClient != nil {
             _ = open.admit(key, limits: .init(total: .max, perClient: .max))
         }
-        return .allow
+        return denied ? .deny(policy: policy.name) : .allow
     }
 
     /// A connection `connection(from:)` allowed has ended.
@@ -55,13 +61,14 @@ public struct PolicyState: Sendable {
         if policy.maxConnectionsPerClient != nil { open.release(key) }
     }
 
-    /// One HTTP request from `address`: the address rules, then the request rate.
+    /// One HTTP request from `address`: the request rate, then the address rules. A denied
+    /// client spends tokens too, so one that floods gets 429 like anyone else (deny still
+    /// wins within the rate: 403).
     public mutating func request(from address: IPAddress, key: ClientKey, now: Double) -> PolicyDecision {
-        guard policy.admits(address) else { return .deny(policy: policy.name) }
         if let rate = policy.requests, case .empty(let wait) = take(\.requests, rate, key: key, now: now) {
             return .limit(policy: policy.name, limit: .init(kind: .requests, retryAfter: wait, quota: Self.quota(rate)))
         }
-        return .allow
+        return policy.admits(address) ? .allow : .deny(policy: policy.name)
     }
 
     private mutating func take(

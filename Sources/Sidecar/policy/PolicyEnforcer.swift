@@ -53,8 +53,12 @@ struct PolicyEnforcer: Sendable {
         let now = Self.now
         var admitted: [PolicyCell] = []
         for cell in chain {
-            let d = cell.connection(from: client, key: key, now: now)
-            if case .deny = d, !addressRules { continue }
+            let d = cell.connection(from: client, key: key, now: now, keepDenied: !addressRules)
+            // Kept open to be answered 403 per request, and counted like an allowed one.
+            if case .deny = d, !addressRules {
+                admitted.append(cell)
+                continue
+            }
             if d != .allow {
                 for c in admitted { c.closed(key) }
                 return refused(d, request: false)

@@ -13,8 +13,8 @@ final class PolicyCell: Sendable {
         state = NIOLockedValueBox(PolicyState(policy: policy))
     }
 
-    func connection(from address: IPAddress, key: ClientKey, now: Double) -> PolicyDecision {
-        state.withLockedValue { $0.connection(from: address, key: key, now: now) }
+    func connection(from address: IPAddress, key: ClientKey, now: Double, keepDenied: Bool) -> PolicyDecision {
+        state.withLockedValue { $0.connection(from: address, key: key, now: now, keepDenied: keepDenied) }
     }
 
     func closed(_ key: ClientKey) {
