@@ -22,6 +22,12 @@ public struct ClientKey: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The key of `address` (an IPv4-mapped one counts as its IPv4 address).
+    public init(_ address: IPAddress) {
+        // 4 or 16 bytes by IPAddress's own invariant.
+        self.init(addressBytes: address.bytes)!
+    }
+
     private init(ipv4 bytes: [UInt8]) {
         // A tag in the top half keeps 0.0.0.0/32 apart from ::/64.
         self.init(high: .max, low: bytes.reduce(0) { $0 << 8 | UInt64($1) })

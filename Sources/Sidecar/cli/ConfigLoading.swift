@@ -123,9 +123,9 @@ enum ConfigLoading {
                 continue
             }
             do {
-                _ = try TLSContext.server(certificateChain: files.cert, privateKey: files.key, alpn: PublicCertificates.alpn)
+                _ = try PublicCertificates.load(files, config: c)
             } catch {
-                return .failure(ConfigError([ConfigDiagnostic(file: c.file, line: files.line, message: error.message)]))
+                return .failure(error)
             }
         }
         return .success(())

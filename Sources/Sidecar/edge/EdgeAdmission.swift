@@ -47,10 +47,11 @@ final class EdgeAdmission: Sendable {
     /// registered: true counts it (until it closes), false means refuse it — the caller
     /// fails the initializer and NIO closes the socket, reset by `refuse`'s SO_LINGER 0.
     func admit(_ channel: Channel, pool: AdmissionPool) -> Bool {
-        guard let address = channel.remoteAddress, let key = address.clientKey else { return true }
+        guard let address = channel.remoteAddress, let peer = address.ipEndpoint else { return true }
+        let key = ClientKey(peer.address)
         if pool == .tunnel, case .blocked(let remaining) = throttle.withLockedValue({ $0.check(key, now: RepeatedEvents.now) }) {
             stats.connectionsRefused.add("tunnel_auth_blocked")
-            refuse(channel)
+            reset(channel)
             events.record(.blockedAddressRefused, [
                 "client": "\(address.fastgwDescription)", "address": "\(key)",
                 "blocked_for_s": "\(remaining.components.seconds + 1)",
@@ -60,11 +61,11 @@ final class EdgeAdmission: Sendable {
         let box = pools[pool]!
         var limits = pool == .public ? self.limits.publicPool : self.limits.tunnelPool
         // A trusted balancer carries many clients: only the total holds it back.
-        if pool == .public, let peer = address.ipEndpoint, trustedProxies.contains(peer.address) { limits.perClient = limits.total }
+        if pool == .public, trustedProxies.contains(peer.address) { limits.perClient = limits.total }
         let decision = box.withLockedValue { $0.admit(key, limits: limits) }
         guard decision == .admitted else {
             stats.connectionsRefused.add("\(pool.rawValue)_\(decision.rawValue)")
-            refuse(channel)
+            reset(channel)
             events.record(.limitReached(pool: pool, decision: decision), [
                 "client": "\(address.fastgwDescription)", "reason": "\(decision.rawValue)",
                 "limit": "\(decision == .refusedTotal ? limits.total : limits.perClient)",
@@ -87,7 +88,8 @@ final class EdgeAdmission: Sendable {
     /// connection; nothing is counted), nil when counted until the channel closes. A
     /// client that is itself a trusted proxy carries many clients and is not counted.
     func admitProxiedClient(_ channel: Channel, client: IPAddress) -> Int? {
-        guard !trustedProxies.contains(client), let key = ClientKey(addressBytes: client.unmapped.bytes) else { return nil }
+        guard !trustedProxies.contains(client) else { return nil }
+        let key = ClientKey(client)
         let limit = limits.publicPool.perClient
         let decision = proxiedClients.withLockedValue { $0.admit(key, limits: .init(total: .max, perClient: limit)) }
         guard decision == .admitted else { return limit }
@@ -113,15 +115,10 @@ final class EdgeAdmission: Sendable {
         throttle.withLockedValue { $0.succeeded(key) }
     }
 
-    /// A reset instead of a FIN for a connection refused after accept (a PROXY header that
-    /// is not right): set before closing it.
+    /// A reset instead of a FIN for a refused connection (at accept, or after it when a PROXY
+    /// header is not right): the client learns at once, and the gateway keeps no TIME_WAIT
+    /// state for it. Set before closing.
     func reset(_ channel: Channel) {
-        refuse(channel)
-    }
-
-    /// A reset instead of a FIN: the refused client learns at once, and the gateway keeps no
-    /// TIME_WAIT state for it.
-    private func refuse(_ channel: Channel) {
         // On the channel's loop this runs at once, before the initializer's failure closes it.
         _ = (channel as? SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
     }

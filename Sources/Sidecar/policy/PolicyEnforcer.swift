@@ -28,7 +28,7 @@ struct PolicyEnforcer: Sendable {
         chain = set.chain(listener: listener)
         // Connections of a gateway without attached policies pay for nothing more.
         client = set.isUnused ? nil : addresses.client?.address
-        key = client.flatMap { ClientKey(addressBytes: $0.bytes) }
+        key = client.map(ClientKey.init)
     }
 
     static var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }

@@ -67,7 +67,7 @@ struct PublicCertificates: Sendable {
         }
     }
 
-    private static func load(
+    static func load(
         _ files: GatewayConfig.CertificateFiles, config: GatewayConfig, selector: CertificateSelector? = nil
     ) throws(ConfigError) -> TLSContext {
         do {

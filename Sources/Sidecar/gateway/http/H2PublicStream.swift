@@ -52,7 +52,6 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
         gateway.stats.httpRequestsTotal.add()
         switch ex.routing(gateway: gateway, tls: front.tls, loop: front.loop, policy: front.policy) {
         case .failure(let refusal):
-            ex.policyDecision = refusal.decision.map { "\($0.label):\($0.policy ?? "")" }
             answer(ex, status: refusal.status, reason: refusal.reason, fields: refusal.fields)
         case .success(let route):
             if endStream { ex.requestHadNoBody() }

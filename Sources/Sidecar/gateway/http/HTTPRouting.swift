@@ -6,7 +6,18 @@ extension HTTPExchange {
     /// (the connection's) is asked before routing about the listener's and the host's and
     /// path's policies, so a refused client learns nothing of what serves the host, and
     /// after routing about the serving agent's.
+    /// A policy's refusal is also noted for the access record (`policyDecision`).
     func routing(
+        gateway: GatewayContext, tls: PublicTLSSession?, loop: EventLoop, policy: PolicyEnforcer?
+    ) -> Result<GatewayRegistry.Route, HTTPRefusal> {
+        let result = pickRoute(gateway: gateway, tls: tls, loop: loop, policy: policy)
+        if case .failure(let refusal) = result, let decision = refusal.decision {
+            policyDecision = "\(decision.label):\(decision.policy ?? "")"
+        }
+        return result
+    }
+
+    private func pickRoute(
         gateway: GatewayContext, tls: PublicTLSSession?, loop: EventLoop, policy: PolicyEnforcer?
     ) -> Result<GatewayRegistry.Route, HTTPRefusal> {
         let request = self.request

@@ -223,7 +223,6 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         let loop = context!.eventLoop
         switch ex.routing(gateway: gateway, tls: tls, loop: loop, policy: policy) {
         case .failure(let refusal):
-            ex.policyDecision = refusal.decision.map { "\($0.label):\($0.policy ?? "")" }
             answer(ex, status: refusal.status, reason: refusal.reason, fields: refusal.fields)
         case .success(let route):
             exchange = ex
