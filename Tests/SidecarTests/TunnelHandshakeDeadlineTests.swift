@@ -23,8 +23,10 @@ final class TunnelHandshakeDeadlineTests: XCTestCase {
             token = "\(token)"
             """, file: "/tmp/gateway.toml") { _ in "" }.get()
         let tls = try TLSContext.server(certificateChain: config.tunnel.cert, privateKey: config.tunnel.key, alpn: ["http/1.1"])
-        let settings = GatewayContext.Settings(config: config, tls: tls, publicTLS: try PublicCertificates.build(config).get())
-        return GatewayContext(settings: settings, logger: Logger(label: "test"))
+        let stats = GatewayStats()
+        let settings = GatewayContext.Settings(
+            config: config, tls: tls, publicTLS: try PublicCertificates.build(config).get(), counters: stats.policies)
+        return GatewayContext(settings: settings, stats: stats, logger: Logger(label: "test"))
     }
 
     /// A server channel as the tunnel listener sets it up, connected.

@@ -22,9 +22,13 @@ final class GatewayContext: Sendable {
         /// per-client state to a reload.
         let policies: PolicySet
 
-        init(config: GatewayConfig, tls: TLSContext, publicTLS: PublicCertificates, previous: PolicySet? = nil) {
+        /// `counters`: the gateway's `stats.policies`, which outlive every configuration.
+        init(
+            config: GatewayConfig, tls: TLSContext, publicTLS: PublicCertificates, counters: PolicyCounters,
+            previous: PolicySet? = nil
+        ) {
             self.config = config
-            self.policies = PolicySet(config: config, previous: previous)
+            self.policies = PolicySet(config: config, previous: previous, counters: counters)
             self.tls = tls
             self.publicTLS = publicTLS
             let t = config.tunnel.tuning
@@ -37,7 +41,7 @@ final class GatewayContext: Sendable {
     }
 
     let registry: GatewayRegistry
-    let stats = GatewayStats()
+    let stats: GatewayStats
     let drain = DrainCoordinator()
     let logger: Logger
     /// Repeated edge events, counted and logged once per interval.
@@ -46,7 +50,9 @@ final class GatewayContext: Sendable {
     let admission: EdgeAdmission
     private let current: NIOLockedValueBox<Settings>
 
-    init(settings: Settings, logger: Logger) {
+    /// `stats`: the ones `settings` counted its policies in.
+    init(settings: Settings, stats: GatewayStats, logger: Logger) {
+        self.stats = stats
         self.registry = GatewayRegistry(grants: settings.config.agents)
         self.logger = logger
         self.current = NIOLockedValueBox(settings)

@@ -48,7 +48,9 @@ final class GatewayServer: ManagedDaemon {
     ) throws {
         let tls = try TLSContext.tunnel(config)
         let publicTLS = try PublicCertificates.build(config).get()
-        let context = GatewayContext(settings: .init(config: config, tls: tls, publicTLS: publicTLS), logger: logger)
+        let stats = GatewayStats()
+        let context = GatewayContext(
+            settings: .init(config: config, tls: tls, publicTLS: publicTLS, counters: stats.policies), stats: stats, logger: logger)
         self.context = context
         self.group = group
         self.lifecycle = lifecycle
@@ -293,7 +295,7 @@ final class GatewayServer: ManagedDaemon {
         // Everything checked: swap.
         let old = context.settings.config
         context.settings = GatewayContext.Settings(
-            config: config, tls: tls, publicTLS: publicTLS, previous: context.settings.policies)
+            config: config, tls: tls, publicTLS: publicTLS, counters: context.stats.policies, previous: context.settings.policies)
         // Certificates are verified against the new client_ca / client_crl before the
         // registry's lock is taken, once per distinct chain.
         let reverified = CertificateReverification(tls: tls, certificates: context.registry.connections.compactMap(\.certificate))

@@ -66,7 +66,7 @@ struct PolicyEnforcer: Sendable {
             admitted.append(cell)
         }
         // HTTP connections count their requests instead.
-        if addressRules { for cell in chain { gateway.stats.policies.counted(cell.policy.name, .allow) } }
+        if addressRules { for cell in chain { cell.tally.allowed.add() } }
         channel.closeFuture.whenComplete { [admitted] _ in for c in admitted { c.closed(key) } }
         return .allow
     }
@@ -99,13 +99,13 @@ struct PolicyEnforcer: Sendable {
             let d = cell.request(from: client, key: key, now: now)
             if d != .allow { return refused(d, request: true) }
         }
-        for cell in chain { gateway.stats.policies.counted(cell.policy.name, .allow) }
+        for cell in chain { cell.tally.allowed.add() }
         return .allow
     }
 
     private func refused(_ d: PolicyDecision, request: Bool) -> PolicyDecision {
         guard let policy = d.policy else { return d }
-        gateway.stats.policies.counted(policy, d)
+        gateway.stats.policies.tally(for: policy).counted(d)
         var metadata: [String: String] = [
             "policy": policy, "decision": d.label, "listener": listener, "client": client.map { "\($0)" } ?? "?",
             "what": request ? "request" : "connection",

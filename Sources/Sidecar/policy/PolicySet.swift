@@ -6,10 +6,13 @@ import Protocol
 /// is held for one table lookup and a bucket update).
 final class PolicyCell: Sendable {
     let policy: AccessPolicy
+    /// Its answers, counted for `stats` (the same tally across reloads).
+    let tally: PolicyCounters.Tally
     private let state: NIOLockedValueBox<PolicyState>
 
-    init(_ policy: AccessPolicy) {
+    init(_ policy: AccessPolicy, tally: PolicyCounters.Tally) {
         self.policy = policy
+        self.tally = tally
         state = NIOLockedValueBox(PolicyState(policy: policy))
     }
 
@@ -38,13 +41,13 @@ final class PolicySet: Sendable {
     private let byAgent: [String: [PolicyCell]]
     private let routes: RoutePolicyTable
 
-    init(config: GatewayConfig, previous: PolicySet?) {
+    init(config: GatewayConfig, previous: PolicySet?, counters: PolicyCounters) {
         var cells: [String: PolicyCell] = [:]
         for p in config.policies {
             if let old = previous?.cells[p.name], old.policy == p {
                 cells[p.name] = old
             } else {
-                cells[p.name] = PolicyCell(p)
+                cells[p.name] = PolicyCell(p, tally: counters.tally(for: p.name))
             }
         }
         self.cells = cells

@@ -30,7 +30,7 @@ final class LabeledCounters: Sendable {
 
 /// Traffic of one service. `bytesIn` flows from public clients towards the upstream,
 /// `bytesOut` back; gateway and agent count the same direction the same way.
-final class ServiceCounters: Sendable {
+final class ServiceCounters: NamedCounters {
     let bytesIn = Counter()
     let bytesOut = Counter()
     let connectionsActive = Counter()
@@ -39,21 +39,35 @@ final class ServiceCounters: Sendable {
     let responses = LabeledCounters()
 }
 
-/// Per-service counters, created on first use and kept for the life of the process so that
-/// counters never go backwards across reloads.
-final class ServiceCounterSet: Sendable {
-    private let byName = NIOLockedValueBox<[String: ServiceCounters]>([:])
+/// A group of counters one name (a service, a policy) owns.
+protocol NamedCounters: AnyObject, Sendable {
+    init()
+}
 
-    func counters(for service: String) -> ServiceCounters {
+/// Counters by name, created on first use and kept for the life of the process so that
+/// counters never go backwards across reloads.
+final class CountersByName<Value: NamedCounters>: Sendable {
+    private let byName = NIOLockedValueBox<[String: Value]>([:])
+
+    func counters(for name: String) -> Value {
         byName.withLockedValue { all in
-            if let c = all[service] { return c }
-            let c = ServiceCounters()
-            all[service] = c
+            if let c = all[name] { return c }
+            let c = Value()
+            all[name] = c
             return c
         }
     }
 
-    var all: [String: ServiceCounters] { byName.withLockedValue { $0 } }
+    var all: [String: Value] { byName.withLockedValue { $0 } }
+}
+
+/// Per-service counters.
+final class ServiceCounterSet: Sendable {
+    private let named = CountersByName<ServiceCounters>()
+
+    func counters(for service: String) -> ServiceCounters { named.counters(for: service) }
+
+    var all: [String: ServiceCounters] { named.all }
 
     /// Adds the per-service families to a report.
     func report(into r: inout StatsReport) {

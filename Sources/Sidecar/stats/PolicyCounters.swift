@@ -2,7 +2,9 @@ import NIOConcurrencyHelpers
 import Protocol
 
 /// Per-policy answers (allowed, denied, limited), kept for the life of the process like the
-/// service counters, so they never go backwards across reloads.
+/// service counters, so they never go backwards across reloads. Each policy's `Tally` is
+/// looked up once, when a configuration is loaded, and held by its `PolicyCell`: counting an
+/// answer is an atomic add, with no lock or name lookup on the request path.
 final class PolicyCounters: Sendable {
     struct Counts: Equatable, Sendable {
         var allowed = 0
@@ -10,19 +12,28 @@ final class PolicyCounters: Sendable {
         var limited = 0
     }
 
-    private let byName = NIOLockedValueBox<[String: Counts]>([:])
+    final class Tally: NamedCounters {
+        let allowed = Counter()
+        let denied = Counter()
+        let limited = Counter()
 
-    func counted(_ policy: String, _ decision: PolicyDecision) {
-        byName.withLockedValue { all in
+        func counted(_ decision: PolicyDecision) {
             switch decision {
-            case .allow: all[policy, default: Counts()].allowed += 1
-            case .deny: all[policy, default: Counts()].denied += 1
-            case .limit: all[policy, default: Counts()].limited += 1
+            case .allow: allowed.add()
+            case .deny: denied.add()
+            case .limit: limited.add()
             }
         }
+
+        var counts: Counts { Counts(allowed: allowed.value, denied: denied.value, limited: limited.value) }
     }
 
-    var all: [String: Counts] { byName.withLockedValue { $0 } }
+    private let named = CountersByName<Tally>()
+
+    /// The tally of `policy`, the same object for the life of the process.
+    func tally(for policy: String) -> Tally { named.counters(for: policy) }
+
+    var all: [String: Counts] { named.all.mapValues(\.counts) }
 
     func report(into r: inout StatsReport) {
         let all = self.all
