@@ -15,26 +15,10 @@ duration=${BENCH_SECONDS:-6}
 rounds=${ROUNDS:-3}
 . "$root/scripts/background.sh"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
+. "$root/bench/common.sh"
 
 iperf_port=$(port) nginx_port=$(port) tunnel_port=$(port) fg_tcp=$(port) fg_web=$(port) fg_iperf=$(port)
-iperf3 -s -B 127.0.0.1 -p "$iperf_port" >"$dir/iperf3.log" 2>&1 & pids+=($!)
-mkdir -p "$dir/www" "$dir/nginx"
-head -c 1024 /dev/urandom > "$dir/www/1k.bin"
-cat > "$dir/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$nginx_port; root $dir/www; }
-}
-CONF
-nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" >/dev/null 2>&1 & pids+=($!)
+start_upstreams "$iperf_port" "$nginx_port"
 "$root/scripts/make-pki.sh" "$dir"
 openssl rand -hex 32 > "$dir/token"
 cat > "$dir/gateway.toml" <<TOML
@@ -78,8 +62,6 @@ hosts = ["127.0.0.1"]
 TOML
 wait_port "$nginx_port"; wait_port "$iperf_port"
 
-reqs() { wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$1/1k.bin" | awk '/Requests\/sec/ {printf "%d", $2}'; }
-gbits() { iperf3 -c 127.0.0.1 -p "$1" -t "$duration" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'; }
 
 # One round with one build: fresh daemons, three measures, daemons stopped.
 measure() {

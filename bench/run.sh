@@ -16,8 +16,7 @@ dir=$(mktemp -d /tmp/fastgw-bench.XXXXXX)
 duration=${BENCH_SECONDS:-8}
 . "$root/scripts/background.sh"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
+. "$root/bench/common.sh"
 rss() { awk '/VmRSS/ {print $2}' /proc/$1/status; }  # KiB
 
 proxy_tls=$(port) fg_tls=$(port)
@@ -26,23 +25,7 @@ tunnel_port=$(port) fg_iperf=$(port) fg_http=$(port) fg_web=$(port) proxy_port=$
 relay1=$(port) relay2=$(port) hop_front=$(port) hop_back=$(port) fg_ws_iperf=$(port)
 
 # Upstreams: iperf3 and nginx.
-iperf3 -s -B 127.0.0.1 -p "$iperf_port" >"$dir/iperf3.log" 2>&1 & pids+=($!)
-mkdir -p "$dir/www" "$dir/nginx"
-head -c 1024 /dev/urandom > "$dir/www/1k.bin"
-cat > "$dir/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$nginx_port; root $dir/www; }
-}
-CONF
-nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" >/dev/null 2>&1 & pids+=($!)
+start_upstreams "$iperf_port" "$nginx_port"
 
 # Certificates for the tunnel, the https listener and the nginx TLS hop.
 "$root/scripts/make-pki.sh" "$dir"
@@ -194,9 +177,7 @@ wait_port "$nginx_port"; wait_port "$iperf_port"; wait_port "$ssh_iperf"; wait_p
 sleep 1
 idle_gw=$(rss $gw) idle_ag=$(rss $ag)
 
-gbits() { iperf3 -c 127.0.0.1 -p "$1" -t "$duration" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'; }
 h2reqs() { h2load -c 16 -m 32 -D "$duration" "https://localhost:$1/1k.bin" | awk '/^finished in/ {gsub(",", "", $4); printf "%d", $4}'; }
-reqs() { wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$1/1k.bin" | awk '/Requests\/sec/ {printf "%d", $2}'; }
 
 echo "measuring ${duration}s each ..." >&2
 bulk_direct=$(gbits "$iperf_port"); bulk_ssh=$(gbits "$ssh_iperf"); bulk_fg=$(gbits "$fg_iperf"); bulk_relays=$(gbits "$relay1"); bulk_ws=$(gbits "$fg_ws_iperf")
