@@ -26,10 +26,9 @@ final class ForwardAuthExchangeTests: XCTestCase {
             X-Forwarded-Host: app.example.com\r
             X-Forwarded-Uri: /admin/x?y=1\r
             X-Forwarded-For: 2001:db8::7\r
-            Cookie: s=1\r
             authorization: Bearer t\r
             Accept: text/html\r
-            Cookie: t=2\r
+            Cookie: s=1; t=2\r
             Connection: close\r
             \r
 

@@ -2,18 +2,8 @@ import Protocol
 import XCTest
 
 final class LimitsConfigTests: XCTestCase {
-    private let base = """
-        [tunnel]
-        cert = "gw.crt"
-        key = "gw.key"
-        [[agent]]
-        name = "a"
-        token = "0123456789abcdef0123"
-
-        """
-
     private func parse(_ text: String) -> Result<GatewayConfig, ConfigError> {
-        GatewayConfig.parse(text: base + text, file: "/etc/fastgw/gateway.toml") { throw POSIXErrorStub(path: $0) }
+        GatewayConfigFixture().parse(text)
     }
 
     func testLimitsAreReadAndAbsentOnesLeftToTheDefaults() throws {

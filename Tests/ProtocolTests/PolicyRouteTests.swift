@@ -64,12 +64,11 @@ final class RoutePolicyConfigTests: XCTestCase {
         """
 
     private func parse(_ text: String) -> Result<GatewayConfig, ConfigError> {
-        GatewayConfig.parse(text: base + text, file: "/etc/fastgw/gateway.toml") { throw POSIXErrorStub(path: $0) }
+        GatewayConfigFixture(base: base).parse(text)
     }
 
     private func errors(_ text: String) -> [String] {
-        guard case .failure(let e) = parse(text) else { return ["accepted"] }
-        return e.diagnostics.map(\.description)
+        GatewayConfigFixture(base: base).errors(text)
     }
 
     func testAgentGrantsAndRoutePoliciesAreRead() throws {

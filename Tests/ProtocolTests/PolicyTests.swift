@@ -225,7 +225,7 @@ final class PolicyConfigTests: XCTestCase {
             "/etc/fastgw/gateway.toml:9: policy \"a\": allow: \"10.0.0.1/8\": host bits are set after /8 (the block is 10.0.0.0/8)",
             "/etc/fastgw/gateway.toml:9: policy \"a\": allow: \"nonsense\": not an address or block (examples: 192.0.2.7, 10.0.0.0/8, 2001:db8::/32)",
             "/etc/fastgw/gateway.toml:12: policy \"b\": requests_per_second 0 out of range (1-1000000)",
-            "/etc/fastgw/gateway.toml:14: policy \"empty\": policy \"empty\" has no rule: give it allow, deny, a rate or max_connections_per_client",
+            "/etc/fastgw/gateway.toml:14: policy \"empty\": policy \"empty\" has no rule: give it allow, deny, a rate, max_connections_per_client, basic_auth or forward_auth",
             "/etc/fastgw/gateway.toml:16: policy \"a\": duplicate policy name \"a\"",
             "/etc/fastgw/gateway.toml:17: policy \"a\": burst needs requests_per_second or connections_per_second",
             "/etc/fastgw/gateway.toml:19: policy \"a\": unknown key \"bandwidth\" in [policy]",

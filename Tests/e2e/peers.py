@@ -6,6 +6,7 @@
                                 "sent <n>" lines as it goes (for the slow-reader test)
     peers.py slowhttp PORT SECS answer each HTTP request after SECS seconds, then close
     peers.py httpapp PORT NAME  a keep-alive HTTP/1.1 application (see httpapp.py)
+    peers.py authsvc PORT SECS  a forward-auth service answering after SECS (see authpeer.py)
 """
 import asyncio
 import hashlib
@@ -79,6 +80,9 @@ async def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "slowhttp":
         handler = slowhttp(float(sys.argv[3]))
+    elif mode == "authsvc":
+        import authpeer
+        handler = authpeer.handler(float(sys.argv[3]))
     elif mode == "httpapp":
         import httpapp
         handler = httpapp.handler(sys.argv[3])

@@ -176,7 +176,8 @@ def test_address_rules_on_http_https_h2_and_tcp(tunnel, peer, pki):
     assert listing == [{
         "name": "office", "rules": "allow=127.0.0.0/8,::1/128 deny=127.0.0.2/32",
         "attached": ["listener web", "listener tls", "listener echo"],
-        "allowed": s["policy_allowed_total"]["office"], "denied": 4, "limited": 0, "clients": 0}]
+        "allowed": s["policy_allowed_total"]["office"], "denied": 4, "limited": 0, "challenged": 0, "auth_errors": 0,
+        "clients": 0}]
     assert "office" in t.ctl("policies").stdout
     # Refusals are logged, counted, at most once per interval per policy.
     t.gateway.wait_for('msg="access denied by policy office"')

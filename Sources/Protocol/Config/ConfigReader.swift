@@ -14,6 +14,11 @@ public final class ConfigDiagnostics {
         items.append(ConfigDiagnostic(file: file, line: line, message: message.clipped(head: 320, tail: 160)))
     }
 
+    /// Problems found in another file the config names (an htpasswd file), with its lines.
+    func append(_ foreign: [ConfigDiagnostic]) {
+        items += foreign.map { ConfigDiagnostic(file: $0.file, line: $0.line, message: $0.message.clipped(head: 320, tail: 160)) }
+    }
+
     var failed: Bool { !items.isEmpty }
 }
 

@@ -238,18 +238,21 @@ extension GatewayConfig {
 
         var policyNames = Set<String>()
         for var p in root.tables("policy") {
-            if let policy = AccessPolicy.read(&p, seen: &policyNames) { gateway.policies.append(policy) }
+            if let policy = AccessPolicy.read(&p, seen: &policyNames, readFile: readFile) { gateway.policies.append(policy) }
         }
         // Attachments, checked against the policy names once all are read.
         var policyUses: [(TableReader, [String])] = []
         var routePolicyClaims = RoutePolicy.Claims()
         var routePolicyPorts: [(TableReader, [Int])] = []
         var routePolicies: [RoutePolicy] = []
+        // Attachments that carry only TCP connections, which no credentials come with.
+        var tcpPolicyUses: [(TableReader, [String], String)] = []
         for var r in root.tables("route_policy") {
             if let rp = RoutePolicy.read(&r, claims: &routePolicyClaims) {
                 routePolicies.append(rp)
                 policyUses.append((r, rp.policies))
                 routePolicyPorts.append((r, rp.ports))
+                if !rp.ports.isEmpty { tcpPolicyUses.append((r, rp.policies, "ports")) }
             }
         }
         gateway.routePolicies = RoutePolicyTable(routePolicies)
@@ -282,6 +285,7 @@ extension GatewayConfig {
                 l.error("protocol", "protocol \"\(proto)\" is not one of: tcp, http, https")
                 continue
             }
+            if kind == .tcp { tcpPolicyUses.append((l, policies, "a tcp listener")) }
             if let listen {
                 if !listenerPorts.insert(listen.port).inserted {
                     l.error("listen", "port \(listen.port) is already used by another listener")
@@ -335,6 +339,14 @@ extension GatewayConfig {
         for (t, names) in policyUses {
             for name in names where !policyNames.contains(name) {
                 t.error("policy", "policy \"\(name)\" is not defined by any [[policy]]")
+            }
+        }
+
+        for (t, names, what) in tcpPolicyUses {
+            for name in names {
+                guard let p = gateway.policy(named: name), p.authenticates else { continue }
+                let key = p.basicAuth != nil ? "basic_auth" : "forward_auth"
+                t.error("policy", "policy \"\(name)\" has \(key), which \(what) cannot use: TCP connections carry no HTTP credentials")
             }
         }
 

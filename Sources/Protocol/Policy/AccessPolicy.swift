@@ -12,6 +12,10 @@ public struct AccessPolicy: Equatable, Sendable {
     public var connections: RateLimit?
     /// Open connections per client address at once.
     public var maxConnectionsPerClient: Int?
+    /// `basic_auth`: HTTP requests need a user of this htpasswd file (401 otherwise).
+    public var basicAuth: BasicAuthRule?
+    /// `forward_auth`: HTTP requests need a 2xx from this service.
+    public var forwardAuth: ForwardAuthRule?
 
     public init(name: String) {
         self.name = name
@@ -27,5 +31,6 @@ public struct AccessPolicy: Equatable, Sendable {
     /// A policy that says nothing (no rule, no limit) is a config mistake.
     public var isEmpty: Bool {
         allow.isEmpty && deny.isEmpty && requests == nil && connections == nil && maxConnectionsPerClient == nil
+            && basicAuth == nil && forwardAuth == nil
     }
 }

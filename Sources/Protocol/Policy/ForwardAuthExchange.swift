@@ -68,9 +68,12 @@ public struct ForwardAuthExchange: Sendable {
             ("X-Forwarded-Uri", original.uri),
             ("X-Forwarded-For", original.client.description),
         ]
+        // HTTP/2 clients split Cookie into one field per pair (RFC 9113 §8.2.3); HTTP/1.1 wants one.
+        var cookies: [String] = []
         for field in original.fields where passedClientFields.contains(where: { $0.equalsIgnoringASCIICase(field.name) }) {
-            fields.append((field.name, field.value))
+            if field.name.equalsIgnoringASCIICase("Cookie") { cookies.append(field.value) } else { fields.append((field.name, field.value)) }
         }
+        if !cookies.isEmpty { fields.append(("Cookie", cookies.joined(separator: "; "))) }
         fields.append(("Connection", "close"))
         // Values came through the gateway's own head parsers, which refuse CR and LF; a stray
         // one here would split the subrequest.

@@ -1,7 +1,7 @@
 /// Reading `[[policy]]` tables and `policy = ...` attachments (GatewayConfig.parse).
 extension AccessPolicy {
     /// One `[[policy]]`; nil when it has errors (already reported with their lines).
-    static func read(_ t: inout TableReader, seen: inout Set<String>) -> AccessPolicy? {
+    static func read(_ t: inout TableReader, seen: inout Set<String>, readFile: (String) throws -> String) -> AccessPolicy? {
         let name = t.entryName(kind: "policy", seen: &seen)
         var policy = AccessPolicy(name: name)
         var ok = true
@@ -26,9 +26,10 @@ extension AccessPolicy {
         }
         policy.maxConnectionsPerClient = t.int("max_connections_per_client", range: 1...1_000_000)
         if t.has("max_connections_per_client") && policy.maxConnectionsPerClient == nil { ok = false }
+        if !readAuth(&t, into: &policy, readFile: readFile) { ok = false }
         t.rejectUnknownKeys()
         if ok && policy.isEmpty {
-            t.error("name", "policy \"\(name)\" has no rule: give it allow, deny, a rate or max_connections_per_client")
+            t.error("name", "policy \"\(name)\" has no rule: give it allow, deny, a rate, max_connections_per_client, basic_auth or forward_auth")
             ok = false
         }
         return ok ? policy : nil

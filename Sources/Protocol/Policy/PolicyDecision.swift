@@ -1,11 +1,18 @@
 /// What a policy says about one request or connection. The daemon acts on it and nothing
-/// else; new answers (a 401 challenge, asking a forward-auth service) become new cases.
+/// else.
 public enum PolicyDecision: Equatable, Sendable {
     case allow
     /// 403 (HTTP) or closed at accept (TCP): the address rules refuse the client.
     case deny(policy: String)
     /// 429 (HTTP) or closed at accept (TCP): a per-client limit is used up.
     case limit(policy: String, limit: Limited)
+    /// 401 with a Basic challenge: no credentials, or credentials the htpasswd file refuses.
+    case challenge(policy: String, realm: String)
+    /// The forward-auth service's own refusal or redirect (401, 403, 3xx), passed to the client.
+    case authAnswer(policy: String, status: Int, fields: [HeaderField], body: [UInt8])
+    /// 502/503: the credentials could not be judged (forward auth down, slow or answering
+    /// nonsense; password checks overloaded). Fails closed.
+    case authUnavailable(policy: String, status: Int, reason: String)
 
     public struct Limited: Equatable, Sendable {
         public enum Kind: String, Sendable {
@@ -37,6 +44,10 @@ public enum PolicyDecision: Equatable, Sendable {
         case .allow: return "allow"
         case .deny: return "deny"
         case .limit: return "limit"
+        case .challenge: return "challenge"
+        // A 403 from the auth service refuses; a 401 or a redirect to a sign-in asks.
+        case .authAnswer(_, let status, _, _): return status == 403 ? "deny" : "challenge"
+        case .authUnavailable: return "auth_error"
         }
     }
 
@@ -44,7 +55,8 @@ public enum PolicyDecision: Equatable, Sendable {
     public var policy: String? {
         switch self {
         case .allow: return nil
-        case .deny(let p), .limit(let p, _): return p
+        case .deny(let p), .limit(let p, _), .challenge(let p, _), .authAnswer(let p, _, _, _), .authUnavailable(let p, _, _):
+            return p
         }
     }
 }

@@ -60,6 +60,7 @@ extension Fastgw {
                     "inherited_sockets": "\(activation.inherited.count)",
                 ])
             }
+            server.context.passwords.shutdown()
             if code != 0 { throw ExitCode(code) }
         }
     }

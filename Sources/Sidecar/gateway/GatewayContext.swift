@@ -48,6 +48,8 @@ final class GatewayContext: Sendable {
     let events: RepeatedEvents
     /// Limits and throttling at accept.
     let admission: EdgeAdmission
+    /// Checks `basic_auth` passwords off the event loops.
+    let passwords = SharedPasswordVerifier()
     private let current: NIOLockedValueBox<Settings>
 
     /// `stats`: the ones `settings` counted its policies in.

@@ -55,7 +55,7 @@ final class TCPIngress: ChannelInboundHandler {
         let bridgeRef = LoopBoundRef(bridge, eventLoop: context.eventLoop)
         let answer = StreamAnswer()
         Self.open(route, attempt: 1, excluding: [], stream: StreamOpening(
-            gateway: gateway, port: port, listener: listener, client: client,
+            gateway: gateway, port: port, listener: listener, client: client, pinsAgent: policy.set.pinsAgent,
             addressFields: TunnelAddressFields.of(addresses), bridge: bridgeRef,
             loop: context.eventLoop, answer: answer))
         let (gateway, listener, port) = (self.gateway, self.listener, self.port)
@@ -79,6 +79,9 @@ final class TCPIngress: ChannelInboundHandler {
         let port: Int
         let listener: String
         let client: String
+        /// The policies the connection was admitted under have agent grants: a retry stays
+        /// with the agent whose policies were checked.
+        let pinsAgent: Bool
         let addressFields: [HeaderField]
         let bridge: LoopBoundRef<StreamSocketBridge>
         let loop: EventLoop
@@ -103,8 +106,7 @@ final class TCPIngress: ChannelInboundHandler {
                 registry.streamEnded(route.connection)
                 if connection.isDraining { registry.markDraining(route.connection) }
                 let skip = excluding.union([route.connection])
-                // Another agent's policies were not checked: with agent policies, stay with this one.
-                let agent = s.gateway.settings.policies.pinsAgent ? route.agent : nil
+                let agent = s.pinsAgent ? route.agent : nil
                 if attempt < maxAttempts, let next = registry.pick(port: s.port, preferring: s.loop, excluding: skip, agent: agent) {
                     open(next, attempt: attempt + 1, excluding: skip, stream: s)
                 } else {

@@ -10,38 +10,44 @@ import Protocol
 /// connection or no complete answer within `timeout` (from the start of the connect) is 503,
 /// an answer that is malformed, oversized or of an unexpected status is 502.
 /// At most `maxInFlight` subrequests are open at once (each holds a socket for up to
-/// `timeout`); beyond that the answer is 503 at once, so a slow or black-holed service
-/// cannot turn a request flood into a descriptor flood.
+/// `timeout`), and `maxInFlightPerClient` for one client; beyond that the answer is 503 at
+/// once, so a slow or black-holed service cannot turn a request flood into a descriptor
+/// flood, nor one client's flood into everyone's refusal.
 final class ForwardAuthClient: Sendable {
     let target: ForwardAuthTarget
     let copy: [String]
     let timeout: TimeAmount
-    let maxInFlight: Int
-    private let inFlight = NIOLockedValueBox(0)
+    private let inFlight: NIOLockedValueBox<InFlightLimit<ClientKey>>
 
-    init(target: ForwardAuthTarget, copy: [String], timeout: TimeAmount = .seconds(5), maxInFlight: Int = 256) {
+    init(
+        target: ForwardAuthTarget, copy: [String], timeout: TimeAmount = .seconds(5), maxInFlight: Int = 256,
+        maxInFlightPerClient: Int = 16
+    ) {
         self.target = target
         self.copy = copy
         self.timeout = timeout
-        self.maxInFlight = maxInFlight
+        inFlight = NIOLockedValueBox(InFlightLimit(total: maxInFlight, perKey: maxInFlightPerClient))
+    }
+
+    convenience init(_ rule: ForwardAuthRule) {
+        self.init(target: rule.target, copy: rule.copy, timeout: TimeAmount(rule.timeout))
     }
 
     /// The answer on `loop`; the future never fails (failures are `.fail` answers).
-    func check(_ original: ForwardAuthOriginal, on loop: EventLoop) -> EventLoopFuture<ForwardAuthAnswer> {
+    /// `client`: whose request it is, for the per-client cap.
+    func check(_ original: ForwardAuthOriginal, client: ClientKey? = nil, on loop: EventLoop) -> EventLoopFuture<ForwardAuthAnswer> {
         guard let request = ForwardAuthExchange.request(to: target, for: original) else {
             return loop.makeSucceededFuture(.fail(status: 400, reason: "request fields cannot be passed to forward auth"))
         }
-        let taken = inFlight.withLockedValue { n in
-            guard n < maxInFlight else { return false }
-            n += 1
-            return true
-        }
-        guard taken else {
-            return loop.makeSucceededFuture(.fail(status: 503, reason: "forward auth busy: \(maxInFlight) checks in flight"))
+        let refusal = inFlight.withLockedValue { $0.take(client) }
+        if let refusal {
+            let limit = inFlight.withLockedValue { refusal == .total ? $0.total : $0.perKey }
+            let whose = refusal == .total ? "" : " for this client"
+            return loop.makeSucceededFuture(.fail(status: 503, reason: "forward auth busy: \(limit) checks in flight\(whose)"))
         }
         let promise = OnceAnswer(loop.makePromise(of: ForwardAuthAnswer.self))
         let counter = inFlight
-        promise.future.whenComplete { _ in counter.withLockedValue { $0 -= 1 } }
+        promise.future.whenComplete { _ in counter.withLockedValue { $0.release(client) } }
         let copy = self.copy
         let deadline = NIODeadline.now() + timeout
         let timer = loop.scheduleTask(deadline: deadline) {

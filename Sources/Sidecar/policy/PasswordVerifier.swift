@@ -9,8 +9,9 @@ import Protocol
 ///
 /// bcrypt is slow on purpose (tens to hundreds of milliseconds), so a check never runs on an
 /// event loop: it goes to a small thread pool, and when `maxPending` checks are already queued
-/// or running the answer is `.busy` at once (the caller answers 503) instead of a queue that
-/// grows with an attacker's request rate. Successful checks are remembered for `cacheTTL`
+/// or running — or `maxPendingPerClient` for one client — the answer is `.busy` at once (the
+/// caller answers 503) instead of a queue that grows with an attacker's request rate, and one
+/// client guessing passwords cannot take every slot from the others. Successful checks are remembered for `cacheTTL`
 /// under (user, password, entry), so a browser that repeats its credentials on every request
 /// costs one hash per TTL; identical checks that arrive while one runs share its result.
 /// A failed check is never remembered, and an unknown user is refused without hashing (so
@@ -27,6 +28,7 @@ final class PasswordVerifier: Sendable {
         var threads = 2
         /// Checks queued or running at once, over all policies using this verifier.
         var maxPending = 64
+        var maxPendingPerClient = 8
         var cacheEntries = 1024
         var cacheTTL = TimeAmount.seconds(60)
     }
@@ -34,7 +36,7 @@ final class PasswordVerifier: Sendable {
     private struct State {
         var cache: ClockTable<[UInt8], NIODeadline>
         var inFlight: [[UInt8]: EventLoopFuture<Outcome>] = [:]
-        var pending = 0
+        var pending: InFlightLimit<ClientKey>
         var hashed = 0
         var refusedBusy = 0
     }
@@ -47,11 +49,13 @@ final class PasswordVerifier: Sendable {
     private let salt: [UInt8]
 
     init(limits: Limits = Limits()) {
-        precondition(limits.threads > 0 && limits.maxPending > 0 && limits.cacheEntries > 0)
+        precondition(limits.threads > 0 && limits.cacheEntries > 0)
         self.limits = limits
         pool = NIOThreadPool(numberOfThreads: limits.threads)
         pool.start()
-        state = NIOLockedValueBox(State(cache: ClockTable(capacity: limits.cacheEntries)))
+        state = NIOLockedValueBox(State(
+            cache: ClockTable(capacity: limits.cacheEntries),
+            pending: InFlightLimit(total: limits.maxPending, perKey: limits.maxPendingPerClient)))
         var rng = SystemRandomNumberGenerator()
         salt = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
     }
@@ -65,7 +69,10 @@ final class PasswordVerifier: Sendable {
         state.withLockedValue { ($0.hashed, $0.refusedBusy) }
     }
 
-    func verify(_ credentials: BasicCredentials, against htpasswd: Htpasswd, on loop: EventLoop) -> EventLoopFuture<Outcome> {
+    /// `client`: whose check this is, for the per-client cap (nil: only the total applies).
+    func verify(
+        _ credentials: BasicCredentials, against htpasswd: Htpasswd, client: ClientKey? = nil, on loop: EventLoop
+    ) -> EventLoopFuture<Outcome> {
         guard let entry = htpasswd.entry(for: credentials.user) else { return loop.makeSucceededFuture(.rejected) }
         let key = cacheKey(credentials, entry)
         enum Step {
@@ -81,11 +88,10 @@ final class PasswordVerifier: Sendable {
                 s.cache.remove(key)
             }
             if let running = s.inFlight[key] { return .join(running) }
-            guard s.pending < limits.maxPending else {
+            guard s.pending.take(client) == nil else {
                 s.refusedBusy += 1
                 return .busy
             }
-            s.pending += 1
             let promise = loop.makePromise(of: Outcome.self)
             s.inFlight[key] = promise.futureResult
             return .start(promise)
@@ -107,7 +113,7 @@ final class PasswordVerifier: Sendable {
                     outcome = .busy
                 }
                 state.withLockedValue { s in
-                    s.pending -= 1
+                    s.pending.release(client)
                     s.inFlight[key] = nil
                     if case .active = work { s.hashed += 1 }
                     if outcome == .accepted { s.cache[key] = .now() + ttl }

@@ -19,7 +19,8 @@ struct PolicyEnforcer: Sendable {
     let listener: String
     /// The real client (after a PROXY header); nil for a Unix socket, which no policy knows.
     let client: IPAddress?
-    private let key: ClientKey?
+    /// `client` as the per-client tables key it.
+    let clientKey: ClientKey?
 
     init(gateway: GatewayContext, listener: String, addresses: ConnectionAddresses) {
         self.gateway = gateway
@@ -28,7 +29,7 @@ struct PolicyEnforcer: Sendable {
         chain = set.chain(listener: listener)
         // Connections of a gateway without attached policies pay for nothing more.
         client = set.isUnused ? nil : addresses.client?.address
-        key = client.map(ClientKey.init)
+        clientKey = client.map(ClientKey.init)
     }
 
     static var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
@@ -43,13 +44,20 @@ struct PolicyEnforcer: Sendable {
 
     /// A TCP connection to `port` served by `agent`, after the listener's policies passed:
     /// the port's `[[route_policy]]` policies, then the agent's.
+    /// A policy that authenticates (an agent's grant may name one for its HTTP services)
+    /// refuses TCP connections: they carry no credentials, and letting them in would open
+    /// what the policy closes.
     func admitTCP(_ channel: Channel, port: Int, agent: String) -> PolicyDecision {
-        admit(Self.without(chain, set.chain(port: port) + set.chain(agent: agent)), channel, addressRules: true)
+        let cells = Self.without(chain, set.chain(port: port) + set.chain(agent: agent))
+        if let asking = cells.first(where: \.policy.authenticates) {
+            return refused(.deny(policy: asking.policy.name), request: false, reason: "TCP connections carry no credentials")
+        }
+        return admit(cells, channel, addressRules: true)
     }
 
     private func admit(_ chain: [PolicyCell], _ channel: Channel, addressRules: Bool) -> PolicyDecision {
         guard !chain.isEmpty else { return .allow }
-        guard let client, let key else { return refused(.deny(policy: chain[0].policy.name), request: false) }
+        guard let client, let key = clientKey else { return refused(.deny(policy: chain[0].policy.name), request: false) }
         let now = Self.now
         var admitted: [PolicyCell] = []
         for cell in chain {
@@ -73,15 +81,23 @@ struct PolicyEnforcer: Sendable {
 
     /// An HTTP request before routing: the listener's policies, then the `[[route_policy]]`
     /// ones of its host (normalized) and path. Returns the policies checked, which
-    /// `admitRequest(agent:after:)` skips.
+    /// `admitRequest(agent:after:)` skips. Nothing is counted allowed yet: authentication
+    /// (`authenticate`) may still refuse; `admitted(_:)` counts once the request goes on.
     func admitRequest(host: String, path: String) -> (PolicyDecision, checked: [PolicyCell]) {
         let all = Self.without([], chain + set.chain(host: host, path: path))
         return (admitRequest(all), all)
     }
 
     /// The same request once routed: the serving agent's policies not already checked.
-    func admitRequest(agent: String, after checked: [PolicyCell]) -> PolicyDecision {
-        admitRequest(Self.without(checked, set.chain(agent: agent)))
+    /// Returns every policy the request passes (`checked` and the agent's).
+    func admitRequest(agent: String, after checked: [PolicyCell]) -> (PolicyDecision, passed: [PolicyCell]) {
+        let more = Self.without(checked, set.chain(agent: agent))
+        return (admitRequest(more), checked + more)
+    }
+
+    /// A request every policy of `cells` let through.
+    func admitted(_ cells: [PolicyCell]) {
+        for cell in cells { cell.tally.allowed.add() }
     }
 
     /// `cells` in order, without those in `checked` and without repeats.
@@ -93,17 +109,16 @@ struct PolicyEnforcer: Sendable {
     /// One HTTP request; the first policy that refuses decides.
     private func admitRequest(_ chain: [PolicyCell]) -> PolicyDecision {
         guard !chain.isEmpty else { return .allow }
-        guard let client, let key else { return refused(.deny(policy: chain[0].policy.name), request: true) }
+        guard let client, let key = clientKey else { return refused(.deny(policy: chain[0].policy.name), request: true) }
         let now = Self.now
         for cell in chain {
             let d = cell.request(from: client, key: key, now: now)
             if d != .allow { return refused(d, request: true) }
         }
-        for cell in chain { cell.tally.allowed.add() }
         return .allow
     }
 
-    private func refused(_ d: PolicyDecision, request: Bool) -> PolicyDecision {
+    func refused(_ d: PolicyDecision, request: Bool, reason: String? = nil) -> PolicyDecision {
         guard let policy = d.policy else { return d }
         gateway.stats.policies.tally(for: policy).counted(d)
         var metadata: [String: String] = [
@@ -111,6 +126,8 @@ struct PolicyEnforcer: Sendable {
             "what": request ? "request" : "connection",
         ]
         if case .limit(_, let l) = d { metadata["limit"] = l.kind.rawValue }
+        if case .authUnavailable(_, _, let why) = d { metadata["reason"] = why }
+        if let reason { metadata["reason"] = reason }
         gateway.events.record(.policyRefused(policy: policy, decision: d.label), metadata.mapValues { .string($0) })
         return d
     }
@@ -130,6 +147,21 @@ extension PolicyDecision {
             var r = HTTPRefusal(429, "rate limit of policy \(policy) reached (\(l.kind.rawValue))")
             r.fields = [HeaderField("retry-after", String(l.retryAfter))]
                 + l.headerFields(policy: policy).map { HeaderField($0.0.lowercased(), $0.1) }
+            r.decision = self
+            return r
+        case .challenge(let policy, let realm):
+            var r = HTTPRefusal(401, "policy \(policy) needs a user name and password")
+            r.fields = [HeaderField("www-authenticate", BasicCredentials.challenge(realm: realm))]
+            r.decision = self
+            return r
+        case .authAnswer(let policy, let status, let fields, let body):
+            var r = HTTPRefusal(status, "policy \(policy): the forward-auth service answered \(status)")
+            r.fields = fields.map { HeaderField($0.name.asciiLowercased(), $0.value) }
+            r.body = body
+            r.decision = self
+            return r
+        case .authUnavailable(let policy, let status, let reason):
+            var r = HTTPRefusal(status, "policy \(policy): \(reason)")
             r.decision = self
             return r
         }

@@ -17,18 +17,19 @@ struct PolicyReport {
                     "name": .string(p.name), "rules": .string(Self.rules(p)),
                     "attached": .array((attached[p.name] ?? []).map(JSON.string)),
                     "allowed": .number(Double(c.allowed)), "denied": .number(Double(c.denied)),
-                    "limited": .number(Double(c.limited)),
+                    "limited": .number(Double(c.limited)), "challenged": .number(Double(c.challenged)),
+                    "auth_errors": .number(Double(c.authErrors)),
                     "clients": .number(Double(settings.policies.cells[p.name]?.trackedClients ?? 0)),
                 ])
             }
             return JSON.object(["policies": .array(list)]).serialized() + "\n"
         }
-        var table = TextTable(["POLICY", "RULES", "ATTACHED", "ALLOWED", "DENIED", "LIMITED", "CLIENTS"])
+        var table = TextTable(["POLICY", "RULES", "ATTACHED", "ALLOWED", "DENIED", "LIMITED", "CHALLENGED", "AUTH_ERRORS", "CLIENTS"])
         for p in config.policies {
             let c = counts[p.name] ?? PolicyCounters.Counts()
             table.add([
                 p.name, Self.rules(p), (attached[p.name] ?? []).joined(separator: ",").nonEmpty ?? "-",
-                "\(c.allowed)", "\(c.denied)", "\(c.limited)", "\(settings.policies.cells[p.name]?.trackedClients ?? 0)",
+                "\(c.allowed)", "\(c.denied)", "\(c.limited)", "\(c.challenged)", "\(c.authErrors)", "\(settings.policies.cells[p.name]?.trackedClients ?? 0)",
             ])
         }
         return table.render()
@@ -42,6 +43,8 @@ struct PolicyReport {
         if let r = p.requests { parts.append("requests=\(Int(r.perSecond))/s burst \(r.burst)") }
         if let r = p.connections { parts.append("connections=\(Int(r.perSecond))/s burst \(r.burst)") }
         if let m = p.maxConnectionsPerClient { parts.append("max_connections_per_client=\(m)") }
+        if let b = p.basicAuth { parts.append("basic_auth=\(b.users?.count ?? 0) users") }
+        if let f = p.forwardAuth { parts.append("forward_auth=\(f.target.authority)\(f.target.path)") }
         return parts.joined(separator: " ")
     }
 }

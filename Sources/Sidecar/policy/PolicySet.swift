@@ -8,11 +8,14 @@ final class PolicyCell: Sendable {
     let policy: AccessPolicy
     /// Its answers, counted for `stats` (the same tally across reloads).
     let tally: PolicyCounters.Tally
+    /// The policy's `forward_auth` service, with its own in-flight caps.
+    let forwardAuth: ForwardAuthClient?
     private let state: NIOLockedValueBox<PolicyState>
 
     init(_ policy: AccessPolicy, tally: PolicyCounters.Tally) {
         self.policy = policy
         self.tally = tally
+        forwardAuth = policy.forwardAuth.map(ForwardAuthClient.init)
         state = NIOLockedValueBox(PolicyState(policy: policy))
     }
 
@@ -34,7 +37,7 @@ final class PolicyCell: Sendable {
 /// The policies of one configuration and where they are attached; immutable, swapped whole
 /// by a reload (`GatewayContext.Settings`). A policy whose definition did not change keeps
 /// its cell, so its clients keep their buckets and open-connection counts across a reload;
-/// a changed or new one starts empty.
+/// a changed or new one starts empty (an edited htpasswd file changes the definition).
 final class PolicySet: Sendable {
     let cells: [String: PolicyCell]
     private let byListener: [String: [PolicyCell]]

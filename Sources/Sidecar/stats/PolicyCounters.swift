@@ -10,22 +10,31 @@ final class PolicyCounters: Sendable {
         var allowed = 0
         var denied = 0
         var limited = 0
+        var challenged = 0
+        var authErrors = 0
     }
 
     final class Tally: NamedCounters {
         let allowed = Counter()
         let denied = Counter()
         let limited = Counter()
+        let challenged = Counter()
+        let authErrors = Counter()
 
         func counted(_ decision: PolicyDecision) {
-            switch decision {
-            case .allow: allowed.add()
-            case .deny: denied.add()
-            case .limit: limited.add()
+            switch decision.label {
+            case "allow": allowed.add()
+            case "deny": denied.add()
+            case "limit": limited.add()
+            case "challenge": challenged.add()
+            default: authErrors.add()
             }
         }
 
-        var counts: Counts { Counts(allowed: allowed.value, denied: denied.value, limited: limited.value) }
+        var counts: Counts {
+            Counts(allowed: allowed.value, denied: denied.value, limited: limited.value,
+                   challenged: challenged.value, authErrors: authErrors.value)
+        }
     }
 
     private let named = CountersByName<Tally>()
@@ -43,5 +52,11 @@ final class PolicyCounters: Sendable {
               by: "policy", all.mapValues(\.denied))
         r.add("policy_limited_total", .counter, "Requests and connections refused by a policy's rate or connection limits (429), by policy.",
               by: "policy", all.mapValues(\.limited))
+        r.add("policy_challenged_total", .counter,
+              "Requests answered 401 or redirected to sign in (basic_auth, or forward_auth's 401/3xx), by policy.",
+              by: "policy", all.mapValues(\.challenged))
+        r.add("policy_auth_errors_total", .counter,
+              "Requests failed closed (502/503) because credentials could not be judged: forward_auth down, slow or answering nonsense, or password checks overloaded; by policy.",
+              by: "policy", all.mapValues(\.authErrors))
     }
 }

@@ -52,10 +52,19 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
         gateway.stats.httpRequestsTotal.add()
         switch ex.routing(gateway: gateway, tls: front.tls, loop: front.loop, policy: front.policy) {
         case .failure(let refusal):
-            answer(ex, status: refusal.status, reason: refusal.reason, fields: refusal.fields)
+            answer(ex, refusal)
         case .success(let route):
             if endStream { ex.requestHadNoBody() }
-            ex.open(route, gateway: gateway, scheme: "https", hop: front.hop, addressFields: front.addressFields, loop: front.loop)
+            // Body DATA meanwhile waits in the exchange, held to the stream's window (not consumed).
+            let gateway = self.gateway
+            ex.authenticate(route, gateway: gateway, policy: front.policy, scheme: "https", loop: front.loop) { [weak self] refusal in
+                guard let self, ex === self.exchange, !self.done else {
+                    if refusal == nil { ex.abandon(route, gateway: gateway) }
+                    return
+                }
+                if let refusal { return self.answer(ex, refusal) }
+                ex.open(route, gateway: gateway, scheme: "https", hop: self.front.hop, addressFields: self.front.addressFields, loop: self.front.loop)
+            }
         }
     }
 
@@ -206,10 +215,17 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
     // MARK: endings
 
     /// The gateway's error page as this stream's response.
-    private func answer(_ ex: HTTPExchange, status: Int, reason: String, fields: [HeaderField] = []) {
+    private func answer(_ ex: HTTPExchange, status: Int, reason: String) {
+        answer(ex, HTTPRefusal(status, reason))
+    }
+
+    private func answer(_ ex: HTTPExchange, _ refusal: HTTPRefusal) {
         timer?.cancel()
-        writeError(HTTPErrorPage(status: status, reason: reason, requestID: ex.requestID, extraFields: fields))
-        ex.status = status
+        var page = HTTPErrorPage(status: refusal.status, reason: refusal.reason, requestID: ex.requestID, extraFields: refusal.fields)
+        page.customBody = refusal.body
+        writeError(page)
+        ex.status = refusal.status
+        let reason = refusal.reason
         // The client may still be sending a body nobody will read: give its window back.
         if owedRequest > 0 {
             connection?.consume(stream: id, bytes: owedRequest)
@@ -230,7 +246,7 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
         guard let connection else { return }
         responseStarted = true
         connection.respond(stream: id, headers: [HeaderField(":status", String(page.status))] + page.fields, endStream: false)
-        _ = connection.write(stream: id, ByteBuffer(string: page.body))
+        _ = connection.write(stream: id, ByteBuffer(bytes: page.body))
         connection.finish(stream: id)
     }
 

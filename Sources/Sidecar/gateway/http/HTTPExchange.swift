@@ -55,6 +55,12 @@ final class HTTPExchange: StreamEndpoint {
     /// What an access policy answered, when one refused the request (`deny:NAME`,
     /// `limit:NAME`), for the access record.
     var policyDecision: String?
+    /// The policies the request passed (listener, route, agent), for authentication.
+    var policyCells: [PolicyCell] = []
+    /// What authentication added for the upstream (forward-auth fields).
+    var authVerdict: AuthVerdict?
+    /// Agent policies were checked: the stream must open on that agent (HTTPStreamOpening).
+    var pinsAgent = false
 
     init(requestID: String, request: PublicRequest) {
         self.requestID = requestID

@@ -11,8 +11,13 @@ extension HTTPExchange {
         gateway: GatewayContext, tls: PublicTLSSession?, loop: EventLoop, policy: PolicyEnforcer?
     ) -> Result<GatewayRegistry.Route, HTTPRefusal> {
         let result = pickRoute(gateway: gateway, tls: tls, loop: loop, policy: policy)
-        if case .failure(let refusal) = result, let decision = refusal.decision {
-            policyDecision = "\(decision.label):\(decision.policy ?? "")"
+        if case .failure(let refusal) = result {
+            if let decision = refusal.decision {
+                policyDecision = "\(decision.label):\(decision.policy ?? "")"
+            } else {
+                // Refused for another reason (no route, 413, 421): the policies checked let it pass.
+                policy?.admitted(policyCells)
+            }
         }
         return result
     }
@@ -24,6 +29,7 @@ extension HTTPExchange {
         let host = HostPattern.normalize(request.authority)
         let (decision, checked) = policy?.admitRequest(host: host, path: request.path) ?? (.allow, [])
         if let refusal = decision.httpRefusal { return .failure(refusal) }
+        policyCells = checked
         if let limit = gateway.settings.config.http.maxBodySize, case .contentLength(let n) = request.framing, n > Int64(limit) {
             return .failure(HTTPRefusal(413, "request body of \(n) bytes is over the limit of \(limit) bytes"))
         }
@@ -37,12 +43,49 @@ extension HTTPExchange {
             let what = service.map { "service \"\($0)\"" } ?? "host \"\(host)\""
             return .failure(HTTPRefusal(503, "no agent serving \(what) is connected"))
         case .route(let route):
-            if let refusal = policy?.admitRequest(agent: route.agent, after: checked).httpRefusal {
-                gateway.registry.streamEnded(route.connection)
-                return .failure(refusal)
+            if let policy {
+                let (decision, passed) = policy.admitRequest(agent: route.agent, after: checked)
+                if let refusal = decision.httpRefusal {
+                    gateway.registry.streamEnded(route.connection)
+                    return .failure(refusal)
+                }
+                policyCells = passed
+                pinsAgent = policy.set.pinsAgent
             }
             return .success(route)
         }
+    }
+
+    /// After routing: the request's authenticating policies (`basic_auth`, `forward_auth`)
+    /// have their say, which may take a password check or a subrequest. `done` runs on
+    /// `loop` with nil (go on: open the stream) or the refusal to answer; the owner must
+    /// check that it still waits for this exchange (the client may have left meanwhile) and
+    /// call `abandon(_:)` when it does not open the stream.
+    func authenticate(
+        _ route: GatewayRegistry.Route, gateway: GatewayContext, policy: PolicyEnforcer?, scheme: String, loop: EventLoop,
+        done: @escaping (HTTPRefusal?) -> Void
+    ) {
+        let cells = policyCells
+        guard let policy, let checking = policy.authenticate(request, scheme: scheme, cells: cells, on: loop) else {
+            policy?.admitted(cells)
+            return done(nil)
+        }
+        checking.assumeIsolated().whenSuccess { verdict in
+            if let refusal = verdict.decision.httpRefusal {
+                gateway.registry.streamEnded(route.connection)
+                self.policyDecision = "\(verdict.decision.label):\(verdict.decision.policy ?? "")"
+                return done(refusal)
+            }
+            policy.admitted(cells)
+            self.authVerdict = verdict
+            done(nil)
+        }
+    }
+
+    /// The owner gave up on a routed exchange before opening its stream (the client left
+    /// while it was authenticated): its place on the agent connection is given back.
+    func abandon(_ route: GatewayRegistry.Route, gateway: GatewayContext) {
+        gateway.registry.streamEnded(route.connection)
     }
 
     /// Opens the request stream on `route`; the owner hears `exchangeAttached` (or
@@ -64,10 +107,12 @@ extension HTTPExchange {
         let addressFields = forwardedClient.map { TunnelAddressFields.replacingClient(connectionFields, with: $0) } ?? connectionFields
         HTTPStreamOpening(
             gateway: gateway, exchange: LoopBoundRef(self, eventLoop: loop),
-            headers: { service in
-                request.tunnelHeaders(scheme: scheme, hop: hop, service: service, requestID: requestID) + addressFields
+            headers: { [authVerdict] service in
+                let fields = request.tunnelHeaders(scheme: scheme, hop: hop, service: service, requestID: requestID) + addressFields
+                return authVerdict?.upstreamFields(fields) ?? fields
             },
-            endStream: request.framing == .none && request.upgrade == nil, host: request.authority, path: request.path, loop: loop
+            endStream: request.framing == .none && request.upgrade == nil, pinsAgent: pinsAgent,
+            host: request.authority, path: request.path, loop: loop
         ).open(route)
     }
 }
@@ -86,6 +131,8 @@ struct HTTPRefusal: Error {
     let reason: String
     /// Fields the error page carries besides its own (a 429's `retry-after`, `ratelimit`).
     var fields: [HeaderField] = []
+    /// The body instead of the error page's text (a forward-auth service's own refusal).
+    var body: [UInt8]?
     /// The access policy's answer, when a policy refused (for the access record).
     var decision: PolicyDecision?
     init(_ status: Int, _ reason: String) {

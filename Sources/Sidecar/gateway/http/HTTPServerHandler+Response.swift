@@ -186,15 +186,21 @@ extension HTTPServerHandler {
 
     /// An error for a request that never got a stream; the connection stays open when the
     /// request had no body to skip.
-    func answer(_ ex: HTTPExchange, status: Int, reason: String, fields: [HeaderField] = []) {
-        _ = endWithError(ex, status: status, reason: reason, canKeepAlive: ex.request.framing == .none, fields: fields)
+    func answer(_ ex: HTTPExchange, _ refusal: HTTPRefusal) {
+        _ = endWithError(ex, refusal, canKeepAlive: ex.request.framing == .none)
     }
 
     /// The exchange failed before its response began: the gateway answers with an error.
     func exchangeFailed(_ ex: HTTPExchange, status: Int, reason: String) {
+        failed(ex, HTTPRefusal(status, reason))
+    }
+
+    /// The current exchange ends with `refusal` before its response began (its stream failed
+    /// to open, or authentication refused it after routing).
+    func failed(_ ex: HTTPExchange, _ refusal: HTTPRefusal) {
         guard ex === exchange, ex.response == nil else { return }
         exchange = nil
-        let kept = endWithError(ex, status: status, reason: reason, canKeepAlive: reader.requestRead)
+        let kept = endWithError(ex, refusal, canKeepAlive: reader.requestRead)
         // A stream the request side never ended (an upgrade, a body cut short) is reset.
         if !kept || !ex.requestEnded { ex.abort() }
         if kept { process() }
@@ -202,14 +208,15 @@ extension HTTPServerHandler {
 
     /// Writes the gateway's error page as the exchange's response; true when the connection
     /// waits for another request.
-    private func endWithError(
-        _ ex: HTTPExchange, status: Int, reason: String, canKeepAlive: Bool, fields: [HeaderField] = []
-    ) -> Bool {
+    private func endWithError(_ ex: HTTPExchange, _ refusal: HTTPRefusal, canKeepAlive: Bool) -> Bool {
         let keep = canKeepAlive && ex.request.keepAlive && keepsConnection
-        writeError(status: status, reason: reason, requestID: ex.requestID, keepAlive: keep, fields: fields)
-        ex.status = status
+        var page = HTTPErrorPage(
+            status: refusal.status, reason: refusal.reason, requestID: ex.requestID, keepAlive: keep, extraFields: refusal.fields)
+        page.customBody = refusal.body
+        write(ByteBuffer(bytes: page.bytes), flush: true)
+        ex.status = refusal.status
         ex.responseComplete = true
-        finishLog(ex, outcome: reason)
+        finishLog(ex, outcome: refusal.reason)
         return nextRequestOrClose(keepAlive: keep)
     }
 
@@ -233,8 +240,8 @@ extension HTTPServerHandler {
         closeAfterWrites()
     }
 
-    private func writeError(status: Int, reason: String, requestID: String, keepAlive: Bool, fields: [HeaderField] = []) {
-        let page = HTTPErrorPage(status: status, reason: reason, requestID: requestID, keepAlive: keepAlive, extraFields: fields)
+    private func writeError(status: Int, reason: String, requestID: String, keepAlive: Bool) {
+        let page = HTTPErrorPage(status: status, reason: reason, requestID: requestID, keepAlive: keepAlive)
         write(ByteBuffer(bytes: page.bytes), flush: true)
     }
 

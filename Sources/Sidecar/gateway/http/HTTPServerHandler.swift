@@ -223,12 +223,21 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         let loop = context!.eventLoop
         switch ex.routing(gateway: gateway, tls: tls, loop: loop, policy: policy) {
         case .failure(let refusal):
-            answer(ex, status: refusal.status, reason: refusal.reason, fields: refusal.fields)
+            answer(ex, refusal)
         case .success(let route):
             exchange = ex
             reader.expectBody(request.framing)
             if request.framing == .none && request.upgrade == nil { ex.requestHadNoBody() }
-            ex.open(route, gateway: gateway, scheme: scheme, hop: hop, addressFields: addressFields, loop: loop)
+            // Until the stream opens the reader holds the body back, as while any stream opens.
+            let gateway = self.gateway
+            ex.authenticate(route, gateway: gateway, policy: policy, scheme: scheme, loop: loop) { [weak self] refusal in
+                guard let self, ex === self.exchange, self.context != nil else {
+                    if refusal == nil { ex.abandon(route, gateway: gateway) }
+                    return
+                }
+                if let refusal { return self.failed(ex, refusal) }
+                ex.open(route, gateway: self.gateway, scheme: self.scheme, hop: self.hop, addressFields: self.addressFields, loop: loop)
+            }
         }
     }
 

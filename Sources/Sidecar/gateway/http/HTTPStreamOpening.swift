@@ -12,6 +12,9 @@ struct HTTPStreamOpening: Sendable {
     let exchange: LoopBoundRef<HTTPExchange>
     let headers: @Sendable (_ service: String) -> [HeaderField]
     let endStream: Bool
+    /// The request passed agent policies: a retry stays with the agent whose policies were
+    /// checked (another agent's were not).
+    let pinsAgent: Bool
     let host: String
     let path: String
     let loop: EventLoop
@@ -24,8 +27,7 @@ struct HTTPStreamOpening: Sendable {
                 registry.streamEnded(route.connection)
                 if connection.isDraining { registry.markDraining(route.connection) }
                 let skip = excluding.union([route.connection])
-                // Another agent's policies were not checked: with agent policies, stay with this one.
-                let agent = gateway.settings.policies.pinsAgent ? route.agent : nil
+                let agent = pinsAgent ? route.agent : nil
                 if attempt < Self.maxAttempts,
                    case .route(let next) = registry.pick(host: host, path: path, preferring: loop, excluding: skip, agent: agent) {
                     open(next, attempt: attempt + 1, excluding: skip)
