@@ -34,7 +34,7 @@ final class TunnelHandshakeDeadlineTests: XCTestCase {
         let channel = EmbeddedChannel()
         channel.remoteAddress = try SocketAddress(ipAddress: "192.0.2.7", port: 40000)
         try channel.pipeline.syncOperations.addHandlers([
-            try TLSHandler(context: gateway.settings.tls, role: .server), TunnelAcceptHandler(gateway: gateway),
+            try TLSHandler(context: XCTUnwrap(gateway.settings.tls), role: .server), TunnelAcceptHandler(gateway: gateway),
         ])
         try channel.connect(to: try SocketAddress(ipAddress: "192.0.2.7", port: 40000)).wait()
         return channel

@@ -34,7 +34,10 @@ public struct GatewayConfig: Equatable, Sendable {
     public var credentials: [CredentialReference] = []
 
     public struct Tunnel: Equatable, Sendable {
-        public var listen: HostPort
+        /// The dedicated tunnel listener; nil when agents come only through HTTPS listeners
+        /// with `tunnel = true` and `[tunnel] listen` is not set.
+        public var listen: HostPort?
+        /// The dedicated listener's certificate and key ("" without one).
         public var cert: String
         public var key: String
         public var tuning: TunnelTuning
@@ -57,6 +60,9 @@ public struct GatewayConfig: Equatable, Sendable {
         public var defaultCertificate: CertificateFiles?
         /// Every connection starts with a PROXY header from a trusted proxy.
         public var proxyProtocol = false
+        /// HTTPS only: agents may open their tunnel here too (`GET /.fastgw/v1/tunnel`), with
+        /// the listener's certificate (`tunnel = true`).
+        public var tunnel = false
         /// `policy`: names of `[[policy]]` tables every connection and request on this
         /// listener must pass, in order.
         public var policies: [String] = []
@@ -144,6 +150,27 @@ public struct GatewayConfig: Equatable, Sendable {
     /// Names of the listeners every gateway has; a `[[listener]]` cannot take them.
     public static let reservedListenerNames = ["tunnel", "control"]
 
+    /// The dedicated tunnel listener: `[tunnel] listen`, or 0.0.0.0:7443 when no HTTPS
+    /// listener takes agents (`tunnel = true`); with one, agents may come only through it.
+    /// The dedicated listener needs `cert` and `key`; the agents' client certificates are
+    /// read there only.
+    static func checkTunnelListener(_ gateway: inout GatewayConfig, table: TableReader?, diagnostics: ConfigDiagnostics) {
+        let shared = gateway.listeners.contains(where: \.tunnel)
+        guard let t = table else {
+            if !shared { diagnostics.error(line: nil, "[tunnel] section is required (listen, cert, key)") }
+            return
+        }
+        if gateway.tunnel.listen == nil && !shared { gateway.tunnel.listen = HostPort(host: "0.0.0.0", port: 7443) }
+        guard gateway.tunnel.listen != nil else {
+            for key in ["cert", "key", "client_ca", "client_crl"] where t.has(key) {
+                t.error(key, "[tunnel] \(key) applies to the dedicated tunnel listener: set [tunnel] listen too (agents on a tunnel = true listener use its certificate)")
+            }
+            return
+        }
+        if !t.has("cert") { t.error("cert", "[tunnel] cert is required (PEM certificate chain)") }
+        if !t.has("key") { t.error("key", "[tunnel] key is required (PEM private key)") }
+    }
+
     /// Whether connections on the listener named `name` (a `[[listener]]`, or a `tcp-PORT`
     /// from `tcpPorts`) start with a PROXY header.
     public func acceptsProxyHeader(listener name: String) -> Bool {
@@ -173,7 +200,7 @@ extension GatewayConfig {
         var proxyProtocolLines: [(Int?, String)] = []
         var gateway = GatewayConfig(
             file: file,
-            tunnel: Tunnel(listen: HostPort(host: "0.0.0.0", port: 7443), cert: "", key: "", tuning: TunnelTuning()))
+            tunnel: Tunnel(listen: nil, cert: "", key: "", tuning: TunnelTuning()))
 
         if var g = root.table("gateway") {
             if let d = g.duration("drain_timeout") { gateway.drainTimeout = d }
@@ -193,14 +220,12 @@ extension GatewayConfig {
             g.rejectUnknownKeys()
         }
 
+        // Whether the dedicated tunnel listener is wanted is known once the listeners are read.
+        var tunnelTable: TableReader?
         if var t = root.table("tunnel") {
-            if let hp = t.hostPort("listen") { gateway.tunnel.listen = hp }
-            if let c = t.path("cert") { gateway.tunnel.cert = c } else {
-                t.error("cert", "[tunnel] cert is required (PEM certificate chain)")
-            }
-            if let k = t.path("key") { gateway.tunnel.key = k } else {
-                t.error("key", "[tunnel] key is required (PEM private key)")
-            }
+            gateway.tunnel.listen = t.hostPort("listen")
+            if let c = t.path("cert") { gateway.tunnel.cert = c }
+            if let k = t.path("key") { gateway.tunnel.key = k }
             if let d = t.duration("handshake_timeout") { gateway.tunnel.handshakeTimeout = d }
             gateway.tunnel.clientCA = t.path("client_ca")
             gateway.tunnel.clientCRL = t.path("client_crl")
@@ -212,8 +237,7 @@ extension GatewayConfig {
             gateway.sourceLines["tunnel.key"] = t.line(of: "key")
             gateway.tunnel.tuning.read(from: &t)
             t.rejectUnknownKeys()
-        } else {
-            diagnostics.error(line: nil, "[tunnel] section is required (listen, cert, key)")
+            tunnelTable = t
         }
 
         if var c = root.table("control") {
@@ -277,6 +301,10 @@ extension GatewayConfig {
                 }
             }
             let proxyProtocol = l.bool("proxy_protocol") ?? false
+            let sharedTunnel = l.bool("tunnel") ?? false
+            if sharedTunnel && proto != "https" {
+                l.error("tunnel", "tunnel = true needs protocol \"https\" (agents speak TLS)")
+            }
             if proxyProtocol { proxyProtocolLines.append((l.line(of: "proxy_protocol"), "listener \"\(name)\": proxy_protocol")) }
             let policies = l.policyNames()
             policyUses.append((l, policies))
@@ -290,9 +318,11 @@ extension GatewayConfig {
                 if !listenerPorts.insert(listen.port).inserted {
                     l.error("listen", "port \(listen.port) is already used by another listener")
                 }
-                gateway.listeners.append(Listener(
+                var listener = Listener(
                     name: name, kind: kind, listen: listen, defaultCertificate: certificate, proxyProtocol: proxyProtocol,
-                    policies: policies))
+                    policies: policies)
+                listener.tunnel = sharedTunnel && kind == .https
+                gateway.listeners.append(listener)
             }
         }
 
@@ -311,6 +341,7 @@ extension GatewayConfig {
         for l in gateway.listeners where l.kind == .https && l.defaultCertificate == nil && gateway.certificates.isEmpty {
             diagnostics.error(line: nil, "listener \"\(l.name)\": protocol \"https\" needs a certificate: give it cert and key, or add a [[certificate]]")
         }
+        Self.checkTunnelListener(&gateway, table: tunnelTable, diagnostics: diagnostics)
 
         var agentNames = Set<String>()
         for var a in root.tables("agent") {

@@ -79,6 +79,8 @@ enum ConfigLoading {
             CredentialFiles.checkReadable(c.credentials, file: path).flatMap {
                 // A credential check cannot see leaves the tunnel's context unbuilt; what it can
                 // see of the certificate pair must still be readable.
+                // Without a dedicated tunnel listener there is no tunnel certificate to load.
+                guard c.tunnel.listen != nil else { return .success(()) }
                 guard [c.tunnel.cert, c.tunnel.key, c.tunnel.clientCA, c.tunnel.clientCRL].allSatisfy(known) else {
                     return readable(c.tunnel.cert, c.tunnel.key, file: path, line: c.sourceLines["tunnel.cert"])
                 }

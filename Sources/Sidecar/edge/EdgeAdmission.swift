@@ -99,9 +99,17 @@ final class EdgeAdmission: Sendable {
         return nil
     }
 
-    /// A failed tunnel authentication (401/403) from `address`.
-    func authenticationFailed(_ address: SocketAddress?) {
-        guard let key = address?.clientKey else { return }
+    /// How long `key` is still blocked from tunnel handshakes (too many failed
+    /// authentications), or nil. The dedicated tunnel listener checks at accept; an HTTPS
+    /// listener that also takes agents, when a connection turns out to be an agent's.
+    func tunnelBlock(_ key: ClientKey) -> Duration? {
+        if case .blocked(let remaining) = throttle.withLockedValue({ $0.check(key, now: RepeatedEvents.now) }) { return remaining }
+        return nil
+    }
+
+    /// A failed tunnel authentication (401/403) from `key`'s client.
+    func authenticationFailed(_ key: ClientKey?) {
+        guard let key else { return }
         guard let block = throttle.withLockedValue({ $0.failed(key, now: RepeatedEvents.now) }) else { return }
         stats.addressesBlocked.add()
         events.record(.addressBlocked, [
@@ -110,8 +118,8 @@ final class EdgeAdmission: Sendable {
         ])
     }
 
-    func authenticationSucceeded(_ address: SocketAddress?) {
-        guard let key = address?.clientKey else { return }
+    func authenticationSucceeded(_ key: ClientKey?) {
+        guard let key else { return }
         throttle.withLockedValue { $0.succeeded(key) }
     }
 

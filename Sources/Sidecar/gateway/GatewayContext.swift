@@ -9,7 +9,8 @@ import Protocol
 final class GatewayContext: Sendable {
     final class Settings: Sendable {
         let config: GatewayConfig
-        let tls: TLSContext
+        /// The dedicated tunnel listener's TLS; nil without one.
+        let tls: TLSContext?
         /// The HTTPS listeners' certificates.
         let publicTLS: PublicCertificates
         let h2Tuning: H2Tuning
@@ -24,7 +25,7 @@ final class GatewayContext: Sendable {
 
         /// `counters`: the gateway's `stats.policies`, which outlive every configuration.
         init(
-            config: GatewayConfig, tls: TLSContext, publicTLS: PublicCertificates, counters: PolicyCounters,
+            config: GatewayConfig, tls: TLSContext?, publicTLS: PublicCertificates, counters: PolicyCounters,
             previous: PolicySet? = nil
         ) {
             self.config = config

@@ -115,7 +115,7 @@ final class GatewayServer: ManagedDaemon {
     }
 
     static func specs(for config: GatewayConfig) -> [Spec] {
-        [Spec(kind: .tunnel, name: "tunnel", address: config.tunnel.listen)]
+        (config.tunnel.listen.map { [Spec(kind: .tunnel, name: "tunnel", address: $0)] } ?? [])
             + config.tcpPorts.map { Spec(kind: .tcp, name: $0.name, address: $0.listen) }
             + config.listeners.compactMap { l in
                 switch l.kind {
@@ -179,7 +179,9 @@ final class GatewayServer: ManagedDaemon {
                     try SocketTuning.tuneTunnel(channel)
                     let sync = channel.pipeline.syncOperations
                     // The certificate in force when the agent arrives, so a reload applies to new handshakes.
-                    try sync.addHandler(TLSHandler(context: context.settings.tls, role: .server))
+                    // A reload that removed the dedicated listener: it is closing.
+                    guard let tls = context.settings.tls else { throw ConnectionRefusedAtAccept() }
+                    try sync.addHandler(TLSHandler(context: tls, role: .server))
                     try sync.addHandler(TunnelAcceptHandler(gateway: context))
                 }
             }
@@ -268,7 +270,7 @@ final class GatewayServer: ManagedDaemon {
         case .success(.gateway(let c)):
             config = c
         }
-        let tls: TLSContext
+        let tls: TLSContext?
         do {
             tls = try TLSContext.tunnel(config)
         } catch {

@@ -64,7 +64,7 @@ final class GatewayTunnel: TunnelConnectionDelegate {
         guard let grant = gateway.registry.grants.first(where: { $0.name == accepted.agent }) else {
             return "agent \"\(accepted.agent)\" was removed from the configuration"
         }
-        let certificate = grant.auth.usesCertificate ? accepted.certificate.map(now.tls.reverify) : accepted.certificate
+        let certificate = grant.auth.usesCertificate ? accepted.certificate.map { $0.reverified(by: now.tls) } : accepted.certificate
         return TunnelHandshake.recheck((accepted.token, certificate), agent: accepted.agent, grant: grant)
     }
 

@@ -23,18 +23,36 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// Until TLS is up nothing can be written: a refusal then is a plain close.
     private var tlsEstablished = false
     private var remote = "?"
-    private var remoteAddress: SocketAddress?
+    /// The client for the failed-authentication throttle (after a PROXY header, if any).
+    private var clientKey: ClientKey?
+    /// The HTTPS listener this agent came through (`tunnel = true`); nil on the dedicated one.
+    private let sharedListener: String?
     /// The client certificate TLS read (when `client_ca` asks for one), judged with the request.
     private var peerCertificate: PeerCertificate?
 
-    init(gateway: GatewayContext) {
+    /// `sharedListener`: the handshake arrives on an HTTPS listener with `tunnel = true`,
+    /// after its TLS (the listener's certificate; no client certificate is asked for).
+    init(gateway: GatewayContext, sharedListener: String? = nil) {
         self.gateway = gateway
         self.settings = gateway.settings
+        self.sharedListener = sharedListener
+        tlsEstablished = sharedListener != nil
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        remoteAddress = context.channel.remoteAddress
-        remote = remoteAddress.map(\.fastgwDescription) ?? "?"
+        let addresses = context.channel.publicAddresses
+        remote = addresses.clientDescription
+        clientKey = addresses.client.map { ClientKey($0.address) }
+        if sharedListener != nil, let key = clientKey, let remaining = gateway.admission.tunnelBlock(key) {
+            // The dedicated listener refuses these at accept; here the connection is already up.
+            gateway.stats.connectionsRefused.add("tunnel_auth_blocked")
+            gateway.events.record(.blockedAddressRefused, [
+                "client": "\(remote)", "address": "\(key)", "blocked_for_s": "\(remaining.components.seconds + 1)",
+            ])
+            finished = true
+            context.close(promise: nil)
+            return
+        }
         let me = NIOLoopBound(self, eventLoop: context.eventLoop)
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
         timeout = context.eventLoop.scheduleTask(in: settings.handshakeTimeout) {
@@ -67,11 +85,11 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head, grants: gateway.registry.grants, draining: gateway.isDraining, certificate: peerCertificate) {
             case .failure(let rejection):
                 if rejection.status == 401 || rejection.status == 403 {
-                    gateway.admission.authenticationFailed(remoteAddress)
+                    gateway.admission.authenticationFailed(clientKey)
                 }
                 refuse(context: context, rejection)
             case .success(let accepted):
-                gateway.admission.authenticationSucceeded(remoteAddress)
+                gateway.admission.authenticationSucceeded(clientKey)
                 upgrade(context: context, accepted: accepted, rest: rest)
             }
         }

@@ -101,8 +101,11 @@ extension TLSContext {
 extension TLSContext {
     /// The tunnel listener's context: its certificate, and client certificates requested
     /// when `client_ca` is set.
-    static func tunnel(_ config: GatewayConfig) throws(TLSError) -> TLSContext {
-        try .server(
+    /// The dedicated tunnel listener's context; nil without one (agents come only through
+    /// HTTPS listeners with `tunnel = true`, which use their own certificates).
+    static func tunnel(_ config: GatewayConfig) throws(TLSError) -> TLSContext? {
+        guard config.tunnel.listen != nil else { return nil }
+        return try .server(
             certificateChain: config.tunnel.cert, privateKey: config.tunnel.key, alpn: ["http/1.1"],
             clientTrust: ClientTrust(config.tunnel))
     }
@@ -111,21 +114,34 @@ extension TLSContext {
 /// A reload's verification of live connections' certificates against the new trust, done
 /// once per distinct chain (an agent's connections share one) and outside any lock.
 struct CertificateReverification {
-    private let tls: TLSContext
+    private let tls: TLSContext?
     private var verdicts: [[[UInt8]]: PeerCertificate.Verification] = [:]
 
-    init(tls: TLSContext, certificates: [PeerCertificate]) {
+    init(tls: TLSContext?, certificates: [PeerCertificate]) {
         self.tls = tls
         for c in certificates where verdicts[c.chainDER] == nil {
-            verdicts[c.chainDER] = tls.reverify(c).verification
+            verdicts[c.chainDER] = c.reverified(by: tls).verification
         }
     }
 
     /// A certificate not seen at init (a connection registered meanwhile) is verified now.
     func verify(_ certificate: PeerCertificate) -> PeerCertificate {
-        guard let verdict = verdicts[certificate.chainDER] else { return tls.reverify(certificate) }
+        guard let verdict = verdicts[certificate.chainDER] else { return certificate.reverified(by: tls) }
         var c = certificate
         c.verification = verdict
         return c
+    }
+}
+
+extension PeerCertificate {
+    /// Verified again against `tls`'s client trust; with no dedicated tunnel listener (a
+    /// reload removed it) nothing vouches for it any more.
+    func reverified(by tls: TLSContext?) -> PeerCertificate {
+        guard let tls else {
+            var c = self
+            c.verification = .unknownCA
+            return c
+        }
+        return tls.reverify(self)
     }
 }

@@ -48,6 +48,11 @@ final class HTTPSNegotiation: ChannelInboundHandler, RemovableChannelHandler {
         timer?.cancel()
     }
 
+    /// `tunnel = true` on this listener in the configuration current at the handshake.
+    private var takesAgents: Bool {
+        gateway.settings.config.listeners.contains { $0.name == listener && $0.tunnel }
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let done = event as? TLSHandshakeCompleted {
             timer?.cancel()
@@ -55,6 +60,11 @@ final class HTTPSNegotiation: ChannelInboundHandler, RemovableChannelHandler {
             do {
                 if done.alpn == "h2" {
                     try H2PublicConnection.install(on: context.channel, gateway: gateway, listener: listener, tls: session, after: self)
+                } else if takesAgents {
+                    // Agents speak HTTP/1.1 (ALPN http/1.1): their first bytes tell them apart.
+                    try context.pipeline.syncOperations.addHandler(
+                        TunnelSniffHandler(gateway: gateway, listener: listener, tls: session, acceptedAt: acceptedAt),
+                        position: .after(self))
                 } else {
                     try context.pipeline.syncOperations.addHandler(
                         HTTPServerHandler(gateway: gateway, listener: listener, tls: session, acceptedAt: acceptedAt),
