@@ -24,8 +24,10 @@ extension PolicyEnforcer {
     /// order, after the address rules and rates passed and the request has a route; the
     /// first that does not allow decides. Nil when none of them authenticates: the request
     /// goes on at once. The future completes on `loop` and never fails.
+    /// `client`: the request's client (`requestClient`), whom X-Forwarded-For names to a
+    /// forward-auth service and whose in-flight checks are capped.
     func authenticate(
-        _ request: PublicRequest, scheme: String, cells: [PolicyCell], on loop: EventLoop
+        _ request: PublicRequest, scheme: String, cells: [PolicyCell], client: IPAddress?, on loop: EventLoop
     ) -> EventLoopFuture<AuthVerdict>? {
         let asking = cells.filter(\.policy.authenticates)
         guard !asking.isEmpty else { return nil }
@@ -42,7 +44,10 @@ extension PolicyEnforcer {
         guard let cell = cells.first else { return loop.makeSucceededFuture(verdict) }
         let rest = cells.dropFirst()
         let name = cell.policy.name
-        let refuse = { @Sendable (d: PolicyDecision) in loop.makeSucceededFuture(AuthVerdict(decision: self.refused(d, request: true))) }
+        let refuse = { @Sendable (d: PolicyDecision) in
+            loop.makeSucceededFuture(AuthVerdict(decision: self.refused(d, request: true, client: client)))
+        }
+        let clientKey = ClientKey(client)
         switch cell.policy.authStep(authorization: request.head.values("Authorization")) {
         case .none:
             return next(rest, request, scheme: scheme, client: client, verdict: verdict, loop)

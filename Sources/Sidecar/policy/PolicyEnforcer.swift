@@ -83,16 +83,27 @@ struct PolicyEnforcer: Sendable {
     /// ones of its host (normalized) and path. Returns the policies checked, which
     /// `admitRequest(agent:after:)` skips. Nothing is counted allowed yet: authentication
     /// (`authenticate`) may still refuse; `admitted(_:)` counts once the request goes on.
-    func admitRequest(host: String, path: String) -> (PolicyDecision, checked: [PolicyCell]) {
+    /// `client`: the request's client (`requestClient`).
+    func admitRequest(host: String, path: String, client: IPAddress?) -> (PolicyDecision, checked: [PolicyCell]) {
         let all = Self.without([], chain + set.chain(host: host, path: path))
-        return (admitRequest(all), all)
+        return (admitRequest(all, client: client), all)
     }
 
     /// The same request once routed: the serving agent's policies not already checked.
     /// Returns every policy the request passes (`checked` and the agent's).
-    func admitRequest(agent: String, after checked: [PolicyCell]) -> (PolicyDecision, passed: [PolicyCell]) {
+    func admitRequest(agent: String, after checked: [PolicyCell], client: IPAddress?) -> (PolicyDecision, passed: [PolicyCell]) {
         let more = Self.without(checked, set.chain(agent: agent))
-        return (admitRequest(more), checked + more)
+        return (admitRequest(more, client: client), checked + more)
+    }
+
+    /// Whom a request's policies judge: the connection's client, or — when that client is a
+    /// trusted HTTP proxy (`hop.trusted`) — the client its X-Forwarded-For or Forwarded
+    /// names, so clients behind a trusted proxy have their own buckets and address rules
+    /// (as the access record and the upstream name them). Nil when no policy is attached.
+    func requestClient(_ head: HTTPHead, hop: ForwardedFields.Hop) -> IPAddress? {
+        guard let client else { return nil }
+        guard hop.trusted else { return client }
+        return ForwardedFields.client(head: head, peer: client, trusted: gateway.settings.config.trustedProxies)
     }
 
     /// A request every policy of `cells` let through.
@@ -107,18 +118,22 @@ struct PolicyEnforcer: Sendable {
     }
 
     /// One HTTP request; the first policy that refuses decides.
-    private func admitRequest(_ chain: [PolicyCell]) -> PolicyDecision {
+    private func admitRequest(_ chain: [PolicyCell], client: IPAddress?) -> PolicyDecision {
         guard !chain.isEmpty else { return .allow }
-        guard let client, let key = clientKey else { return refused(.deny(policy: chain[0].policy.name), request: true) }
+        guard let client else { return refused(.deny(policy: chain[0].policy.name), request: true, client: nil) }
+        let key = ClientKey(client)
         let now = Self.now
         for cell in chain {
             let d = cell.request(from: client, key: key, now: now)
-            if d != .allow { return refused(d, request: true) }
+            if d != .allow { return refused(d, request: true, client: client) }
         }
         return .allow
     }
 
-    func refused(_ d: PolicyDecision, request: Bool, reason: String? = nil) -> PolicyDecision {
+    /// `client`: whom the refusal was about (a request's client may be the one a trusted
+    /// proxy named); the connection's by default.
+    func refused(_ d: PolicyDecision, request: Bool, reason: String? = nil, client: IPAddress?? = .none) -> PolicyDecision {
+        let client = client ?? self.client
         guard let policy = d.policy else { return d }
         gateway.stats.policies.tally(for: policy).counted(d)
         var metadata: [String: String] = [

@@ -50,7 +50,7 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
         ex.owner = self
         exchange = ex
         gateway.stats.httpRequestsTotal.add()
-        switch ex.routing(gateway: gateway, tls: front.tls, loop: front.loop, policy: front.policy) {
+        switch ex.routing(gateway: gateway, tls: front.tls, loop: front.loop, policy: front.policy, hop: front.hop) {
         case .failure(let refusal):
             answer(ex, refusal)
         case .success(let route):

@@ -59,6 +59,8 @@ final class HTTPExchange: StreamEndpoint {
     var policyCells: [PolicyCell] = []
     /// What authentication added for the upstream (forward-auth fields).
     var authVerdict: AuthVerdict?
+    /// Whom the policies judged (`PolicyEnforcer.requestClient`); nil without policies.
+    var requestClient: IPAddress?
     /// Agent policies were checked: the stream must open on that agent (HTTPStreamOpening).
     var pinsAgent = false
 

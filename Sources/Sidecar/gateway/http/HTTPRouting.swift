@@ -7,9 +7,12 @@ extension HTTPExchange {
     /// path's policies, so a refused client learns nothing of what serves the host, and
     /// after routing about the serving agent's.
     /// A policy's refusal is also noted for the access record (`policyDecision`).
+    /// `hop`: where the request came from; a trusted proxy's request is judged by policies
+    /// as the client it names.
     func routing(
-        gateway: GatewayContext, tls: PublicTLSSession?, loop: EventLoop, policy: PolicyEnforcer?
+        gateway: GatewayContext, tls: PublicTLSSession?, loop: EventLoop, policy: PolicyEnforcer?, hop: ForwardedFields.Hop
     ) -> Result<GatewayRegistry.Route, HTTPRefusal> {
+        requestClient = policy?.requestClient(request.head, hop: hop)
         let result = pickRoute(gateway: gateway, tls: tls, loop: loop, policy: policy)
         if case .failure(let refusal) = result {
             if let decision = refusal.decision {
@@ -27,7 +30,7 @@ extension HTTPExchange {
     ) -> Result<GatewayRegistry.Route, HTTPRefusal> {
         let request = self.request
         let host = HostPattern.normalize(request.authority)
-        let (decision, checked) = policy?.admitRequest(host: host, path: request.path) ?? (.allow, [])
+        let (decision, checked) = policy?.admitRequest(host: host, path: request.path, client: requestClient) ?? (.allow, [])
         if let refusal = decision.httpRefusal { return .failure(refusal) }
         policyCells = checked
         if let limit = gateway.settings.config.http.maxBodySize, case .contentLength(let n) = request.framing, n > Int64(limit) {
@@ -44,7 +47,7 @@ extension HTTPExchange {
             return .failure(HTTPRefusal(503, "no agent serving \(what) is connected"))
         case .route(let route):
             if let policy {
-                let (decision, passed) = policy.admitRequest(agent: route.agent, after: checked)
+                let (decision, passed) = policy.admitRequest(agent: route.agent, after: checked, client: requestClient)
                 if let refusal = decision.httpRefusal {
                     gateway.registry.streamEnded(route.connection)
                     return .failure(refusal)
@@ -66,7 +69,7 @@ extension HTTPExchange {
         done: @escaping (HTTPRefusal?) -> Void
     ) {
         let cells = policyCells
-        guard let policy, let checking = policy.authenticate(request, scheme: scheme, cells: cells, on: loop) else {
+        guard let policy, let checking = policy.authenticate(request, scheme: scheme, cells: cells, client: requestClient, on: loop) else {
             policy?.admitted(cells)
             return done(nil)
         }

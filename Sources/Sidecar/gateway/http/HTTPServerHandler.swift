@@ -221,7 +221,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         ex.owner = self
         gateway.stats.httpRequestsTotal.add()
         let loop = context!.eventLoop
-        switch ex.routing(gateway: gateway, tls: tls, loop: loop, policy: policy) {
+        switch ex.routing(gateway: gateway, tls: tls, loop: loop, policy: policy, hop: hop) {
         case .failure(let refusal):
             answer(ex, refusal)
         case .success(let route):
