@@ -119,6 +119,37 @@ final class PasswordVerifierTests: XCTestCase {
         XCTAssertEqual(try check(v, file, "alice", "pw"), .accepted)
     }
 
+    func testOneClientAndOnePolicyHaveCappedShares() throws {
+        let file = try users(["alice:" + (try bcrypt("pw", cost: 11))])
+        let v = PasswordVerifier(limits: .init(threads: 1, maxPending: 8, maxPendingPerClient: 2, maxPendingPerPolicy: 3))
+        defer { try? v.shutdown() }
+        let mallory = ClientKey(IPAddress("192.0.2.66")!)
+        let loop = group.next()
+        // One client: 2 of its 4 checks are taken.
+        let guesses = (0..<4).map { i in
+            v.verify(BasicCredentials(user: "alice", password: "guess\(i)"), against: file, client: mallory, policy: "a", on: loop)
+        }
+        // Another client on the same policy gets the policy's third slot, then it is full.
+        let other = ClientKey(IPAddress("192.0.2.7")!)
+        let second = (0..<2).map { i in
+            v.verify(BasicCredentials(user: "alice", password: "x\(i)"), against: file, client: other, policy: "a", on: loop)
+        }
+        // Another policy still has room.
+        let elsewhere = v.verify(BasicCredentials(user: "alice", password: "pw"), against: file, client: other, policy: "b", on: loop)
+        XCTAssertEqual(try guesses.map { try $0.wait() }, [.rejected, .rejected, .busy, .busy])
+        XCTAssertEqual(try second.map { try $0.wait() }, [.rejected, .busy])
+        XCTAssertEqual(try elsewhere.wait(), .accepted)
+    }
+
+    func testOverlongPasswordsAreRefusedWithoutHashing() throws {
+        let long = String(repeating: "p", count: PasswordVerifier.maxPasswordBytes + 1)
+        let file = try users(["bob:" + (try sha512(long))])
+        let v = PasswordVerifier()
+        defer { try? v.shutdown() }
+        XCTAssertEqual(try check(v, file, "bob", long), .rejected)
+        XCTAssertEqual(v.counts.hashed, 0)
+    }
+
     func testConstantTimeEqual() {
         XCTAssertTrue(CryptCheck.constantTimeEqual([1, 2, 3], [1, 2, 3]))
         XCTAssertFalse(CryptCheck.constantTimeEqual([1, 2, 3], [1, 2, 4]))

@@ -16,12 +16,15 @@ public enum HopByHop {
     }
 
     /// Trailers as fastgw passes them on, in either direction and protocol: without
-    /// pseudo-header fields, connection fields, `fastgw-*`, and the framing and routing fields
-    /// a trailer must not carry (RFC 9110 §6.5.1).
+    /// pseudo-header fields, connection fields, `fastgw-*`, the framing and routing fields
+    /// a trailer must not carry (RFC 9110 §6.5.1), and the fields naming the client
+    /// (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`, `X-Request-Id`): an upstream that merges
+    /// trailers into the header section must not find a client's claim there that the
+    /// gateway removed from the head.
     public static func forwardedTrailers(_ fields: [HeaderField]) -> [HeaderField] {
         fields.filter { f in
             !f.name.hasPrefix(":") && !names.contains(f.name) && !isInternal(f.name)
-                && f.name != "content-length" && f.name != "host"
+                && f.name != "content-length" && f.name != "host" && !ForwardedFields.isClientClaim(f.name)
         }
     }
 

@@ -28,6 +28,14 @@ public struct AccessPolicy: Equatable, Sendable {
         return allow.isEmpty || allow.contains(address)
     }
 
+    /// Whether `other` counts clients as this one does (same address rules and limits), so
+    /// its per-client state carries over: a reload that only changes authentication (a
+    /// user added to the htpasswd file) keeps the buckets and open-connection counts.
+    public func countsLike(_ other: AccessPolicy) -> Bool {
+        allow == other.allow && deny == other.deny && requests == other.requests && connections == other.connections
+            && maxConnectionsPerClient == other.maxConnectionsPerClient
+    }
+
     /// A policy that says nothing (no rule, no limit) is a config mistake.
     public var isEmpty: Bool {
         allow.isEmpty && deny.isEmpty && requests == nil && connections == nil && maxConnectionsPerClient == nil

@@ -14,6 +14,13 @@ public struct Htpasswd: Equatable, Sendable {
         public let hash: String
         public let scheme: Scheme
         public let line: Int
+
+        /// The same user with the same hash: where it stands in the file does not matter, so
+        /// adding a comment or another user leaves the other entries (and a reload's policy
+        /// equality, which keeps its rate buckets) as they were.
+        public static func == (a: Entry, b: Entry) -> Bool {
+            a.user == b.user && a.hash == b.hash
+        }
     }
 
     /// Bounds on what is read, so a wrong path (a log, a disk image) cannot load unbounded data.

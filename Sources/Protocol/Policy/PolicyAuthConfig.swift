@@ -100,3 +100,17 @@ extension AccessPolicy {
         let items: [ConfigDiagnostic]
     }
 }
+
+extension GatewayConfig {
+    /// Agent grants whose policies authenticate and that also grant TCP ports: allowed (the
+    /// policy guards the agent's HTTP hosts), but every connection to those ports will be
+    /// refused, which `fastgw check` points out.
+    public var authenticatedTCPWarnings: [String] {
+        agents.compactMap { grant in
+            guard !grant.allowPorts.isEmpty,
+                  let p = grant.policies.compactMap(policy(named:)).first(where: \.authenticates) else { return nil }
+            return "agent \"\(grant.name)\": policy \"\(p.name)\" has \(p.basicAuth != nil ? "basic_auth" : "forward_auth"), "
+                + "so every connection to its TCP ports (allow_ports) will be refused: TCP carries no credentials"
+        }
+    }
+}

@@ -54,13 +54,15 @@ extension Fastgw {
             let control = try ControlServer.bind(
                 path: config.controlSocket, inherited: plan.claims["control"], group: group,
                 responder: GatewayControl(server: server), logger: logger)
-            let code = Daemon.serve(server, role: "gateway", control: control, group: group, logger: logger) {
+            // Password checks still queued complete on the loops: their threads stop first.
+            let code = Daemon.serve(
+                server, role: "gateway", control: control, group: group, logger: logger, stopping: server.context.passwords.shutdown
+            ) {
                 logger.notice("gateway ready", metadata: [
                     "agents": "\(config.agents.count)", "tcp_ports": "\(config.tcpPorts.count)",
                     "inherited_sockets": "\(activation.inherited.count)",
                 ])
             }
-            server.context.passwords.shutdown()
             if code != 0 { throw ExitCode(code) }
         }
     }
@@ -109,6 +111,7 @@ extension Fastgw {
                 print("\(config): gateway configuration OK (\(c.agents.count) agents, \(c.tcpPorts.count) TCP ports\(Self.unchecked(c.credentials)))")
                 for note in CredentialFiles.notes(c.credentials, file: config) { Daemon.printError(note) }
                 for warning in Self.trustWarnings(c, file: config) { Daemon.printError(warning) }
+                for warning in c.authenticatedTCPWarnings { Daemon.printError("\(config): warning: \(warning)") }
             case .success(.agent(let c)):
                 print("\(config): agent configuration OK (\(c.services.count) services, \(c.gateways.count) gateways\(Self.unchecked(c.credentials)))")
                 for note in CredentialFiles.notes(c.credentials, file: config) { Daemon.printError(note) }
@@ -139,10 +142,11 @@ extension Fastgw {
 enum Daemon {
     /// What both daemons do once their sockets are up: signals, watchdog, `start`, READY and
     /// STATUS; then wait for the end (a drain, or a second stop signal) and tidy up.
+    /// `stopping` runs before the event loops stop (work that completes on them ends first).
     /// Returns the exit code.
     static func serve(
         _ daemon: some ManagedDaemon, role: String, control: ControlServer.Listening,
-        group: MultiThreadedEventLoopGroup, logger: Logger, start: () -> Void
+        group: MultiThreadedEventLoopGroup, logger: Logger, stopping: () -> Void = {}, start: () -> Void
     ) -> Int32 {
         daemon.lifecycle.installSignalHandlers(daemon: daemon, loop: group.next())
         let watchdog = Watchdog.start(group: group, logger: logger)
@@ -152,6 +156,7 @@ enum Daemon {
         let code = daemon.lifecycle.wait()
         watchdog?.stop()
         daemon.drainCoordinator.abandon()
+        stopping()
         // Closing the group closes every listener and connection still open.
         control.close()
         try? group.syncShutdownGracefully()

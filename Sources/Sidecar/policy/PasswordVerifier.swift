@@ -9,9 +9,12 @@ import Protocol
 ///
 /// bcrypt is slow on purpose (tens to hundreds of milliseconds), so a check never runs on an
 /// event loop: it goes to a small thread pool, and when `maxPending` checks are already queued
-/// or running — or `maxPendingPerClient` for one client — the answer is `.busy` at once (the
-/// caller answers 503) instead of a queue that grows with an attacker's request rate, and one
-/// client guessing passwords cannot take every slot from the others. Successful checks are remembered for `cacheTTL`
+/// or running — or `maxPendingPerClient` for one client, or `maxPendingPerPolicy` for one
+/// policy — the answer is `.busy` at once (the caller answers 503) instead of a queue that
+/// grows with an attacker's request rate: one client guessing passwords cannot take every
+/// slot from the others, and guessing against one site cannot stop logins to another.
+/// Passwords over `maxPasswordBytes` are refused without hashing (SHA-512-crypt's work
+/// grows with the password's length; bcrypt reads only 72 bytes anyway). Successful checks are remembered for `cacheTTL`
 /// under (user, password, entry), so a browser that repeats its credentials on every request
 /// costs one hash per TTL; identical checks that arrive while one runs share its result.
 /// A failed check is never remembered, and an unknown user is refused without hashing (so
@@ -29,6 +32,7 @@ final class PasswordVerifier: Sendable {
         /// Checks queued or running at once, over all policies using this verifier.
         var maxPending = 64
         var maxPendingPerClient = 8
+        var maxPendingPerPolicy = 32
         var cacheEntries = 1024
         var cacheTTL = TimeAmount.seconds(60)
     }
@@ -37,6 +41,7 @@ final class PasswordVerifier: Sendable {
         var cache: ClockTable<[UInt8], NIODeadline>
         var inFlight: [[UInt8]: EventLoopFuture<Outcome>] = [:]
         var pending: InFlightLimit<ClientKey>
+        var pendingByPolicy: InFlightLimit<String>
         var hashed = 0
         var refusedBusy = 0
     }
@@ -55,7 +60,8 @@ final class PasswordVerifier: Sendable {
         pool.start()
         state = NIOLockedValueBox(State(
             cache: ClockTable(capacity: limits.cacheEntries),
-            pending: InFlightLimit(total: limits.maxPending, perKey: limits.maxPendingPerClient)))
+            pending: InFlightLimit(total: limits.maxPending, perKey: limits.maxPendingPerClient),
+            pendingByPolicy: InFlightLimit(total: limits.maxPending, perKey: limits.maxPendingPerPolicy)))
         var rng = SystemRandomNumberGenerator()
         salt = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
     }
@@ -69,11 +75,17 @@ final class PasswordVerifier: Sendable {
         state.withLockedValue { ($0.hashed, $0.refusedBusy) }
     }
 
-    /// `client`: whose check this is, for the per-client cap (nil: only the total applies).
+    static let maxPasswordBytes = 256
+
+    /// `client`, `policy`: whose check this is and for which policy, for the per-client and
+    /// per-policy caps (nil: only the total applies).
     func verify(
-        _ credentials: BasicCredentials, against htpasswd: Htpasswd, client: ClientKey? = nil, on loop: EventLoop
+        _ credentials: BasicCredentials, against htpasswd: Htpasswd, client: ClientKey? = nil, policy: String? = nil,
+        on loop: EventLoop
     ) -> EventLoopFuture<Outcome> {
-        guard let entry = htpasswd.entry(for: credentials.user) else { return loop.makeSucceededFuture(.rejected) }
+        guard credentials.password.utf8.count <= Self.maxPasswordBytes, let entry = htpasswd.entry(for: credentials.user) else {
+            return loop.makeSucceededFuture(.rejected)
+        }
         let key = cacheKey(credentials, entry)
         enum Step {
             case cached
@@ -89,6 +101,11 @@ final class PasswordVerifier: Sendable {
             }
             if let running = s.inFlight[key] { return .join(running) }
             guard s.pending.take(client) == nil else {
+                s.refusedBusy += 1
+                return .busy
+            }
+            guard s.pendingByPolicy.take(policy) == nil else {
+                s.pending.release(client)
                 s.refusedBusy += 1
                 return .busy
             }
@@ -114,6 +131,7 @@ final class PasswordVerifier: Sendable {
                 }
                 state.withLockedValue { s in
                     s.pending.release(client)
+                    s.pendingByPolicy.release(policy)
                     s.inFlight[key] = nil
                     if case .active = work { s.hashed += 1 }
                     if outcome == .accepted { s.cache[key] = .now() + ttl }

@@ -22,7 +22,8 @@ struct AuthVerdict: Sendable {
 extension PolicyEnforcer {
     /// Asks the policies of `cells` that authenticate (`basic_auth`, `forward_auth`), in
     /// order, after the address rules and rates passed and the request has a route; the
-    /// first that does not allow decides. Nil when none of them authenticates: the request
+    /// first that does not allow decides. Each is asked with its current rules (a policy of
+    /// the same name in the configuration now in force). Nil when none of them authenticates: the request
     /// goes on at once. The future completes on `loop` and never fails.
     /// `client`: the request's client (`requestClient`), whom X-Forwarded-For names to a
     /// forward-auth service and whose in-flight checks are capped.
@@ -41,8 +42,12 @@ extension PolicyEnforcer {
         _ cells: ArraySlice<PolicyCell>, _ request: PublicRequest, scheme: String, client: IPAddress,
         verdict: AuthVerdict, _ loop: EventLoop
     ) -> EventLoopFuture<AuthVerdict> {
-        guard let cell = cells.first else { return loop.makeSucceededFuture(verdict) }
+        guard let attached = cells.first else { return loop.makeSucceededFuture(verdict) }
         let rest = cells.dropFirst()
+        // Credentials are judged by the configuration in force now, not the one the
+        // connection started under: a reload that removes a user from the htpasswd file or
+        // changes the forward-auth service applies to open connections too.
+        let cell = gateway.settings.policies.cells[attached.policy.name] ?? attached
         let name = cell.policy.name
         let refuse = { @Sendable (d: PolicyDecision) in
             loop.makeSucceededFuture(AuthVerdict(decision: self.refused(d, request: true, client: client)))
@@ -54,7 +59,7 @@ extension PolicyEnforcer {
         case .challenge(let realm):
             return refuse(.challenge(policy: name, realm: realm))
         case .verify(let credentials, let users):
-            return gateway.passwords.verifier.verify(credentials, against: users, client: clientKey, on: loop).flatMap { outcome in
+            return gateway.passwords.verifier.verify(credentials, against: users, client: clientKey, policy: name, on: loop).flatMap { outcome in
                 switch outcome {
                 case .accepted:
                     return self.next(rest, request, scheme: scheme, client: client, verdict: verdict, loop)

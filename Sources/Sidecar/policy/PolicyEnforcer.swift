@@ -175,8 +175,15 @@ extension PolicyDecision {
             r.body = body
             r.decision = self
             return r
-        case .authUnavailable(let policy, let status, let reason):
-            var r = HTTPRefusal(status, "policy \(policy): \(reason)")
+        case .authUnavailable(let policy, let status, _):
+            // The reason (the auth service's address, a socket error) is for the log only.
+            let why: String
+            switch status {
+            case 503: why = "credentials cannot be checked now; try again later"
+            case 502: why = "the authentication service gave an unusable answer"
+            default: why = "the request cannot be checked"
+            }
+            var r = HTTPRefusal(status, "policy \(policy): \(why)")
             r.decision = self
             return r
         }

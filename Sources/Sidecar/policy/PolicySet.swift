@@ -12,11 +12,13 @@ final class PolicyCell: Sendable {
     let forwardAuth: ForwardAuthClient?
     private let state: NIOLockedValueBox<PolicyState>
 
-    init(_ policy: AccessPolicy, tally: PolicyCounters.Tally) {
+    /// `counting`: a previous cell whose policy `countsLike` this one: its per-client state
+    /// is shared (a reload that changed only authentication).
+    init(_ policy: AccessPolicy, tally: PolicyCounters.Tally, counting previous: PolicyCell? = nil) {
         self.policy = policy
         self.tally = tally
         forwardAuth = policy.forwardAuth.map(ForwardAuthClient.init)
-        state = NIOLockedValueBox(PolicyState(policy: policy))
+        state = previous?.state ?? NIOLockedValueBox(PolicyState(policy: policy))
     }
 
     func connection(from address: IPAddress, key: ClientKey, now: Double, keepDenied: Bool) -> PolicyDecision {
@@ -37,7 +39,8 @@ final class PolicyCell: Sendable {
 /// The policies of one configuration and where they are attached; immutable, swapped whole
 /// by a reload (`GatewayContext.Settings`). A policy whose definition did not change keeps
 /// its cell, so its clients keep their buckets and open-connection counts across a reload;
-/// a changed or new one starts empty (an edited htpasswd file changes the definition).
+/// a changed or new one starts empty — unless only its authentication changed (an edited
+/// htpasswd file), which keeps the counting and takes the new credentials.
 final class PolicySet: Sendable {
     let cells: [String: PolicyCell]
     private let byListener: [String: [PolicyCell]]
@@ -47,10 +50,11 @@ final class PolicySet: Sendable {
     init(config: GatewayConfig, previous: PolicySet?, counters: PolicyCounters) {
         var cells: [String: PolicyCell] = [:]
         for p in config.policies {
-            if let old = previous?.cells[p.name], old.policy == p {
+            let old = previous?.cells[p.name]
+            if let old, old.policy == p {
                 cells[p.name] = old
             } else {
-                cells[p.name] = PolicyCell(p, tally: counters.tally(for: p.name))
+                cells[p.name] = PolicyCell(p, tally: counters.tally(for: p.name), counting: old.flatMap { $0.policy.countsLike(p) ? $0 : nil })
             }
         }
         self.cells = cells

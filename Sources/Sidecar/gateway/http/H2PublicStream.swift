@@ -223,6 +223,7 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
         timer?.cancel()
         var page = HTTPErrorPage(status: refusal.status, reason: refusal.reason, requestID: ex.requestID, extraFields: refusal.fields)
         page.customBody = refusal.body
+        page.headOnly = ex.request.method == "HEAD"
         writeError(page)
         ex.status = refusal.status
         let reason = refusal.reason
@@ -245,7 +246,10 @@ final class H2PublicStream: TunnelStreamHandler, HTTPExchangeOwner {
     private func writeError(_ page: HTTPErrorPage) {
         guard let connection else { return }
         responseStarted = true
-        connection.respond(stream: id, headers: [HeaderField(":status", String(page.status))] + page.fields, endStream: false)
+        let headers = [HeaderField(":status", String(page.status))] + page.fields
+        // RFC 9113 §8.1: a response to HEAD carries no DATA.
+        guard !page.headOnly else { return connection.respond(stream: id, headers: headers, endStream: true) }
+        connection.respond(stream: id, headers: headers, endStream: false)
         _ = connection.write(stream: id, ByteBuffer(bytes: page.body))
         connection.finish(stream: id)
     }

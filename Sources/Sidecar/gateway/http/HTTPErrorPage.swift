@@ -12,6 +12,8 @@ struct HTTPErrorPage {
     var extraFields: [HeaderField] = []
     /// A body other than the page's text (a forward-auth service's refusal, passed on).
     var customBody: [UInt8]?
+    /// The answer to a HEAD request: the fields (with the body's length) and no body.
+    var headOnly = false
 
     var body: [UInt8] {
         customBody ?? Array("\(status) \(ReasonPhrase.of(status)): \(reason)\nrequest id: \(requestID)\n".utf8)
@@ -34,7 +36,7 @@ struct HTTPErrorPage {
     /// The whole HTTP/1.1 response.
     var bytes: [UInt8] {
         let lines = fields.map { ($0.name, $0.value) } + [("connection", keepAlive ? "keep-alive" : "close")]
-        return HTTPHead(startLine: ["HTTP/1.1", String(status), ReasonPhrase.of(status)], fields: lines).serialized() + body
+        return HTTPHead(startLine: ["HTTP/1.1", String(status), ReasonPhrase.of(status)], fields: lines).serialized() + (headOnly ? [] : body)
     }
 }
 

@@ -75,7 +75,7 @@ final class HTTPExchange: StreamEndpoint {
         self.link = link
         for bytes in early { link.run { $0.fromSocket(bytes) } }
         early = []
-        if let trailers = earlyEnd { link.run { $0.socketEnded(trailers: trailers) } }
+        if let trailers = earlyEnd.map(upstreamTrailers) { link.run { $0.socketEnded(trailers: trailers) } }
         if streamClosed { link.run { $0.socketFailed() } }
     }
 
@@ -89,7 +89,20 @@ final class HTTPExchange: StreamEndpoint {
 
     func endBody(trailers: [HeaderField]) {
         requestEnded = true
-        if let link { link.run { $0.socketEnded(trailers: trailers) } } else { earlyEnd = trailers }
+        if let link {
+            let trailers = upstreamTrailers(trailers)
+            link.run { $0.socketEnded(trailers: trailers) }
+        } else {
+            earlyEnd = trailers
+        }
+    }
+
+    /// The request's trailers without the fields a forward-auth answer sets (the client may
+    /// not send them in the head, nor after the body). The verdict is known once the stream
+    /// is open, which is when trailers are sent.
+    private func upstreamTrailers(_ trailers: [HeaderField]) -> [HeaderField] {
+        guard let removed = authVerdict?.removed, !removed.isEmpty else { return trailers }
+        return trailers.filter { !removed.contains($0.name.asciiLowercased()) }
     }
 
     /// The stream was opened with END_STREAM.

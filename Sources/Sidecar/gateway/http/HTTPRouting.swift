@@ -18,8 +18,9 @@ extension HTTPExchange {
             if let decision = refusal.decision {
                 policyDecision = "\(decision.label):\(decision.policy ?? "")"
             } else {
-                // Refused for another reason (no route, 413, 421): the policies checked let it pass.
-                policy?.admitted(policyCells)
+                // Refused for another reason (no route, 413, 421): the policies checked let it
+                // pass, except those that authenticate, which never judged its credentials.
+                policy?.admitted(policyCells.filter { !$0.policy.authenticates })
             }
         }
         return result
@@ -63,7 +64,11 @@ extension HTTPExchange {
     /// have their say, which may take a password check or a subrequest. `done` runs on
     /// `loop` with nil (go on: open the stream) or the refusal to answer; the owner must
     /// check that it still waits for this exchange (the client may have left meanwhile) and
-    /// call `abandon(_:)` when it does not open the stream.
+    /// call `abandon(_:)` when it does not open the stream. Without authenticating policies
+    /// `done` runs at once; with them always on a later turn of the loop, even when the
+    /// answer was ready (a 401 for missing credentials): the owner answering a refusal
+    /// starts on the next pipelined request, and doing that inside this call would nest one
+    /// stack frame per pipelined request.
     func authenticate(
         _ route: GatewayRegistry.Route, gateway: GatewayContext, policy: PolicyEnforcer?, scheme: String, loop: EventLoop,
         done: @escaping (HTTPRefusal?) -> Void
@@ -74,15 +79,22 @@ extension HTTPExchange {
             return done(nil)
         }
         checking.assumeIsolated().whenSuccess { verdict in
-            if let refusal = verdict.decision.httpRefusal {
-                gateway.registry.streamEnded(route.connection)
-                self.policyDecision = "\(verdict.decision.label):\(verdict.decision.policy ?? "")"
-                return done(refusal)
-            }
-            policy.admitted(cells)
-            self.authVerdict = verdict
-            done(nil)
+            loop.assumeIsolated().execute { self.authenticated(verdict, route, gateway: gateway, policy: policy, cells: cells, done: done) }
         }
+    }
+
+    private func authenticated(
+        _ verdict: AuthVerdict, _ route: GatewayRegistry.Route, gateway: GatewayContext, policy: PolicyEnforcer, cells: [PolicyCell],
+        done: (HTTPRefusal?) -> Void
+    ) {
+        if let refusal = verdict.decision.httpRefusal {
+            gateway.registry.streamEnded(route.connection)
+            policyDecision = "\(verdict.decision.label):\(verdict.decision.policy ?? "")"
+            return done(refusal)
+        }
+        policy.admitted(cells)
+        authVerdict = verdict
+        done(nil)
     }
 
     /// The owner gave up on a routed exchange before opening its stream (the client left

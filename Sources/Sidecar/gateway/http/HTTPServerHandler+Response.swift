@@ -200,6 +200,8 @@ extension HTTPServerHandler {
     func failed(_ ex: HTTPExchange, _ refusal: HTTPRefusal) {
         guard ex === exchange, ex.response == nil else { return }
         exchange = nil
+        // Reading paused for this exchange (while its stream opened, or the tunnel was full).
+        resumeReading()
         let kept = endWithError(ex, refusal, canKeepAlive: reader.requestRead)
         // A stream the request side never ended (an upgrade, a body cut short) is reset.
         if !kept || !ex.requestEnded { ex.abort() }
@@ -213,6 +215,7 @@ extension HTTPServerHandler {
         var page = HTTPErrorPage(
             status: refusal.status, reason: refusal.reason, requestID: ex.requestID, keepAlive: keep, extraFields: refusal.fields)
         page.customBody = refusal.body
+        page.headOnly = ex.request.method == "HEAD"
         write(ByteBuffer(bytes: page.bytes), flush: true)
         ex.status = refusal.status
         ex.responseComplete = true

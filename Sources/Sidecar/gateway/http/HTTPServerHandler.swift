@@ -228,7 +228,10 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
             exchange = ex
             reader.expectBody(request.framing)
             if request.framing == .none && request.upgrade == nil { ex.requestHadNoBody() }
-            // Until the stream opens the reader holds the body back, as while any stream opens.
+            // Until the stream opens the reader holds the body back; reading pauses too, so
+            // the body timer does not run while the gateway waits (an authentication check,
+            // the stream's opening). `exchangeAttached` resumes.
+            pauseReading()
             let gateway = self.gateway
             ex.authenticate(route, gateway: gateway, policy: policy, scheme: scheme, loop: loop) { [weak self] refusal in
                 guard let self, ex === self.exchange, self.context != nil else {
