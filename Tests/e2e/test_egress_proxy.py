@@ -308,6 +308,31 @@ def test_wrong_socks_password_and_missing_credentials(proxies, tunnel):
     assert agent.proc.poll() is None
 
 
+def test_a_proxy_that_never_answers_fails_the_dial_at_its_deadline(tunnel, peer):
+    silent = peer("sink")  # reads the CONNECT and answers nothing until the agent half-closes
+    t = tunnel(peer("echo").port, connections=1)
+    t.start_gateway()
+    set_agent_keys(t, f'proxy = "http://127.0.0.1:{silent.port}"')
+    agent = t.start_agent(wait=False)
+    agent.wait_for(rf"proxy 127\.0\.0\.1:{silent.port} did not open the path to the gateway within 10 s", timeout=20)
+    assert agent.proc.poll() is None
+
+
+def test_a_gateway_silent_behind_an_open_proxy_path_fails_the_dial_at_its_deadline(proxies, tunnel, peer):
+    """squid opens the path (200), but what answers there says nothing: the TLS and upgrade
+    handshakes share the dial's deadline with the proxy's."""
+    squid = proxies.squid()
+    t = tunnel(peer("echo").port, connections=1)
+    silent = peer("sink")
+    t.start_gateway()
+    text = (t.dir / "agent.toml").read_text().replace(f"localhost:{t.tunnel_port}", f"localhost:{silent.port}")
+    (t.dir / "agent.toml").write_text(text)
+    set_agent_keys(t, f'proxy = "http://127.0.0.1:{squid.port}"')
+    agent = t.start_agent(wait=False)
+    agent.wait_for(rf"no answer to the tunnel handshake within 10 s of dialling \(through proxy 127\.0\.0\.1:{squid.port}\)", timeout=20)
+    assert agent.proc.poll() is None
+
+
 def test_no_proxy_matching_the_gateway_bypasses_the_proxy(tunnel, peer):
     echo = peer("echo")
     t = tunnel(echo.port)

@@ -10,7 +10,7 @@ import Glibc
 /// handshake (`EgressProxyHandshake`) on the raw TCP connection, then installs TLS and the
 /// tunnel handshake behind itself, hands them the bytes that came with the proxy's answer,
 /// and leaves the pipeline, so everything after it runs as on a direct connection. The
-/// handshake must be done by the dial's deadline (the same one as for the TCP connect).
+/// handshake must be done by the dial's deadline (`DialDeadlinePassed`, GatewayDialer).
 final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -18,22 +18,19 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let proxy: EgressProxy
     private let gateway: HostPort
-    private let deadline: NIODeadline
     private let outcome: EventLoopPromise<DialOutcome>
     /// Adds TLS and the tunnel handshake once the path to the gateway is open.
     private let installTunnel: (ChannelPipeline.SynchronousOperations) throws -> Void
     private var handshake: EgressProxyHandshake?
-    private var timeout: Scheduled<Void>?
     private var started = false
     private var finished = false
 
     init(
-        proxy: EgressProxy, gateway: HostPort, deadline: NIODeadline, outcome: EventLoopPromise<DialOutcome>,
+        proxy: EgressProxy, gateway: HostPort, outcome: EventLoopPromise<DialOutcome>,
         installTunnel: @escaping (ChannelPipeline.SynchronousOperations) throws -> Void
     ) {
         self.proxy = proxy
         self.gateway = gateway
-        self.deadline = deadline
         self.outcome = outcome
         self.installTunnel = installTunnel
     }
@@ -50,10 +47,6 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func begin(context: ChannelHandlerContext) {
         guard !started else { return }
         started = true
-        let seconds = Int((deadline - .now()).nanoseconds / 1_000_000_000)
-        timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            self.fail(context: context, .timedOut(self.proxy, seconds: max(1, seconds)))
-        }
         guard EgressProxyHandshake.needsAddress(proxy: proxy, gateway: gateway) else {
             start(context: context, EgressProxyHandshake(proxy: proxy, gateway: gateway))
             return
@@ -79,6 +72,12 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let step = h.start()
         self.handshake = h
         apply(step, context: context)
+    }
+
+    /// Still here at the dial's deadline: the proxy has not opened the path in time.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let deadline = event as? DialDeadlinePassed else { return context.fireUserInboundEventTriggered(event) }
+        fail(context: context, .timedOut(proxy, seconds: deadline.seconds))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -109,7 +108,6 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func open(context: ChannelHandlerContext, early: [UInt8]) {
         finished = true
-        timeout?.cancel()
         do {
             try installTunnel(context.pipeline.syncOperations)
         } catch {
@@ -128,7 +126,6 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func fail(context: ChannelHandlerContext, _ failure: EgressProxyFailure) {
         guard !finished else { return }
         finished = true
-        timeout?.cancel()
         outcome.succeed(.proxyFailed(failure))
         context.close(promise: nil)
     }

@@ -62,7 +62,7 @@ final class GatewayDialer {
         backoff = Backoff()
     }
 
-    /// Bounds the TCP connect and, through an egress proxy, the proxy's handshake too.
+    /// Bounds a whole dial: TCP connect, an egress proxy's handshake, TLS and the upgrade.
     static let dialTimeout = TimeAmount.seconds(10)
 
     private func dial() {
@@ -99,7 +99,7 @@ final class GatewayDialer {
                     let sync = channel.pipeline.syncOperations
                     if let proxy {
                         try sync.addHandler(EgressProxyHandler(
-                            proxy: proxy, gateway: gateway, deadline: deadline, outcome: outcome, installTunnel: installTunnel))
+                            proxy: proxy, gateway: gateway, outcome: outcome, installTunnel: installTunnel))
                     } else {
                         try installTunnel(sync)
                     }
@@ -110,7 +110,7 @@ final class GatewayDialer {
         bootstrap.connect(host: target.host, port: target.port).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
-                me.value.connected(channel, carrier: carrier, outcome: outcome.futureResult)
+                me.value.connected(channel, carrier: carrier, outcome: outcome, deadline: deadline, proxy: proxy)
             case .failure(let error):
                 outcome.fail(error)
                 agent.stats.dialFailures.add(proxy == nil ? "unreachable" : "proxy_unreachable")
@@ -120,11 +120,26 @@ final class GatewayDialer {
         }
     }
 
-    private func connected(_ channel: Channel, carrier: TunnelHandshake.Carrier, outcome: EventLoopFuture<DialOutcome>) {
+    /// The handshakes (the proxy's, TLS, the upgrade) must be done by the dial's `deadline`:
+    /// a peer that accepts and then says nothing must not hold the slot.
+    private func connected(
+        _ channel: Channel, carrier: TunnelHandshake.Carrier, outcome: EventLoopPromise<DialOutcome>,
+        deadline: NIODeadline, proxy: EgressProxy?
+    ) {
         self.channel = channel
         let me = self.me
         let stats = agent.stats
-        outcome.assumeIsolated().whenSuccess { result in
+        let seconds = Self.dialTimeout.nanoseconds / 1_000_000_000
+        let expiry = loop.assumeIsolated().scheduleTask(deadline: deadline) {
+            // A proxy still handshaking reports the timeout as its own; otherwise TLS or the
+            // upgrade is what did not finish.
+            channel.pipeline.fireUserInboundEventTriggered(DialDeadlinePassed(seconds: Int(seconds)))
+            let via = proxy.map { " (through proxy \($0.endpoint))" } ?? ""
+            outcome.succeed(.failed("no answer to the tunnel handshake within \(seconds) s of dialling\(via)"))
+            channel.close(promise: nil)
+        }
+        outcome.futureResult.assumeIsolated().whenComplete { _ in expiry.cancel() }
+        outcome.futureResult.assumeIsolated().whenSuccess { result in
             switch result {
             case .upgraded(let tunnel):
                 me.value.serving(channel, tunnel: tunnel.value, carrier: carrier)
@@ -231,4 +246,10 @@ final class GatewayDialer {
         let me = self.me
         retryTask = loop.scheduleTask(in: .milliseconds(ms)) { me.value.dial() }
     }
+}
+
+/// Fired into a tunnel connection's pipeline when its dial's deadline passes before the
+/// tunnel handshake is done.
+struct DialDeadlinePassed: Sendable {
+    let seconds: Int
 }
