@@ -24,6 +24,8 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var handshake: EgressProxyHandshake?
     private var started = false
     private var finished = false
+    /// The path is open and the tunnel's handlers follow: whatever still reaches this handler is theirs.
+    private var opened = false
 
     init(
         proxy: EgressProxy, gateway: HostPort, outcome: EventLoopPromise<DialOutcome>,
@@ -81,6 +83,7 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if opened { return context.fireChannelRead(data) }
         guard !finished else { return }
         let bytes = unwrapInboundIn(data)
         guard var h = handshake else {
@@ -116,6 +119,7 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         handshake = nil
+        opened = true
         if !early.isEmpty {
             context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: early)))
             context.fireChannelReadComplete()
