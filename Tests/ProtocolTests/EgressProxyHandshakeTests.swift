@@ -138,6 +138,12 @@ final class EgressProxyHandshakeTests: XCTestCase {
         XCTAssertEqual(h.feed([0x62, 0, 80]), .connected(early: []))
     }
 
+    func testSOCKS5hSendsAGatewayWrittenAsAnAddressAsAnAddress() {
+        var h = EgressProxyHandshake(proxy: proxy("socks5h://proxy:1080"), gateway: HostPort(host: "192.0.2.9", port: 443))
+        _ = h.start()
+        XCTAssertEqual(sent(h.feed([5, 0])), [5, 1, 0, 1, 192, 0, 2, 9, 1, 0xbb])
+    }
+
     func testSOCKS5AuthenticationRefusals() throws {
         var refused = EgressProxyHandshake(proxy: proxy("socks5h://bob:hunter2@proxy:1080"), gateway: gateway)
         _ = refused.start()

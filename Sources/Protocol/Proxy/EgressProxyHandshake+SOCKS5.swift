@@ -55,7 +55,7 @@ extension EgressProxyHandshake {
     /// VER CMD=CONNECT RSV ATYP DST.ADDR DST.PORT (RFC 1928 §4).
     private func connectRequest5() -> [UInt8] {
         var out: [UInt8] = [Self.socksVersion, 1, 0]
-        if proxy.scheme == .socks5, let address = gatewayAddress {
+        if let address = gatewayAddress {
             out.append(address.family == .v4 ? 1 : 4)
             out += address.bytes
         } else {

@@ -30,7 +30,8 @@ public struct EgressProxyHandshake: Sendable {
 
     public let proxy: EgressProxy
     public let gateway: HostPort
-    /// `socks5://`: the gateway's address, resolved by the agent (RFC 1928 ATYP 1 or 4).
+    /// The gateway's address when the request carries one (RFC 1928 ATYP 1 or 4): a gateway
+    /// written as an address, or one `socks5://` had the agent resolve.
     let gatewayAddress: IPAddress?
     var state = State.idle
     /// Bytes of a SOCKS reply, or the first bytes of an HTTP answer, read so far.
@@ -40,7 +41,7 @@ public struct EgressProxyHandshake: Sendable {
     public init(proxy: EgressProxy, gateway: HostPort, gatewayAddress: IPAddress? = nil) {
         self.proxy = proxy
         self.gateway = gateway
-        self.gatewayAddress = IPAddress(gateway.host) ?? gatewayAddress
+        self.gatewayAddress = IPAddress(gateway.host) ?? (proxy.scheme == .socks5 ? gatewayAddress : nil)
     }
 
     /// Whether the agent resolves the gateway's name before the handshake: `socks5://`
