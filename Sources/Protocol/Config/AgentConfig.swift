@@ -11,6 +11,8 @@ public struct AgentConfig: Equatable, Sendable {
     public var clientCert: String?
     public var clientKey: String?
     public var transport: Transport = .auto
+    /// Directly or through an egress proxy (`proxy`, `proxy_credentials`).
+    public var egress = EgressRoute()
     public var connections: Int = 2
     public var drainTimeout: Duration = .seconds(30)
     public var tuning = TunnelTuning()
@@ -63,8 +65,10 @@ public struct AgentConfig: Equatable, Sendable {
 
 extension AgentConfig {
     /// `credentials`: where `credential:NAME` path values are (Credentials.swift).
+    /// `environment`: the process environment, for `proxy = "env"`.
     public static func parse(
-        text: String, file: String, credentials: CredentialsLookup = .none, readFile: (String) throws -> String
+        text: String, file: String, credentials: CredentialsLookup = .none,
+        environment: (String) -> String? = { _ in nil }, readFile: (String) throws -> String
     ) -> Result<AgentConfig, ConfigError> {
         let (root, diagnostics) = ConfigParsing.root(text: text, file: file, credentials: credentials)
         guard var root else { return .failure(ConfigError(diagnostics.items)) }
@@ -98,6 +102,7 @@ extension AgentConfig {
             if let t = a.oneOf("transport", ["auto", "h2", "websocket"]) {
                 config.transport = Transport(rawValue: t) ?? .auto
             }
+            config.egress = EgressRoute.read(from: &a, environment: environment, readFile: readFile)
             if let n = a.int("connections", range: 1...64) { config.connections = n }
             if let d = a.duration("drain_timeout") { config.drainTimeout = d }
             config.tuning.read(from: &a)

@@ -106,7 +106,7 @@ struct AgentControl: ControlResponder {
             let list: [JSON] = slots.map { s in
                 .object([
                     "gateway": .string("\(s.key.gateway)"), "slot": .number(Double(s.key.index)), "state": .string(s.state.rawValue),
-                    "carrier": s.carrier.map(JSON.string) ?? .null,
+                    "carrier": s.carrier.map(JSON.string) ?? .null, "proxy": s.proxy.map(JSON.string) ?? .null,
                     "rtt_ms": s.rtt.map { .number(Double($0.nanoseconds) / 1e6) } ?? .null,
                     "streams": .number(Double(s.streams)),
                     "uptime_ms": s.connectedSince.map { .number(Double(CommonCommands.ms(now - $0))) } ?? .null,
@@ -117,11 +117,11 @@ struct AgentControl: ControlResponder {
             }
             return JSON.object(["connections": .array(list)]).serialized() + "\n"
         }
-        var table = TextTable(["GATEWAY", "SLOT", "STATE", "CARRIER", "RTT", "STREAMS", "UPTIME", "NEXT_RETRY", "LAST_ERROR"])
+        var table = TextTable(["GATEWAY", "SLOT", "STATE", "CARRIER", "VIA", "RTT", "STREAMS", "UPTIME", "NEXT_RETRY", "LAST_ERROR"])
         for s in slots {
             table.add([
                 "\(s.key.gateway)", "\(s.key.index)", s.gatewayDraining ? "\(s.state.rawValue) (gateway draining)" : s.state.rawValue,
-                s.carrier ?? "-", s.rtt.map { GatewayControl.rtt($0) } ?? "-", "\(s.streams)",
+                s.carrier ?? "-", s.proxy ?? "direct", s.rtt.map { GatewayControl.rtt($0) } ?? "-", "\(s.streams)",
                 s.connectedSince.map { DurationText.format(milliseconds: CommonCommands.ms(now - $0)) } ?? "-",
                 s.nextRetry.map { "in " + DurationText.format(milliseconds: max(0, CommonCommands.ms($0 - now))) } ?? "-",
                 s.lastError ?? "-",

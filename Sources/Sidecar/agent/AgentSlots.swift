@@ -25,6 +25,8 @@ final class AgentSlots: Sendable {
         let key: SlotKey
         var state = State.connecting
         var carrier: String?
+        /// The egress proxy dials go through (`http://host:port`, no credentials); nil: direct.
+        var proxy: String?
         var connectedSince: NIODeadline?
         var rtt: TimeAmount?
         var lastError: String?

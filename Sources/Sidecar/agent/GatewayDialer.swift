@@ -62,6 +62,9 @@ final class GatewayDialer {
         backoff = Backoff()
     }
 
+    /// Bounds a whole dial: TCP connect, an egress proxy's handshake, TLS and the upgrade.
+    static let dialTimeout = TimeAmount.seconds(10)
+
     private func dial() {
         guard !stopped else { return }
         dials += 1
@@ -78,35 +81,65 @@ final class GatewayDialer {
         let agent = self.agent
         let host = key.gateway.host
         let slot = key
+        let gateway = key.gateway
+        let proxy = settings.config.egress.proxy(for: gateway)
+        logger[metadataKey: "proxy"] = proxy.map { "\($0)" }
+        agent.slots.update(key) { $0.proxy = proxy.map { "\($0)" } }
+        let deadline = NIODeadline.now() + Self.dialTimeout
         let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(10))
+            .connectTimeout(Self.dialTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try SocketTuning.tuneTunnel(channel)
+                    let installTunnel = { (sync: ChannelPipeline.SynchronousOperations) throws in
+                        try sync.addHandler(TLSHandler(context: settings.tls, role: .client(serverName: serverName)))
+                        try sync.addHandler(TunnelDialHandler(
+                            agent: agent, slot: slot, host: host, carrier: carrier, outcome: outcome))
+                    }
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TLSHandler(context: settings.tls, role: .client(serverName: serverName)))
-                    try sync.addHandler(TunnelDialHandler(
-                        agent: agent, slot: slot, host: host, carrier: carrier, outcome: outcome))
+                    if let proxy {
+                        try sync.addHandler(EgressProxyHandler(
+                            proxy: proxy, gateway: gateway, outcome: outcome, installTunnel: installTunnel))
+                    } else {
+                        try installTunnel(sync)
+                    }
                 }
             }
         let me = self.me
-        bootstrap.connect(host: key.gateway.host, port: key.gateway.port).assumeIsolated().whenComplete { result in
+        let target = proxy?.endpoint ?? gateway
+        bootstrap.connect(host: target.host, port: target.port).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
-                me.value.connected(channel, carrier: carrier, outcome: outcome.futureResult)
+                me.value.connected(channel, carrier: carrier, outcome: outcome, deadline: deadline, proxy: proxy)
             case .failure(let error):
                 outcome.fail(error)
-                agent.stats.dialFailures.add("unreachable")
-                me.value.retry(after: "cannot reach gateway: \(error)", authFailure: false)
+                agent.stats.dialFailures.add(proxy == nil ? "unreachable" : "proxy_unreachable")
+                let what = proxy.map { "cannot reach proxy \($0.endpoint) (for gateway \(gateway))" } ?? "cannot reach gateway"
+                me.value.retry(after: "\(what): \(error)", authFailure: false)
             }
         }
     }
 
-    private func connected(_ channel: Channel, carrier: TunnelHandshake.Carrier, outcome: EventLoopFuture<DialOutcome>) {
+    /// The handshakes (the proxy's, TLS, the upgrade) must be done by the dial's `deadline`:
+    /// a peer that accepts and then says nothing must not hold the slot.
+    private func connected(
+        _ channel: Channel, carrier: TunnelHandshake.Carrier, outcome: EventLoopPromise<DialOutcome>,
+        deadline: NIODeadline, proxy: EgressProxy?
+    ) {
         self.channel = channel
         let me = self.me
         let stats = agent.stats
-        outcome.assumeIsolated().whenSuccess { result in
+        let seconds = Self.dialTimeout.nanoseconds / 1_000_000_000
+        let expiry = loop.assumeIsolated().scheduleTask(deadline: deadline) {
+            // A proxy still handshaking reports the timeout as its own; otherwise TLS or the
+            // upgrade is what did not finish.
+            channel.pipeline.fireUserInboundEventTriggered(DialDeadlinePassed(seconds: Int(seconds)))
+            let via = proxy.map { " (through proxy \($0.endpoint))" } ?? ""
+            outcome.succeed(.failed("no answer to the tunnel handshake within \(seconds) s of dialling\(via)"))
+            channel.close(promise: nil)
+        }
+        outcome.futureResult.assumeIsolated().whenComplete { _ in expiry.cancel() }
+        outcome.futureResult.assumeIsolated().whenSuccess { result in
             switch result {
             case .upgraded(let tunnel):
                 me.value.serving(channel, tunnel: tunnel.value, carrier: carrier)
@@ -119,6 +152,10 @@ final class GatewayDialer {
                 stats.dialFailures.add("handshake")
                 me.value.retry(after: reason, authFailure: false)
                 me.value.handshakeFailed(status: nil, reason: reason)
+            case .proxyFailed(let failure):
+                // The proxy, not the carrier, is the trouble: the carrier choice stays.
+                stats.dialFailures.add(failure.isAuthentication ? "proxy_auth" : "proxy")
+                me.value.retry(after: "\(failure)", authFailure: failure.isAuthentication, event: .agentDisconnected)
             }
         }
     }
@@ -182,7 +219,9 @@ final class GatewayDialer {
               authFailure: false)
     }
 
-    private func retry(after reason: String, authFailure: Bool) {
+    /// `event`: the journal's key event when it is not the default for `authFailure` (a
+    /// proxy refusing credentials is no gateway rejecting the agent).
+    private func retry(after reason: String, authFailure: Bool, event: KeyEvent? = nil) {
         channel = nil
         guard !stopped else {
             agent.slots.remove(key)
@@ -193,7 +232,7 @@ final class GatewayDialer {
         let delay = authFailure ? backoff.afterAuthFailure(unit: unit) : backoff.next(unit: unit)
         let ms = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
         let level: Logger.Level = authFailure ? .error : .warning
-        let event: KeyEvent = authFailure ? .registrationRejected : .agentDisconnected
+        let event: KeyEvent = event ?? (authFailure ? .registrationRejected : .agentDisconnected)
         logger.log(level: level, "\(reason); reconnecting", metadata: .event(event, ["retry_in_ms": "\(ms)"]))
         agent.slots.update(key) { s in
             s.state = .waiting
@@ -207,4 +246,10 @@ final class GatewayDialer {
         let me = self.me
         retryTask = loop.scheduleTask(in: .milliseconds(ms)) { me.value.dial() }
     }
+}
+
+/// Fired into a tunnel connection's pipeline when its dial's deadline passes before the
+/// tunnel handshake is done.
+struct DialDeadlinePassed: Sendable {
+    let seconds: Int
 }

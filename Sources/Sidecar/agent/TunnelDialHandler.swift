@@ -6,6 +6,8 @@ enum DialOutcome: Sendable {
     case upgraded(NIOLoopBound<TunnelConnection>)
     case refused(status: Int, reason: String)
     case failed(String)
+    /// The egress proxy would not open the path to the gateway (no TLS was attempted).
+    case proxyFailed(EgressProxyFailure)
 }
 
 /// Agent side of the tunnel handshake (DESIGN §2.1): after TLS, sends the upgrade request for

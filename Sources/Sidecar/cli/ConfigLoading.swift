@@ -59,7 +59,7 @@ enum ConfigLoading {
         case .failure(let error): return .failure(error)
         }
         if isAgentFile(text) {
-            return AgentConfig.parse(text: text, file: path, credentials: credentials, readFile: readFile).flatMap { c in
+            return AgentConfig.parse(text: text, file: path, credentials: credentials, environment: environment, readFile: readFile).flatMap { c in
                 CredentialFiles.checkReadable(c.credentials, file: path).flatMap {
                     // Files left unchecked (check outside the unit) are left out; a certificate
                     // without its key cannot be loaded, so the pair goes together.
@@ -92,6 +92,11 @@ enum ConfigLoading {
                 }
             }.flatMap { checkPublicCertificates(c) }.map { .gateway(c) }
         }
+    }
+
+    /// The process environment, for the agent's `proxy = "env"`.
+    static func environment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
     }
 
     /// Whether a path from the config can be looked at: not a credential left unchecked.
