@@ -69,11 +69,11 @@ final class ControlProtocolTests: XCTestCase {
         var r = StatsReport(role: .gateway)
         r.add("uptime_seconds", .gauge, "Seconds up.", 12.5)
         r.add("streams_total", .counter, "Streams.", 7)
-        r.add("service_bytes_in", .counter, "Bytes in.", by: "service", ["web": 100, "a\"b": 1])
+        r.add("service_bytes_in_total", .counter, "Bytes in.", by: "service", ["web": 100, "a\"b": 1])
         r.add("connect_failures_total", .counter, "Failures.", by: "reason", [:])
-        XCTAssertEqual(r.value("service_bytes_in", "web"), 100)
+        XCTAssertEqual(r.value("service_bytes_in_total", "web"), 100)
         XCTAssertEqual(r.json().serialized(),
-                       #"{"connect_failures_total":{},"role":"gateway","service_bytes_in":{"a\"b":1,"web":100},"streams_total":7,"uptime_seconds":12.5}"#)
+                       #"{"connect_failures_total":{},"role":"gateway","service_bytes_in_total":{"a\"b":1,"web":100},"streams_total":7,"uptime_seconds":12.5}"#)
         XCTAssertEqual(r.prometheus(), """
             # HELP fastgw_uptime_seconds Seconds up.
             # TYPE fastgw_uptime_seconds gauge
@@ -81,20 +81,20 @@ final class ControlProtocolTests: XCTestCase {
             # HELP fastgw_streams_total Streams.
             # TYPE fastgw_streams_total counter
             fastgw_streams_total 7
-            # HELP fastgw_service_bytes_in Bytes in.
-            # TYPE fastgw_service_bytes_in counter
-            fastgw_service_bytes_in{service="a\\"b"} 1
-            fastgw_service_bytes_in{service="web"} 100
+            # HELP fastgw_service_bytes_in_total Bytes in.
+            # TYPE fastgw_service_bytes_in_total counter
+            fastgw_service_bytes_in_total{service="a\\"b"} 1
+            fastgw_service_bytes_in_total{service="web"} 100
             # HELP fastgw_connect_failures_total Failures.
             # TYPE fastgw_connect_failures_total counter
 
             """)
         XCTAssertEqual(r.text(), """
-            METRIC                 VALUE
-            uptime_seconds         12.5
-            streams_total          7
-            service_bytes_in[a"b]  1
-            service_bytes_in[web]  100
+            METRIC                       VALUE
+            uptime_seconds               12.5
+            streams_total                7
+            service_bytes_in_total[a"b]  1
+            service_bytes_in_total[web]  100
 
             """)
     }

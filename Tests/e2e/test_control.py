@@ -98,8 +98,8 @@ def test_exact_byte_counters(tunnel, peer):
             break
         time.sleep(0.05)
     for st in (g, a):
-        assert st["service_bytes_in"] == {"svc": sent}, st
-        assert st["service_bytes_out"] == {"svc": answers}, st
+        assert st["service_bytes_in_total"] == {"svc": sent}, st
+        assert st["service_bytes_out_total"] == {"svc": answers}, st
         assert st["service_connections_total"] == {"svc": len(sizes)}
         assert st["streams_total"] == len(sizes)
     assert g["connections_total"] == len(sizes)

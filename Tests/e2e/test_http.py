@@ -158,7 +158,7 @@ def test_errors_carry_request_ids(app, peer):
     assert stats["http_errors_total"]["404"] >= 1 and stats["http_errors_total"]["503"] >= 1
     assert stats["http_errors_total"]["504"] >= 1
     assert stats["http_responses_total"]["2xx"] >= 1
-    assert stats["service_bytes_in"]["web"] >= 5 and stats["service_bytes_out"]["web"] > 0
+    assert stats["service_bytes_in_total"]["web"] >= 5 and stats["service_bytes_out_total"]["web"] > 0
     assert stats["service_http_responses_total"]["web:2xx"] >= 1
 
 

@@ -17,6 +17,8 @@ public struct AgentConfig: Equatable, Sendable {
     public var drainTimeout: Duration = .seconds(30)
     public var tuning = TunnelTuning()
     public var controlSocket: String = "/run/fastgw/agent.sock"
+    /// `[metrics]`: the HTTP listener for /metrics, /healthz and /readyz; nil: none.
+    public var metrics: MetricsConfig?
     /// One journal record per stream the agent connects (off: journald rate-limits busy services).
     public var accessLog = false
     public var services: [Service] = []
@@ -115,6 +117,7 @@ extension AgentConfig {
             if let s = c.path("socket", credential: false) { config.controlSocket = s }
             c.rejectUnknownKeys()
         }
+        config.metrics = MetricsConfig.read(&root)
 
         if var l = root.table("log") {
             if let a = l.bool("access") { config.accessLog = a }

@@ -17,6 +17,8 @@ public struct GatewayConfig: Equatable, Sendable {
     public var proxyProtocol = false
     public var tunnel: Tunnel
     public var controlSocket: String = "/run/fastgw/gateway.sock"
+    /// `[metrics]`: the HTTP listener for /metrics, /healthz and /readyz; nil: none.
+    public var metrics: MetricsConfig?
     public var listeners: [Listener] = []
     /// Certificates the HTTPS listeners choose from by SNI (`[[certificate]]`).
     public var certificates: [Certificate] = []
@@ -148,7 +150,7 @@ public struct GatewayConfig: Equatable, Sendable {
     }
 
     /// Names of the listeners every gateway has; a `[[listener]]` cannot take them.
-    public static let reservedListenerNames = ["tunnel", "control"]
+    public static let reservedListenerNames = ["tunnel", "control", "metrics"]
 
     /// The dedicated tunnel listener: `[tunnel] listen`, or 0.0.0.0:7443 when no HTTPS
     /// listener takes agents (`tunnel = true`); with one, agents may come only through it.
@@ -244,6 +246,7 @@ extension GatewayConfig {
             if let s = c.path("socket", credential: false) { gateway.controlSocket = s }
             c.rejectUnknownKeys()
         }
+        gateway.metrics = MetricsConfig.read(&root)
 
         if var l = root.table("log") {
             if let a = l.bool("access") { gateway.accessLog = a }

@@ -9,7 +9,7 @@ public struct StatsReport: Equatable, Sendable {
     }
 
     public struct Metric: Equatable, Sendable {
-        public enum Kind: String, Sendable { case counter, gauge }
+        public enum Kind: String, Sendable { case counter, gauge, histogram }
         /// Without the `fastgw_` prefix, e.g. `streams_active`.
         public var name: String
         public var help: String
@@ -17,6 +17,13 @@ public struct StatsReport: Equatable, Sendable {
         /// The label that tells samples apart (`service`, `reason`); nil for a single value.
         public var label: String?
         public var samples: [Sample]
+        /// A histogram family's values by label value (`samples` is empty then).
+        public var histograms: [(String, HistogramSnapshot)] = []
+
+        public static func == (a: Metric, b: Metric) -> Bool {
+            a.name == b.name && a.help == b.help && a.kind == b.kind && a.label == b.label && a.samples == b.samples
+                && a.histograms.map(\.0) == b.histograms.map(\.0) && a.histograms.map(\.1) == b.histograms.map(\.1)
+        }
     }
 
     public struct Sample: Equatable, Sendable {
@@ -38,6 +45,13 @@ public struct StatsReport: Equatable, Sendable {
         metrics.append(Metric(name: name, help: help, kind: kind, label: label, samples: samples))
     }
 
+    /// A labelled histogram family (Prometheus `_bucket`, `_sum`, `_count`), by label value.
+    public mutating func add(_ name: String, histogram help: String, by label: String, _ values: [String: HistogramSnapshot]) {
+        var m = Metric(name: name, help: help, kind: .histogram, label: label, samples: [])
+        m.histograms = values.keys.sorted().map { ($0, values[$0]!) }
+        metrics.append(m)
+    }
+
     public func value(_ name: String, _ labelValue: String? = nil) -> Double? {
         metrics.first { $0.name == name }?.samples.first { $0.labelValue == labelValue }?.value
     }
@@ -55,7 +69,11 @@ public struct StatsReport: Equatable, Sendable {
     public func text() -> String {
         var table = TextTable(["METRIC", "VALUE"])
         for m in metrics {
-            if m.label == nil {
+            if m.kind == .histogram {
+                for (v, h) in m.histograms {
+                    table.add(["\(m.name)[\(v)]", "count \(h.count), mean \(Self.milliseconds(h.count == 0 ? 0 : h.sum / Double(h.count)))"])
+                }
+            } else if m.label == nil {
                 table.add([m.name, Self.number(m.samples.first?.value ?? 0)])
             } else {
                 for s in m.samples { table.add(["\(m.name)[\(s.labelValue ?? "")]", Self.number(s.value)]) }
@@ -68,7 +86,17 @@ public struct StatsReport: Equatable, Sendable {
     public func json() -> JSON {
         var o: [String: JSON] = ["role": .string(role.rawValue)]
         for m in metrics {
-            if m.label == nil {
+            if m.kind == .histogram {
+                var family: [String: JSON] = [:]
+                for (v, h) in m.histograms {
+                    family[v] = .object([
+                        "count": .number(Double(h.count)), "sum": .number(h.sum),
+                        "buckets": .object(Dictionary(uniqueKeysWithValues: zip(
+                            LatencyBuckets.bounds.map { Self.number($0) } + ["+Inf"], h.cumulative.map { JSON.number(Double($0)) }))),
+                    ])
+                }
+                o[m.name] = .object(family)
+            } else if m.label == nil {
                 o[m.name] = .number(m.samples.first?.value ?? 0)
             } else {
                 var family: [String: JSON] = [:]
@@ -84,6 +112,13 @@ public struct StatsReport: Equatable, Sendable {
         for m in metrics {
             let name = "fastgw_\(m.name)"
             out += "# HELP \(name) \(m.help)\n# TYPE \(name) \(m.kind.rawValue)\n"
+            for (v, h) in m.histograms {
+                let label = "\(m.label ?? "service")=\"\(Self.escapeLabel(v))\""
+                for (bound, n) in zip(LatencyBuckets.bounds.map { Self.number($0) } + ["+Inf"], h.cumulative) {
+                    out += "\(name)_bucket{\(label),le=\"\(bound)\"} \(n)\n"
+                }
+                out += "\(name)_sum{\(label)} \(Self.number(h.sum))\n\(name)_count{\(label)} \(h.count)\n"
+            }
             for s in m.samples {
                 if let label = m.label, let v = s.labelValue {
                     out += "\(name){\(label)=\"\(Self.escapeLabel(v))\"} \(Self.number(s.value))\n"
@@ -98,6 +133,10 @@ public struct StatsReport: Equatable, Sendable {
     static func number(_ d: Double) -> String {
         if d.rounded() == d, abs(d) < 9.0e15 { return String(Int(d)) }
         return String(d)
+    }
+
+    static func milliseconds(_ seconds: Double) -> String {
+        "\(Int((seconds * 1000).rounded())) ms"
     }
 
     static func escapeLabel(_ s: String) -> String {

@@ -130,3 +130,14 @@ struct AgentControl: ControlResponder {
         return table.render()
     }
 }
+
+extension AgentRunner: MetricsSource {
+    func prometheus() -> String { context.stats.report(draining: context.isDraining).prometheus() }
+
+    /// Ready: at least one tunnel connection up and not draining.
+    func notReady() -> String? {
+        if context.isDraining { return "draining" }
+        if context.slots.liveTunnels.isEmpty { return "no tunnel connection to a gateway is up" }
+        return nil
+    }
+}

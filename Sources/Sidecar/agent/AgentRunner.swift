@@ -116,6 +116,9 @@ final class AgentRunner: ManagedDaemon {
         if old.controlSocket != config.controlSocket {
             notes.append("[control] socket change takes effect at the next restart")
         }
+        if old.metrics != config.metrics {
+            notes.append("[metrics] change takes effect at the next restart")
+        }
         return .success("reloaded \(path): " + notes.joined(separator: ", "))
     }
 

@@ -54,6 +54,10 @@ extension Fastgw {
             let control = try ControlServer.bind(
                 path: config.controlSocket, inherited: plan.claims["control"], group: group,
                 responder: GatewayControl(server: server), logger: logger)
+            // Open until the event loops stop (Daemon.serve closes every channel then).
+            _ = try config.metrics.map {
+                try MetricsServer.bind($0, inherited: plan.claims["metrics"], group: group, source: server, logger: logger)
+            }
             // Password checks still queued complete on the loops: their threads stop first.
             let code = Daemon.serve(
                 server, role: "gateway", control: control, group: group, logger: logger, stopping: server.context.passwords.shutdown
@@ -80,13 +84,18 @@ extension Fastgw {
             try Libsystemd.checkEnvironment()
             // The agent listens only on its control socket.
             let activation = try SocketActivation.fromEnvironment()
-            let plan = try activation.startupPlan([SocketActivation.wanted(name: "control", unixPath: config.controlSocket)])
+            let plan = try activation.startupPlan([SocketActivation.wanted(name: "control", unixPath: config.controlSocket)]
+                + (config.metrics.map { [SocketActivation.wanted(name: "metrics", address: $0.listen)] } ?? []))
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
             let lifecycle = Lifecycle(loop: group.next(), logger: logger)
             let runner = try AgentRunner(config: config, logger: logger, group: group, lifecycle: lifecycle)
             let control = try ControlServer.bind(
                 path: config.controlSocket, inherited: plan.claims["control"], group: group,
                 responder: AgentControl(runner: runner), logger: logger)
+            // Open until the event loops stop (Daemon.serve closes every channel then).
+            _ = try config.metrics.map {
+                try MetricsServer.bind($0, inherited: plan.claims["metrics"], group: group, source: runner, logger: logger)
+            }
             let code = Daemon.serve(runner, role: "agent", control: control, group: group, logger: logger) {
                 runner.start()
                 logger.notice("agent started", metadata: [

@@ -29,9 +29,7 @@ struct GatewayControl: ControlResponder {
     }
 
     private func report() -> StatsReport {
-        let connections = context.registry.connections
-        return context.stats.report(
-            agentConnections: connections.count, agents: Set(connections.map(\.agent)).count, draining: context.isDraining)
+        server.report()
     }
 
     private func status(json: Bool) -> String {
@@ -163,5 +161,22 @@ extension String {
     init(format1 value: Double) {
         let tenths = Int((value * 10).rounded())
         self = "\(tenths / 10).\(tenths % 10)"
+    }
+}
+
+extension GatewayServer: MetricsSource {
+    func report() -> StatsReport {
+        let connections = context.registry.connections
+        return context.stats.report(
+            agentConnections: connections.count, agents: Set(connections.map(\.agent)).count, draining: context.isDraining)
+    }
+
+    func prometheus() -> String { report().prometheus() }
+
+    /// Ready: listening and not draining (a balancer takes a draining gateway out first).
+    func notReady() -> String? {
+        if context.isDraining { return "draining" }
+        if boundListeners.isEmpty { return "no listener is bound yet" }
+        return nil
     }
 }

@@ -130,6 +130,7 @@ final class GatewayServer: ManagedDaemon {
     static func wanted(for config: GatewayConfig) -> [WantedListener] {
         specs(for: config).map { SocketActivation.wanted(name: $0.name, address: $0.address) }
             + [SocketActivation.wanted(name: "control", unixPath: config.controlSocket)]
+            + (config.metrics.map { [SocketActivation.wanted(name: "metrics", address: $0.listen)] } ?? [])
     }
 
     var boundListeners: [Listener] { listeners.withLockedValue { $0 } }
@@ -324,6 +325,9 @@ final class GatewayServer: ManagedDaemon {
                                "\(change.reregistered.count) re-registered"]
         if old.controlSocket != config.controlSocket {
             notes.append("[control] socket change takes effect at the next restart")
+        }
+        if old.metrics != config.metrics {
+            notes.append("[metrics] change takes effect at the next restart")
         }
         // A [limits] value lowered to keep the reserve is worth telling the operator.
         notes.append(contentsOf: context.settings.limits.notes)

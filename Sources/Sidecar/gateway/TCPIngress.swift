@@ -86,6 +86,8 @@ final class TCPIngress: ChannelInboundHandler {
         let bridge: LoopBoundRef<StreamSocketBridge>
         let loop: EventLoop
         let answer: StreamAnswer
+        /// When the client's connection arrived, for the stream-open histogram.
+        let acceptedAt = NIODeadline.now()
 
         var headers: (String) -> [HeaderField] {
             { [addressFields, listener] service in
@@ -129,6 +131,7 @@ final class TCPIngress: ChannelInboundHandler {
         let link = StreamSocketBridge.Link(connection: connection)
         link.onHeaders = { fields, _ in
             s.answer.received.store(true, ordering: .releasing)
+            service.streamOpen.observe(since: s.acceptedAt)
             guard let status = fields[":status"], status != "200" else { return }
             stats.connectFailures.add(failureReason(status: status))
             s.gateway.events.record(.agentConnectFailed(status: status), [

@@ -37,6 +37,12 @@ final class ServiceCounters: NamedCounters {
     let connectionsTotal = Counter()
     /// HTTP services: responses by status class (`2xx` …).
     let responses = LabeledCounters()
+    /// Gateway: from the request (HTTP) or the accept (TCP) until the stream to the agent is
+    /// open (HTTP: its HEADERS are on their way, after routing and authentication) or
+    /// answered (TCP: the agent connected the upstream).
+    let streamOpen = LatencyHistogram()
+    /// Gateway, HTTP: from the request until the response head arrives from the agent.
+    let firstByte = LatencyHistogram()
 }
 
 /// A group of counters one name (a service, a policy) owns.
@@ -72,9 +78,19 @@ final class ServiceCounterSet: Sendable {
     /// Adds the per-service families to a report.
     func report(into r: inout StatsReport) {
         let all = self.all
-        r.add("service_bytes_in", .counter, "Bytes from public clients delivered towards the service's upstream.",
+        let opened = all.mapValues(\.streamOpen.snapshot).filter { $0.value.count > 0 }
+        if !opened.isEmpty {
+            r.add("service_stream_open_seconds", histogram: "Gateway: time from a request (HTTP) or an accept (TCP) until its stream to the agent was open (HTTP) or answered by the agent after its upstream connect (TCP).",
+                  by: "service", opened)
+        }
+        let first = all.mapValues(\.firstByte.snapshot).filter { $0.value.count > 0 }
+        if !first.isEmpty {
+            r.add("service_first_byte_seconds", histogram: "Gateway, HTTP: time from a request until the response head arrived from the agent.",
+                  by: "service", first)
+        }
+        r.add("service_bytes_in_total", .counter, "Bytes from public clients delivered towards the service's upstream.",
               by: "service", all.mapValues(\.bytesIn.value))
-        r.add("service_bytes_out", .counter, "Bytes from the service's upstream delivered towards public clients.",
+        r.add("service_bytes_out_total", .counter, "Bytes from the service's upstream delivered towards public clients.",
               by: "service", all.mapValues(\.bytesOut.value))
         r.add("service_connections_active", .gauge, "Open connections of the service.",
               by: "service", all.mapValues(\.connectionsActive.value))

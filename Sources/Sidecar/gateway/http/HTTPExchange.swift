@@ -59,6 +59,8 @@ final class HTTPExchange: StreamEndpoint {
     var policyCells: [PolicyCell] = []
     /// What authentication added for the upstream (forward-auth fields).
     var authVerdict: AuthVerdict?
+    /// The agent's first HEADERS (the response head) arrived.
+    private var answered = false
     /// Whom the policies judged (`PolicyEnforcer.requestClient`); nil without policies.
     var requestClient: IPAddress?
     /// Agent policies were checked: the stream must open on that agent (HTTPStreamOpening).
@@ -122,6 +124,10 @@ final class HTTPExchange: StreamEndpoint {
     // MARK: StreamEndpoint (the agent's response)
 
     func tunnelHeaders(_ fields: [HeaderField], endStream: Bool) {
+        if !answered {
+            answered = true
+            counters?.firstByte.observe(since: started)
+        }
         owner?.exchange(self, receivedHeaders: fields, endStream: endStream)
     }
 

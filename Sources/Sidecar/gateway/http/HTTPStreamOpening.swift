@@ -63,7 +63,9 @@ struct HTTPStreamOpening: Sendable {
         }
         link.attach(exchange)
         let linkRef = link.ref
+        let service = stats.services.counters(for: route.service)
         exchange.run { ex in
+            service.streamOpen.observe(since: ex.started)
             ex.route = route
             ex.attach(linkRef)
             ex.owner?.exchangeAttached(ex)
