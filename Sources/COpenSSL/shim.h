@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
+#include <time.h>
 
 /* OpenSSL exposes these as macros, which Swift cannot call. */
 static inline long fastgw_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
@@ -55,6 +56,14 @@ static inline size_t fastgw_SSL_CTX_certificate_dns_names(SSL_CTX *ctx, char *ou
     }
     GENERAL_NAMES_free(names);
     return used;
+}
+/* The context's certificate's notAfter as seconds since the epoch; 0 without one. */
+static inline long long fastgw_SSL_CTX_certificate_not_after(SSL_CTX *ctx) {
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    if (cert == NULL) return 0;
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) return 0;
+    return (long long)timegm(&tm);
 }
 static inline long fastgw_BIO_set_mem_eof_return(BIO *bio, long value) {
     return BIO_set_mem_eof_return(bio, value);

@@ -3,12 +3,14 @@ per-service latency histograms, scraped by a real Prometheus and checked by prom
 /healthz; /readyz for balancers (503 while a gateway drains, while an agent has no tunnel);
 the allow list, and what a hostile client can do to it (slow heads, many connections)."""
 import json
+import re
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
-from conftest import BIN, Process, free_port
+from conftest import BIN, ROOT, Process, free_port
 from test_http import add_http, service
 
 
@@ -19,6 +21,24 @@ def get(port, path, method="GET"):
             return r.status, r.headers, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read().decode()
+
+
+def contrib_expressions():
+    """Every PromQL expression of contrib/grafana/fastgw.json (its variables filled in) and
+    contrib/prometheus/alerts.yml."""
+    dashboard = json.loads((ROOT / "contrib" / "grafana" / "fastgw.json").read_text())
+    exprs = [t["expr"].replace("$__rate_interval", "1m").replace("$job", "fastgw").replace("$instance", ".*")
+             for p in dashboard["panels"] for t in p["targets"]]
+    rules = subprocess.run(["promtool", "check", "rules", "--lint=none", ROOT / "contrib" / "prometheus" / "alerts.yml"],
+                           capture_output=True, text=True)
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    tests = subprocess.run(["promtool", "test", "rules", "alerts.test.yml"], cwd=ROOT / "contrib" / "prometheus",
+                           capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    text = (ROOT / "contrib" / "prometheus" / "alerts.yml").read_text()
+    exprs += [m.strip() for m in re.findall(r"expr: \|\n((?:          .*\n)+)", text)]
+    exprs += re.findall(r"expr: (?!\|)(.*)", text)
+    return exprs
 
 
 def with_metrics(path, port, allow=None):
@@ -104,6 +124,14 @@ scrape_configs:
                 pass
             time.sleep(0.5)
         assert result and result[0]["value"][1] == "20", (result, prom.text()[-2000:])
+        # The shipped dashboard's and alerts' expressions are valid PromQL over metrics the
+        # daemons really export.
+        exported = set(re.findall(r"^# TYPE (fastgw_\w+)", text + get(agent_metrics, "/metrics")[2], re.M))
+        for expr in contrib_expressions():
+            names = {n.removesuffix("_bucket") for n in re.findall(r"fastgw_\w+", expr)}
+            assert names <= exported, (expr, names - exported)
+            answer = json.loads(get(prom_port, "/api/v1/query?query=" + urllib.parse.quote(expr))[2])
+            assert answer["status"] == "success", (expr, answer)
     finally:
         prom.kill()
 

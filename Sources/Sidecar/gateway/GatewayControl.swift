@@ -167,8 +167,15 @@ extension String {
 extension GatewayServer: MetricsSource {
     func report() -> StatsReport {
         let connections = context.registry.connections
-        return context.stats.report(
+        var r = context.stats.report(
             agentConnections: connections.count, agents: Set(connections.map(\.agent)).count, draining: context.isDraining)
+        let settings = context.settings
+        var expiries = settings.publicTLS.expiries
+        if let tunnel = settings.tls, let expiry = tunnel.certificateExpiry { expiries[settings.config.tunnel.cert] = expiry }
+        r.add("certificate_expiry_timestamp_seconds", .gauge,
+              "When each certificate in use expires (seconds since the epoch), by certificate file: the tunnel's and the HTTPS listeners'.",
+              by: "certificate", expiries)
+        return r
     }
 
     func prometheus() -> String { report().prometheus() }

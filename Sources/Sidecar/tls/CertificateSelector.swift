@@ -37,6 +37,8 @@ struct PublicCertificates: Sendable {
     /// Listener name → its context: the default certificate, switching by SNI.
     let listeners: [String: TLSContext]
     let selector: CertificateSelector
+    /// Certificate file → its expiry (seconds since the epoch), for the stats.
+    var expiries: [String: Int] = [:]
 
     /// ALPN protocols public HTTPS clients may pick, best first.
     static let alpn = ["h2", "http/1.1"]
@@ -44,8 +46,10 @@ struct PublicCertificates: Sendable {
     static func build(_ config: GatewayConfig) -> Result<PublicCertificates, ConfigError> {
         do throws(ConfigError) {
             var entries: [(HostPattern, TLSContext)] = []
+            var expiries: [String: Int] = [:]
             for c in config.certificates {
                 let context = try load(c.files, config: config)
+                expiries[c.files.cert] = context.certificateExpiry
                 var hosts = c.hosts
                 if hosts.isEmpty {
                     hosts = context.certificateDNSNames.compactMap { try? HostPattern.parse($0).get() }
@@ -59,9 +63,11 @@ struct PublicCertificates: Sendable {
             var listeners: [String: TLSContext] = [:]
             for l in config.listeners where l.kind == .https {
                 let files = l.defaultCertificate ?? config.certificates[0].files
-                listeners[l.name] = try load(files, config: config, selector: selector)
+                let context = try load(files, config: config, selector: selector)
+                listeners[l.name] = context
+                expiries[files.cert] = context.certificateExpiry
             }
-            return .success(PublicCertificates(listeners: listeners, selector: selector))
+            return .success(PublicCertificates(listeners: listeners, selector: selector, expiries: expiries))
         } catch {
             return .failure(error)
         }

@@ -51,6 +51,12 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     /// The DNS names (subjectAltName) of this context's certificate.
+    /// The certificate's expiry (seconds since the epoch); nil without a certificate.
+    var certificateExpiry: Int? {
+        let t = fastgw_SSL_CTX_certificate_not_after(ctx)
+        return t > 0 ? Int(t) : nil
+    }
+
     var certificateDNSNames: [String] {
         let needed = fastgw_SSL_CTX_certificate_dns_names(ctx, nil, 0)
         guard needed > 0 else { return [] }
