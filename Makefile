@@ -51,6 +51,7 @@ bench:
 	scripts/install-deps.sh bench
 	$(RELEASE_BUILD)
 	bench/run.sh
+	bench/frp.sh
 
 # A change on the data path states its cost: build BASE (a commit) beside HEAD and measure
 # both interleaved (bench/ab.sh). The base's tree and build live in .build-base/.

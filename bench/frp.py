@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""fastgw against frp 0.65.0 on loopback, in one run (issue #18; bench/frp.sh fetches frp).
+
+Both publish the same upstreams — iperf3, an nginx serving a 1 KiB file, a TCP echo — from
+a client daemon (fastgw agent, frpc) through a server daemon (fastgw gateway, frps) over TLS
+(frp's default since 0.50: `transport.tls.enable = true`; fastgw always), each with its
+defaults. Measured alike, interleaved per measure: TCP req/s (wrk, 64 connections, 1 KiB),
+new connections a second (wrk with `Connection: close`), p50 latency at one connection,
+iperf3 both ways, HTTP routed by host (frp's vhostHTTPPort, fastgw's http listener), idle
+and loaded RSS of both daemons together, and KiB per open connection (1,000 connections
+through the echo service). Prints the figures and fastgw/frp ratios. Every process started
+here is ended here."""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "Tests" / "e2e"))
+from conftest import ROOT, Process, free_port  # noqa: E402
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+FRP = Path(os.environ["FRP_DIR"])
+FASTGW = os.environ.get("FASTGW_BIN", str(ROOT / ".build/release/fastgw"))
+OPEN = 1000
+
+
+def run(args):
+    return subprocess.run(args, capture_output=True, text=True, timeout=SECONDS * 4 + 60, check=True).stdout
+
+
+def wrk(port, host="127.0.0.1", close=False, conns=64, latency=False):
+    args = ["wrk", f"-t{min(2, conns)}", f"-c{conns}", f"-d{SECONDS}s", "-H", f"Host: {host}"]
+    if close:
+        args += ["-H", "Connection: close"]
+    if latency:
+        args.append("--latency")
+    out = run(args + [f"http://127.0.0.1:{port}/1k.bin"])
+    if latency:
+        m = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)", out, re.M)
+        scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+        return float(m.group(1)) * scale
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"wrk through port {port}: {errors.group(1)} non-2xx answers\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def gbits(port, reverse=False):
+    out = run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(SECONDS), "-J"] + (["-R"] if reverse else []))
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def rss(*procs):
+    return sum(p.rss_kib() for p in procs)
+
+
+def per_connection(port, procs):
+    """KiB the daemons add per open connection through the echo service."""
+    time.sleep(1)
+    before = rss(*procs)
+    socks = []
+    try:
+        for _ in range(OPEN):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"hello")
+            assert s.recv(16) == b"hello"
+            socks.append(s)
+        time.sleep(2)
+        return (rss(*procs) - before) / OPEN
+    finally:
+        for s in socks:
+            s.close()
+
+
+def main():
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    started = []
+
+    def start(args, log, ready=None, group=False):
+        p = Process(args, log, group=group)
+        started.append(p)
+        if ready:
+            p.wait_for(ready, timeout=20)
+        return p
+
+    with tempfile.TemporaryDirectory(prefix="fastgw-frp-") as tmp:
+        d = Path(tmp)
+        d.chmod(0o755)  # nginx's workers (nobody) read the file below it
+        try:
+            subprocess.run([ROOT / "scripts" / "make-pki.sh", d], check=True, capture_output=True)
+            iperf_port, nginx_port, echo_port = free_port(), free_port(), free_port()
+            start(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(iperf_port)], d / "iperf3.log")
+            start([sys.executable, ROOT / "Tests" / "e2e" / "peers.py", "echo", echo_port], d / "echo.log", "ready")
+            (d / "www").mkdir()
+            (d / "www" / "1k.bin").write_bytes(os.urandom(1024))
+            (d / "nginx.conf").write_text(f"""worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; sendfile on; keepalive_requests 1000000; server {{ listen 127.0.0.1:{nginx_port}; root {d}/www; }} }}
+""")
+            start(["nginx", "-c", d / "nginx.conf", "-p", d], d / "nginx.log", group=True)
+
+            # fastgw: gateway + agent.
+            token = os.urandom(16).hex()
+            tunnel, fg_iperf, fg_http, fg_echo, fg_web = (free_port() for _ in range(5))
+            (d / "gateway.toml").write_text(f"""[control]
+socket = "{d}/gateway.sock"
+[tunnel]
+listen = "127.0.0.1:{tunnel}"
+cert = "{d}/gateway.crt"
+key = "{d}/gateway.key"
+[[listener]]
+name = "web"
+protocol = "http"
+listen = "127.0.0.1:{fg_web}"
+[[agent]]
+name = "bench"
+token = "{token}"
+allow_ports = [{fg_iperf}, {fg_http}, {fg_echo}]
+allow_hosts = ["localhost"]
+""")
+            (d / "agent.toml").write_text(f"""[agent]
+name = "bench"
+token = "{token}"
+gateways = ["localhost:{tunnel}"]
+ca = "{d}/ca.crt"
+[control]
+socket = "{d}/agent.sock"
+[[service]]
+name = "iperf"
+upstream = "127.0.0.1:{iperf_port}"
+remote_port = {fg_iperf}
+[[service]]
+name = "web"
+upstream = "127.0.0.1:{nginx_port}"
+remote_port = {fg_http}
+[[service]]
+name = "echo"
+upstream = "127.0.0.1:{echo_port}"
+remote_port = {fg_echo}
+[[service]]
+name = "site"
+type = "http"
+upstream = "127.0.0.1:{nginx_port}"
+hosts = ["localhost"]
+""")
+            gw = start([FASTGW, "gateway", "-c", d / "gateway.toml", "--log-level", "warning"], d / "gateway.log")
+            time.sleep(0.5)
+            ag = start([FASTGW, "agent", "-c", d / "agent.toml"], d / "agent.log")
+            ag.wait_for("services registered", count=2, timeout=20)
+
+            # frp: frps + frpc with their defaults (TLS on), the same upstreams.
+            bind, frp_iperf, frp_http, frp_echo, frp_web = (free_port() for _ in range(5))
+            (d / "frps.toml").write_text(f"""bindAddr = "127.0.0.1"
+bindPort = {bind}
+vhostHTTPPort = {frp_web}
+auth.token = "{token}"
+log.level = "warn"
+""")
+            (d / "frpc.toml").write_text(f"""serverAddr = "127.0.0.1"
+serverPort = {bind}
+auth.token = "{token}"
+log.level = "warn"
+[[proxies]]
+name = "iperf"
+type = "tcp"
+localIP = "127.0.0.1"
+localPort = {iperf_port}
+remotePort = {frp_iperf}
+[[proxies]]
+name = "web"
+type = "tcp"
+localIP = "127.0.0.1"
+localPort = {nginx_port}
+remotePort = {frp_http}
+[[proxies]]
+name = "echo"
+type = "tcp"
+localIP = "127.0.0.1"
+localPort = {echo_port}
+remotePort = {frp_echo}
+[[proxies]]
+name = "site"
+type = "http"
+localIP = "127.0.0.1"
+localPort = {nginx_port}
+customDomains = ["localhost"]
+""")
+            frps = start([FRP / "frps", "-c", d / "frps.toml"], d / "frps.log")
+            time.sleep(0.5)
+            frpc = start([FRP / "frpc", "-c", d / "frpc.toml"], d / "frpc.log")
+            names = {fg_http: "fastgw tcp", fg_echo: "fastgw echo", fg_web: "fastgw http", frp_http: "frp tcp",
+                     frp_echo: "frp echo", frp_web: "frp vhost"}
+            for port in names:
+                deadline = time.monotonic() + 20
+                while True:
+                    try:
+                        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                            if port in (fg_echo, frp_echo):
+                                s.sendall(b"x")
+                                if s.recv(1) != b"x":
+                                    raise OSError("no echo")
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            logs = "".join(f"--- {p.args[0]}\n{p.text()[-1500:]}" for p in started)
+                            raise SystemExit(f"nothing serves {names[port]} on port {port}\n{logs}")
+                        time.sleep(0.2)
+            time.sleep(2)  # frpc opens its proxies once logged in
+            fastgw, frp = (gw, ag), (frps, frpc)
+            idle = {"fastgw": rss(*fastgw), "frp": rss(*frp)}
+
+            results = []
+            print(f"measuring {SECONDS}s each, fastgw then frp ...", file=sys.stderr)
+
+            def both(name, fn, fg_arg, frp_arg, higher=True):
+                a, b = fn(fg_arg), fn(frp_arg)
+                results.append((name, a, b, higher))
+
+            both("TCP req/s (wrk 64 conn, 1 KiB)", wrk, fg_http, frp_http)
+            both("new connections/s (Connection: close)", lambda p: wrk(p, close=True), fg_http, frp_http)
+            both("p50 latency at 1 conn (ms)", lambda p: wrk(p, conns=1, latency=True), fg_http, frp_http, higher=False)
+            both("iperf3 upload (Gbit/s)", gbits, fg_iperf, frp_iperf)
+            both("iperf3 download (Gbit/s)", lambda p: gbits(p, reverse=True), fg_iperf, frp_iperf)
+            both("HTTP by host req/s (wrk 64 conn)", lambda p: wrk(p, host="localhost"), fg_web, frp_web)
+            loaded = {"fastgw": rss(*fastgw), "frp": rss(*frp)}
+            both("KiB per open connection (1,000 echo)", lambda procs: per_connection(procs[0], procs[1]),
+                 (fg_echo, fastgw), (frp_echo, frp), higher=False)
+            results.insert(0, ("idle RSS, both daemons (MiB)", idle["fastgw"] / 1024, idle["frp"] / 1024, False))
+            results.insert(1, ("RSS after the load (MiB)", loaded["fastgw"] / 1024, loaded["frp"] / 1024, False))
+
+            print()
+            print(f"{'':42}{'fastgw':>10}{'frp 0.65':>10}{'fastgw/frp':>12}  better")
+            for name, a, b, higher in results:
+                ratio = a / b if b else float("inf")
+                better = (ratio >= 1) if higher else (ratio <= 1)
+                print(f"{name:42}{a:10.2f}{b:10.2f}{ratio:12.2f}  {'fastgw' if better else 'frp'}")
+        finally:
+            for p in reversed(started):
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()
