@@ -12,6 +12,9 @@ public struct AccessPolicy: Equatable, Sendable {
     public var connections: RateLimit?
     /// Open connections per client address at once.
     public var maxConnectionsPerClient: Int?
+    /// Bytes a second each service the policy applies to may move in each direction
+    /// (`bandwidth`), over all its connections and requests; paced by `ByteRateLimiter`.
+    public var bandwidth: Int?
 
     public init(name: String) {
         self.name = name
@@ -27,5 +30,6 @@ public struct AccessPolicy: Equatable, Sendable {
     /// A policy that says nothing (no rule, no limit) is a config mistake.
     public var isEmpty: Bool {
         allow.isEmpty && deny.isEmpty && requests == nil && connections == nil && maxConnectionsPerClient == nil
+            && bandwidth == nil
     }
 }

@@ -57,7 +57,8 @@ final class TCPIngress: ChannelInboundHandler {
         Self.open(route, attempt: 1, excluding: [], stream: StreamOpening(
             gateway: gateway, port: port, listener: listener, client: client,
             addressFields: TunnelAddressFields.of(addresses), bridge: bridgeRef,
-            loop: context.eventLoop, answer: answer))
+            loop: context.eventLoop, answer: answer,
+            bandwidth: policy.bandwidth(port: port, agent: route.agent, service: route.service)))
         let (gateway, listener, port) = (self.gateway, self.listener, self.port)
         let deadline = context.eventLoop.scheduleTask(in: TimeAmount(gateway.settings.limits.streamOpenTimeout)) {
             guard !answer.received.load(ordering: .acquiring) else { return }
@@ -83,6 +84,8 @@ final class TCPIngress: ChannelInboundHandler {
         let bridge: LoopBoundRef<StreamSocketBridge>
         let loop: EventLoop
         let answer: StreamAnswer
+        /// The policies' `bandwidth` caps on this connection, if any.
+        let bandwidth: BandwidthCaps?
 
         var headers: (String) -> [HeaderField] {
             { [addressFields, listener] service in
@@ -155,6 +158,7 @@ final class TCPIngress: ChannelInboundHandler {
         let started = NIODeadline.now()
         s.bridge.run { bridge in
             bridge.meter = ByteMeter(counters: service, socketIsClient: true)
+            if let caps = s.bandwidth { bridge.pace(caps, loop: s.loop) }
             bridge.onClose = { summary in
                 registry.streamEnded(route.connection)
                 stats.streamsActive.subtract()

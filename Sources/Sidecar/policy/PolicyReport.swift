@@ -1,7 +1,8 @@
 import Protocol
 
 /// `fastgwctl policies`: each configured policy, its rules, where it is attached, its
-/// counters since start, and how many clients its rate table holds.
+/// counters since start, how many clients its rate table holds, and for a `bandwidth` cap how
+/// often streams waited and how many bytes waited (since the policy was last changed).
 struct PolicyReport {
     let context: GatewayContext
 
@@ -19,16 +20,19 @@ struct PolicyReport {
                     "allowed": .number(Double(c.allowed)), "denied": .number(Double(c.denied)),
                     "limited": .number(Double(c.limited)),
                     "clients": .number(Double(settings.policies.cells[p.name]?.trackedClients ?? 0)),
+                    "throttled": .number(Double(gates(p)?.throttled.value ?? 0)),
+                    "delayed_bytes": .number(Double(gates(p)?.delayedBytes.value ?? 0)),
                 ])
             }
             return JSON.object(["policies": .array(list)]).serialized() + "\n"
         }
-        var table = TextTable(["POLICY", "RULES", "ATTACHED", "ALLOWED", "DENIED", "LIMITED", "CLIENTS"])
+        var table = TextTable(["POLICY", "RULES", "ATTACHED", "ALLOWED", "DENIED", "LIMITED", "CLIENTS", "THROTTLED"])
         for p in config.policies {
             let c = counts[p.name] ?? PolicyCounters.Counts()
             table.add([
                 p.name, Self.rules(p), (attached[p.name] ?? []).joined(separator: ",").nonEmpty ?? "-",
                 "\(c.allowed)", "\(c.denied)", "\(c.limited)", "\(settings.policies.cells[p.name]?.trackedClients ?? 0)",
+                gates(p).map { "\($0.throttled.value) (\(Self.bytes($0.delayedBytes.value)))" } ?? "-",
             ])
         }
         return table.render()
@@ -42,7 +46,22 @@ struct PolicyReport {
         if let r = p.requests { parts.append("requests=\(Int(r.perSecond))/s burst \(r.burst)") }
         if let r = p.connections { parts.append("connections=\(Int(r.perSecond))/s burst \(r.burst)") }
         if let m = p.maxConnectionsPerClient { parts.append("max_connections_per_client=\(m)") }
+        if let b = p.bandwidth { parts.append("bandwidth=\(bytes(b))/s") }
         return parts.joined(separator: " ")
+    }
+}
+
+extension PolicyReport {
+    private func gates(_ p: AccessPolicy) -> BandwidthGates? {
+        context.settings.policies.cells[p.name]?.bandwidth
+    }
+
+    /// `10MiB`, `500KiB`, `1536` — the largest unit that divides `n` evenly, as the config reads.
+    static func bytes(_ n: Int) -> String {
+        for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] where n > 0 && n % (1 << shift) == 0 {
+            return "\(n >> shift)\(unit)"
+        }
+        return "\(n)"
     }
 }
 

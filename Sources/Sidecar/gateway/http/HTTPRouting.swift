@@ -41,6 +41,7 @@ extension HTTPExchange {
                 gateway.registry.streamEnded(route.connection)
                 return .failure(refusal)
             }
+            pace(policy?.bandwidth(after: checked, agent: route.agent, service: route.service), loop: loop)
             return .success(route)
         }
     }

@@ -1,0 +1,245 @@
+"""`[[policy]] bandwidth` (issue #16): each service a policy applies to is capped at that many
+bytes a second in each direction, summed over its connections and requests, by pausing reads
+(never by dropping bytes). Real peers: TCP sources and sinks, nginx serving a file, the HTTP
+app taking an upload; curl over HTTP/1.1 and HTTP/2. Durations are checked against
+(size - burst) / rate, the burst being a quarter second of the rate."""
+import hashlib
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import connect, free_port, recv_all, run_nginx
+from test_http import service
+from test_https import issue
+import pattern
+
+MiB = 1 << 20
+RATE = 10 * MiB
+BURST = RATE // 4
+# What a capped transfer may add to the gateway's resident memory: a throttled stream holds
+# at most its receive window (4 MiB by default) at the gateway; the rest is slack for the
+# allocator and the other streams' buffers.
+RSS_GROWTH_BOUND_KIB = 32 * 1024
+
+
+def expected_seconds(size):
+    return (size - BURST) / RATE
+
+
+def assert_paced(seconds, size, what):
+    want = expected_seconds(size)
+    print(f"{what}: {size / MiB:.0f} MiB in {seconds:.2f} s (expected {want:.2f} s)")
+    assert abs(seconds - want) <= 0.1 * want, f"{what}: {seconds:.2f} s, expected {want:.2f} s ± 10 %"
+
+
+def download(port, size, limit=None):
+    """Reads a TCP service until it closes (or `limit` bytes, then closes); returns (bytes,
+    sha256, seconds)."""
+    s = connect(port, timeout=60)
+    started = time.monotonic()
+    h = hashlib.sha256()
+    n = 0
+    while limit is None or n < limit:
+        data = s.recv(min(MiB, (limit - n) if limit else MiB))
+        if not data:
+            break
+        h.update(data)
+        n += len(data)
+    seconds = time.monotonic() - started
+    s.close()
+    return n, h.hexdigest(), seconds
+
+
+def tcp_gateway(tunnel, peer, size):
+    """Three TCP services of one agent: `svc` (a source of `size` bytes) and `up` (a sink),
+    both capped by the policy through a `[[route_policy]]` on their ports, and `free`
+    (another source) without it."""
+    source, sink, free = peer("source", str(size)), peer("sink"), peer("source", str(size))
+    t = tunnel(source.port, connections=1)
+    t.up_port, t.free_port = free_port(), free_port()
+    gw = (t.dir / "gateway.toml").read_text()
+    gw = gw.replace(f"allow_ports = [{t.public_port}]", f"allow_ports = [{t.public_port}, {t.up_port}, {t.free_port}]")
+    gw += f"""
+[[policy]]
+name = "slow"
+bandwidth = "10MiB"
+
+[[route_policy]]
+ports = [{t.public_port}, {t.up_port}]
+policy = "slow"
+"""
+    (t.dir / "gateway.toml").write_text(gw)
+    agent = (t.dir / "agent.toml").read_text()
+    for name, port, upstream in (("up", t.up_port, sink.port), ("free", t.free_port, free.port)):
+        agent += f'\n[[service]]\nname = "{name}"\ntype = "tcp"\nupstream = "127.0.0.1:{upstream}"\nremote_port = {port}\n'
+    (t.dir / "agent.toml").write_text(agent)
+    t.start_gateway()
+    t.start_agent()
+    return t
+
+
+def test_a_capped_tcp_download_takes_size_over_rate_intact_while_another_service_runs_free(tunnel, peer):
+    size = 200 * MiB
+    t = tcp_gateway(tunnel, peer, size)
+    before = t.gateway.rss_kib()
+    capped = {}
+    thread = threading.Thread(target=lambda: capped.update(result=download(t.public_port, size)))
+    thread.start()
+    # Memory while the capped stream is held back, before anything else runs.
+    peak = before
+    for _ in range(12):
+        time.sleep(0.5)
+        peak = max(peak, t.gateway.rss_kib())
+    # Isolation: another service of the same agent, on the same tunnel connection, is not slowed.
+    n, digest, seconds = download(t.free_port, size)
+    assert (n, digest) == (size, pattern.sha256_of(size))
+    print(f"uncapped: {size / MiB:.0f} MiB in {seconds:.2f} s")
+    assert seconds < expected_seconds(size) / 4, f"the uncapped service took {seconds:.2f} s"
+    assert thread.is_alive(), "the capped download should still be running"
+    thread.join(60)
+    n, digest, seconds = capped["result"]
+    assert (n, digest) == (size, pattern.sha256_of(size))
+    assert_paced(seconds, size, "tcp download")
+    print(f"gateway RSS {before} KiB before, {peak} KiB at most while capped")
+    assert peak - before < RSS_GROWTH_BOUND_KIB
+    report = t.ctl_json("policies")["policies"][0]
+    assert "bandwidth=10MiB/s" in report["rules"]
+    assert report["throttled"] > 0 and report["delayed_bytes"] > 100 * MiB
+    assert "throttl" not in t.gateway.text().lower(), "a throttle is counted, not logged"
+
+
+def test_a_capped_tcp_upload_takes_size_over_rate_and_two_downloads_share_the_cap(tunnel, peer):
+    t = tcp_gateway(tunnel, peer, 200 * MiB)
+    size = 50 * MiB
+    data = pattern.block() * (size // MiB)
+    s = connect(t.up_port, timeout=60)
+    started = time.monotonic()
+    s.sendall(data)
+    s.shutdown(1)
+    answer = recv_all(s).decode().split()
+    seconds = time.monotonic() - started
+    s.close()
+    assert answer == [str(size), hashlib.sha256(data).hexdigest()]
+    assert_paced(seconds, size, "tcp upload")
+
+    # Two connections to the capped service at once: together at the rate, not each.
+    each = 40 * MiB
+    results = [None, None]
+
+    def one(i):
+        results[i] = download(t.public_port, 200 * MiB, limit=each)
+    time.sleep(0.5)  # the download bucket is full again
+    started = time.monotonic()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    seconds = time.monotonic() - started
+    assert [r[0] for r in results] == [each, each]
+    assert all(r[1] == pattern.sha256_of(each) for r in results)
+    print(f"two downloads: {[round(r[2], 2) for r in results]} s each")
+    assert_paced(seconds, 2 * each, "two tcp downloads together")
+
+
+@pytest.fixture
+def web(tunnel, peer, pki, tmp_path):
+    """An http and an https listener; nginx serving a 200 MiB file as `files.test` and the
+    HTTP app as `app.test`, both capped by a `[[route_policy]]` on their hosts."""
+    www = tmp_path / "nginx" / "www"
+    www.mkdir(parents=True)
+    block = pattern.block()
+    with open(www / "big.bin", "wb") as f:
+        for _ in range(200):
+            f.write(block)
+    nginx_port = free_port()
+    nginx = run_nginx(tmp_path / "nginx", nginx_port, f"""
+  access_log off;
+  server {{ listen 127.0.0.1:{nginx_port}; root {www}; }}
+""")
+    app = peer("httpapp", "one")
+    t = tunnel(free_port(), connections=1)
+    issue(pki, t.dir, "site", ["files.test", "app.test"])
+    t.http_port, t.https_port = free_port(), free_port()
+    gw = (t.dir / "gateway.toml").read_text()
+    gw += 'allow_hosts = ["files.test", "app.test"]\n'
+    gw += f"""
+[[listener]]
+name = "web"
+protocol = "http"
+listen = "127.0.0.1:{t.http_port}"
+
+[[listener]]
+name = "tls"
+protocol = "https"
+listen = "127.0.0.1:{t.https_port}"
+cert = "site.crt"
+key = "site.key"
+
+[[policy]]
+name = "slow"
+bandwidth = "10MiB"
+
+[[route_policy]]
+hosts = ["files.test", "app.test"]
+policy = "slow"
+"""
+    (t.dir / "gateway.toml").write_text(gw)
+    agent = (t.dir / "agent.toml").read_text()
+    agent += service("files", nginx_port, ["files.test"]) + service("app", app.port, ["app.test"])
+    (t.dir / "agent.toml").write_text(agent)
+    t.start_gateway()
+    t.start_agent()
+    yield t
+    nginx.kill()
+
+
+def curl_get(t, url, *args):
+    r = subprocess.run(
+        ["curl", "-sS", "--max-time", "60", "--cacert", t.dir / "ca.crt", "-o", "-", "-w", "%{http_code} %{http_version}",
+         "--resolve", f"files.test:{t.http_port}:127.0.0.1", "--resolve", f"files.test:{t.https_port}:127.0.0.1",
+         *args, url], capture_output=True, timeout=90)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_a_capped_http_download_over_h1_and_h2_and_a_request_body(web):
+    t = web
+    size = 200 * MiB
+    before = t.gateway.rss_kib()
+    started = time.monotonic()
+    out = curl_get(t, f"http://files.test:{t.http_port}/big.bin")
+    seconds = time.monotonic() - started
+    body, status = out[:-len(b"200 1.1")], out[-len(b"200 1.1"):]
+    assert status == b"200 1.1"
+    assert (len(body), hashlib.sha256(body).hexdigest()) == (size, pattern.sha256_of(size))
+    assert_paced(seconds, size, "http/1.1 download")
+    assert t.gateway.rss_kib() - before < RSS_GROWTH_BOUND_KIB
+
+    # HTTP/2 from the public client: the same cap, per stream of that connection.
+    size = 50 * MiB
+    time.sleep(0.5)
+    started = time.monotonic()
+    out = curl_get(t, f"https://files.test:{t.https_port}/big.bin", "--http2", "-r", f"0-{size - 1}")
+    seconds = time.monotonic() - started
+    body, status = out[:-len(b"206 2")], out[-len(b"206 2"):]
+    assert status == b"206 2"
+    assert hashlib.sha256(body).hexdigest() == pattern.sha256_of(size)
+    assert_paced(seconds, size, "http/2 download")
+
+    # A request body goes up at the rate too.
+    size = 30 * MiB
+    time.sleep(0.5)
+    data = pattern.block() * (size // MiB)
+    s = connect(t.http_port, timeout=60)
+    started = time.monotonic()
+    s.sendall(b"POST /sha256 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % size + data)
+    answer = recv_all(s)
+    seconds = time.monotonic() - started
+    s.close()
+    got = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert (got["bytes"], got["sha256"]) == (size, hashlib.sha256(data).hexdigest())
+    assert_paced(seconds, size, "http/1.1 request body")
