@@ -5,6 +5,7 @@ app taking an upload; curl over HTTP/1.1 and HTTP/2. Durations are checked again
 (size - burst) / rate, the burst being a quarter second of the rate."""
 import hashlib
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -145,10 +146,46 @@ def test_a_capped_tcp_upload_takes_size_over_rate_and_two_downloads_share_the_ca
     assert_paced(seconds, 2 * each, "two tcp downloads together")
 
 
+class UpgradeUpstream:
+    """An upstream that takes any HTTP/1.1 upgrade: after its 101 it reads `size` bytes,
+    then sends `size` pattern bytes back and closes."""
+
+    def __init__(self, size):
+        self.size = size
+        self.received = None
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(4)
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        c, _ = self.server.accept()
+        with c:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += c.recv(4096)
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: fastgw-test\r\n\r\n")
+            first = head.partition(b"\r\n\r\n")[2]
+            h, n = hashlib.sha256(first), len(first)
+            while n < self.size and (data := c.recv(MiB)):
+                h.update(data)
+                n += len(data)
+            self.received = (n, h.hexdigest())
+            block = pattern.block()
+            for _ in range(self.size // MiB):
+                c.sendall(block)
+
+    def close(self):
+        self.server.close()
+
+
 @pytest.fixture
 def web(tunnel, peer, pki, tmp_path):
-    """An http and an https listener; nginx serving a 200 MiB file as `files.test` and the
-    HTTP app as `app.test`, both capped by a `[[route_policy]]` on their hosts."""
+    """An http and an https listener; nginx serving a 200 MiB file as `files.test`, the HTTP
+    app as `app.test` and an upgrade upstream as `raw.test`, all capped by a
+    `[[route_policy]]` on their hosts."""
     www = tmp_path / "nginx" / "www"
     www.mkdir(parents=True)
     block = pattern.block()
@@ -161,11 +198,13 @@ def web(tunnel, peer, pki, tmp_path):
   server {{ listen 127.0.0.1:{nginx_port}; root {www}; }}
 """)
     app = peer("httpapp", "one")
+    raw = UpgradeUpstream(30 * MiB)
     t = tunnel(free_port(), connections=1)
+    t.raw = raw
     issue(pki, t.dir, "site", ["files.test", "app.test"])
     t.http_port, t.https_port = free_port(), free_port()
     gw = (t.dir / "gateway.toml").read_text()
-    gw += 'allow_hosts = ["files.test", "app.test"]\n'
+    gw += 'allow_hosts = ["files.test", "app.test", "raw.test"]\n'
     gw += f"""
 [[listener]]
 name = "web"
@@ -184,17 +223,19 @@ name = "slow"
 bandwidth = "10MiB"
 
 [[route_policy]]
-hosts = ["files.test", "app.test"]
+hosts = ["files.test", "app.test", "raw.test"]
 policy = "slow"
 """
     (t.dir / "gateway.toml").write_text(gw)
     agent = (t.dir / "agent.toml").read_text()
     agent += service("files", nginx_port, ["files.test"]) + service("app", app.port, ["app.test"])
+    agent += service("raw", raw.port, ["raw.test"])
     (t.dir / "agent.toml").write_text(agent)
     t.start_gateway()
     t.start_agent()
     yield t
     nginx.kill()
+    raw.close()
 
 
 def curl_get(t, url, *args):
@@ -243,3 +284,46 @@ def test_a_capped_http_download_over_h1_and_h2_and_a_request_body(web):
     got = json.loads(answer.partition(b"\r\n\r\n")[2])
     assert (got["bytes"], got["sha256"]) == (size, hashlib.sha256(data).hexdigest())
     assert_paced(seconds, size, "http/1.1 request body")
+
+
+def test_an_upgraded_connection_and_an_http2_request_body_are_capped(web, tmp_path):
+    t = web
+    size = t.raw.size
+    s = connect(t.http_port, timeout=60)
+    s.sendall(b"GET /raw HTTP/1.1\r\nHost: raw.test\r\nConnection: Upgrade\r\nUpgrade: fastgw-test\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    # Up: the upstream answers once it has all the bytes; down: what it sends then.
+    data = pattern.block() * (size // MiB)
+    started = time.monotonic()
+    s.sendall(data)
+    first = s.recv(MiB)
+    up = time.monotonic() - started
+    assert t.raw.received == (size, hashlib.sha256(data).hexdigest())
+    assert_paced(up, size, "upgraded connection, client to upstream")
+    started = time.monotonic()
+    n, h = len(first), hashlib.sha256(first)
+    while n < size and (chunk := s.recv(MiB)):
+        h.update(chunk)
+        n += len(chunk)
+    down = time.monotonic() - started
+    s.close()
+    assert (n, h.hexdigest()) == (size, hashlib.sha256(data).hexdigest())
+    assert_paced(down, size - len(first), "upgraded connection, upstream to client")
+
+    # An HTTP/2 request body: the client's stream window is what holds it back.
+    size = 20 * MiB
+    body = tmp_path / "body.bin"
+    body.write_bytes(pattern.block() * (size // MiB))
+    started = time.monotonic()
+    r = subprocess.run(
+        ["curl", "-sS", "--max-time", "60", "--http2", "--cacert", t.dir / "ca.crt", "--data-binary", f"@{body}",
+         "--resolve", f"app.test:{t.https_port}:127.0.0.1", f"https://app.test:{t.https_port}/sha256"],
+        capture_output=True, timeout=90)
+    seconds = time.monotonic() - started
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert (got["bytes"], got["sha256"]) == (size, pattern.sha256_of(size))
+    assert_paced(seconds, size, "http/2 request body")

@@ -1,20 +1,22 @@
 /// A token bucket counted in bytes, for `[[policy]] bandwidth`: `rate` bytes a second flow
-/// in up to `burst`; a sender asks to pass some bytes and learns how many may go now and,
-/// for the rest, how long to wait. Time is given by the caller (seconds on a monotonic
-/// clock), so tests drive it without sleeping. Not thread-safe; 40 bytes.
+/// in up to `burst`; a sender asks to pass some bytes and learns how many it may pass and
+/// when. Time is given by the caller (seconds on a monotonic clock), so tests drive it
+/// without sleeping. Not thread-safe; 40 bytes.
 ///
 /// The burst is a quarter second of the rate, but at least 16 KiB and never more than one
 /// second of it: short enough that a long transfer lands within a few per cent of
 /// size / rate (200 MiB at 10 MiB/s: 2.5 MiB early, 19.75 s instead of 20), long enough
-/// that timers fire a few hundred times a second at most. A sender is only woken once a
-/// `quantum` (64 KiB, or the burst when smaller) can pass, so a slow rate does not turn
-/// into a write per few bytes.
+/// that timers fire a few hundred times a second at most. A sender that finds the bucket
+/// short of a `quantum` (64 KiB, or the burst when smaller) reserves one: the bucket goes
+/// into debt and the sender passes those bytes when they are paid for. Senders sharing a
+/// bucket so take turns in the order they asked, and a slow rate does not turn into a write
+/// per few bytes.
 public struct ByteRateLimiter: Equatable, Sendable {
     /// Bytes a second.
     public let rate: Int
     public let burst: Int
     public let quantum: Int
-    /// Bytes that may pass at `updated` (may be fractional).
+    /// Bytes that may pass at `updated` (fractional; negative while reserved bytes are unpaid).
     public private(set) var tokens: Double
     private var updated: Double
 
@@ -33,38 +35,38 @@ public struct ByteRateLimiter: Equatable, Sendable {
     }
 
     public struct Grant: Equatable, Sendable {
-        /// Bytes that may pass now (the first ones of those asked for).
+        /// Bytes paid for (the first ones of those asked for); ask again for the rest.
         public var bytes: Int
-        /// Seconds until more may pass; 0 when all passed.
-        public var wait: Double
+        /// Seconds until they may pass; 0: now.
+        public var after: Double
 
-        public init(bytes: Int, wait: Double) {
+        public init(bytes: Int, after: Double) {
             self.bytes = bytes
-            self.wait = wait
+            self.after = after
         }
     }
 
-    /// Asks to pass `n` bytes. All pass when the bucket holds them; else as many as it holds
-    /// if that is at least a quantum, else none; `wait` is how long until the next quantum
-    /// (or the rest, when smaller) has flowed in.
+    /// Asks to pass `n` bytes. When the bucket holds all of them, or at least a quantum, as
+    /// many as it holds pass now; else a quantum (or all `n`, when fewer) is reserved and may
+    /// pass once the bucket has refilled for it and for the reservations before it.
     public mutating func take(_ n: Int, now: Double) -> Grant {
         refill(now)
         // Whole bytes: a refill that falls short of a byte by a rounding error must not turn
         // into a wait too short for the clock to move.
         let whole = Int((tokens + 1e-6).rounded(.down))
         let least = min(n, quantum)
-        var granted = 0
         if whole >= least {
-            granted = min(n, whole)
+            let granted = min(n, whole)
             tokens -= Double(granted)
+            return Grant(bytes: granted, after: 0)
         }
-        if granted == n { return Grant(bytes: n, wait: 0) }
-        let next = Double(min(n - granted, quantum))
-        // At least a microsecond, so a waiting sender always finds more on its return.
-        return Grant(bytes: granted, wait: max(1e-6, (next - tokens) / Double(rate)))
+        let wait = (Double(least) - tokens) / Double(rate)
+        tokens -= Double(least)
+        // At least a microsecond, so a clock with coarse steps still moves past it.
+        return Grant(bytes: least, after: max(1e-6, wait))
     }
 
-    /// Returns bytes taken but not sent (another bucket of the same stream allowed fewer).
+    /// Returns bytes paid for but not sent (another bucket of the same stream allowed fewer).
     public mutating func giveBack(_ n: Int) {
         tokens = min(Double(burst), tokens + Double(max(0, n)))
     }

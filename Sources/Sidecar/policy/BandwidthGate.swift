@@ -50,6 +50,8 @@ final class BandwidthGates: Sendable {
     private let table: NIOLockedValueBox<Table>
     private let overflow: BandwidthGate
     private let capacity: Int
+    /// Seconds on the clock of the event loops' `now` (tests: their own).
+    private let clock: @Sendable () -> Double
 
     private struct Entry {
         let gate: BandwidthGate
@@ -60,10 +62,11 @@ final class BandwidthGates: Sendable {
         var gates: [String: Entry] = [:]
     }
 
-    init(rate: Int, capacity: Int = BandwidthGates.capacity) {
+    init(rate: Int, capacity: Int = BandwidthGates.capacity, clock: @escaping @Sendable () -> Double = { PolicyEnforcer.now }) {
         self.rate = rate
         self.capacity = capacity
-        overflow = BandwidthGate(rate: rate, now: PolicyEnforcer.now)
+        self.clock = clock
+        overflow = BandwidthGate(rate: rate, now: clock())
         table = NIOLockedValueBox(Table())
     }
 
@@ -78,7 +81,7 @@ final class BandwidthGates: Sendable {
                 guard let idle = t.gates.first(where: { $0.value.streams == 0 })?.key else { return overflow }
                 t.gates[idle] = nil
             }
-            let gate = BandwidthGate(rate: rate, now: PolicyEnforcer.now)
+            let gate = BandwidthGate(rate: rate, now: clock())
             t.gates[service] = Entry(gate: gate, streams: 1)
             return gate
         }

@@ -30,6 +30,9 @@ final class BandwidthPacer {
     private let direction: BandwidthGate.Direction
     private let loop: EventLoop
     private var held = CircularBuffer<Item>()
+    /// Bytes at the head of `held` already paid for in the gates.
+    private var paid = 0
+    /// Set while paid bytes wait for their time.
     private var timer: Scheduled<Void>?
     private var stopped = false
     /// Where bytes go once they may.
@@ -55,18 +58,13 @@ final class BandwidthPacer {
 
     func send(_ bytes: ByteBuffer) {
         guard !stopped else { return }
-        guard held.isEmpty else {
-            hold(bytes)
-            return
+        held.append(.bytes(bytes))
+        guard timer == nil, held.count == 1 else { return }
+        pump()
+        if isHolding {
+            for table in caps.tables { table.throttled.add() }
+            onHold?()
         }
-        var bytes = bytes
-        let grant = take(bytes.readableBytes)
-        if grant.bytes == bytes.readableBytes { return sink(bytes) }
-        if grant.bytes > 0 { sink(bytes.readSlice(length: grant.bytes)!) }
-        for table in caps.tables { table.throttled.add() }
-        hold(bytes)
-        schedule(grant.wait)
-        onHold?()
     }
 
     /// Runs `event` after the bytes held now (at once when none are).
@@ -78,57 +76,63 @@ final class BandwidthPacer {
     func stop() {
         stopped = true
         held.removeAll()
+        paid = 0
         timer?.cancel()
         timer = nil
     }
 
-    private func hold(_ bytes: ByteBuffer) {
-        for table in caps.tables { table.delayedBytes.add(bytes.readableBytes) }
-        held.append(.bytes(bytes))
-    }
-
-    private func schedule(_ wait: Double) {
-        let delay = TimeAmount.nanoseconds(Int64(max(wait, 0.001) * 1e9))
-        timer = loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in self?.drain() }
-    }
-
-    /// The timer fired: pass on what the gates allow now, in order.
-    private func drain() {
-        timer = nil
+    /// Passes on what is held, in order, as far as the gates allow now; then waits for the
+    /// bytes they reserved.
+    private func pump() {
         while !stopped, let first = held.first {
             switch first {
             case .event(let event):
                 held.removeFirst()
                 event()
             case .bytes(var bytes):
-                let grant = take(bytes.readableBytes)
-                if grant.bytes == bytes.readableBytes {
+                if paid == 0 {
+                    let grant = take(bytes.readableBytes)
+                    paid = grant.bytes
+                    if grant.after > 0 {
+                        for table in caps.tables { table.delayedBytes.add(grant.bytes) }
+                        return schedule(grant.after)
+                    }
+                }
+                let n = min(paid, bytes.readableBytes)
+                paid -= n
+                if n == bytes.readableBytes {
                     held.removeFirst()
                     sink(bytes)
-                    continue
-                }
-                if grant.bytes > 0 {
-                    let slice = bytes.readSlice(length: grant.bytes)!
+                } else {
+                    let slice = bytes.readSlice(length: n)!
                     held[held.startIndex] = .bytes(bytes)
                     sink(slice)
                 }
-                return schedule(grant.wait)
             }
         }
-        if !stopped { onRelease?() }
     }
 
-    /// What every gate allows: a later gate that allows fewer bytes gets the earlier ones'
+    private func schedule(_ wait: Double) {
+        let delay = TimeAmount.nanoseconds(Int64((wait * 1e9).rounded(.up)))
+        // Held strongly until it fires: held bytes of a socket that closed cleanly still go out.
+        timer = loop.assumeIsolated().scheduleTask(in: delay) {
+            self.timer = nil
+            self.pump()
+            if !self.stopped && self.held.isEmpty { self.onRelease?() }
+        }
+    }
+
+    /// What every gate allows: the fewest bytes, at the latest time; the others get their
     /// surplus back.
     private func take(_ n: Int) -> ByteRateLimiter.Grant {
-        let now = PolicyEnforcer.now
+        let now = Double(loop.now.uptimeNanoseconds) / 1e9
         if gates.count == 1 { return gates[0].take(n, direction, now: now) }
-        var grant = ByteRateLimiter.Grant(bytes: n, wait: 0)
+        var grant = ByteRateLimiter.Grant(bytes: n, after: 0)
         var taken: [Int] = []
         for gate in gates {
             let g = gate.take(grant.bytes, direction, now: now)
             taken.append(g.bytes)
-            grant = .init(bytes: g.bytes, wait: max(grant.wait, g.wait))
+            grant = .init(bytes: g.bytes, after: max(grant.after, g.after))
         }
         for (gate, t) in zip(gates, taken) where t > grant.bytes { gate.giveBack(t - grant.bytes, direction) }
         return grant

@@ -59,6 +59,8 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
 
     func attach(_ link: LoopBoundRef<Link>) {
         self.link = link
+        // Held bytes go to the stream even after the socket closed cleanly.
+        upload?.sink = { bytes in link.run { $0.fromSocket(bytes) } }
         if finished {
             // The client left while the stream was being opened: abort it on the far side.
             link.run { $0.socketFailed() }
@@ -73,7 +75,6 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
     /// Paces this socket's traffic with `caps` (before `attach`, on the socket's loop).
     func pace(_ caps: BandwidthCaps, loop: EventLoop) {
         let up = caps.pacer(.upload, on: loop)
-        up.sink = { [weak self] bytes in self?.link?.run { $0.fromSocket(bytes) } }
         up.onRelease = { [weak self] in self?.readIfWanted() }
         upload = up
         let down = caps.pacer(.download, on: loop)
@@ -181,16 +182,17 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
         // `inputClosed` event: with no error seen, that is the clean end of the input.
         if outputClosed && !inputEnded && !summary.aborted {
             inputEnded = true
-            link?.run { $0.socketEnded() }
+            endTunnelInput()
         }
         // Closed before both directions ended cleanly: the far side must see an abort.
         if !streamOver && !(inputEnded && tunnelEndedFlag) {
             markAborted("socket closed before the stream ended")
+            upload?.stop()
             link?.run { $0.socketFailed() }
         }
         streamOver = true
         finished = true
-        upload?.stop()
+        // Nothing more can be written; what the client sent and is still held goes on.
         download?.stop()
         let report = onClose
         onClose = nil
@@ -268,6 +270,7 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
 
     private func streamClosed(errorCode: UInt32) {
         streamOver = true
+        if errorCode != 0 { upload?.stop() }
         guard let context else { return }
         if errorCode != 0 {
             markAborted("tunnel stream reset (HTTP/2 error \(errorCode))")
