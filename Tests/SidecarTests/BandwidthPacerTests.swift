@@ -121,4 +121,30 @@ final class BandwidthPacerTests: XCTestCase {
         XCTAssertFalse(table.acquire(service: "other") === overflow, "svc's place is free again")
         XCTAssertEqual(table.services, 1)
     }
+
+    func testAReloadKeepsTheGatesOfAnUnchangedPolicyOnly() throws {
+        func config(_ slow: String) throws -> GatewayConfig {
+            try GatewayConfig.parse(text: """
+                [tunnel]
+                cert = "gw.crt"
+                key = "gw.key"
+                [[agent]]
+                name = "a"
+                token = "0123456789abcdef0123"
+                policy = ["slow", "same"]
+                [[policy]]
+                name = "slow"
+                bandwidth = "\(slow)"
+                [[policy]]
+                name = "same"
+                bandwidth = "1GiB"
+                """, file: "/tmp/gateway.toml") { _ in "" }.get()
+        }
+        let counters = PolicyCounters()
+        let first = PolicySet(config: try config("10MiB"), previous: nil, counters: counters)
+        let second = PolicySet(config: try config("20MiB"), previous: first, counters: counters)
+        XCTAssertTrue(first.cells["same"]!.bandwidth! === second.cells["same"]!.bandwidth!)
+        XCTAssertFalse(first.cells["slow"]!.bandwidth! === second.cells["slow"]!.bandwidth!)
+        XCTAssertEqual(second.cells["slow"]!.bandwidth!.rate, 20 << 20)
+    }
 }

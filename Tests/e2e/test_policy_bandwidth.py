@@ -6,6 +6,7 @@ app taking an upload; curl over HTTP/1.1 and HTTP/2. Durations are checked again
 import hashlib
 import json
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -327,3 +328,45 @@ def test_an_upgraded_connection_and_an_http2_request_body_are_capped(web, tmp_pa
     got = json.loads(r.stdout)
     assert (got["bytes"], got["sha256"]) == (size, pattern.sha256_of(size))
     assert_paced(seconds, size, "http/2 request body")
+
+
+def test_reload_keeps_running_streams_at_their_cap_and_aborts_leave_nothing_behind(tunnel, peer):
+    t = tcp_gateway(tunnel, peer, 200 * MiB)
+    # A client that drops its connection (RST) while bytes are held for it, and one that
+    # stops reading: nothing stays open once they are gone, and the service still answers.
+    for linger in (True, False):
+        s = connect(t.public_port, timeout=60)
+        got = 0
+        while got < 5 * MiB:
+            got += len(s.recv(MiB))
+        if linger:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            time.sleep(2)  # held back by the cap and by the client at once
+        s.close()
+    deadline = time.monotonic() + 10
+    while t.ctl_json("stats")["streams_active"] != 0:
+        assert time.monotonic() < deadline, t.ctl_json("stats")
+        time.sleep(0.2)
+    assert download(t.public_port, 200 * MiB, limit=MiB)[0] == MiB
+
+    # A reload that changes the cap: the running download keeps the one it started with,
+    # a new one gets the new rate.
+    size = 60 * MiB
+    time.sleep(0.5)
+    running = {}
+    thread = threading.Thread(target=lambda: running.update(result=download(t.public_port, 200 * MiB, limit=size)))
+    thread.start()
+    time.sleep(1)
+    gw = t.dir / "gateway.toml"
+    gw.write_text(gw.read_text().replace('bandwidth = "10MiB"', 'bandwidth = "40MiB"'))
+    t.ctl("reload")
+    assert "bandwidth=40MiB/s" in t.ctl_json("policies")["policies"][0]["rules"]
+    thread.join(60)
+    assert_paced(running["result"][2], size, "a download across a reload")
+    size = 100 * MiB
+    n, digest, seconds = download(t.public_port, 200 * MiB, limit=size)
+    assert (n, digest) == (size, pattern.sha256_of(size))
+    want = (size - (40 * MiB) // 4) / (40 * MiB)
+    print(f"after the reload: {size / MiB:.0f} MiB in {seconds:.2f} s (expected {want:.2f} s)")
+    assert abs(seconds - want) <= 0.1 * want
