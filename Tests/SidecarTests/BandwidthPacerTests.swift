@@ -33,19 +33,23 @@ final class BandwidthPacerTests: XCTestCase {
         pacer.send(ByteBuffer(repeating: 1, count: 100 * kib))
         XCTAssertEqual(passed, [16 * kib], "the burst passes at once")
         XCTAssertTrue(pacer.isHolding)
+        // More while holding: queued behind, and the source is told again to pause.
+        pacer.send(ByteBuffer(repeating: 2, count: 4 * kib))
         pacer.after { log.append("end") }
-        XCTAssertEqual(log, ["hold"])
+        XCTAssertEqual(log, ["hold", "hold"])
         loop.advanceTime(by: .milliseconds(250))
         XCTAssertEqual(passed.reduce(0, +), 32 * kib)
         loop.advanceTime(by: .milliseconds(1000))
         XCTAssertEqual(passed.reduce(0, +), 96 * kib)
-        XCTAssertEqual(log, ["hold"], "the end waits for the bytes before it")
         loop.advanceTime(by: .milliseconds(63))
         XCTAssertEqual(passed.reduce(0, +), 100 * kib)
-        XCTAssertEqual(log, ["hold", "end", "release"])
+        XCTAssertEqual(log, ["hold", "hold"], "the end waits for the bytes before it")
+        loop.advanceTime(by: .milliseconds(63))
+        XCTAssertEqual(passed.reduce(0, +), 104 * kib)
+        XCTAssertEqual(log, ["hold", "hold", "end", "release"])
         XCTAssertFalse(pacer.isHolding)
-        XCTAssertEqual(table.throttled.value, 1)
-        XCTAssertEqual(table.delayedBytes.value, 84 * kib)
+        XCTAssertEqual(table.throttled.value, 1, "one wait, however many bytes joined it")
+        XCTAssertEqual(table.delayedBytes.value, 88 * kib)
     }
 
     func testStreamsOfOneServiceShareItsRateAndAnotherServiceHasItsOwn() {

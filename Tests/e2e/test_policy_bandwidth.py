@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import connect, free_port, recv_all, run_nginx
+from conftest import BIN, connect, free_port, recv_all, run_nginx
 from test_http import service
 from test_https import issue
 import pattern
@@ -272,19 +272,34 @@ def test_a_capped_http_download_over_h1_and_h2_and_a_request_body(web):
     assert hashlib.sha256(body).hexdigest() == pattern.sha256_of(size)
     assert_paced(seconds, size, "http/2 download")
 
-    # A request body goes up at the rate too.
-    size = 30 * MiB
+    # A request body goes up at the rate too, held back in the client: the gateway stops
+    # reading rather than buffering it.
+    size = 50 * MiB
     time.sleep(0.5)
-    data = pattern.block() * (size // MiB)
+    block = pattern.block()
+    before = t.gateway.rss_kib()
     s = connect(t.http_port, timeout=60)
+    sent = [0]
+
+    def send():
+        s.sendall(b"POST /sha256 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % size)
+        for _ in range(size // MiB):
+            s.sendall(block)
+            sent[0] += MiB
     started = time.monotonic()
-    s.sendall(b"POST /sha256 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % size + data)
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(1.5)
+    # 1.5 s at the rate, the burst, and what socket buffers on loopback hold.
+    assert sent[0] <= 30 * MiB, f"{sent[0] / MiB} MiB of the body left the client in 1.5 s"
     answer = recv_all(s)
     seconds = time.monotonic() - started
+    sender.join()
     s.close()
     got = json.loads(answer.partition(b"\r\n\r\n")[2])
-    assert (got["bytes"], got["sha256"]) == (size, hashlib.sha256(data).hexdigest())
+    assert (got["bytes"], got["sha256"]) == (size, pattern.sha256_of(size))
     assert_paced(seconds, size, "http/1.1 request body")
+    assert t.gateway.rss_kib() - before < RSS_GROWTH_BOUND_KIB
 
 
 def test_an_upgraded_connection_and_an_http2_request_body_are_capped(web, tmp_path):
@@ -370,3 +385,23 @@ def test_reload_keeps_running_streams_at_their_cap_and_aborts_leave_nothing_behi
     want = (size - (40 * MiB) // 4) / (40 * MiB)
     print(f"after the reload: {size / MiB:.0f} MiB in {seconds:.2f} s (expected {want:.2f} s)")
     assert abs(seconds - want) <= 0.1 * want
+
+
+def test_check_and_reload_refuse_a_bad_bandwidth_with_its_line(tunnel, peer):
+    t = tunnel(peer("echo").port)
+    gw = t.dir / "gateway.toml"
+    good = gw.read_text()
+    gw.write_text(good + '\n[[policy]]\nname = "slow"\nbandwidth = "10 Mbit"\n')
+    line = len(gw.read_text().splitlines())
+    r = subprocess.run([BIN, "check", "--config", gw], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert f'{gw}:{line}: policy "slow": bandwidth must be a size such as 65536 or "4MiB"' in r.stdout + r.stderr
+    gw.write_text(good + '\n[[policy]]\nname = "slow"\nbandwidth = 512\n')
+    r = subprocess.run([BIN, "check", "--config", gw], capture_output=True, text=True)
+    assert r.returncode == 1 and "bandwidth 512 out of range (1024-107374182400 bytes)" in r.stdout + r.stderr
+    # A serving gateway keeps its configuration when a reload brings a bad value.
+    gw.write_text(good)
+    t.start_gateway()
+    gw.write_text(good + '\n[[policy]]\nname = "slow"\nbandwidth = "0KiB"\n')
+    r = t.ctl("reload", check=False)
+    assert r.returncode == 1 and "bandwidth 0 out of range" in r.stderr, r.stderr

@@ -37,7 +37,7 @@ final class BandwidthPacer {
     private var stopped = false
     /// Where bytes go once they may.
     var sink: (ByteBuffer) -> Void = { _ in }
-    /// Bytes started waiting: pause the source.
+    /// Bytes are waiting (called on each `send` that leaves some held): pause the source.
     var onHold: (() -> Void)?
     /// Everything held went out: the source may go on.
     var onRelease: (() -> Void)?
@@ -58,13 +58,15 @@ final class BandwidthPacer {
 
     func send(_ bytes: ByteBuffer) {
         guard !stopped else { return }
+        let wasHolding = isHolding
         held.append(.bytes(bytes))
-        guard timer == nil, held.count == 1 else { return }
-        pump()
-        if isHolding {
+        if !wasHolding { pump() }
+        guard isHolding else { return }
+        if !wasHolding {
             for table in caps.tables { table.throttled.add() }
-            onHold?()
         }
+        // Every time: the owner may have resumed its source for reasons of its own.
+        onHold?()
     }
 
     /// Runs `event` after the bytes held now (at once when none are).

@@ -14,15 +14,18 @@ struct PolicyReport {
         if json {
             let list: [JSON] = config.policies.map { p in
                 let c = counts[p.name] ?? PolicyCounters.Counts()
-                return .object([
+                var fields: [String: JSON] = [
                     "name": .string(p.name), "rules": .string(Self.rules(p)),
                     "attached": .array((attached[p.name] ?? []).map(JSON.string)),
                     "allowed": .number(Double(c.allowed)), "denied": .number(Double(c.denied)),
                     "limited": .number(Double(c.limited)),
                     "clients": .number(Double(settings.policies.cells[p.name]?.trackedClients ?? 0)),
-                    "throttled": .number(Double(gates(p)?.throttled.value ?? 0)),
-                    "delayed_bytes": .number(Double(gates(p)?.delayedBytes.value ?? 0)),
-                ])
+                ]
+                if let g = gates(p) {
+                    fields["throttled"] = .number(Double(g.throttled.value))
+                    fields["delayed_bytes"] = .number(Double(g.delayedBytes.value))
+                }
+                return .object(fields)
             }
             return JSON.object(["policies": .array(list)]).serialized() + "\n"
         }
