@@ -5,6 +5,7 @@ app taking an upload; curl over HTTP/1.1 and HTTP/2. Durations are checked again
 (size - burst) / rate, the burst being a quarter second of the rate."""
 import hashlib
 import json
+import re
 import socket
 import struct
 import subprocess
@@ -110,6 +111,8 @@ def test_a_capped_tcp_download_takes_size_over_rate_intact_while_another_service
     report = t.ctl_json("policies")["policies"][0]
     assert "bandwidth=10MiB/s" in report["rules"]
     assert report["throttled"] > 0 and report["delayed_bytes"] > 100 * MiB
+    text = t.ctl("policies").stdout
+    assert re.search(r"^slow +10MiB/s +[1-9]\d* +[1-9]\d{8} +1$", text, re.M), text  # svc holds buckets
     assert "throttl" not in t.gateway.text().lower(), "a throttle is counted, not logged"
 
 

@@ -10,11 +10,11 @@ public struct AccessPolicy: Equatable, Sendable {
     public var requests: RateLimit?
     /// New connections per client address, TCP and HTTP (`connections_per_second` + `burst`).
     public var connections: RateLimit?
-    /// Open connections per client address at once.
-    public var maxConnectionsPerClient: Int?
     /// Bytes a second each service the policy applies to may move in each direction
     /// (`bandwidth`), over all its connections and requests; paced by `ByteRateLimiter`.
     public var bandwidth: Int?
+    /// Open connections per client address at once.
+    public var maxConnectionsPerClient: Int?
 
     public init(name: String) {
         self.name = name

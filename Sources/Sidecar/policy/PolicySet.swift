@@ -8,15 +8,15 @@ final class PolicyCell: Sendable {
     let policy: AccessPolicy
     /// Its answers, counted for `stats` (the same tally across reloads).
     let tally: PolicyCounters.Tally
+    private let state: NIOLockedValueBox<PolicyState>
     /// Its per-service bandwidth buckets, when it sets `bandwidth`.
     let bandwidth: BandwidthGates?
-    private let state: NIOLockedValueBox<PolicyState>
 
     init(_ policy: AccessPolicy, tally: PolicyCounters.Tally) {
         self.policy = policy
         self.tally = tally
-        bandwidth = policy.bandwidth.map { BandwidthGates(rate: $0) }
         state = NIOLockedValueBox(PolicyState(policy: policy))
+        bandwidth = policy.bandwidth.map { BandwidthGates(rate: $0) }
     }
 
     func connection(from address: IPAddress, key: ClientKey, now: Double, keepDenied: Bool) -> PolicyDecision {
