@@ -408,3 +408,43 @@ def test_check_and_reload_refuse_a_bad_bandwidth_with_its_line(tunnel, peer):
     gw.write_text(good + '\n[[policy]]\nname = "slow"\nbandwidth = "0KiB"\n')
     r = t.ctl("reload", check=False)
     assert r.returncode == 1 and "bandwidth 0 out of range" in r.stderr, r.stderr
+
+
+def test_fifty_streams_of_a_capped_service_share_the_rate_and_each_moves(tunnel, peer):
+    t = tcp_gateway(tunnel, peer, 200 * MiB)
+    before = t.gateway.rss_kib()
+    counts = [0] * 50
+    stop = threading.Event()
+    sockets = [connect(t.public_port, timeout=30) for _ in counts]
+
+    def read(i):
+        while not stop.is_set():
+            data = sockets[i].recv(256 << 10)
+            if not data:
+                break
+            counts[i] += len(data)
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(counts))]
+    for th in threads:
+        th.start()
+    time.sleep(1.5)  # past the burst
+    first, started = sum(counts), time.monotonic()
+    time.sleep(4)
+    moved, seconds = sum(counts) - first, time.monotonic() - started
+    peak = t.gateway.rss_kib()
+    stop.set()
+    for s in sockets:
+        s.shutdown(socket.SHUT_RDWR)
+    for th in threads:
+        th.join(10)
+    for s in sockets:
+        s.close()
+    rate = moved / seconds
+    print(f"50 streams: {rate / MiB:.2f} MiB/s together, {min(counts) / MiB:.2f}..{max(counts) / MiB:.2f} MiB each")
+    assert abs(rate - RATE) <= 0.1 * RATE
+    # Every stream gets a share: none is starved by the others.
+    assert min(counts) > 0.25 * sum(counts) / len(counts)
+    # Held at the gateway: at most the tunnel connection's window growth budget
+    # (connection_window, 32 MiB) plus 64 KiB a stream, and the slack of the one-stream bound.
+    bound = 32 * 1024 + len(counts) * 64 + RSS_GROWTH_BOUND_KIB
+    print(f"gateway RSS {before} KiB before, {peak} KiB with 50 capped streams (bound +{bound} KiB)")
+    assert peak - before < bound
