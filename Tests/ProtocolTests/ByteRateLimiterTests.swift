@@ -12,6 +12,7 @@ final class ByteRateLimiterTests: XCTestCase {
         XCTAssertEqual(ByteRateLimiter.burst(rate: 64 << 10), 16 << 10)
         XCTAssertEqual(ByteRateLimiter(rate: 10 * mib, now: 0).quantum, 64 << 10)
         XCTAssertEqual(ByteRateLimiter(rate: 1024, now: 0).quantum, 1024)
+        XCTAssertEqual(ByteRateLimiter(rate: 1 << 30, now: 0).quantum, 4 * mib, "1/256 s of a fast rate")
     }
 
     func testAFullBucketPassesItsBurstThenReservesAQuantumAtATime() {

@@ -4,13 +4,12 @@
 /// without sleeping. Not thread-safe; 40 bytes.
 ///
 /// The burst is a quarter second of the rate, but at least 16 KiB and never more than one
-/// second of it: short enough that a long transfer lands within a few per cent of
-/// size / rate (200 MiB at 10 MiB/s: 2.5 MiB early, 19.75 s instead of 20), long enough
-/// that timers fire a few hundred times a second at most. A sender that finds the bucket
-/// short of a `quantum` (64 KiB, or the burst when smaller) reserves one: the bucket goes
-/// into debt and the sender passes those bytes when they are paid for. Senders sharing a
-/// bucket so take turns in the order they asked, and a slow rate does not turn into a write
-/// per few bytes.
+/// second of it, so a long transfer lands within a few per cent of size / rate (200 MiB at
+/// 10 MiB/s: 2.5 MiB early, 19.75 s instead of 20). A sender that finds the bucket short of
+/// a `quantum` (1/256 s of the rate but at least 64 KiB, never more than the burst) reserves
+/// one: the bucket goes into debt and the sender passes those bytes once they are paid for.
+/// Senders sharing a bucket so take turns in the order they asked, each waits at most a few
+/// hundred times a second, and a slow rate does not turn into a write per few bytes.
 public struct ByteRateLimiter: Equatable, Sendable {
     /// Bytes a second.
     public let rate: Int
@@ -25,7 +24,7 @@ public struct ByteRateLimiter: Equatable, Sendable {
         precondition(rate > 0)
         self.rate = rate
         burst = Self.burst(rate: rate)
-        quantum = min(burst, 64 << 10)
+        quantum = min(burst, max(64 << 10, rate / 256))
         tokens = Double(burst)
         updated = now
     }

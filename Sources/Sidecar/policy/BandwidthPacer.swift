@@ -30,7 +30,9 @@ final class BandwidthPacer {
     private let direction: BandwidthGate.Direction
     private let loop: EventLoop
     private var held = CircularBuffer<Item>()
-    /// Bytes at the head of `held` already paid for in the gates.
+    /// The bytes in `held`, asked for at once so one timer covers several small reads.
+    private var heldBytes = 0
+    /// Bytes at the head of `held` already paid for in the gates (never more than `heldBytes`).
     private var paid = 0
     /// Set while paid bytes wait for their time.
     private var timer: Scheduled<Void>?
@@ -60,6 +62,7 @@ final class BandwidthPacer {
         guard !stopped else { return }
         let wasHolding = isHolding
         held.append(.bytes(bytes))
+        heldBytes += bytes.readableBytes
         if !wasHolding { pump() }
         guard isHolding else { return }
         if !wasHolding {
@@ -78,6 +81,7 @@ final class BandwidthPacer {
     func stop() {
         stopped = true
         held.removeAll()
+        heldBytes = 0
         paid = 0
         timer?.cancel()
         timer = nil
@@ -93,7 +97,7 @@ final class BandwidthPacer {
                 event()
             case .bytes(var bytes):
                 if paid == 0 {
-                    let grant = take(bytes.readableBytes)
+                    let grant = take(heldBytes)
                     paid = grant.bytes
                     if grant.after > 0 {
                         for table in caps.tables { table.delayedBytes.add(grant.bytes) }
@@ -102,6 +106,7 @@ final class BandwidthPacer {
                 }
                 let n = min(paid, bytes.readableBytes)
                 paid -= n
+                heldBytes -= n
                 if n == bytes.readableBytes {
                     held.removeFirst()
                     sink(bytes)
