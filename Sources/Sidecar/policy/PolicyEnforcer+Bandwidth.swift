@@ -14,6 +14,8 @@ extension PolicyEnforcer {
     }
 
     private func caps(_ cells: [PolicyCell], service: String) -> BandwidthCaps? {
+        // Most streams pass no cap: no set of identities to build for them.
+        guard cells.contains(where: { $0.bandwidth != nil }) else { return nil }
         let tables = Self.without([], cells).compactMap(\.bandwidth)
         return tables.isEmpty ? nil : BandwidthCaps(tables: tables, service: service)
     }
