@@ -210,7 +210,7 @@ final class PolicyConfigTests: XCTestCase {
             name = "a"
             burst = 5
             deny = ["10.0.0.0/8"]
-            bandwidth = "10MiB"
+            bandwith = "10MiB"
             [[listener]]
             name = "web"
             protocol = "http"
@@ -225,14 +225,39 @@ final class PolicyConfigTests: XCTestCase {
             "/etc/fastgw/gateway.toml:9: policy \"a\": allow: \"10.0.0.1/8\": host bits are set after /8 (the block is 10.0.0.0/8)",
             "/etc/fastgw/gateway.toml:9: policy \"a\": allow: \"nonsense\": not an address or block (examples: 192.0.2.7, 10.0.0.0/8, 2001:db8::/32)",
             "/etc/fastgw/gateway.toml:12: policy \"b\": requests_per_second 0 out of range (1-1000000)",
-            "/etc/fastgw/gateway.toml:14: policy \"empty\": policy \"empty\" has no rule: give it allow, deny, a rate, max_connections_per_client, basic_auth or forward_auth",
+            "/etc/fastgw/gateway.toml:14: policy \"empty\": policy \"empty\" has no rule: give it allow, deny, a rate, max_connections_per_client, bandwidth, basic_auth or forward_auth",
             "/etc/fastgw/gateway.toml:16: policy \"a\": duplicate policy name \"a\"",
             "/etc/fastgw/gateway.toml:17: policy \"a\": burst needs requests_per_second or connections_per_second",
-            "/etc/fastgw/gateway.toml:19: policy \"a\": unknown key \"bandwidth\" in [policy]",
+            "/etc/fastgw/gateway.toml:19: policy \"a\": unknown key \"bandwith\" in [policy]",
             "/etc/fastgw/gateway.toml:24: listener \"web\": policy names one [[policy]] twice",
             "/etc/fastgw/gateway.toml:29: listener \"w2\": policy must name at least one [[policy]]",
             "/etc/fastgw/gateway.toml:24: listener \"web\": policy \"nope\" is not defined by any [[policy]]",
         ])
+    }
+}
+
+extension PolicyConfigTests {
+    private func bandwidth(_ value: String) -> Result<GatewayConfig, ConfigError> {
+        parse("[[policy]]\nname = \"slow\"\nbandwidth = \(value)\n")
+    }
+
+    func testBandwidthIsASizeASecondAndAloneMakesAPolicy() throws {
+        XCTAssertEqual(try bandwidth("\"10MiB\"").get().policies[0].bandwidth, 10 << 20)
+        XCTAssertEqual(try bandwidth("\"500KiB\"").get().policies[0].bandwidth, 500 << 10)
+        XCTAssertEqual(try bandwidth("\"1GiB\"").get().policies[0].bandwidth, 1 << 30)
+        XCTAssertEqual(try bandwidth("4096").get().policies[0].bandwidth, 4096)
+    }
+
+    func testOutOfRangeAndMalformedBandwidthsAreErrorsWithTheirLine() {
+        for (value, message) in [
+            ("512", "bandwidth 512 out of range (1024-107374182400 bytes)"),
+            ("\"101GiB\"", "bandwidth 108447924224 out of range (1024-107374182400 bytes)"),
+            ("\"10 Mbit\"", "bandwidth must be a size such as 65536 or \"4MiB\""),
+            ("true", "bandwidth must be a size such as 65536 or \"4MiB\""),
+        ] {
+            guard case .failure(let e) = bandwidth(value) else { return XCTFail("\(value) accepted") }
+            XCTAssertEqual(e.diagnostics.map(\.description), ["/etc/fastgw/gateway.toml:9: policy \"slow\": \(message)"])
+        }
     }
 }
 

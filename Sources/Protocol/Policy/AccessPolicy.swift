@@ -10,6 +10,9 @@ public struct AccessPolicy: Equatable, Sendable {
     public var requests: RateLimit?
     /// New connections per client address, TCP and HTTP (`connections_per_second` + `burst`).
     public var connections: RateLimit?
+    /// Bytes a second each service the policy applies to may move in each direction
+    /// (`bandwidth`), over all its connections and requests; paced by `ByteRateLimiter`.
+    public var bandwidth: Int?
     /// Open connections per client address at once.
     public var maxConnectionsPerClient: Int?
     /// `basic_auth`: HTTP requests need a user of this htpasswd file (401 otherwise).
@@ -39,6 +42,6 @@ public struct AccessPolicy: Equatable, Sendable {
     /// A policy that says nothing (no rule, no limit) is a config mistake.
     public var isEmpty: Bool {
         allow.isEmpty && deny.isEmpty && requests == nil && connections == nil && maxConnectionsPerClient == nil
-            && basicAuth == nil && forwardAuth == nil
+            && basicAuth == nil && forwardAuth == nil && bandwidth == nil
     }
 }

@@ -24,12 +24,14 @@ extension AccessPolicy {
             t.error("burst", "burst needs requests_per_second or connections_per_second")
             ok = false
         }
+        policy.bandwidth = t.size("bandwidth", range: AccessPolicy.bandwidthRange)
+        if t.has("bandwidth") && policy.bandwidth == nil { ok = false }
         policy.maxConnectionsPerClient = t.int("max_connections_per_client", range: 1...1_000_000)
         if t.has("max_connections_per_client") && policy.maxConnectionsPerClient == nil { ok = false }
         if !readAuth(&t, into: &policy, readFile: readFile) { ok = false }
         t.rejectUnknownKeys()
         if ok && policy.isEmpty {
-            t.error("name", "policy \"\(name)\" has no rule: give it allow, deny, a rate, max_connections_per_client, basic_auth or forward_auth")
+            t.error("name", "policy \"\(name)\" has no rule: give it allow, deny, a rate, max_connections_per_client, bandwidth, basic_auth or forward_auth")
             ok = false
         }
         return ok ? policy : nil

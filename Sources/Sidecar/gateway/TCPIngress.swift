@@ -57,7 +57,8 @@ final class TCPIngress: ChannelInboundHandler {
         Self.open(route, attempt: 1, excluding: [], stream: StreamOpening(
             gateway: gateway, port: port, listener: listener, client: client, pinsAgent: policy.set.pinsAgent,
             addressFields: TunnelAddressFields.of(addresses), bridge: bridgeRef,
-            loop: context.eventLoop, answer: answer))
+            loop: context.eventLoop, answer: answer,
+            bandwidth: policy.bandwidth(port: port, agent: route.agent, service: route.service)))
         let (gateway, listener, port) = (self.gateway, self.listener, self.port)
         let deadline = context.eventLoop.scheduleTask(in: TimeAmount(gateway.settings.limits.streamOpenTimeout)) {
             guard !answer.received.load(ordering: .acquiring) else { return }
@@ -88,6 +89,8 @@ final class TCPIngress: ChannelInboundHandler {
         let answer: StreamAnswer
         /// When the client's connection arrived, for the stream-open histogram.
         let acceptedAt = NIODeadline.now()
+        /// The policies' `bandwidth` caps on this connection, if any.
+        let bandwidth: BandwidthCaps?
 
         var headers: (String) -> [HeaderField] {
             { [addressFields, listener] service in
@@ -160,6 +163,7 @@ final class TCPIngress: ChannelInboundHandler {
         let started = NIODeadline.now()
         s.bridge.run { bridge in
             bridge.meter = ByteMeter(counters: service, socketIsClient: true)
+            if let caps = s.bandwidth { bridge.pace(caps, loop: s.loop) }
             bridge.onClose = { summary in
                 registry.streamEnded(route.connection)
                 stats.streamsActive.subtract()

@@ -112,7 +112,7 @@ struct PolicyEnforcer: Sendable {
     }
 
     /// `cells` in order, without those in `checked` and without repeats.
-    private static func without(_ checked: [PolicyCell], _ cells: [PolicyCell]) -> [PolicyCell] {
+    static func without(_ checked: [PolicyCell], _ cells: [PolicyCell]) -> [PolicyCell] {
         var seen = Set(checked.map(ObjectIdentifier.init))
         return cells.filter { seen.insert(ObjectIdentifier($0)).inserted }
     }

@@ -11,6 +11,8 @@ final class PolicyCell: Sendable {
     /// The policy's `forward_auth` service, with its own in-flight caps.
     let forwardAuth: ForwardAuthClient?
     private let state: NIOLockedValueBox<PolicyState>
+    /// Its per-service bandwidth buckets, when it sets `bandwidth`.
+    let bandwidth: BandwidthGates?
 
     /// `counting`: a previous cell whose policy `countsLike` this one: its per-client state
     /// is shared (a reload that changed only authentication).
@@ -19,6 +21,12 @@ final class PolicyCell: Sendable {
         self.tally = tally
         forwardAuth = policy.forwardAuth.map(ForwardAuthClient.init)
         state = previous?.state ?? NIOLockedValueBox(PolicyState(policy: policy))
+        // The same rate keeps its buckets (a reload that changed only authentication).
+        if let previous, previous.policy.bandwidth == policy.bandwidth {
+            bandwidth = previous.bandwidth
+        } else {
+            bandwidth = policy.bandwidth.map { BandwidthGates(rate: $0) }
+        }
     }
 
     func connection(from address: IPAddress, key: ClientKey, now: Double, keepDenied: Bool) -> PolicyDecision {

@@ -35,6 +35,10 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
     private(set) var summary = Summary()
     /// Service counters, bumped as bytes move (reads as they arrive, writes once written).
     var meter: ByteMeter?
+    /// `[[policy]] bandwidth` (gateway): bytes read from the client, and bytes for it, pass
+    /// these first. Nil for everything else, which pays one nil check a read and a write.
+    private var upload: BandwidthPacer?
+    private var download: BandwidthPacer?
     /// The socket is closed (channelInactive ran).
     private var finished = false
     /// Called once when the socket is closed, on the socket's loop — at once if it is set
@@ -55,15 +59,27 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
 
     func attach(_ link: LoopBoundRef<Link>) {
         self.link = link
+        // Held bytes go to the stream even after the socket closed cleanly.
+        upload?.sink = { bytes in link.run { $0.fromSocket(bytes) } }
         if finished {
             // The client left while the stream was being opened: abort it on the far side.
             link.run { $0.socketFailed() }
             return
         }
-        for bytes in early { link.run { $0.fromSocket(bytes) } }
+        early.forEach(toTunnel)
         early = []
-        if earlyEnd { link.run { $0.socketEnded() } }
+        if earlyEnd { endTunnelInput() }
         resumeReading()
+    }
+
+    /// Paces this socket's traffic with `caps` (before `attach`, on the socket's loop).
+    func pace(_ caps: BandwidthCaps, loop: EventLoop) {
+        let up = caps.pacer(.upload, on: loop)
+        up.onRelease = { [weak self] in self?.readIfWanted() }
+        upload = up
+        let down = caps.pacer(.download, on: loop)
+        down.sink = { [weak self] bytes in self?.write(bytes) }
+        download = down
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -102,13 +118,23 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
         let bytes = unwrapInboundIn(data)
         summary.bytesFromSocket += bytes.readableBytes
         meter?.fromSocket(bytes.readableBytes)
-        if let link { link.run { $0.fromSocket(bytes) } } else { early.append(bytes) }
+        if link != nil { toTunnel(bytes) } else { early.append(bytes) }
+    }
+
+    private func toTunnel(_ bytes: ByteBuffer) {
+        if let upload { upload.send(bytes) } else { link?.run { $0.fromSocket(bytes) } }
+    }
+
+    /// The client's half-close, after the bytes it sent before.
+    private func endTunnelInput() {
+        let end: () -> Void = { [link] in link?.run { $0.socketEnded() } }
+        if let upload { upload.after(end) } else { end() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
             inputEnded = true
-            if let link { link.run { $0.socketEnded() } } else { earlyEnd = true }
+            if link != nil { endTunnelInput() } else { earlyEnd = true }
             if tunnelEndedFlag && outstandingWrites == 0 { context.close(promise: nil) }
             return
         }
@@ -116,7 +142,7 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
     }
 
     func read(context: ChannelHandlerContext) {
-        if readPaused { readPending = true } else { context.read() }
+        if readPaused || upload?.isHolding == true { readPending = true } else { context.read() }
     }
 
     func pauseReading() {
@@ -126,7 +152,12 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
     func resumeReading() {
         guard readPaused, link != nil else { return }
         readPaused = false
-        if readPending, let context {
+        readIfWanted()
+    }
+
+    /// A read asked for while paused (by the tunnel or the bandwidth cap), once neither holds it.
+    private func readIfWanted() {
+        if readPending, !readPaused, upload?.isHolding != true, let context {
             readPending = false
             context.read()
         }
@@ -151,15 +182,18 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
         // `inputClosed` event: with no error seen, that is the clean end of the input.
         if outputClosed && !inputEnded && !summary.aborted {
             inputEnded = true
-            link?.run { $0.socketEnded() }
+            endTunnelInput()
         }
         // Closed before both directions ended cleanly: the far side must see an abort.
         if !streamOver && !(inputEnded && tunnelEndedFlag) {
             markAborted("socket closed before the stream ended")
+            upload?.stop()
             link?.run { $0.socketFailed() }
         }
         streamOver = true
         finished = true
+        // Nothing more can be written; what the client sent and is still held goes on.
+        download?.stop()
         let report = onClose
         onClose = nil
         report?(summary)
@@ -172,6 +206,10 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
     func tunnelHeaders(_ fields: [HeaderField], endStream: Bool) {}
 
     func writeToSocket(_ bytes: ByteBuffer) {
+        if let download { download.send(bytes) } else { write(bytes) }
+    }
+
+    private func write(_ bytes: ByteBuffer) {
         guard let context, !outputClosed else {
             // The socket is gone; give the window back so the tunnel does not stall.
             let n = bytes.readableBytes
@@ -201,6 +239,11 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
     }
 
     func tunnelEnded() {
+        guard let download else { return endOutput() }
+        download.after { [weak self] in self?.endOutput() }
+    }
+
+    private func endOutput() {
         tunnelEndedFlag = true
         finishOutputIfDone()
     }
@@ -217,7 +260,17 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
     }
 
     func tunnelClosed(errorCode: UInt32) {
+        // A clean end comes after the bytes still held for the socket; an abort at once.
+        if let download {
+            if errorCode != 0 { download.stop() }
+            return download.after { [weak self] in self?.streamClosed(errorCode: errorCode) }
+        }
+        streamClosed(errorCode: errorCode)
+    }
+
+    private func streamClosed(errorCode: UInt32) {
         streamOver = true
+        if errorCode != 0 { upload?.stop() }
         guard let context else { return }
         if errorCode != 0 {
             markAborted("tunnel stream reset (HTTP/2 error \(errorCode))")

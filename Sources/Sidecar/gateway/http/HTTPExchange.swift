@@ -36,6 +36,12 @@ final class HTTPExchange: StreamEndpoint {
     var counters: ServiceCounters?
     private(set) var link: LoopBoundRef<Link>?
 
+    /// `[[policy]] bandwidth`: the request body (and an upgrade's bytes) and the response
+    /// body pass these first; nil without a cap, which costs a nil check a read and a write.
+    private var upload: BandwidthPacer?
+    private var download: BandwidthPacer?
+    /// The tunnel cannot take more of the request body for now.
+    private var tunnelPaused = false
     /// Body bytes and end read before the stream was open.
     private var early: [ByteBuffer] = []
     private var earlyEnd: [HeaderField]?
@@ -73,6 +79,21 @@ final class HTTPExchange: StreamEndpoint {
 
     var isAttached: Bool { link != nil }
 
+    /// Paces the exchange with `caps` (while it is routed, on the public connection's loop).
+    func pace(_ caps: BandwidthCaps?, loop: EventLoop) {
+        guard let caps else { return }
+        let up = caps.pacer(.upload, on: loop)
+        up.sink = { [weak self] bytes in self?.toTunnel(bytes) }
+        up.onHold = { [weak self] in self?.owner?.pauseReading() }
+        up.onRelease = { [weak self] in
+            if let self, !self.tunnelPaused { self.owner?.resumeReading() }
+        }
+        upload = up
+        let down = caps.pacer(.download, on: loop)
+        down.sink = { [weak self] bytes in self?.deliver(bytes) }
+        download = down
+    }
+
     func attach(_ link: LoopBoundRef<Link>) {
         self.link = link
         for bytes in early { link.run { $0.fromSocket(bytes) } }
@@ -86,17 +107,25 @@ final class HTTPExchange: StreamEndpoint {
     func sendBody(_ bytes: ByteBuffer) {
         bytesIn += bytes.readableBytes
         counters?.bytesIn.add(bytes.readableBytes)
+        if let upload { upload.send(bytes) } else { toTunnel(bytes) }
+    }
+
+    private func toTunnel(_ bytes: ByteBuffer) {
         if let link { link.run { $0.fromSocket(bytes) } } else { early.append(bytes) }
     }
 
     func endBody(trailers: [HeaderField]) {
         requestEnded = true
-        if let link {
-            let trailers = upstreamTrailers(trailers)
-            link.run { $0.socketEnded(trailers: trailers) }
-        } else {
-            earlyEnd = trailers
+        let end = { [weak self] in
+            guard let self else { return }
+            if let link = self.link {
+                let trailers = self.upstreamTrailers(trailers)
+                link.run { $0.socketEnded(trailers: trailers) }
+            } else {
+                self.earlyEnd = trailers
+            }
         }
+        if let upload { upload.after(end) } else { end() }
     }
 
     /// The request's trailers without the fields a forward-auth answer sets (the client may
@@ -114,6 +143,8 @@ final class HTTPExchange: StreamEndpoint {
 
     /// The client is gone or the exchange was cut short: reset the stream.
     func abort() {
+        upload?.stop()
+        download?.stop()
         if let link { link.run { $0.socketFailed() } } else { streamClosed = true }
     }
 
@@ -123,32 +154,46 @@ final class HTTPExchange: StreamEndpoint {
 
     // MARK: StreamEndpoint (the agent's response)
 
+    // Trailers, the end and a clean close come after the body bytes still held; an abort at once.
+
     func tunnelHeaders(_ fields: [HeaderField], endStream: Bool) {
         if !answered {
             answered = true
             counters?.firstByte.observe(since: started)
         }
-        owner?.exchange(self, receivedHeaders: fields, endStream: endStream)
+        afterResponseBody { $0.owner?.exchange($0, receivedHeaders: fields, endStream: endStream) }
     }
 
     func writeToSocket(_ bytes: ByteBuffer) {
+        if let download { download.send(bytes) } else { deliver(bytes) }
+    }
+
+    private func deliver(_ bytes: ByteBuffer) {
         if let owner { owner.exchange(self, receivedBody: bytes) } else { consumed(bytes.readableBytes) }
     }
 
     func tunnelEnded() {
-        owner?.exchangeResponseEnded(self)
+        afterResponseBody { $0.owner?.exchangeResponseEnded($0) }
     }
 
     func tunnelClosed(errorCode: UInt32) {
         streamClosed = true
-        owner?.exchange(self, streamClosed: errorCode)
+        if errorCode != 0 { download?.stop() }
+        afterResponseBody { $0.owner?.exchange($0, streamClosed: errorCode) }
+    }
+
+    private func afterResponseBody(_ event: @escaping (HTTPExchange) -> Void) {
+        guard let download else { return event(self) }
+        download.after { [weak self] in if let self { event(self) } }
     }
 
     func pauseReading() {
+        tunnelPaused = true
         owner?.pauseReading()
     }
 
     func resumeReading() {
-        owner?.resumeReading()
+        tunnelPaused = false
+        if upload?.isHolding != true { owner?.resumeReading() }
     }
 }

@@ -56,6 +56,7 @@ extension HTTPExchange {
                 policyCells = passed
                 pinsAgent = policy.set.pinsAgent
             }
+            pace(policy?.bandwidth(after: checked, agent: route.agent, service: route.service), loop: loop)
             return .success(route)
         }
     }
