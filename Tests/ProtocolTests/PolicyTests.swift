@@ -141,23 +141,12 @@ final class PolicyStateTests: XCTestCase {
 }
 
 final class PolicyConfigTests: XCTestCase {
-    private let base = """
-        [tunnel]
-        cert = "gw.crt"
-        key = "gw.key"
-        [[agent]]
-        name = "a"
-        token = "0123456789abcdef0123"
-
-        """
-
     private func parse(_ text: String) -> Result<GatewayConfig, ConfigError> {
-        GatewayConfig.parse(text: base + text, file: "/etc/fastgw/gateway.toml") { throw POSIXErrorStub(path: $0) }
+        GatewayConfigFixture().parse(text)
     }
 
     private func errors(_ text: String) -> [String] {
-        guard case .failure(let e) = parse(text) else { return ["accepted"] }
-        return e.diagnostics.map(\.description)
+        GatewayConfigFixture().errors(text)
     }
 
     func testPoliciesAndListenerAttachmentsAreRead() throws {
