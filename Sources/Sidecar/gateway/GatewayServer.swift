@@ -306,6 +306,11 @@ final class GatewayServer: ManagedDaemon {
             logger.notice("closing agent connection after reload", metadata: ["reason": "\(reason)"])
             tunnel.run { $0.close(reason: reason) }
         }
+        let visitorsClosed = context.visitors.withdrawn(by: config.visitors, reverify: reverified.verify)
+        for (tunnel, reason) in visitorsClosed {
+            logger.notice("closing visitor connection after reload", metadata: ["reason": "\(reason)"])
+            tunnel.run { $0.close(reason: reason) }
+        }
         for (tunnel, accepted, rejected) in change.reregistered {
             tunnel.run { ($0.delegate as? GatewayTunnel)?.notify(.registered(accepted: accepted, rejected: rejected)) }
         }
@@ -321,6 +326,7 @@ final class GatewayServer: ManagedDaemon {
         try? ListenerClosing.close(removed.map(\.channel), group: group).wait()
         var notes: [String] = ["\(added.count) listeners added", "\(removed.count) removed",
                                "\(change.closed.count) agent connections closed",
+                               "\(visitorsClosed.count) visitor connections closed",
                                "\(change.reregistered.count) re-registered"]
         if old.controlSocket != config.controlSocket {
             notes.append("[control] socket change takes effect at the next restart")
