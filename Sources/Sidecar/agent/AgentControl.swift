@@ -20,7 +20,7 @@ struct AgentControl: ControlResponder {
         case .services:
             return loop.makeSucceededFuture(.ok(services(json: json)))
         case .connections:
-            return loop.makeSucceededFuture(.ok(connections(json: json)))
+            return loop.makeSucceededFuture(.ok(Self.connections(context.slots.all, json: json)))
         default:
             return loop.makeSucceededFuture(.error(.notFound("not an agent command")))
         }
@@ -99,9 +99,9 @@ struct AgentControl: ControlResponder {
         return s.hosts.map { $0 + prefix }.joined(separator: ",")
     }
 
-    private func connections(json: Bool) -> String {
+    /// Also the visitor's `connections`: its slots are the same dialers'.
+    static func connections(_ slots: [AgentSlots.Slot], json: Bool) -> String {
         let now = NIODeadline.now()
-        let slots = context.slots.all
         if json {
             let list: [JSON] = slots.map { s in
                 .object([

@@ -265,8 +265,8 @@ final class GatewayServer: ManagedDaemon {
         switch ConfigLoading.load(path: path) {
         case .failure(let e):
             return .failure(.invalidConfig(e.diagnostics.map(\.description).joined(separator: "; ")))
-        case .success(.agent):
-            return .failure(.invalidConfig("\(path): not a gateway configuration (it has an [agent] table)"))
+        case .success(.agent), .success(.visitor):
+            return .failure(.invalidConfig("\(path): not a gateway configuration (it has an [agent] or [visitor] table)"))
         case .success(.gateway(let c)):
             config = c
         }
