@@ -29,7 +29,7 @@ final class ForwardIngress: ChannelInboundHandler {
         bridge.meter = ByteMeter(counters: counters, socketIsClient: true)
         let bridgeRef = LoopBoundRef(bridge, eventLoop: channelContext.eventLoop)
         let (visitor, forward) = (context, self.forward)
-        let client = channelContext.channel.remoteAddress.map { "\($0)" } ?? "?"
+        let client = channelContext.channel.remoteAddress?.fastgwDescription ?? "?"
         bridge.onClose = { summary in
             counters.connectionsActive.subtract()
             let level: Logger.Level = visitor.config.connection.accessLog ? .info : .debug

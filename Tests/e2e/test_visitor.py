@@ -1,0 +1,263 @@
+"""Private services and visitors (issue #17 item 2): an agent serves private tcp services and
+a `network` service, a gateway grants `[[visitor]]`s, and `fastgw visitor` reaches them
+through `[[forward]]` listeners and its SOCKS5 listener. Real processes on loopback."""
+import hashlib
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import pattern
+from conftest import BIN, CTL, Process, connect, free_port, recv_all
+
+
+class Private:
+    """A gateway, an agent with private services (echo, sink, http, a network service) and a
+    visitor with forwards and a SOCKS5 listener."""
+
+    def __init__(self, d, pki, echo, sink, http, allowed, users=None):
+        self.d = Path(d)
+        for f in ("ca.crt", "gateway.crt", "gateway.key"):
+            (self.d / f).write_bytes((Path(pki) / f).read_bytes())
+        self.tunnel_port = free_port()
+        self.fwd_echo, self.fwd_sink, self.fwd_denied, self.socks = free_port(), free_port(), free_port(), free_port()
+        self.fwd_net = free_port()
+        self.agent_token, self.visitor_token, self.other_token = (os.urandom(16).hex() for _ in range(3))
+        self.allowed = allowed
+        (self.d / "gateway.toml").write_text(f"""
+[gateway]
+public_address = "127.0.0.1"
+drain_timeout = "5s"
+[control]
+socket = "gateway.sock"
+[tunnel]
+listen = "127.0.0.1:{self.tunnel_port}"
+cert = "gateway.crt"
+key = "gateway.key"
+[[agent]]
+name = "office"
+token = "{self.agent_token}"
+allow_services = ["echo", "sink", "web", "corpnet", "secret"]
+[[visitor]]
+name = "alice"
+token = "{self.visitor_token}"
+allow_services = ["echo", "sink", "web", "corpnet"]
+[[visitor]]
+name = "bob"
+token = "{self.other_token}"
+allow_services = ["web"]
+""")
+        (self.d / "agent.toml").write_text(f"""
+[agent]
+name = "office"
+token = "{self.agent_token}"
+gateways = ["localhost:{self.tunnel_port}"]
+ca = "ca.crt"
+connections = 1
+[control]
+socket = "agent.sock"
+[[service]]
+name = "echo"
+upstream = "127.0.0.1:{echo}"
+expose = "private"
+[[service]]
+name = "sink"
+upstream = "127.0.0.1:{sink}"
+expose = "private"
+[[service]]
+name = "web"
+upstream = "127.0.0.1:{http}"
+expose = "private"
+[[service]]
+name = "secret"
+upstream = "127.0.0.1:{echo}"
+expose = "private"
+[[service]]
+name = "corpnet"
+type = "network"
+allow = ["127.0.0.0/8:{allowed}", "[::1]:{allowed}"]
+""")
+        self.write_visitor("alice", self.visitor_token, users)
+
+    def write_visitor(self, name, token, users=None):
+        (self.d / "visitor.toml").write_text(f"""
+[visitor]
+name = "{name}"
+token = "{token}"
+gateways = ["localhost:{self.tunnel_port}"]
+ca = "ca.crt"
+connections = 2
+socks5 = "127.0.0.1:{self.socks}"
+socks5_network = "corpnet"
+{f'socks5_users = "{users}"' if users else ""}
+[control]
+socket = "visitor.sock"
+[[forward]]
+listen = "127.0.0.1:{self.fwd_echo}"
+service = "echo"
+[[forward]]
+listen = "127.0.0.1:{self.fwd_sink}"
+service = "sink"
+[[forward]]
+listen = "127.0.0.1:{self.fwd_denied}"
+service = "secret"
+[[forward]]
+listen = "127.0.0.1:{self.fwd_net}"
+service = "corpnet"
+target = "localhost:{self.allowed}"
+""")
+
+    def start(self):
+        self.gateway = Process([BIN, "gateway", "-c", self.d / "gateway.toml", "--log-level", "debug"], self.d / "gateway.log")
+        self.gateway.wait_for("gateway ready")
+        self.agent = Process([BIN, "agent", "-c", self.d / "agent.toml"], self.d / "agent.log")
+        self.agent.wait_for("services registered")
+        self.visitor = Process([BIN, "visitor", "-c", self.d / "visitor.toml", "--log-level", "debug"], self.d / "visitor.log")
+        self.visitor.wait_for("connected to gateway", count=2)
+        return self
+
+    def ctl(self, sock, *args):
+        return subprocess.run([CTL, "--socket", self.d / sock, *map(str, args)], capture_output=True, text=True, timeout=30)
+
+    def stats(self, sock):
+        import json
+        r = self.ctl(sock, "--json", "stats")
+        assert r.returncode == 0, r
+        return json.loads(r.stdout)
+
+    def stop(self):
+        for p in (getattr(self, "visitor", None), getattr(self, "agent", None), getattr(self, "gateway", None)):
+            if p:
+                p.kill()
+
+
+@pytest.fixture
+def private(tmp_path, pki, peer):
+    made = []
+
+    def make(**kw):
+        echo, sink, http = peer("echo"), peer("sink"), peer("httpapp", "web")
+        p = Private(tmp_path, pki, echo.port, sink.port, http.port, allowed=http.port, **kw)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()
+
+
+def curl_socks(socks, url, user=None):
+    args = ["curl", "-sS", "--max-time", "10", "--socks5-hostname", f"127.0.0.1:{socks}", url]
+    if user:
+        args[1:1] = ["--proxy-user", user]
+    return subprocess.run(args, capture_output=True, text=True, timeout=20)
+
+
+def test_forward_carries_64_mib_intact_and_echoes(private):
+    p = private().start()
+    data = pattern.block() * ((64 << 20) // len(pattern.block()))
+    with connect(p.fwd_sink) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        answer = recv_all(s).decode()
+    assert answer == f"{len(data)} {hashlib.sha256(data).hexdigest()}\n"
+    with connect(p.fwd_echo) as s:
+        s.sendall(b"hello private\n")
+        s.shutdown(socket.SHUT_WR)
+        assert recv_all(s) == b"hello private\n"
+    # The private services have no public port: the gateway listens only on its tunnel port
+    # and its control socket.
+    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
+    gw_ports = {line.split()[3].rsplit(":", 1)[1] for line in listening.splitlines() if f"pid={p.gateway.proc.pid}," in line}
+    assert gw_ports == {str(p.tunnel_port)}, gw_ports
+    forwards = p.ctl("visitor.sock", "forwards")
+    assert forwards.returncode == 0 and f"127.0.0.1:{p.fwd_sink}" in forwards.stdout, forwards
+    stats = p.stats("gateway.sock")
+    assert stats["visitor_streams_total"] == 2 and stats["visitor_connections_active"] == 2, stats
+
+
+def test_socks5_reaches_private_http_service_and_allowed_address(private):
+    p = private().start()
+    r = curl_socks(p.socks, "http://web.fastgw/hello")
+    assert r.returncode == 0 and r.stdout.startswith("web GET /hello"), r
+    r = curl_socks(p.socks, "http://web/again")
+    assert r.returncode == 0 and r.stdout.startswith("web GET /again"), r
+    # Through the network service: an address in allow, and a name resolving into it.
+    r = curl_socks(p.socks, f"http://127.0.0.1:{p.allowed}/net")
+    assert r.returncode == 0 and r.stdout.startswith("web GET /net"), r
+    # A single label is a service name; a forward with a target reaches a name through the
+    # network service: the agent resolves it and connects only the addresses allow covers.
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", f"http://127.0.0.1:{p.fwd_net}/byname"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("web GET /byname"), r
+
+
+def test_destination_outside_allow_and_ungranted_service_refused(private):
+    p = private().start()
+    outside = free_port()
+    r = curl_socks(p.socks, f"http://127.0.0.1:{outside}/")
+    assert r.returncode == 97 and "(2)" in r.stderr, r
+    p.agent.wait_for("not in service")
+    # A service the visitor is not granted (the agent serves it): refused by the gateway.
+    r = curl_socks(p.socks, "http://secret.fastgw/")
+    assert r.returncode == 97 and "(2)" in r.stderr, r
+    with connect(p.fwd_denied) as s:
+        s.sendall(b"x")
+        assert recv_all(s) == b""
+    p.gateway.wait_for("may not reach service")
+    p.visitor.wait_for("visitor stream refused")
+    stats = p.stats("gateway.sock")
+    assert stats["visitor_streams_refused_total"]["not_granted"] == 2, stats
+    assert stats["visitor_streams_refused_total"]["destination_not_allowed"] == 1, stats
+    # An unknown service: host unreachable (0x04), refused by the gateway (no agent serves it).
+    r = curl_socks(p.socks, "http://nothing.fastgw/")
+    assert r.returncode == 97, r
+
+
+def test_visitor_not_granted_the_service_and_wrong_token(private):
+    p = private()
+    p.write_visitor("bob", p.other_token)
+    p.start()
+    r = curl_socks(p.socks, "http://web.fastgw/bob")
+    assert r.returncode == 0 and r.stdout.startswith("web GET /bob"), r
+    with connect(p.fwd_echo) as s:
+        s.sendall(b"x")
+        assert recv_all(s) == b""
+    r = curl_socks(p.socks, f"http://127.0.0.1:{p.allowed}/")
+    assert r.returncode == 97, r
+    p.visitor.kill()
+    # Wrong token: refused at the handshake, counted and logged by the gateway.
+    p.write_visitor("alice", "x" * 32)
+    p.visitor = Process([BIN, "visitor", "-c", p.d / "visitor.toml"], p.d / "visitor2.log")
+    p.visitor.wait_for("401 invalid token for visitor")
+    p.gateway.wait_for("invalid token for visitor")
+    assert p.stats("gateway.sock")["handshakes_refused_total"]["401"] >= 1
+
+
+def test_socks5_users_and_abusive_clients(private, tmp_path):
+    (tmp_path / "users").write_text("carol:s3cret-pass\n")
+    p = private(users=tmp_path / "users").start()
+    r = curl_socks(p.socks, "http://web.fastgw/auth", user="carol:s3cret-pass")
+    assert r.returncode == 0 and r.stdout.startswith("web GET /auth"), r
+    r = curl_socks(p.socks, "http://web.fastgw/auth", user="carol:wrong")
+    assert r.returncode != 0, r
+    # A huge user field (the most RFC 1929 carries, 255 bytes): refused and closed.
+    with connect(p.socks) as s:
+        s.sendall(b"\x05\x01\x02")
+        assert s.recv(2) == b"\x05\x02"
+        s.sendall(b"\x01\xff" + b"u" * 255 + b"\xff" + b"p" * 255)
+        assert s.recv(2) == b"\x01\x01"
+        assert recv_all(s) == b""
+    # Not SOCKS at all: closed at once.
+    with connect(p.socks) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert recv_all(s) == b""
+    # Silent client: closed after the negotiation deadline (10 s).
+    with connect(p.socks, timeout=20) as s:
+        started = time.monotonic()
+        assert recv_all(s) == b""
+        assert 8 < time.monotonic() - started < 15
+    stats = p.stats("visitor.sock")
+    assert stats["socks5_failures_total"]["timeout"] == 1 and stats["socks5_failures_total"]["auth"] >= 2, stats
