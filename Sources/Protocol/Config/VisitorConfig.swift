@@ -123,8 +123,8 @@ public enum Socks5Users {
 
     public static func parse(_ text: String) -> Result<[String: [UInt8]], ParseError> {
         var users: [String: [UInt8]] = [:]
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
+        // "\r\n" is one Character: split on newlines, whichever kind.
+        for (i, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let colon = line.firstIndex(of: ":") else {
                 return .failure(ParseError(description: "line \(i + 1): expected name:password"))
