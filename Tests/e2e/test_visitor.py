@@ -11,20 +11,20 @@ from pathlib import Path
 import pytest
 
 import pattern
-from conftest import BIN, CTL, Process, connect, free_port, recv_all
+from conftest import BIN, CTL, Process, connect, free_port, recv_all, wait_port
 
 
 class Private:
     """A gateway, an agent with private services (echo, sink, http, a network service) and a
     visitor with forwards and a SOCKS5 listener."""
 
-    def __init__(self, d, pki, echo, sink, http, allowed, users=None):
+    def __init__(self, d, pki, echo, sink, http, allowed, users=None, source=None):
         self.d = Path(d)
         for f in ("ca.crt", "gateway.crt", "gateway.key"):
             (self.d / f).write_bytes((Path(pki) / f).read_bytes())
         self.tunnel_port = free_port()
         self.fwd_echo, self.fwd_sink, self.fwd_denied, self.socks = free_port(), free_port(), free_port(), free_port()
-        self.fwd_net = free_port()
+        self.fwd_net, self.fwd_source = free_port(), free_port()
         self.agent_token, self.visitor_token, self.other_token = (os.urandom(16).hex() for _ in range(3))
         self.allowed = allowed
         (self.d / "gateway.toml").write_text(f"""
@@ -40,11 +40,11 @@ key = "gateway.key"
 [[agent]]
 name = "office"
 token = "{self.agent_token}"
-allow_services = ["echo", "sink", "web", "corpnet", "secret"]
+allow_services = ["echo", "sink", "web", "corpnet", "secret", "source"]
 [[visitor]]
 name = "alice"
 token = "{self.visitor_token}"
-allow_services = ["echo", "sink", "web", "corpnet"]
+allow_services = ["echo", "sink", "web", "corpnet", "source"]
 [[visitor]]
 name = "bob"
 token = "{self.other_token}"
@@ -76,6 +76,10 @@ name = "secret"
 upstream = "127.0.0.1:{echo}"
 expose = "private"
 [[service]]
+name = "source"
+upstream = "127.0.0.1:{source or echo}"
+expose = "private"
+[[service]]
 name = "corpnet"
 type = "network"
 allow = ["127.0.0.0/8:{allowed}", "[::1]:{allowed}"]
@@ -104,6 +108,9 @@ service = "sink"
 [[forward]]
 listen = "127.0.0.1:{self.fwd_denied}"
 service = "secret"
+[[forward]]
+listen = "127.0.0.1:{self.fwd_source}"
+service = "source"
 [[forward]]
 listen = "127.0.0.1:{self.fwd_net}"
 service = "corpnet"
@@ -138,9 +145,9 @@ target = "localhost:{self.allowed}"
 def private(tmp_path, pki, peer):
     made = []
 
-    def make(**kw):
+    def make(source=None, **kw):
         echo, sink, http = peer("echo"), peer("sink"), peer("httpapp", "web")
-        p = Private(tmp_path, pki, echo.port, sink.port, http.port, allowed=http.port, **kw)
+        p = Private(tmp_path, pki, echo.port, sink.port, http.port, allowed=http.port, source=source and source.port, **kw)
         made.append(p)
         return p
 
@@ -261,3 +268,108 @@ def test_socks5_users_and_abusive_clients(private, tmp_path):
         assert 8 < time.monotonic() - started < 15
     stats = p.stats("visitor.sock")
     assert stats["socks5_failures_total"]["timeout"] == 1 and stats["socks5_failures_total"]["auth"] >= 2, stats
+
+
+MiB = 1 << 20
+
+
+def recv_exactly(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_slow_local_reader_stalls_the_agent_side(private, peer):
+    """The splice at the gateway joins two streams: a local client that reads 1 MiB/s must stall
+    the upstream through both windows, with no buffer growing in between."""
+    import re
+    source = peer("source", str(1 << 30))
+    p = private(source=source).start()
+    base = (p.gateway.rss_kib(), p.visitor.rss_kib())
+    s = connect(p.fwd_source)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+    received, peak = 0, [0, 0]
+    start = time.monotonic()
+    while time.monotonic() - start < 12:
+        tick = time.monotonic()
+        want = MiB
+        while want > 0:
+            data = s.recv(min(want, 64 * 1024))
+            if not data:
+                break
+            want -= len(data)
+            received += len(data)
+        peak = [max(peak[0], p.gateway.rss_kib()), max(peak[1], p.visitor.rss_kib())]
+        time.sleep(max(0, 1 - (time.monotonic() - tick)))
+    sent = int(re.findall(r"sent (\d+)", source.text())[-1])
+    s.close()
+    print(f"slow visitor reader: received {received / MiB:.1f} MiB, upstream sent {sent / MiB:.1f} MiB, "
+          f"gateway RSS {base[0] // 1024}->{peak[0] // 1024} MiB, visitor RSS {base[1] // 1024}->{peak[1] // 1024} MiB")
+    assert 9 * MiB <= received <= 15 * MiB
+    assert sent - received < 64 * MiB, "the upstream is ahead by windows and socket buffers only"
+    assert peak[0] - base[0] < 48 * 1024 and peak[1] - base[1] < 48 * 1024
+
+
+def test_reload_drain_and_socket_activation(private, tmp_path):
+    import shutil
+    activate = shutil.which("systemd-socket-activate")
+    p = private()
+    p.gateway = Process([BIN, "gateway", "-c", p.d / "gateway.toml"], p.d / "gateway.log")
+    p.gateway.wait_for("gateway ready")
+    p.agent = Process([BIN, "agent", "-c", p.d / "agent.toml"], p.d / "agent.log")
+    p.agent.wait_for("services registered")
+    if activate:
+        # The SOCKS5 socket adopted by name, the echo forward's by address, the rest bound.
+        p.visitor = Process([activate, "-l", f"127.0.0.1:{p.socks}", "-l", f"127.0.0.1:{p.fwd_echo}",
+                             "--fdname=socks5:x", BIN, "visitor", "-c", p.d / "visitor.toml"], p.d / "visitor.log", cwd=p.d)
+        wait_port(p.fwd_echo)  # the first connection starts the visitor
+        with connect(p.fwd_echo) as s:
+            s.sendall(b"activated\n")
+            s.shutdown(socket.SHUT_WR)
+            assert recv_all(s) == b"activated\n"
+        assert p.visitor.count("activation=") == 2, p.visitor.text()
+    else:
+        p.visitor = Process([BIN, "visitor", "-c", p.d / "visitor.toml"], p.d / "visitor.log")
+    p.visitor.wait_for("connected to gateway", count=2)
+    r = curl_socks(p.socks, "http://web.fastgw/before")
+    assert r.returncode == 0 and r.stdout.startswith("web GET /before"), r
+
+    # Reload: a new forward appears, a removed one closes; a broken file keeps the old one.
+    extra = free_port()
+    text = (p.d / "visitor.toml").read_text()
+    (p.d / "visitor.toml").write_text(text.replace(f'listen = "127.0.0.1:{p.fwd_sink}"', f'listen = "127.0.0.1:{extra}"'))
+    r = p.ctl("visitor.sock", "reload")
+    assert r.returncode == 0 and "1 listeners added, 1 closed" in r.stdout, r
+    with connect(extra) as s:
+        s.sendall(b"abc")
+        s.shutdown(socket.SHUT_WR)
+        assert recv_all(s) == b"3 " + hashlib.sha256(b"abc").hexdigest().encode() + b"\n"
+    with pytest.raises(OSError):
+        connect(p.fwd_sink, timeout=2).close()
+    (p.d / "visitor.toml").write_text(text + "\n[[forward]]\nlisten = 1\n")
+    r = p.ctl("visitor.sock", "reload")
+    assert r.returncode == 1 and "visitor.toml:" in r.stderr, r
+    status = p.ctl("visitor.sock", "status")
+    assert status.returncode == 0 and "visitor alice serving" in status.stdout, status
+    assert p.ctl("visitor.sock", "connections").stdout.count("connected") == 2
+
+    # Drain: the listeners close, the process exits once the tunnel connections are done.
+    held = connect(p.fwd_echo)
+    held.sendall(b"in flight")
+    assert recv_exactly(held, 9) == b"in flight"
+    drain = subprocess.Popen([CTL, "--socket", p.d / "visitor.sock", "drain", "10"], stdout=subprocess.PIPE, text=True)
+    p.visitor.wait_for("drain started")
+    # (An activated socket stays open in the process that holds it, as systemd's would.)
+    with pytest.raises(OSError):
+        connect(p.fwd_net, timeout=2).close()
+    held.sendall(b", finished")
+    held.shutdown(socket.SHUT_WR)
+    assert recv_all(held) == b", finished"
+    held.close()
+    assert drain.wait(timeout=15) == 0
+    assert p.visitor.proc.wait(timeout=15) == 0
+    assert "left=0" in p.visitor.text().split("drain finished")[1].splitlines()[0], p.visitor.text()[-2000:]

@@ -212,7 +212,7 @@ final class VisitorRunner: ManagedDaemon {
     func drain(timeout: TimeAmount?) -> EventLoopFuture<DrainReport>? {
         let limit = timeout ?? TimeAmount(context.config.connection.drainTimeout)
         let loop = group.next()
-        let (context, lifecycle, group) = (self.context, self.lifecycle, self.group)
+        let (context, lifecycle) = (self.context, self.lifecycle)
         return context.dial.drain.start(
             timeout: limit, on: loop, what: "tunnel connections",
             begin: {
@@ -222,7 +222,8 @@ final class VisitorRunner: ManagedDaemon {
                     defer { all = [] }
                     return all.map(\.channel)
                 }
-                try? ListenerClosing.close(channels, group: group).wait()
+                // On a loop: closed without waiting; no new local connection is taken from here on.
+                for c in channels { c.close(promise: nil) }
                 let keys = self.dialers.withLockedValue { Array($0.keys) }
                 self.stopDialers(keys, deadline: limit + .seconds(1))
                 return loop.makeSucceededVoidFuture()

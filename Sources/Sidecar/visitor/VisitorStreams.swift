@@ -12,11 +12,17 @@ enum VisitorStreams {
         let reply: Socks5Server.Reply
     }
 
+    /// How long a local connection waits for a live tunnel connection (at start-up, after a
+    /// socket-activated start, while redialling) before it is refused.
+    static let tunnelWait = TimeAmount.seconds(10)
+    private static let tunnelPoll = TimeAmount.milliseconds(50)
+
     /// Opens the stream for `service` (and `target` for a network service). `answered` runs on
     /// the tunnel loop with nil for 200 or the refusal; the link is returned through `opened`
     /// (on the tunnel loop) before any answer can arrive, or the refusal when none could open.
     static func open(
         _ context: VisitorContext, service: String, target: String?, preferring loop: EventLoop,
+        until deadline: NIODeadline = .now() + tunnelWait,
         opened: @escaping @Sendable (Result<LoopBoundRef<StreamSocketBridge.Link>, Refusal>) -> Void,
         answered: @escaping @Sendable (Refusal?) -> Void
     ) {
@@ -26,6 +32,12 @@ enum VisitorStreams {
             return sa != sb ? sa : a.streams < b.streams
         }
         guard let slot = pick, let tunnel = slot.tunnel else {
+            if NIODeadline.now() < deadline, !context.isDraining {
+                loop.scheduleTask(in: tunnelPoll) {
+                    open(context, service: service, target: target, preferring: loop, until: deadline, opened: opened, answered: answered)
+                }
+                return
+            }
             return opened(.failure(Refusal(label: "no_tunnel", reason: "no live tunnel connection to a gateway", reply: .networkUnreachable)))
         }
         let slots = context.dial.slots
