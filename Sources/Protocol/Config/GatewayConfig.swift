@@ -394,9 +394,12 @@ extension GatewayConfig {
         if gateway.agents.isEmpty && !diagnostics.failed {
             diagnostics.error(line: nil, "no [[agent]] is configured: no agent could connect")
         }
-        let tokens = (gateway.agents + gateway.visitors).filter(\.auth.usesToken).map(\.tokenHashHex)
+        let tokens = gateway.agents.filter(\.auth.usesToken).map(\.tokenHashHex)
+        let all = tokens + gateway.visitors.filter(\.auth.usesToken).map(\.tokenHashHex)
         if Set(tokens).count != tokens.count {
-            diagnostics.error(line: nil, "two agents or visitors share one token: give every agent and visitor its own")
+            diagnostics.error(line: nil, "two agents share one token: give every agent its own")
+        } else if Set(all).count != all.count {
+            diagnostics.error(line: nil, "two visitors, or a visitor and an agent, share one token: give every one its own")
         }
 
         for (t, names) in policyUses {
