@@ -373,3 +373,22 @@ def test_reload_drain_and_socket_activation(private, tmp_path):
     assert drain.wait(timeout=15) == 0
     assert p.visitor.proc.wait(timeout=15) == 0
     assert "left=0" in p.visitor.text().split("drain finished")[1].splitlines()[0], p.visitor.text()[-2000:]
+
+
+def test_gateway_drain_waits_for_visitor_streams(private):
+    """A draining gateway sends visitors GOAWAY and counts their streams in flight."""
+    p = private().start()
+    held = connect(p.fwd_echo)
+    held.sendall(b"before")
+    assert recv_exactly(held, 6) == b"before"
+    drain = subprocess.Popen([CTL, "--socket", p.d / "gateway.sock", "drain", "10"], stdout=subprocess.PIPE, text=True)
+    p.gateway.wait_for("drain started")
+    time.sleep(0.5)
+    assert drain.poll() is None, "the gateway must wait for the visitor's stream"
+    held.sendall(b" after")
+    held.shutdown(socket.SHUT_WR)
+    assert recv_all(held) == b" after"
+    held.close()
+    assert drain.wait(timeout=15) == 0
+    assert p.gateway.proc.wait(timeout=15) == 0
+    assert "left=0" in p.gateway.text().split("drain finished")[1].splitlines()[0]

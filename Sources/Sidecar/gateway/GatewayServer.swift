@@ -359,9 +359,11 @@ final class GatewayServer: ManagedDaemon {
                 for c in context.registry.connections {
                     c.tunnel.run { ($0.delegate as? GatewayTunnel)?.notify(.draining) }
                 }
+                // Visitors open no new stream here; those in flight count as public connections.
+                for v in context.visitors.all { v.tunnel.run { $0.goaway() } }
                 return closed
             },
-            remaining: { context.stats.publicConnectionsActive.value },
+            remaining: { context.stats.publicConnectionsActive.value + context.stats.visitorStreamsActive.value },
             end: { report in
                 context.logger.notice("drain finished", metadata: .event(.drainFinished, [
                     "left": "\(report.left)", "elapsed_ms": "\(report.elapsed.nanoseconds / 1_000_000)",
