@@ -392,3 +392,21 @@ def test_gateway_drain_waits_for_visitor_streams(private):
     assert drain.wait(timeout=15) == 0
     assert p.gateway.proc.wait(timeout=15) == 0
     assert "left=0" in p.gateway.text().split("drain finished")[1].splitlines()[0]
+
+
+def test_visitor_notifies_ready_status_and_watchdog(private, tmp_path):
+    from test_notify import NotifySocket
+    p = private()
+    p.gateway = Process([BIN, "gateway", "-c", p.d / "gateway.toml"], p.d / "gateway.log")
+    p.gateway.wait_for("gateway ready")
+    p.agent = Process([BIN, "agent", "-c", p.d / "agent.toml"], p.d / "agent.log")
+    p.agent.wait_for("services registered")
+    n = NotifySocket(tmp_path / "visitor-notify")
+    p.visitor = Process([BIN, "visitor", "-c", p.d / "visitor.toml"], p.d / "visitor.log",
+                        env={"NOTIFY_SOCKET": n.path, "WATCHDOG_USEC": "2000000"})
+    ready = n.collect(lambda f: "READY" in f)
+    assert ready["READY"] == "1" and ready["STATUS"].startswith("serving:"), ready
+    n.collect(lambda f: f.get("STATUS", "").startswith("serving: 2/2 tunnel connections"))
+    n.collect(lambda f: f.get("WATCHDOG") == "1")
+    p.visitor.kill()
+    n.collect(lambda f: f.get("STOPPING") == "1")
