@@ -3,6 +3,7 @@ a `network` service, a gateway grants `[[visitor]]`s, and `fastgw visitor` reach
 through `[[forward]]` listeners and its SOCKS5 listener. Real processes on loopback."""
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import time
@@ -180,6 +181,10 @@ def test_forward_carries_64_mib_intact_and_echoes(private):
     listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
     gw_ports = {line.split()[3].rsplit(":", 1)[1] for line in listening.splitlines() if f"pid={p.gateway.proc.pid}," in line}
     assert gw_ports == {str(p.tunnel_port)}, gw_ports
+    routes = p.ctl("gateway.sock", "routes").stdout
+    assert "PRIVATE SERVICE" in routes and re.search(r"corpnet +network +office", routes), routes
+    services = p.ctl("agent.sock", "services").stdout
+    assert services.count("private") == 6, services
     forwards = p.ctl("visitor.sock", "forwards")
     assert forwards.returncode == 0 and f"127.0.0.1:{p.fwd_sink}" in forwards.stdout, forwards
     stats = p.stats("gateway.sock")
@@ -286,7 +291,6 @@ def recv_exactly(s, n):
 def test_slow_local_reader_stalls_the_agent_side(private, peer):
     """The splice at the gateway joins two streams: a local client that reads 1 MiB/s must stall
     the upstream through both windows, with no buffer growing in between."""
-    import re
     source = peer("source", str(1 << 30))
     p = private(source=source).start()
     base = (p.gateway.rss_kib(), p.visitor.rss_kib())
