@@ -414,3 +414,54 @@ def test_visitor_notifies_ready_status_and_watchdog(private, tmp_path):
     n.collect(lambda f: f.get("WATCHDOG") == "1")
     p.visitor.kill()
     n.collect(lambda f: f.get("STOPPING") == "1")
+
+
+def test_hostile_visitor_streams_answered_with_reasons(private):
+    """A visitor speaking raw HTTP/2: malformed or ungranted streams are answered with a
+    status and fastgw-reason, each counted; the connection stays up for good ones."""
+    import ssl
+    import h2.config
+    import h2.connection
+    import h2.events
+    p = private().start()
+    ctx = ssl.create_default_context(cafile=str(p.d / "ca.crt"))
+    s = ctx.wrap_socket(connect(p.tunnel_port), server_hostname="localhost")
+    s.sendall((f"GET /.fastgw/v1/tunnel HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {p.visitor_token}\r\n"
+               "Fastgw-Visitor: alice\r\nConnection: Upgrade\r\nUpgrade: fastgw-h2\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    cases = {
+        ("corpnet", None): "400",                     # a network service needs a destination
+        ("web", "10.0.0.1:80"): "400",                # a tcp service takes none
+        ("secret", None): "403",                      # not granted to alice
+        ("nothing", None): "403",
+        ("corpnet", "192.0.2.1:22"): "403",           # outside allow: the agent refuses
+        ("echo", None): "200",
+    }
+    ids = {}
+    for (service, target), _ in cases.items():
+        sid = conn.get_next_available_stream_id()
+        fields = [(":method", "CONNECT"), (":authority", service)] + ([("fastgw-target", target)] if target else [])
+        conn.send_headers(sid, fields)
+        ids[sid] = (service, target)
+    s.sendall(conn.data_to_send())
+    answers = {}
+    s.settimeout(10)
+    while len(answers) < len(cases):
+        data = s.recv(65536)
+        assert data, "gateway closed the visitor connection"
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                h = dict(ev.headers)
+                answers[ids[ev.stream_id]] = (h[":status"], h.get("fastgw-reason", ""))
+        s.sendall(conn.data_to_send())
+    for key, status in cases.items():
+        assert answers[key][0] == status, (key, answers[key])
+    assert "destination" in answers[("corpnet", None)][1] and "allow list" in answers[("corpnet", "192.0.2.1:22")][1]
+    refused = p.stats("gateway.sock")["visitor_streams_refused_total"]
+    assert refused["bad_request"] == 2 and refused["not_granted"] == 2 and refused["destination_not_allowed"] == 1, refused
+    s.close()
