@@ -465,3 +465,42 @@ def test_hostile_visitor_streams_answered_with_reasons(private):
     refused = p.stats("gateway.sock")["visitor_streams_refused_total"]
     assert refused["bad_request"] == 2 and refused["not_granted"] == 2 and refused["destination_not_allowed"] == 1, refused
     s.close()
+
+
+def test_visitor_authenticated_by_certificate(private, tmp_path):
+    """`[[visitor]] auth = "certificate"` as for agents: the visitor presents its client
+    certificate and no token; another subject is refused with the reason."""
+    d = tmp_path / "vpki"
+    d.mkdir()
+
+    def openssl(*args):
+        subprocess.run(["openssl", *map(str, args)], cwd=d, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
+            "-subj", "/CN=visitors-ca", "-keyout", "ca.key", "-out", "ca.crt")
+    for name, san in (("alice", "DNS:alice.test"), ("mallory", "DNS:mallory.test")):
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        (d / f"{name}.ext").write_text(f"basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
+                                       f"extendedKeyUsage=clientAuth\nsubjectAltName={san}\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "30", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+    p = private()
+    gw = (p.d / "gateway.toml").read_text()
+    gw = gw.replace('key = "gateway.key"\n', f'key = "gateway.key"\nclient_ca = "{d / "ca.crt"}"\n', 1)
+    gw = gw.replace(f'name = "alice"\ntoken = "{p.visitor_token}"',
+                    'name = "alice"\nauth = "certificate"\ncertificate_subject = "alice.test"')
+    (p.d / "gateway.toml").write_text(gw)
+    v = (p.d / "visitor.toml").read_text().replace(f'token = "{p.visitor_token}"\n',
+                                                   f'cert = "{d / "alice.crt"}"\nkey = "{d / "alice.key"}"\n')
+    (p.d / "visitor.toml").write_text(v)
+    p.start()
+    with connect(p.fwd_echo) as s:
+        s.sendall(b"by certificate\n")
+        s.shutdown(socket.SHUT_WR)
+        assert recv_all(s) == b"by certificate\n"
+    p.visitor.kill()
+    (p.d / "visitor.toml").write_text(v.replace("alice.crt", "mallory.crt").replace("alice.key", "mallory.key"))
+    p.visitor = Process([BIN, "visitor", "-c", p.d / "visitor.toml"], p.d / "visitor-mallory.log")
+    p.visitor.wait_for("gateway refused the tunnel: 403")
+    p.gateway.wait_for("certificate")
