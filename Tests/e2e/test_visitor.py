@@ -504,3 +504,38 @@ def test_visitor_authenticated_by_certificate(private, tmp_path):
     p.visitor = Process([BIN, "visitor", "-c", p.d / "visitor.toml"], p.d / "visitor-mallory.log")
     p.visitor.wait_for("gateway refused the tunnel: 403")
     p.gateway.wait_for("certificate")
+
+
+def test_agent_that_never_answers_is_timed_out(private):
+    """An upstream whose connect hangs (a full listen queue on loopback) and an agent with a
+    long connect_timeout: the gateway's stream_open_timeout resets both streams."""
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(0)
+    fillers = []
+    for _ in range(4):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(hang.getsockname())
+        fillers.append(f)
+    p = private()
+    gw = (p.d / "gateway.toml").read_text().replace("[control]", '[limits]\nstream_open_timeout = "1s"\n[control]', 1)
+    (p.d / "gateway.toml").write_text(gw)
+    ag = (p.d / "agent.toml").read_text().replace(
+        'name = "secret"\nupstream = "127.0.0.1:', f'name = "secret"\nconnect_timeout = "30s"\nupstream = "127.0.0.1:{hang.getsockname()[1]}"\n#')
+    (p.d / "agent.toml").write_text(ag)
+    gw2 = (p.d / "gateway.toml").read_text().replace('allow_services = ["echo", "sink", "web", "corpnet", "source"]',
+                                                     'allow_services = ["echo", "sink", "web", "corpnet", "source", "secret"]')
+    (p.d / "gateway.toml").write_text(gw2)
+    try:
+        p.start()
+        started = time.monotonic()
+        with connect(p.fwd_denied, timeout=20) as s:
+            s.sendall(b"x")
+            assert recv_all(s) == b""
+        assert 0.5 < time.monotonic() - started < 5
+        assert p.stats("gateway.sock")["visitor_streams_refused_total"]["agent_timeout"] == 1
+    finally:
+        for f in fillers:
+            f.close()
+        hang.close()

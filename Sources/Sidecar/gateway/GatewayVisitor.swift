@@ -105,7 +105,18 @@ final class GatewayVisitor: TunnelConnectionDelegate {
             }
             stats.visitorStreamsActive.add()
             stats.visitorStreamsTotal.add()
+            // As for public connections: an agent that does not answer within
+            // stream_open_timeout gets the stream reset, and the visitor's with it.
+            var answered = false
+            agentLink.onHeaders = { _, _ in answered = true }
+            let timeout = route.tunnel.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(gateway.settings.limits.streamOpenTimeout)) {
+                guard !answered else { return }
+                stats.visitorStreamsRefused.add("agent_timeout")
+                gateway.events.record(.streamOpenTimedOut, ["visitor": "\(name)", "service": "\(route.service)", "agent": "\(route.agent)"])
+                agentLink.socketFailed()
+            }
             agentLink.onClosed = { code in
+                timeout.cancel()
                 gateway.registry.streamEnded(route.connection)
                 stats.visitorStreamsActive.subtract()
                 let level: Logger.Level = gateway.settings.config.accessLog ? .info : .debug
