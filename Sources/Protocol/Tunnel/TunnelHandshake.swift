@@ -140,13 +140,13 @@ public enum TunnelHandshake {
         if let named = grants.first(where: { $0.name == agent }), !named.auth.usesToken {
             grant = named
         } else {
-            switch tokenGrant(head, agent: agent, grants: grants) {
+            switch tokenGrant(head, agent: agent, grants: grants, peer: peer) {
             case .success(let g): grant = g
             case .failure(let r): return .failure(r)
             }
         }
         if grant.auth.usesCertificate, let match = grant.certificate,
-           let refusal = CertificateIdentity.check(certificate, agent: agent, match: match) {
+           let refusal = CertificateIdentity.check(certificate, agent: agent, match: match, peer: peer) {
             return .failure(Rejection(refusal))
         }
         if draining {
@@ -159,7 +159,7 @@ public enum TunnelHandshake {
 
     /// The grant whose token the request carries, when that grant is `agent`'s.
     private static func tokenGrant(
-        _ head: HTTPHead, agent: String, grants: [GatewayConfig.AgentGrant]
+        _ head: HTTPHead, agent: String, grants: [GatewayConfig.AgentGrant], peer: Peer
     ) -> Result<GatewayConfig.AgentGrant, Rejection> {
         guard let auth = head["Authorization"], auth.hasPrefix("Bearer ") else {
             return .failure(.init(status: 401, reason: "missing bearer token"))
@@ -171,7 +171,7 @@ public enum TunnelHandshake {
         for grant in grants where grant.accepts(presented, presentedHash: presentedHash) {
             matched = grant
         }
-        let what = head["Fastgw-Agent"] == nil && head["Fastgw-Visitor"] != nil ? "visitor" : "agent"
+        let what = peer == .visitor ? "visitor" : "agent"
         guard let grant = matched else {
             return .failure(.init(status: 401, reason: "invalid token for \(what) \"\(agent)\""))
         }
@@ -185,13 +185,14 @@ public enum TunnelHandshake {
     /// nil when it still does. `certificate` carries the verification against the new
     /// `client_ca` / `client_crl`.
     public static func recheck(
-        _ accepted: (token: String, certificate: PeerCertificate?), agent: String, grant: GatewayConfig.AgentGrant
+        _ accepted: (token: String, certificate: PeerCertificate?), agent: String, grant: GatewayConfig.AgentGrant,
+        peer: Peer = .agent
     ) -> String? {
         if grant.auth.usesToken, grant.token != accepted.token {
-            return "token of agent \"\(agent)\" changed"
+            return "token of \(peer == .visitor ? "visitor" : "agent") \"\(agent)\" changed"
         }
         if grant.auth.usesCertificate, let match = grant.certificate,
-           let refusal = CertificateIdentity.check(accepted.certificate, agent: agent, match: match) {
+           let refusal = CertificateIdentity.check(accepted.certificate, agent: agent, match: match, peer: peer) {
             return refusal.message
         }
         return nil

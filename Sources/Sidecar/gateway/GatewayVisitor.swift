@@ -50,7 +50,7 @@ final class GatewayVisitor: TunnelConnectionDelegate {
             return "visitor \"\(accepted.agent)\" was removed from the configuration"
         }
         let certificate = grant.auth.usesCertificate ? accepted.certificate.map { $0.reverified(by: now.tls) } : accepted.certificate
-        return TunnelHandshake.recheck((accepted.token, certificate), agent: accepted.agent, grant: grant)
+        return TunnelHandshake.recheck((accepted.token, certificate), agent: accepted.agent, grant: grant, peer: .visitor)
     }
 
     func tunnel(_ connection: TunnelConnection, incomingStream id: Int32, headers: [HeaderField], endStream: Bool)

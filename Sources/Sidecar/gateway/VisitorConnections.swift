@@ -44,7 +44,7 @@ final class VisitorConnections: Sendable {
                 let reason: String?
                 if let grant = grants.first(where: { $0.name == e.name }) {
                     let certificate = grant.auth.usesCertificate ? e.certificate.map(reverify) : e.certificate
-                    reason = TunnelHandshake.recheck((e.token, certificate), agent: e.name, grant: grant)
+                    reason = TunnelHandshake.recheck((e.token, certificate), agent: e.name, grant: grant, peer: .visitor)
                 } else {
                     reason = "visitor \"\(e.name)\" was removed from the configuration"
                 }
