@@ -34,5 +34,6 @@ let package = Package(
         fuzzTarget("FuzzProxyHeader"),
         fuzzTarget("FuzzAuth"),
         fuzzTarget("FuzzEgressProxy"),
+        fuzzTarget("FuzzSocks5"),
     ]
 )

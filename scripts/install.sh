@@ -14,7 +14,7 @@ set -euo pipefail
 : "${TMPFILESDIR:=$PREFIX/lib/tmpfiles.d}"
 cd "$(dirname "$0")/.."
 
-units=(fastgw.socket fastgw.service fastgw-agent.socket fastgw-agent.service)
+units=(fastgw.socket fastgw.service fastgw-agent.socket fastgw-agent.service fastgw-visitor.socket fastgw-visitor.service)
 files=("$BINDIR/fastgw" "$BINDIR/fastgwctl" "$MANDIR/man8/fastgw.8" "$MANDIR/man8/fastgwctl.8"
        "$MANDIR/man5/fastgw.toml.5" "$SYSUSERSDIR/fastgw.conf" "$TMPFILESDIR/fastgw.conf")
 for u in "${units[@]}"; do files+=("$UNITDIR/$u"); done
@@ -46,7 +46,7 @@ install -d -m 0750 "$DESTDIR$SYSCONFDIR/fastgw" "$DESTDIR$SYSCONFDIR/fastgw/tls"
 # Root's only: fastgw.service loads every file here as a credential (LoadCredential=tokens:…),
 # and the unit does not start without the directory.
 install -d -m 0700 "$DESTDIR$SYSCONFDIR/fastgw/tokens"
-for c in gateway.toml agent.toml; do
+for c in gateway.toml agent.toml visitor.toml; do
     if [ -e "$DESTDIR$SYSCONFDIR/fastgw/$c" ]; then
         echo "install: keeping $DESTDIR$SYSCONFDIR/fastgw/$c (the example is $PWD/examples/$c)"
     else

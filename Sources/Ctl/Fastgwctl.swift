@@ -1,17 +1,18 @@
 import ArgumentParser
 import Protocol
 
-/// `fastgwctl [--socket PATH | --agent] [--json] COMMAND …` (DESIGN §4).
+/// `fastgwctl [--socket PATH | --agent | --visitor] [--json] COMMAND …` (DESIGN §4).
 struct Fastgwctl: ParsableCommand {
     static let gatewaySocket = "/run/fastgw/gateway.sock"
     static let agentSocket = "/run/fastgw/agent.sock"
+    static let visitorSocket = "/run/fastgw/visitor.sock"
 
     static let configuration = CommandConfiguration(
         commandName: "fastgwctl",
         abstract: "Control a running fastgw gateway or agent through its control socket.",
         discussion: """
             Commands (both daemons): \(names(.gateway).filter { agentNames.contains($0) }.joined(separator: ", ")).
-            Gateway only: agents, routes. Agent only: services, connections.
+            Gateway only: agents, routes. Agent only: services, connections. Visitor only: forwards, connections.
             Exit status: 0 OK, 1 the daemon answered ERR, 2 usage error, 3 cannot reach the socket.
             """,
         version: FastgwVersion.current)
@@ -21,6 +22,9 @@ struct Fastgwctl: ParsableCommand {
 
     @Flag(help: "Talk to the agent (\(agentSocket)) instead of the gateway (\(gatewaySocket)).")
     var agent = false
+
+    @Flag(help: "Talk to the visitor (\(visitorSocket)).")
+    var visitor = false
 
     @Flag(help: "Ask for JSON output.")
     var json = false
@@ -38,11 +42,13 @@ struct Fastgwctl: ParsableCommand {
 
     static func names(_ role: ControlRole) -> [String] { ControlCommand.catalog(role: role).map(\.name) }
     static let agentNames = names(.agent)
-    static let allNames = Array(Set(names(.gateway) + names(.agent))).sorted()
+    static let allNames = Array(Set(names(.gateway) + names(.agent) + names(.visitor))).sorted()
 
     func validate() throws {
-        if socket != nil && agent { throw ValidationError("--socket and --agent cannot be used together") }
-        let known = socket != nil ? Self.allNames : Self.names(agent ? .agent : .gateway)
+        if [socket != nil, agent, visitor].filter({ $0 }).count > 1 {
+            throw ValidationError("--socket, --agent and --visitor cannot be used together")
+        }
+        let known = socket != nil ? Self.allNames : Self.names(visitor ? .visitor : agent ? .agent : .gateway)
         guard known.contains(command.lowercased()) else {
             if Self.allNames.contains(command.lowercased()) {
                 throw ValidationError("\"\(command)\" is a command of the \(agent ? "gateway" : "agent")\(agent ? "" : " (add --agent)")")
@@ -53,7 +59,7 @@ struct Fastgwctl: ParsableCommand {
     }
 
     func run() throws {
-        let path = socket ?? (agent ? Self.agentSocket : Self.gatewaySocket)
+        let path = socket ?? (visitor ? Self.visitorSocket : agent ? Self.agentSocket : Self.gatewaySocket)
         var words = [command] + arguments
         if json { words.append("json") }
         let waitsLong = ["reload", "drain"].contains(command.lowercased())

@@ -15,6 +15,11 @@ public enum ServiceStatus {
         return "serving: \(connected)/\(count(slots, "tunnel connection")), \(count(streams, "stream"))"
     }
 
+    public static func visitor(connected: Int, slots: Int, localConnections: Int, draining: Bool) -> String {
+        if draining { return "draining: \(count(connected, "tunnel connection")), \(count(localConnections, "local connection")) left" }
+        return "serving: \(connected)/\(count(slots, "tunnel connection")), \(count(localConnections, "local connection"))"
+    }
+
     static func count(_ n: Int, _ noun: String) -> String {
         n == 1 ? "1 \(noun)" : "\(n) \(noun)s"
     }

@@ -37,7 +37,8 @@ public struct AgentConfig: Equatable, Sendable {
     }
 
     public struct Service: Equatable, Sendable {
-        public enum Kind: String, Sendable { case tcp, http }
+        /// `network`: connects destinations visitors name, within `allow` (always private).
+        public enum Kind: String, Sendable { case tcp, http, network }
         /// How an http service's upstream is spoken to.
         public enum UpstreamProtocol: String, Sendable { case http1, h2c }
         public var name: String
@@ -58,6 +59,10 @@ public struct AgentConfig: Equatable, Sendable {
         public var proxyProtocol: ProxyHeader.Version?
         /// http services: the client-naming fields the upstream receives.
         public var forwardedHeaders = ForwardingSelection.default
+        /// `expose = "private"`: no public port; reached only by granted visitors.
+        public var isPrivate = false
+        /// network services: the destinations visitors may reach.
+        public var allow = NetworkAllow(rules: [])
     }
 
     public func service(named name: String) -> Service? {
@@ -77,38 +82,7 @@ extension AgentConfig {
         var config = AgentConfig(file: file)
 
         if var a = root.table("agent") {
-            config.name = a.string("name") ?? ""
-            if !Names.isValid(config.name) {
-                a.error("name", "agent name \"\(config.name)\" is invalid: \(Names.rule)")
-            }
-            // With a client certificate the token may go: the gateway may authenticate by
-            // certificate alone (its [[agent]] auth = "certificate").
-            if a.has("token") || a.has("token_file") || !a.has("cert") {
-                config.token = Secrets.token(&a, readFile: readFile) ?? ""
-            }
-            for text in a.strings("gateways") ?? [] {
-                switch HostPort.parse(text) {
-                case .success(let hp): config.gateways.append(hp)
-                case .failure(let e): a.error("gateways", "gateway \"\(text)\": \(e)")
-                }
-            }
-            if !a.has("gateways") { a.error("gateways", "gateways is required, e.g. [\"gw.example.com:7443\"]") }
-            config.serverName = a.string("server_name")
-            config.ca = a.path("ca")
-            config.clientCert = a.path("cert")
-            config.clientKey = a.path("key")
-            for key in ["ca", "cert", "key"] { config.sourceLines["agent.\(key)"] = a.line(of: key) }
-            if (config.clientCert == nil) != (config.clientKey == nil) {
-                a.error(config.clientCert == nil ? "key" : "cert", "cert and key go together (client certificate for mTLS)")
-            }
-            if let t = a.oneOf("transport", ["auto", "h2", "websocket"]) {
-                config.transport = Transport(rawValue: t) ?? .auto
-            }
-            config.egress = EgressRoute.read(from: &a, environment: environment, readFile: readFile)
-            if let n = a.int("connections", range: 1...64) { config.connections = n }
-            if let d = a.duration("drain_timeout") { config.drainTimeout = d }
-            config.tuning.read(from: &a)
-            a.rejectUnknownKeys()
+            readConnection(&a, into: &config, table: "agent", environment: environment, readFile: readFile)
         } else {
             diagnostics.error(line: nil, "[agent] section is required (name, token, gateways)")
         }
@@ -128,9 +102,12 @@ extension AgentConfig {
         var ports = Set<Int>()
         for var s in root.tables("service") {
             let name = s.entryName(kind: "service", seen: &names)
-            let type = s.oneOf("type", ["tcp", "http"]) ?? "tcp"
+            let type = s.oneOf("type", ["tcp", "http", "network"]) ?? "tcp"
             var upstream: UpstreamAddress?
-            if let text = s.string("upstream") {
+            if type == "network" {
+                s.refuse("upstream", "a network service has no upstream: visitors name each destination, checked against allow")
+                upstream = .tcp(HostPort(host: "", port: 0))
+            } else if let text = s.string("upstream") {
                 switch UpstreamAddress.parse(text) {
                 case .success(let u): upstream = u
                 case .failure(let e): s.error("upstream", "upstream \"\(text)\": \(e) (or unix:/path)")
@@ -140,9 +117,22 @@ extension AgentConfig {
             }
             let remotePort = s.int("remote_port", range: 1...65535)
             let connectTimeout = s.duration("connect_timeout")
-            var service = Service(name: name, kind: type == "http" ? .http : .tcp, upstream: upstream ?? .tcp(HostPort(host: "", port: 0)))
+            var service = Service(name: name, kind: Service.Kind(rawValue: type) ?? .tcp, upstream: upstream ?? .tcp(HostPort(host: "", port: 0)))
             if let connectTimeout { service.connectTimeout = connectTimeout }
+            service.isPrivate = privateExposure(&s, type: type)
+            if type != "network" { s.refuse("allow", "allow applies to network services only (type = \"network\")") }
             switch service.kind {
+            case .network:
+                for key in ["remote_port", "hosts", "path_prefix", "upstream_protocol", "max_idle_connections", "idle_timeout",
+                            "forwarded_headers", "proxy_protocol"] {
+                    s.refuse(key, "\(key) does not apply to a network service (it is private and connects what visitors name)")
+                }
+                service.allow = networkAllow(&s)
+            case .tcp where service.isPrivate:
+                for key in ["hosts", "path_prefix", "upstream_protocol", "max_idle_connections", "idle_timeout", "forwarded_headers"] {
+                    s.refuse(key, "\(key) applies to http services only (this one has type \"tcp\")")
+                }
+                s.refuse("remote_port", "a private service has no public port: remove remote_port or expose = \"private\"")
             case .tcp:
                 for key in ["hosts", "path_prefix", "upstream_protocol", "max_idle_connections", "idle_timeout", "forwarded_headers"] {
                     s.refuse(key, "\(key) applies to http services only (this one has type \"tcp\")")
@@ -188,6 +178,76 @@ extension AgentConfig {
         config.credentials = root.paths.references
         if diagnostics.failed { return .failure(ConfigError(diagnostics.items)) }
         return .success(config)
+    }
+
+    /// The connection keys an `[agent]` table shares with a visitor's `[visitor]` table:
+    /// name, credentials, gateways, TLS, carrier, connections and tuning.
+    static func readConnection(
+        _ a: inout TableReader, into config: inout AgentConfig, table: String,
+        environment: (String) -> String? = { _ in nil }, readFile: (String) throws -> String
+    ) {
+        config.name = a.string("name") ?? ""
+        if !Names.isValid(config.name) {
+            a.error("name", "\(table) name \"\(config.name)\" is invalid: \(Names.rule)")
+        }
+        // With a client certificate the token may go: the gateway may authenticate by
+        // certificate alone (its [[agent]] auth = "certificate").
+        if a.has("token") || a.has("token_file") || !a.has("cert") {
+            config.token = Secrets.token(&a, readFile: readFile) ?? ""
+        }
+        for text in a.strings("gateways") ?? [] {
+            switch HostPort.parse(text) {
+            case .success(let hp): config.gateways.append(hp)
+            case .failure(let e): a.error("gateways", "gateway \"\(text)\": \(e)")
+            }
+        }
+        if !a.has("gateways") { a.error("gateways", "gateways is required, e.g. [\"gw.example.com:7443\"]") }
+        config.serverName = a.string("server_name")
+        config.ca = a.path("ca")
+        config.clientCert = a.path("cert")
+        config.clientKey = a.path("key")
+        for key in ["ca", "cert", "key"] { config.sourceLines["\(table).\(key)"] = a.line(of: key) }
+        if (config.clientCert == nil) != (config.clientKey == nil) {
+            a.error(config.clientCert == nil ? "key" : "cert", "cert and key go together (client certificate for mTLS)")
+        }
+        if let t = a.oneOf("transport", ["auto", "h2", "websocket"]) {
+            config.transport = Transport(rawValue: t) ?? .auto
+        }
+        config.egress = EgressRoute.read(from: &a, environment: environment, readFile: readFile)
+        if let n = a.int("connections", range: 1...64) { config.connections = n }
+        if let d = a.duration("drain_timeout") { config.drainTimeout = d }
+        config.tuning.read(from: &a)
+        a.rejectUnknownKeys()
+    }
+
+    /// `expose = "public" | "private"`; network services are private whatever is written, and
+    /// only tcp and network services can be private for now.
+    private static func privateExposure(_ s: inout TableReader, type: String) -> Bool {
+        guard let e = s.oneOf("expose", ["public", "private"]) else { return type == "network" }
+        if type == "network" && e == "public" {
+            s.error("expose", "a network service is always private (never an open proxy)")
+        }
+        if type == "http" && e == "private" {
+            s.error("expose", "expose = \"private\" applies to tcp and network services; an http service is public")
+        }
+        return e == "private" || type == "network"
+    }
+
+    /// `allow = ["10.0.0.0/8:22", "db.internal:5432", "[2001:db8::1]:443"]`: required, non-empty.
+    private static func networkAllow(_ s: inout TableReader) -> NetworkAllow {
+        guard let texts = s.strings("allow") else {
+            if !s.has("allow") { s.error("allow", "allow is required for a network service, e.g. [\"10.0.0.0/8:22\", \"db.internal:5432\"]") }
+            return NetworkAllow(rules: [])
+        }
+        if texts.isEmpty { s.error("allow", "allow is empty: a network service must name what it lets visitors reach") }
+        var rules: [NetworkAllow.Rule] = []
+        for text in texts {
+            switch NetworkAllow.parseRule(text) {
+            case .success(let r): rules.append(r)
+            case .failure(let e): s.error("allow", "allow \(e)")
+            }
+        }
+        return NetworkAllow(rules: rules)
     }
 
     /// `proxy_protocol = "v1" | "v2"`: tcp services, and http services speaking http1 (an h2c

@@ -23,6 +23,8 @@ public struct GatewayConfig: Equatable, Sendable {
     /// Certificates the HTTPS listeners choose from by SNI (`[[certificate]]`).
     public var certificates: [Certificate] = []
     public var agents: [AgentGrant] = []
+    /// `[[visitor]]`: who may reach private services, authenticated as agents are.
+    public var visitors: [AgentGrant] = []
     public var http = HTTPSettings()
     /// `[limits]`: connection limits (LimitsConfig.swift).
     public var limits = LimitsConfig()
@@ -98,6 +100,9 @@ public struct GatewayConfig: Equatable, Sendable {
         public var certificate: CertificateMatch?
         /// `policy`: names of `[[policy]]` tables for everything this agent serves, in order.
         public var policies: [String] = []
+        /// `allow_services`: an agent's, the private services it may serve; a visitor's
+        /// (`[[visitor]]`), the private services it may reach.
+        public var allowServices: [String] = []
 
         public init(
             name: String, token: String, allowPorts: [Int], allowHosts: [String], auth: AgentAuth = .token,
@@ -182,6 +187,16 @@ public struct GatewayConfig: Equatable, Sendable {
 
     public func policy(named name: String) -> AccessPolicy? {
         policies.first { $0.name == name }
+    }
+
+    /// `allow_services = ["db", "corpnet"]`: private service names, each once.
+    static func serviceNames(_ t: inout TableReader) -> [String] {
+        let names = t.strings("allow_services") ?? []
+        for n in names where !Names.isValid(n) {
+            t.error("allow_services", "service name \"\(n)\" is invalid: \(Names.rule)")
+        }
+        if Set(names).count != names.count { t.error("allow_services", "allow_services names a service twice") }
+        return names
     }
 
     public func agent(named name: String) -> AgentGrant? {
@@ -354,20 +369,40 @@ extension GatewayConfig {
             let hosts = a.strings("allow_hosts") ?? []
             let policies = a.policyNames()
             policyUses.append((a, policies))
+            let privateServices = Self.serviceNames(&a)
             a.rejectUnknownKeys()
             if let c = credentials {
                 var grant = AgentGrant(
                     name: name, token: c.token, allowPorts: ports, allowHosts: hosts, auth: c.auth, certificate: c.certificate)
                 grant.policies = policies
+                grant.allowServices = privateServices
                 gateway.agents.append(grant)
+            }
+        }
+        var visitorNames = Set<String>()
+        for var v in root.tables("visitor") {
+            let name = v.entryName(kind: "visitor", seen: &visitorNames)
+            let credentials = AgentGrant.readCredentials(&v, hasClientCA: gateway.tunnel.clientCA != nil, readFile: readFile)
+            let services = Self.serviceNames(&v)
+            if services.isEmpty && !v.has("allow_services") {
+                v.error("allow_services", "allow_services is required: the private services this visitor may reach, e.g. [\"db\"]")
+            }
+            v.rejectUnknownKeys()
+            if let c = credentials {
+                var grant = AgentGrant(name: name, token: c.token, allowPorts: [], allowHosts: [], auth: c.auth, certificate: c.certificate)
+                grant.allowServices = services
+                gateway.visitors.append(grant)
             }
         }
         if gateway.agents.isEmpty && !diagnostics.failed {
             diagnostics.error(line: nil, "no [[agent]] is configured: no agent could connect")
         }
         let tokens = gateway.agents.filter(\.auth.usesToken).map(\.tokenHashHex)
+        let all = tokens + gateway.visitors.filter(\.auth.usesToken).map(\.tokenHashHex)
         if Set(tokens).count != tokens.count {
             diagnostics.error(line: nil, "two agents share one token: give every agent its own")
+        } else if Set(all).count != all.count {
+            diagnostics.error(line: nil, "two visitors, or a visitor and an agent, share one token: give every one its own")
         }
 
         for (t, names) in policyUses {

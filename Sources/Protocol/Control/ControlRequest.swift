@@ -43,7 +43,7 @@ public struct ControlRequest: Equatable, Sendable {
 }
 
 public enum ControlRole: String, Sendable {
-    case gateway, agent
+    case gateway, agent, visitor
 
     var other: ControlRole { self == .gateway ? .agent : .gateway }
 }
@@ -58,8 +58,10 @@ public enum ControlCommand: Equatable, Sendable {
     case logLevel(String)
     /// Gateway only.
     case agents, routes, policies
-    /// Agent only.
+    /// Agent only (`connections` on the visitor too).
     case services, connections
+    /// Visitor only.
+    case forwards
 
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
@@ -74,7 +76,11 @@ public enum ControlCommand: Equatable, Sendable {
 
     public static func catalog(role: ControlRole) -> [Spec] {
         var specs = common
-        specs += role == .gateway ? gatewayOnly : agentOnly
+        switch role {
+        case .gateway: specs += gatewayOnly
+        case .agent: specs += agentOnly
+        case .visitor: specs += visitorOnly
+        }
         return specs
     }
 
@@ -123,6 +129,11 @@ public enum ControlCommand: Equatable, Sendable {
         plain("agents", "connected agents: connections, carrier, address, RTT, streams, services", .agents),
         plain("routes", "public ports and the agent connections serving them", .routes),
         plain("policies", "access policies: rules, where each is attached, its counters", .policies),
+    ]
+
+    private static let visitorOnly: [Spec] = [
+        plain("forwards", "local listeners (forwards, SOCKS5): service, connections, bytes, refusals", .forwards),
+        plain("connections", "tunnel connections per gateway: state, RTT, last error, next retry", .connections),
     ]
 
     private static let agentOnly: [Spec] = [

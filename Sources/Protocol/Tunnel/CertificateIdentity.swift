@@ -88,10 +88,14 @@ public struct CertificateRefusal: Equatable, Sendable, Error {
 public enum CertificateIdentity {
     /// Whether `certificate` authenticates `agent` under `match`; nil when it does. Pure: the
     /// TLS layer has already verified the chain and recorded the outcome.
-    public static func check(_ certificate: PeerCertificate?, agent: String, match: CertificateMatch) -> CertificateRefusal? {
-        let who = "agent \"\(agent)\""
+    /// `peer`: what the name is (an agent, or a visitor), for the messages.
+    public static func check(
+        _ certificate: PeerCertificate?, agent: String, match: CertificateMatch, peer: TunnelHandshake.Peer = .agent
+    ) -> CertificateRefusal? {
+        let role = peer == .visitor ? "visitor" : "agent"
+        let who = "\(role) \"\(agent)\""
         guard let certificate else {
-            return .init(code: .noCertificate, message: "\(who) must present a client certificate; none was sent (set cert and key in the agent's [agent] table)")
+            return .init(code: .noCertificate, message: "\(who) must present a client certificate; none was sent (set cert and key in the \(role)'s [\(role)] table)")
         }
         switch certificate.verification {
         case .valid:

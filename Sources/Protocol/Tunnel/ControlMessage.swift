@@ -72,13 +72,17 @@ public struct ServiceDeclaration: Equatable, Sendable {
     /// HTTP services: the host names (exact or `*.suffix`) and path prefix they claim.
     public var hosts: [String]
     public var pathPrefix: String?
+    /// `expose = "private"` (tcp and network services): reached by visitors only. A gateway
+    /// that does not know the field refuses such a tcp service for its missing remote_port.
+    public var isPrivate: Bool
 
-    public init(name: String, type: String, remotePort: Int?, hosts: [String] = [], pathPrefix: String? = nil) {
+    public init(name: String, type: String, remotePort: Int?, hosts: [String] = [], pathPrefix: String? = nil, isPrivate: Bool = false) {
         self.name = name
         self.type = type
         self.remotePort = remotePort
         self.hosts = hosts
         self.pathPrefix = pathPrefix
+        self.isPrivate = isPrivate
     }
 
     var json: JSON {
@@ -86,6 +90,7 @@ public struct ServiceDeclaration: Equatable, Sendable {
         if let remotePort { o["remote_port"] = .number(Double(remotePort)) }
         if !hosts.isEmpty { o["hosts"] = .array(hosts.map { .string($0) }) }
         if let pathPrefix { o["path_prefix"] = .string(pathPrefix) }
+        if isPrivate { o["expose"] = .string("private") }
         return .object(o)
     }
 
@@ -97,12 +102,14 @@ public struct ServiceDeclaration: Equatable, Sendable {
         if let h = json["hosts"], h.array == nil || h.array?.count != hosts.count { return nil }
         let prefix = json["path_prefix"]
         if prefix != nil && prefix?.string == nil { return nil }
-        self.init(name: name, type: type, remotePort: port?.int, hosts: hosts, pathPrefix: prefix?.string)
+        let expose = json["expose"]
+        if expose != nil && expose?.string == nil { return nil }
+        self.init(name: name, type: type, remotePort: port?.int, hosts: hosts, pathPrefix: prefix?.string, isPrivate: expose?.string == "private")
     }
 
     public init(_ service: AgentConfig.Service) {
         self.init(name: service.name, type: service.kind.rawValue, remotePort: service.remotePort,
-                  hosts: service.hosts, pathPrefix: service.pathPrefix)
+                  hosts: service.hosts, pathPrefix: service.pathPrefix, isPrivate: service.isPrivate)
     }
 }
 

@@ -14,15 +14,22 @@ public enum TunnelHandshake {
         case websocket
     }
 
+    /// Who dials: an agent (serves streams) or a visitor (opens them, `Fastgw-Visitor`).
+    public enum Peer: String, Equatable, Sendable {
+        case agent = "Fastgw-Agent"
+        case visitor = "Fastgw-Visitor"
+    }
+
     /// What the agent sends; with `websocketKey` it asks for the WebSocket carrier. An empty
     /// `token` sends no Authorization (an agent that authenticates by certificate only).
+    /// A visitor sends the same request with its name in `Fastgw-Visitor`.
     public static func request(
-        host: String, token: String, agent: String, instance: String, websocketKey: String? = nil
+        host: String, token: String, agent: String, instance: String, websocketKey: String? = nil, peer: Peer = .agent
     ) -> HTTPHead {
         var fields: [(name: String, value: String)] = [("Host", host)]
         if !token.isEmpty { fields.append(("Authorization", "Bearer \(token)")) }
         fields += [
-            ("Fastgw-Agent", agent),
+            (peer.rawValue, agent),
             ("Fastgw-Instance", instance),
             ("Connection", "Upgrade"),
         ]
@@ -50,11 +57,14 @@ public enum TunnelHandshake {
         /// The client certificate presented on the connection (whatever the grant's `auth`),
         /// so that a reload can check it again.
         public var certificate: PeerCertificate?
+        /// `agent` names a `[[visitor]]`, not an `[[agent]]`.
+        public var peer: Peer = .agent
 
         public init(
             agent: String, instance: String, token: String, carrier: Carrier = .direct, websocketKey: String? = nil,
-            certificate: PeerCertificate? = nil
+            certificate: PeerCertificate? = nil, peer: Peer = .agent
         ) {
+            self.peer = peer
             self.agent = agent
             self.instance = instance
             self.token = token
@@ -84,8 +94,10 @@ public enum TunnelHandshake {
     /// The gateway's decision on a request head and the client certificate the TLS layer
     /// read (nil: none was presented or none was asked for). Tokens are compared in constant
     /// time and never echoed back.
+    /// A request naming itself with `Fastgw-Visitor` is judged against `visitors` instead.
     public static func evaluate(
-        _ head: HTTPHead, grants: [GatewayConfig.AgentGrant], draining: Bool, certificate: PeerCertificate? = nil
+        _ head: HTTPHead, grants agentGrants: [GatewayConfig.AgentGrant], visitors: [GatewayConfig.AgentGrant] = [],
+        draining: Bool, certificate: PeerCertificate? = nil
     ) -> Result<Accepted, Rejection> {
         guard head.startLine.count == 3, head.startLine[2] == "HTTP/1.1" else {
             return .failure(.init(status: 400, reason: "expected an HTTP/1.1 request"))
@@ -116,7 +128,9 @@ public enum TunnelHandshake {
         default:
             return .failure(.init(status: 426, reason: "carrier \"\(upgrade)\" not supported; use \(directProtocol) or websocket"))
         }
-        guard let agent = head["Fastgw-Agent"], !agent.isEmpty else {
+        let peer: Peer = head["Fastgw-Agent"] == nil && head["Fastgw-Visitor"] != nil ? .visitor : .agent
+        let grants = peer == .visitor ? visitors : agentGrants
+        guard let agent = head[peer.rawValue], !agent.isEmpty else {
             return .failure(.init(status: 400, reason: "missing Fastgw-Agent header"))
         }
         let instance = head["Fastgw-Instance"] ?? ""
@@ -126,13 +140,13 @@ public enum TunnelHandshake {
         if let named = grants.first(where: { $0.name == agent }), !named.auth.usesToken {
             grant = named
         } else {
-            switch tokenGrant(head, agent: agent, grants: grants) {
+            switch tokenGrant(head, agent: agent, grants: grants, peer: peer) {
             case .success(let g): grant = g
             case .failure(let r): return .failure(r)
             }
         }
         if grant.auth.usesCertificate, let match = grant.certificate,
-           let refusal = CertificateIdentity.check(certificate, agent: agent, match: match) {
+           let refusal = CertificateIdentity.check(certificate, agent: agent, match: match, peer: peer) {
             return .failure(Rejection(refusal))
         }
         if draining {
@@ -140,12 +154,12 @@ public enum TunnelHandshake {
         }
         return .success(Accepted(
             agent: agent, instance: instance, token: grant.token, carrier: carrier, websocketKey: websocketKey,
-            certificate: certificate))
+            certificate: certificate, peer: peer))
     }
 
     /// The grant whose token the request carries, when that grant is `agent`'s.
     private static func tokenGrant(
-        _ head: HTTPHead, agent: String, grants: [GatewayConfig.AgentGrant]
+        _ head: HTTPHead, agent: String, grants: [GatewayConfig.AgentGrant], peer: Peer
     ) -> Result<GatewayConfig.AgentGrant, Rejection> {
         guard let auth = head["Authorization"], auth.hasPrefix("Bearer ") else {
             return .failure(.init(status: 401, reason: "missing bearer token"))
@@ -157,11 +171,12 @@ public enum TunnelHandshake {
         for grant in grants where grant.accepts(presented, presentedHash: presentedHash) {
             matched = grant
         }
+        let what = peer == .visitor ? "visitor" : "agent"
         guard let grant = matched else {
-            return .failure(.init(status: 401, reason: "invalid token for agent \"\(agent)\""))
+            return .failure(.init(status: 401, reason: "invalid token for \(what) \"\(agent)\""))
         }
         guard grant.name == agent else {
-            return .failure(.init(status: 403, reason: "token does not belong to agent \"\(agent)\""))
+            return .failure(.init(status: 403, reason: "token does not belong to \(what) \"\(agent)\""))
         }
         return .success(grant)
     }
@@ -170,13 +185,14 @@ public enum TunnelHandshake {
     /// nil when it still does. `certificate` carries the verification against the new
     /// `client_ca` / `client_crl`.
     public static func recheck(
-        _ accepted: (token: String, certificate: PeerCertificate?), agent: String, grant: GatewayConfig.AgentGrant
+        _ accepted: (token: String, certificate: PeerCertificate?), agent: String, grant: GatewayConfig.AgentGrant,
+        peer: Peer = .agent
     ) -> String? {
         if grant.auth.usesToken, grant.token != accepted.token {
-            return "token of agent \"\(agent)\" changed"
+            return "token of \(peer == .visitor ? "visitor" : "agent") \"\(agent)\" changed"
         }
         if grant.auth.usesCertificate, let match = grant.certificate,
-           let refusal = CertificateIdentity.check(accepted.certificate, agent: agent, match: match) {
+           let refusal = CertificateIdentity.check(accepted.certificate, agent: agent, match: match, peer: peer) {
             return refusal.message
         }
         return nil

@@ -30,8 +30,17 @@ final class AgentContext: Sendable {
     /// Failures the gateway's public clients can cause at any rate, counted in the log.
     let events: RepeatedEvents
     private let current: NIOLockedValueBox<Settings>
+    /// Who the dial path speaks for: the agent, or a visitor (`fastgw visitor`), which names
+    /// itself with `Fastgw-Visitor`, is the HTTP/2 client and has its own connection delegate.
+    let peer: TunnelHandshake.Peer
+    let makeDelegate: @Sendable (AgentContext, SlotKey) -> TunnelConnectionDelegate
 
-    init(settings: Settings, logger: Logger) {
+    init(
+        settings: Settings, logger: Logger, peer: TunnelHandshake.Peer = .agent,
+        makeDelegate: @escaping @Sendable (AgentContext, SlotKey) -> TunnelConnectionDelegate = { AgentTunnel(agent: $0, slot: $1) }
+    ) {
+        self.peer = peer
+        self.makeDelegate = makeDelegate
         self.logger = logger
         self.events = RepeatedEvents(logger: logger)
         self.instance = (0..<8).map { _ in String(format2: UInt8.random(in: 0...255)) }.joined()

@@ -20,7 +20,7 @@ struct AgentControl: ControlResponder {
         case .services:
             return loop.makeSucceededFuture(.ok(services(json: json)))
         case .connections:
-            return loop.makeSucceededFuture(.ok(connections(json: json)))
+            return loop.makeSucceededFuture(.ok(Self.connections(context.slots.all, json: json)))
         default:
             return loop.makeSucceededFuture(.error(.notFound("not an agent command")))
         }
@@ -85,7 +85,7 @@ struct AgentControl: ControlResponder {
         for s in config.services {
             let r = registration(s.name)
             let c = counters[s.name]
-            table.add([s.name, s.kind.rawValue, "\(s.upstream)", Self.publishedAs(s), "\(r.accepted)/\(slots.count)",
+            table.add([s.name, s.kind.rawValue, s.kind == .network ? "allow: \(s.allow.rules.count) rules" : "\(s.upstream)", Self.publishedAs(s), "\(r.accepted)/\(slots.count)",
                        "\(c?.connectionsActive.value ?? 0)", "\(c?.bytesIn.value ?? 0)", "\(c?.bytesOut.value ?? 0)"])
             problems += r.rejected.map { "\(s.name) rejected by \($0)" }
         }
@@ -94,14 +94,15 @@ struct AgentControl: ControlResponder {
 
     /// `:2222` for a tcp service, `app.example.com/api` for an http one.
     private static func publishedAs(_ s: AgentConfig.Service) -> String {
+        if s.isPrivate { return "private" }
         if let port = s.remotePort { return ":\(port)" }
         let prefix = s.pathPrefix.map { $0 == "/" ? "" : $0 } ?? ""
         return s.hosts.map { $0 + prefix }.joined(separator: ",")
     }
 
-    private func connections(json: Bool) -> String {
+    /// Also the visitor's `connections`: its slots are the same dialers'.
+    static func connections(_ slots: [AgentSlots.Slot], json: Bool) -> String {
         let now = NIODeadline.now()
-        let slots = context.slots.all
         if json {
             let list: [JSON] = slots.map { s in
                 .object([

@@ -82,7 +82,7 @@ final class AgentRunner: ManagedDaemon {
         switch ConfigLoading.load(path: path) {
         case .failure(let e):
             return .failure(.invalidConfig(e.diagnostics.map(\.description).joined(separator: "; ")))
-        case .success(.gateway):
+        case .success(.gateway), .success(.visitor):
             return .failure(.invalidConfig("\(path): not an agent configuration (it has no [agent] table)"))
         case .success(.agent(let c)):
             config = c

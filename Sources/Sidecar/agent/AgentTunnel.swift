@@ -88,7 +88,9 @@ final class AgentTunnel: TunnelConnectionDelegate {
     ) -> AgentConfig.Service? {
         agent.stats.streamsTotal.add()
         let name = name ?? ""
-        guard let service = agent.settings.config.service(named: name), service.kind == kind else {
+        // A CONNECT stream may name a tcp service or a network one (a visitor's destination).
+        let kinds: [AgentConfig.Service.Kind] = kind == .tcp ? [.tcp, .network] : [kind]
+        guard let service = agent.settings.config.service(named: name), kinds.contains(service.kind) else {
             agent.stats.connectFailures.add("unknown_service")
             let what = kind == .tcp ? "service" : "http service"
             refuse(connection, id: id, status: 404, reason: "unknown \(what) \"\(name)\"")
@@ -129,9 +131,15 @@ final class AgentTunnel: TunnelConnectionDelegate {
             ]))
         }
 
-        let connecting = UpstreamConnector.connect(
-            service, on: loop, handler: boundBridge, allowHalfClosure: true,
-            preamble: UpstreamConnector.proxyHeader(service, fields: headers))
+        // A network service first resolves and checks the destination the visitor named.
+        let destination: EventLoopFuture<SocketAddress?> = service.kind == .network
+            ? NetworkTarget.resolve(headers["fastgw-target"], service: service, on: loop).map(\.first)
+            : loop.makeSucceededFuture(nil)
+        let connecting = destination.flatMap { address in
+            UpstreamConnector.connect(
+                service, on: loop, handler: boundBridge, allowHalfClosure: true,
+                preamble: UpstreamConnector.proxyHeader(service, fields: headers), address: address)
+        }
         let me = NIOLoopBound(self, eventLoop: loop)
         let conn = NIOLoopBound(connection, eventLoop: loop)
         connecting.assumeIsolated().whenComplete { result in
@@ -145,7 +153,10 @@ final class AgentTunnel: TunnelConnectionDelegate {
                 link.attach(LoopBoundRef(boundBridge.value, eventLoop: loop))
                 conn.value.respond(stream: id, headers: [HeaderField(":status", "200")], endStream: false)
             case .failure(let error):
-                let (status, reason) = Self.classify(error, upstream: service.upstream)
+                let upstream = service.kind == .network
+                    ? UpstreamAddress.tcp((try? HostPort.parse(headers["fastgw-target"] ?? "").get()) ?? HostPort(host: "?", port: 0))
+                    : service.upstream
+                let (status, reason) = Self.classify(error, upstream: upstream)
                 stats.connectFailures.add(TCPIngress.failureReason(status: String(status)))
                 events.record(.upstreamConnectFailed(status: status), [
                     "service": "\(service.name)", "client": "\(client)", "status": "\(status)", "reason": "\(reason)",
@@ -240,6 +251,12 @@ final class AgentTunnel: TunnelConnectionDelegate {
 
     /// 502 for a refused or unreachable upstream, 504 for a connect timeout.
     static func classify(_ error: Error, upstream: UpstreamAddress) -> (Int, String) {
+        switch error as? NetworkTarget.Refusal {
+        case .malformed(let why): return (400, why)
+        case .notAllowed(let why): return (403, why)
+        case .unresolvable(let why): return (502, why)
+        case nil: break
+        }
         if case ChannelError.connectTimeout = error {
             return (504, "upstream \(upstream) did not answer in time")
         }

@@ -46,7 +46,7 @@ final class TunnelDialHandler: ChannelInboundHandler, RemovableChannelHandler {
         if event is TLSHandshakeCompleted {
             let c = agent.settings.config
             let head = TunnelHandshake.request(
-                host: host, token: c.token, agent: c.name, instance: agent.instance, websocketKey: websocketKey)
+                host: host, token: c.token, agent: c.name, instance: agent.instance, websocketKey: websocketKey, peer: agent.peer)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: head.serialized())), promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
@@ -92,11 +92,11 @@ final class TunnelDialHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func upgrade(context: ChannelHandlerContext, rest: [UInt8]) {
         do {
             let settings = agent.settings
-            let session = try H2Session(role: .server, tuning: settings.h2Tuning, allocator: context.channel.allocator)
+            let session = try H2Session(role: agent.peer == .visitor ? .client : .server, tuning: settings.h2Tuning, allocator: context.channel.allocator)
             let t = settings.config.tuning
             let connection = TunnelConnection(
                 session: session, keepaliveInterval: TimeAmount(t.keepaliveInterval), keepaliveTimeout: TimeAmount(t.keepaliveTimeout))
-            connection.delegate = AgentTunnel(agent: agent, slot: slot)
+            connection.delegate = agent.makeDelegate(agent, slot)
             try connection.takeOver(from: context, carrier: carrier, role: .client, early: rest)
             report(.upgraded(NIOLoopBound(connection, eventLoop: context.eventLoop)))
         } catch {

@@ -6,10 +6,11 @@ import Protocol
 /// the service's connect timeout and `handler` as the pipeline's only handler.
 enum UpstreamConnector {
     /// `preamble`: bytes written first, before anything the handler writes (a PROXY
-    /// protocol header): the future completes only after they are queued.
+    /// protocol header): the future completes only after they are queued. `address`: where
+    /// to connect instead of the service's upstream (a network service's checked destination).
     static func connect<Handler: ChannelHandler>(
         _ service: AgentConfig.Service, on loop: EventLoop, handler: NIOLoopBound<Handler>, allowHalfClosure: Bool,
-        preamble: [UInt8]? = nil
+        preamble: [UInt8]? = nil, address: SocketAddress? = nil
     ) -> EventLoopFuture<Channel> {
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(service.connectTimeout))
@@ -23,6 +24,7 @@ enum UpstreamConnector {
             }
         let connecting: EventLoopFuture<Channel>
         switch service.upstream {
+        case _ where address != nil: connecting = bootstrap.connect(to: address!)
         case .tcp(let hp): connecting = bootstrap.connect(host: hp.host, port: hp.port)
         case .unix(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
         }

@@ -12,7 +12,7 @@ struct Fastgw: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fastgw",
         abstract: "Reverse-tunnel gateway: publish services on private hosts through a public gateway.",
-        subcommands: [Gateway.self, Agent.self, Check.self, Token.self])
+        subcommands: [Gateway.self, Agent.self, Visitor.self, Check.self, Token.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -106,9 +106,41 @@ extension Fastgw {
         }
     }
 
+    struct Visitor: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a visitor: local forwards and a SOCKS5 proxy into private services through a gateway.")
+        @OptionGroup var options: CommonOptions
+
+        func run() throws {
+            SignalWaiter.holdSignals()
+            let logger = Daemon.bootstrapLogging(role: "visitor", options: options)
+            guard case .visitor(let config) = try Daemon.load(options.config, logger: logger) else {
+                throw Daemon.wrongRole(options.config, expected: "visitor")
+            }
+            try Libsystemd.checkEnvironment()
+            let activation = try SocketActivation.fromEnvironment()
+            let plan = try activation.startupPlan(VisitorRunner.wanted(for: config))
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+            let lifecycle = Lifecycle(loop: group.next(), logger: logger)
+            let runner = try VisitorRunner(config: config, logger: logger, group: group, lifecycle: lifecycle, activation: activation)
+            try runner.bindListeners(plan: plan)
+            let control = try ControlServer.bind(
+                path: config.controlSocket, inherited: plan.claims["control"], group: group,
+                responder: VisitorControl(runner: runner), logger: logger)
+            let code = Daemon.serve(runner, role: "visitor", control: control, group: group, logger: logger) {
+                runner.start()
+                logger.notice("visitor started", metadata: [
+                    "visitor": "\(config.name)", "gateways": "\(config.connection.gateways.count)",
+                    "forwards": "\(config.forwards.count)", "socks5": "\(config.socks5.map { "\($0)" } ?? "-")",
+                ])
+            }
+            if code != 0 { throw ExitCode(code) }
+        }
+    }
+
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Validate a gateway or agent configuration file without starting (like nginx -t).")
+            abstract: "Validate a gateway, agent or visitor configuration file without starting (like nginx -t).")
         @Option(name: .shortAndLong, help: "Configuration file (TOML).")
         var config: String
 
@@ -123,6 +155,10 @@ extension Fastgw {
                 for warning in c.authenticatedTCPWarnings { Daemon.printError("\(config): warning: \(warning)") }
             case .success(.agent(let c)):
                 print("\(config): agent configuration OK (\(c.services.count) services, \(c.gateways.count) gateways\(Self.unchecked(c.credentials)))")
+                for note in CredentialFiles.notes(c.credentials, file: config) { Daemon.printError(note) }
+            case .success(.visitor(let v)):
+                let c = v.connection
+                print("\(config): visitor configuration OK (\(v.forwards.count) forwards, socks5 \(v.socks5.map { "\($0)" } ?? "off"), \(c.gateways.count) gateways\(Self.unchecked(c.credentials)))")
                 for note in CredentialFiles.notes(c.credentials, file: config) { Daemon.printError(note) }
             case .failure(let error):
                 for d in error.diagnostics { Daemon.printError(d.description) }

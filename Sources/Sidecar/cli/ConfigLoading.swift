@@ -10,6 +10,7 @@ enum ConfigLoading {
     enum Loaded {
         case gateway(GatewayConfig)
         case agent(AgentConfig)
+        case visitor(VisitorConfig)
     }
 
     /// A whole file as UTF-8 (token files); errors carry the system's reason ("Permission denied").
@@ -58,21 +59,14 @@ enum ConfigLoading {
         case .success(let t): text = t
         case .failure(let error): return .failure(error)
         }
+        if hasTable(text, "[visitor]") {
+            return VisitorConfig.parse(text: text, file: path, credentials: credentials, environment: environment, readFile: readFile).flatMap { v in
+                checkConnection(v.connection, table: "visitor").map { .visitor(v) }
+            }
+        }
         if isAgentFile(text) {
             return AgentConfig.parse(text: text, file: path, credentials: credentials, environment: environment, readFile: readFile).flatMap { c in
-                CredentialFiles.checkReadable(c.credentials, file: path).flatMap {
-                    // Files left unchecked (check outside the unit) are left out; a certificate
-                    // without its key cannot be loaded, so the pair goes together.
-                    let pair = known(c.clientCert) && known(c.clientKey)
-                    if !pair, let cert = c.clientCert, let key = c.clientKey,
-                       case .failure(let e) = readable(cert, key, file: path, line: c.sourceLines["agent.cert"]) {
-                        return .failure(e)
-                    }
-                    let ca = known(c.ca) ? c.ca : nil, cert = pair ? c.clientCert : nil, key = pair ? c.clientKey : nil
-                    return checkTLS(file: path, lines: c.sourceLines, paths: ["agent.ca": ca, "agent.cert": cert, "agent.key": key]) { () throws(TLSError) in
-                        _ = try TLSContext.client(caFile: ca, certificateChain: cert, privateKey: key, alpn: [])
-                    }
-                }.map { .agent(c) }
+                checkConnection(c, table: "agent").map { .agent(c) }
             }
         }
         return GatewayConfig.parse(text: text, file: path, credentials: credentials, readFile: readFile).flatMap { c in
@@ -94,9 +88,28 @@ enum ConfigLoading {
         }
     }
 
-    /// The process environment, for the agent's `proxy = "env"`.
+    /// The process environment, for the agent's and the visitor's `proxy = "env"`.
     static func environment(_ name: String) -> String? {
         getenv(name).map { String(cString: $0) }
+    }
+
+    /// The agent's and the visitor's connection: credential files readable, CA and client
+    /// certificate loadable (`table` names their keys in the line numbers kept).
+    private static func checkConnection(_ c: AgentConfig, table: String) -> Result<Void, ConfigError> {
+        let path = c.file
+        return CredentialFiles.checkReadable(c.credentials, file: path).flatMap {
+            // Files left unchecked (check outside the unit) are left out; a certificate
+            // without its key cannot be loaded, so the pair goes together.
+            let pair = known(c.clientCert) && known(c.clientKey)
+            if !pair, let cert = c.clientCert, let key = c.clientKey,
+               case .failure(let e) = readable(cert, key, file: path, line: c.sourceLines["\(table).cert"]) {
+                return .failure(e)
+            }
+            let ca = known(c.ca) ? c.ca : nil, cert = pair ? c.clientCert : nil, key = pair ? c.clientKey : nil
+            return checkTLS(file: path, lines: c.sourceLines, paths: ["\(table).ca": ca, "\(table).cert": cert, "\(table).key": key]) { () throws(TLSError) in
+                _ = try TLSContext.client(caFile: ca, certificateChain: cert, privateKey: key, alpn: [])
+            }
+        }
     }
 
     /// Whether a path from the config can be looked at: not a credential left unchecked.
@@ -141,8 +154,13 @@ enum ConfigLoading {
     /// An agent file has an `[agent]` table; a gateway file has `[[agent]]` entries and `[tunnel]`.
     /// A byte scan: splitting megabytes into lines of Characters took longer than parsing them.
     static func isAgentFile(_ text: String) -> Bool {
+        hasTable(text, "[agent]")
+    }
+
+    /// Whether a line starts with `header` (after blanks); `[[visitor]]` is not `[visitor]`.
+    static func hasTable(_ text: String, _ header: String) -> Bool {
         let bytes = Array(text.utf8)
-        let header = Array("[agent]".utf8)
+        let header = Array(header.utf8)
         var i = 0
         while i < bytes.count {
             while i < bytes.count, bytes[i] == UInt8(ascii: " ") || bytes[i] == UInt8(ascii: "\t") { i += 1 }

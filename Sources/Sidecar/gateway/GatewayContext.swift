@@ -42,6 +42,8 @@ final class GatewayContext: Sendable {
     }
 
     let registry: GatewayRegistry
+    /// Live visitor connections (`[[visitor]]`), checked again at reload.
+    let visitors = VisitorConnections()
     let stats: GatewayStats
     let drain = DrainCoordinator()
     let logger: Logger

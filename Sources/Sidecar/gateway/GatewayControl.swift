@@ -93,6 +93,8 @@ struct GatewayControl: ControlResponder {
 
     private func routes(json: Bool) -> String {
         let routes = context.registry.routes
+        // Visitors' services, by name (`[[agent]] allow_services`): no listener of their own.
+        let privateRoutes = context.registry.privateRoutes.sorted { $0.key < $1.key }
         let streams = Dictionary(context.registry.connections.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let ports = server.boundListeners.filter { $0.kind == .tcp }.sorted { $0.address.port < $1.address.port }
         if json {
@@ -117,7 +119,14 @@ struct GatewayControl: ControlResponder {
                     }),
                 ])
             }
-            return JSON.object(["routes": .array(list), "http_routes": .array(http)]).serialized() + "\n"
+            let priv: [JSON] = privateRoutes.map { name, entries in
+                .object(["service": .string(name), "type": .string(entries.first?.type ?? "tcp"),
+                         "backends": .array(entries.map { e in
+                             .object(["agent": .string(e.agent), "connection": .number(Double(e.connection)),
+                                      "streams": .number(Double(streams[e.connection]?.streams ?? 0))])
+                         })])
+            }
+            return JSON.object(["routes": .array(list), "http_routes": .array(http), "private_routes": .array(priv)]).serialized() + "\n"
         }
         var table = TextTable(["LISTENER", "ADDRESS", "SERVICE", "AGENT", "CONN", "STREAMS", "STATE"])
         for l in ports {
@@ -129,7 +138,18 @@ struct GatewayControl: ControlResponder {
                            c?.draining == true ? "draining" : "live"])
             }
         }
-        guard !httpRoutes.isEmpty else { return table.render() }
+        var out = table.render()
+        if !privateRoutes.isEmpty {
+            var priv = TextTable(["PRIVATE SERVICE", "TYPE", "AGENT", "CONN", "STREAMS", "STATE"])
+            for (name, entries) in privateRoutes {
+                for e in entries {
+                    let c = streams[e.connection]
+                    priv.add([name, e.type, e.agent, "#\(e.connection)", "\(c?.streams ?? 0)", c?.draining == true ? "draining" : "live"])
+                }
+            }
+            out += "\n" + priv.render()
+        }
+        guard !httpRoutes.isEmpty else { return out }
         var web = TextTable(["HTTP ROUTE", "SERVICE", "AGENT", "CONN", "STREAMS", "STATE"])
         for r in httpRoutes {
             for e in r.entries {
@@ -138,7 +158,7 @@ struct GatewayControl: ControlResponder {
                          "\(c?.streams ?? 0)", c?.draining == true ? "draining" : "live"])
             }
         }
-        return table.render() + "\n" + web.render()
+        return out + "\n" + web.render()
     }
 
     /// HTTP routes grouped by host and prefix, most specific first.

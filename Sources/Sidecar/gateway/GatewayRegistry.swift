@@ -37,6 +37,13 @@ final class GatewayRegistry: Sendable {
         let tunnel: LoopBoundRef<TunnelConnection>
     }
 
+    /// A connection serving a private service, and the service's type (`tcp`, `network`).
+    struct PrivateEntry: Sendable {
+        let connection: ConnectionID
+        let agent: String
+        let type: String
+    }
+
     /// What a reload did to live connections.
     struct GrantChange: Sendable {
         var closed: [(tunnel: LoopBoundRef<TunnelConnection>, reason: String)] = []
@@ -48,6 +55,8 @@ final class GatewayRegistry: Sendable {
         var connections: [ConnectionID: Connection] = [:]
         var routes = TCPRouteTable<ConnectionID>()
         var httpRoutes = HTTPRouteTable<ConnectionID>()
+        /// Private services (`expose = "private"`, network services) by name: visitors only.
+        var privateRoutes: [String: [PrivateEntry]] = [:]
         var grants: [String: GatewayConfig.AgentGrant] = [:] {
             didSet { grantedHosts = grants.values.flatMap { $0.allowHosts.compactMap { try? HostPattern.parse($0).get() } } }
         }
@@ -106,6 +115,7 @@ final class GatewayRegistry: Sendable {
             s.connections[id] = nil
             s.routes.remove(connection: id)
             s.httpRoutes.remove(connection: id)
+            Self.removePrivate(&s, connection: id)
         }
     }
 
@@ -144,6 +154,7 @@ final class GatewayRegistry: Sendable {
                 let c = s.connections[id]!
                 s.routes.remove(connection: id)
                 s.httpRoutes.remove(connection: id)
+                Self.removePrivate(&s, connection: id)
                 guard let grant = s.grants[c.agent] else {
                     change.closed.append((c.tunnel, "agent \"\(c.agent)\" was removed from the configuration"))
                     s.connections[id]?.draining = true
@@ -169,12 +180,13 @@ final class GatewayRegistry: Sendable {
     private static func register(
         _ s: inout State, _ id: ConnectionID, grant: GatewayConfig.AgentGrant, services: [ServiceDeclaration]
     ) -> (accepted: [String], rejected: [ControlMessage.Rejected]) {
-        let tcp = s.routes.register(connection: id, grant: grant, services: services.filter { $0.type == "tcp" })
-        let http = s.httpRoutes.register(connection: id, grant: grant, services: services.filter { $0.type == "http" })
+        let tcp = s.routes.register(connection: id, grant: grant, services: services.filter { $0.type == "tcp" && !$0.isPrivate })
+        let http = s.httpRoutes.register(connection: id, grant: grant, services: services.filter { $0.type == "http" && !$0.isPrivate })
+        let priv = registerPrivate(&s, id, grant: grant, services: services.filter(\.isPrivate))
         // Looked up by name: an agent may declare many services, all of them refused.
-        let acceptedNames = Set(tcp.accepted).union(http.accepted)
+        let acceptedNames = Set(tcp.accepted).union(http.accepted).union(priv.accepted)
         var reasons: [String: ControlMessage.Rejected] = [:]
-        for r in tcp.rejected + http.rejected where reasons[r.name] == nil { reasons[r.name] = r }
+        for r in tcp.rejected + http.rejected + priv.rejected where reasons[r.name] == nil { reasons[r.name] = r }
         var accepted: [String] = []
         var rejected: [ControlMessage.Rejected] = []
         for d in services {
@@ -187,6 +199,64 @@ final class GatewayRegistry: Sendable {
             }
         }
         return (accepted, rejected)
+    }
+
+    /// Private services need the grant's `allow_services`; a tcp service among them has no
+    /// port, a network service has nothing but its name here.
+    private static func registerPrivate(
+        _ s: inout State, _ id: ConnectionID, grant: GatewayConfig.AgentGrant, services: [ServiceDeclaration]
+    ) -> (accepted: [String], rejected: [ControlMessage.Rejected]) {
+        var accepted: [String] = []
+        var rejected: [ControlMessage.Rejected] = []
+        var seen = Set<String>()
+        // A new declaration replaces the connection's previous one.
+        removePrivate(&s, connection: id)
+        for d in services {
+            guard seen.insert(d.name).inserted else {
+                rejected.append(.init(name: d.name, reason: "service \"\(d.name)\" is declared twice"))
+                continue
+            }
+            guard d.type == "tcp" || d.type == "network" else {
+                rejected.append(.init(name: d.name, reason: "only tcp and network services can be private"))
+                continue
+            }
+            guard d.remotePort == nil, d.hosts.isEmpty else {
+                rejected.append(.init(name: d.name, reason: "a private service has no remote_port or hosts"))
+                continue
+            }
+            guard grant.allowServices.contains(d.name) else {
+                rejected.append(.init(name: d.name, reason: "private service \"\(d.name)\" is not in allow_services of agent \"\(grant.name)\""))
+                continue
+            }
+            s.privateRoutes[d.name, default: []].append(PrivateEntry(connection: id, agent: grant.name, type: d.type))
+            accepted.append(d.name)
+        }
+        return (accepted, rejected)
+    }
+
+    private static func removePrivate(_ s: inout State, connection id: ConnectionID) {
+        for (name, entries) in s.privateRoutes where entries.contains(where: { $0.connection == id }) {
+            let left = entries.filter { $0.connection != id }
+            s.privateRoutes[name] = left.isEmpty ? nil : left
+        }
+    }
+
+    /// The least loaded live connection serving the private service `name`, preferring one
+    /// on `loop`, with the service's type; counts the new stream against it.
+    func pickPrivate(service name: String, preferring loop: EventLoop) -> (route: Route, type: String)? {
+        state.withLockedValue { s in
+            let best = StreamBalancer.pick(
+                s.privateRoutes[name] ?? [],
+                load: { e in s.load(of: e.connection) },
+                preferred: { e in s.isOn(loop, e.connection) })
+            guard let best, let route = s.take(best.connection, service: name) else { return nil }
+            return (route, best.type)
+        }
+    }
+
+    /// Private services and the agents serving them, for the control socket.
+    var privateRoutes: [String: [PrivateEntry]] {
+        state.withLockedValue { $0.privateRoutes }
     }
 
     /// The least loaded live connection serving the best HTTP route for `host` and `path`;

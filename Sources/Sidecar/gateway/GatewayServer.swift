@@ -266,8 +266,8 @@ final class GatewayServer: ManagedDaemon {
         switch ConfigLoading.load(path: path) {
         case .failure(let e):
             return .failure(.invalidConfig(e.diagnostics.map(\.description).joined(separator: "; ")))
-        case .success(.agent):
-            return .failure(.invalidConfig("\(path): not a gateway configuration (it has an [agent] table)"))
+        case .success(.agent), .success(.visitor):
+            return .failure(.invalidConfig("\(path): not a gateway configuration (it has an [agent] or [visitor] table)"))
         case .success(.gateway(let c)):
             config = c
         }
@@ -307,6 +307,11 @@ final class GatewayServer: ManagedDaemon {
             logger.notice("closing agent connection after reload", metadata: ["reason": "\(reason)"])
             tunnel.run { $0.close(reason: reason) }
         }
+        let visitorsClosed = context.visitors.withdrawn(by: config.visitors, reverify: reverified.verify)
+        for (tunnel, reason) in visitorsClosed {
+            logger.notice("closing visitor connection after reload", metadata: ["reason": "\(reason)"])
+            tunnel.run { $0.close(reason: reason) }
+        }
         for (tunnel, accepted, rejected) in change.reregistered {
             tunnel.run { ($0.delegate as? GatewayTunnel)?.notify(.registered(accepted: accepted, rejected: rejected)) }
         }
@@ -322,6 +327,7 @@ final class GatewayServer: ManagedDaemon {
         try? ListenerClosing.close(removed.map(\.channel), group: group).wait()
         var notes: [String] = ["\(added.count) listeners added", "\(removed.count) removed",
                                "\(change.closed.count) agent connections closed",
+                               "\(visitorsClosed.count) visitor connections closed",
                                "\(change.reregistered.count) re-registered"]
         if old.controlSocket != config.controlSocket {
             notes.append("[control] socket change takes effect at the next restart")
@@ -357,9 +363,11 @@ final class GatewayServer: ManagedDaemon {
                 for c in context.registry.connections {
                     c.tunnel.run { ($0.delegate as? GatewayTunnel)?.notify(.draining) }
                 }
+                // Visitors open no new stream here; those in flight count as public connections.
+                for v in context.visitors.all { v.tunnel.run { $0.goaway() } }
                 return closed
             },
-            remaining: { context.stats.publicConnectionsActive.value },
+            remaining: { context.stats.publicConnectionsActive.value + context.stats.visitorStreamsActive.value },
             end: { report in
                 context.logger.notice("drain finished", metadata: .event(.drainFinished, [
                     "left": "\(report.left)", "elapsed_ms": "\(report.elapsed.nanoseconds / 1_000_000)",

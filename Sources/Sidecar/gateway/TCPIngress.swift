@@ -187,6 +187,7 @@ final class TCPIngress: ChannelInboundHandler {
         case "404": return "unknown_service"
         case "502": return "upstream_unreachable"
         case "504": return "upstream_timeout"
+        case "403": return "destination_not_allowed"
         default: return "agent_status_\(status)"
         }
     }

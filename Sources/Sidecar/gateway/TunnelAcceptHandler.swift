@@ -82,7 +82,8 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
             refuse(context: context, .init(status: 400, reason: reason))
         case .complete(let head, let rest):
             switch TunnelHandshake.evaluate(
-                head, grants: gateway.registry.grants, draining: gateway.isDraining, certificate: peerCertificate) {
+                head, grants: gateway.registry.grants, visitors: settings.config.visitors, draining: gateway.isDraining,
+                certificate: peerCertificate) {
             case .failure(let rejection):
                 if rejection.status == 401 || rejection.status == 403 {
                     gateway.admission.authenticationFailed(clientKey)
@@ -130,11 +131,17 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
             carrier: accepted.carrier, websocketAccept: accepted.websocketKey.map(WebSocketKey.accept(for:)))
         context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: answer.serialized())), promise: nil)
         do {
-            let session = try H2Session(role: .client, tuning: settings.h2Tuning, allocator: context.channel.allocator)
+            // A visitor opens the streams (HTTP/2 client); an agent serves them (roles reversed).
+            let visitor = accepted.peer == .visitor
+            let session = try H2Session(role: visitor ? .server : .client, tuning: settings.h2Tuning, allocator: context.channel.allocator)
             let connection = TunnelConnection(
                 session: session, keepaliveInterval: settings.keepaliveInterval, keepaliveTimeout: settings.keepaliveTimeout)
-            gateway.stats.agentConnectionsTotal.add()
-            connection.delegate = GatewayTunnel(gateway: gateway, accepted: accepted, remote: remote, settings: settings)
+            if visitor {
+                connection.delegate = GatewayVisitor(gateway: gateway, accepted: accepted, remote: remote, settings: settings)
+            } else {
+                gateway.stats.agentConnectionsTotal.add()
+                connection.delegate = GatewayTunnel(gateway: gateway, accepted: accepted, remote: remote, settings: settings)
+            }
             try connection.takeOver(from: context, carrier: accepted.carrier, role: .server, early: rest)
         } catch {
             gateway.logger.error("cannot start tunnel session", metadata: ["client": "\(remote)", "error": "\(error)"])

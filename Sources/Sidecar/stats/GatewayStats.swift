@@ -35,6 +35,11 @@ final class GatewayStats: Sendable {
     let addressesBlocked = Counter()
     /// Times freed heap was handed back to the kernel after connections left.
     let memoryTrims = Counter()
+    /// Visitors (`[[visitor]]`): live connections, streams spliced to agents, refusals by reason.
+    let visitorConnectionsActive = Counter()
+    let visitorStreamsActive = Counter()
+    let visitorStreamsTotal = Counter()
+    let visitorStreamsRefused = LabeledCounters()
     let reloadsOK = Counter()
     let reloadsFailed = Counter()
     /// Register messages refused whole, by reason (flood, too_many_services).
@@ -58,6 +63,10 @@ final class GatewayStats: Sendable {
               by: "reason", registrationsRefused.snapshot)
         r.add("header_blocks_refused_total", .counter, "HTTP/2 header blocks over the limits, refused while decoding, by side.",
               by: "side", headerBlocksRefused.snapshot)
+        r.add("visitor_connections_active", .gauge, "Live visitor tunnel connections.", visitorConnectionsActive.value)
+        r.add("visitor_streams_active", .gauge, "Visitor streams spliced to agents.", visitorStreamsActive.value)
+        r.add("visitor_streams_total", .counter, "Visitor streams spliced to agents since start.", visitorStreamsTotal.value)
+        r.add("visitor_streams_refused_total", .counter, "Visitor streams refused, by reason.", by: "reason", visitorStreamsRefused.snapshot)
         r.add("connections_active", .gauge, "Open public connections.", publicConnectionsActive.value)
         r.add("connections_total", .counter, "Public connections accepted since start.", publicConnectionsTotal.value)
         r.add("streams_active", .gauge, "Open tunnel streams carrying public connections.", streamsActive.value)
