@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, HERE, Process, echo_roundtrip, free_port, wait_port
+from test_visitor import private  # noqa: F401 (the fixture)
 
 MiB = 1 << 20
 SQUID = "/usr/sbin/squid"
@@ -375,3 +376,32 @@ def test_check_names_the_line_and_hides_the_password(tunnel):
     r = subprocess.run([BIN, "check", "-c", t.dir / "agent.toml"], capture_output=True, text=True,
                        env={**os.environ, "HTTPS_PROXY": "socks4://p:1080"})
     assert r.returncode != 0 and 'HTTPS_PROXY="socks4://p:1080": socks4:// is not supported' in r.stdout + r.stderr
+
+
+def test_a_visitor_dials_through_the_proxy_too(proxies, private):
+    """`[visitor] proxy` is read as the agent's: the visitor's tunnel goes through squid (its
+    access log shows the CONNECT to the gateway) and a forward carries data."""
+    from test_visitor import connect, recv_all
+    squid = proxies.squid()
+    p = private()
+    text = (p.d / "visitor.toml").read_text()
+    (p.d / "visitor.toml").write_text(text.replace("[visitor]\n", f'[visitor]\nproxy = "http://127.0.0.1:{squid.port}"\n', 1))
+    p.start()
+    with connect(p.fwd_echo) as s:
+        s.sendall(b"through squid\n")
+        s.shutdown(2 - 1)  # SHUT_WR
+        assert recv_all(s) == b"through squid\n"
+    # The visitor's sockets lead to squid only, never straight to the tunnel port.
+    sockets = subprocess.run(["ss", "-Htnp"], capture_output=True, text=True).stdout.splitlines()
+    mine = [line.split()[4] for line in sockets if f"pid={p.visitor.proc.pid}," in line]
+    assert mine and all(peer.endswith(f":{squid.port}") for peer in mine), mine
+    connections = p.ctl("visitor.sock", "connections").stdout
+    assert f"127.0.0.1:{squid.port}" in connections, connections
+    # squid logs a CONNECT when it ends: stop the visitor.
+    p.visitor.kill()
+    p.visitor.proc.wait(15)
+    import time
+    deadline = time.monotonic() + 10
+    while f"CONNECT localhost:{p.tunnel_port}" not in squid.log_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"CONNECT localhost:{p.tunnel_port}" in squid.log_file.read_text()
