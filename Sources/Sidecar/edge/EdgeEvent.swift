@@ -39,6 +39,8 @@ enum EdgeEvent: Hashable, Sendable {
     /// A request or connection an access policy refused (`deny` or `limit`); one kind per
     /// policy and answer (bounded by the configuration).
     case policyRefused(policy: String, decision: String)
+    /// A UDP socket reported an error (an ICMP answer to an earlier datagram).
+    case udpSocketError
 
     var message: String {
         switch self {
@@ -56,6 +58,7 @@ enum EdgeEvent: Hashable, Sendable {
         case .requestFailed: return "http request failed"
         case .requestRefused: return "http request refused"
         case .upstreamConnectFailed: return "upstream connect failed"
+        case .udpSocketError: return "UDP socket error"
         case .policyRefused(let policy, let decision):
             return decision == "deny" ? "access denied by policy \(policy)" : "rate or connection limit of policy \(policy) reached"
         case .proxyHeaderRefused(let reason):
@@ -77,7 +80,7 @@ enum EdgeEvent: Hashable, Sendable {
              .upstreamConnectFailed:
             return .warning
         case .requestRefused, .policyRefused: return .info
-        case .tunnelTLSFailed, .blockedAddressRefused: return .info
+        case .tunnelTLSFailed, .blockedAddressRefused, .udpSocketError: return .info
         case .publicTLSFailed: return .debug
         }
     }
@@ -88,7 +91,8 @@ enum EdgeEvent: Hashable, Sendable {
         case .limitReached: return .connectionLimitReached
         case .addressBlocked, .blockedAddressRefused: return .authThrottled
         case .tunnelTLSFailed, .publicTLSFailed, .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed,
-             .streamOpenFailed, .requestFailed, .requestRefused, .upstreamConnectFailed, .proxyHeaderRefused, .policyRefused:
+             .streamOpenFailed, .requestFailed, .requestRefused, .upstreamConnectFailed, .proxyHeaderRefused, .policyRefused,
+             .udpSocketError:
             return nil
         }
     }
