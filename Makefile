@@ -71,7 +71,7 @@ hot-functions:
 # Each target runs FUZZ_SECONDS from its seeds in Fuzz/corpus/<target>/ (Fuzz/run.sh).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= FuzzTOML FuzzHTTP1Request FuzzChunked FuzzControlLine FuzzWebSocketFrames FuzzTunnelHandshake \
-	FuzzControlMessage FuzzProxyHeader FuzzAuth
+	FuzzControlMessage FuzzProxyHeader FuzzAuth FuzzCapsules
 
 # --sanitize=fuzzer makes SwiftPM link libFuzzer's main; the sanitizers themselves go in one
 # -sanitize= flag, because with --sanitize=fuzzer --sanitize=address the compiler keeps only

@@ -33,5 +33,6 @@ let package = Package(
         fuzzTarget("FuzzControlMessage"),
         fuzzTarget("FuzzProxyHeader"),
         fuzzTarget("FuzzAuth"),
+        fuzzTarget("FuzzCapsules"),
     ]
 )
