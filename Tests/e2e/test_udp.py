@@ -286,3 +286,39 @@ def test_udp_config_errors(tmp_path, tunnel):
     r = subprocess.run([BIN, "check", "-c", t.dir / "gateway.toml"], capture_output=True, text=True)
     assert r.returncode == 1
     assert "udp_idle_timeout must be positive" in r.stderr and "max_udp_flows 0 out of range" in r.stderr, r.stderr
+
+
+LAUNCH = r"""
+import os, socket, sys
+port, name = int(sys.argv[1]), sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", port))
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES=name)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+@pytest.mark.parametrize("by", ["name", "address"])
+def test_udp_port_adopted_from_an_inherited_datagram_socket(tunnel, tmp_path, by):
+    """A `ListenDatagram=` socket, passed as systemd passes it (LISTEN_FDS), is adopted by its
+    name (`udp-PORT`) or by its bound address; a stream listener of the same port number
+    does not take it."""
+    import sys
+    server, dns_port = dnsmasq(tmp_path)
+    try:
+        t = tunnel(dns_port)
+        udp_port = free_udp_port()
+        add_udp(t, dns_port, udp_port)
+        name = f"udp-{udp_port}" if by == "name" else "anything"
+        gw = Process([sys.executable, "-c", LAUNCH, str(udp_port), name, str(BIN), "gateway", "-c",
+                      str(t.dir / "gateway.toml")], t.dir / "activated.log", cwd=t.dir)
+        t.gateway = gw
+        gw.wait_for("gateway ready")
+        assert gw.count('activation="fd 3 ') == 1, gw.text()
+        t.start_agent()
+        assert query_once(udp_port, "test.example", timeout=3) == ANSWER
+    finally:
+        server.kill()

@@ -195,7 +195,7 @@ final class GatewayServer: ManagedDaemon {
                 throw StartupError("\(what): \(error)")
             }
             logger.info("listening", metadata: [
-                "listener": "\(what)", "address": "udp \(inherited.address)", "activation": "fd \(inherited.fd) \(inherited.name)",
+                "listener": "\(what)", "address": "\(inherited.address)", "activation": "fd \(inherited.fd) \(inherited.name)",
             ])
         } else {
             do {
