@@ -2,11 +2,10 @@
 stream per client address (ip:port) carrying datagrams in RFC 9297 capsules, to a real DNS
 server (dnsmasq) and iperf3 behind the agent."""
 import json
-import random
 import select
-import shutil
 import socket
 import struct
+import sys
 import subprocess
 import time
 
@@ -75,78 +74,93 @@ def udp_stats(t, agent=False):
     return t.ctl_json("stats", agent=agent)
 
 
-def test_dns_queries_from_100_client_ports_all_answered(tunnel, tmp_path):
-    server, dns_port = dnsmasq(tmp_path)
-    try:
-        t = tunnel(dns_port)
-        udp_port = free_udp_port()
-        add_udp(t, dns_port, udp_port, limits="[limits]\nmax_udp_flows_per_ip = 200\n")
-        r = subprocess.run([BIN, "check", "-c", t.dir / "agent.toml"], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        t.start_gateway()
-        t.start_agent()
+@pytest.fixture
+def dns(tmp_path):
+    """The port of a dnsmasq serving test.example and other.example."""
+    server, port = dnsmasq(tmp_path)
+    yield port
+    server.kill()
 
-        # dig, the operator's tool, through the gateway.
-        out = subprocess.run(["dig", "@127.0.0.1", "-p", str(udp_port), "+short", "+tries=1", "+time=3", "test.example"],
-                             capture_output=True, text=True, timeout=20).stdout.split()
-        assert out == ["192.0.2.1"], out
-        out = subprocess.run(["dig", "@127.0.0.1", "-p", str(udp_port), "+short", "+tries=1", "+time=3", "other.example"],
-                             capture_output=True, text=True, timeout=20).stdout.split()
-        assert out == ["192.0.2.2"], out
 
-        # 10,000 queries from 100 client ports, each port one query in flight: all answered.
-        socks = []
-        for _ in range(100):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("127.0.0.1", 0))
-            s.setblocking(False)
-            socks.append(s)
-        per_port = 100
-        sent = {s.fileno(): 0 for s in socks}
-        answered = 0
-        wrong = 0
-        pending = {}
-        started = time.time()
-        for s in socks:
-            s.sendto(dns_query(0, "test.example"), ("127.0.0.1", udp_port))
-            sent[s.fileno()] = 1
-            pending[s.fileno()] = 0
-        by_fd = {s.fileno(): s for s in socks}
-        while pending and time.time() - started < 60:
-            ready, _, _ = select.select(list(by_fd[f] for f in pending), [], [], 5)
-            if not ready:
-                break
-            for s in ready:
-                data = s.recv(2048)
-                qid = struct.unpack("!H", data[:2])[0]
-                fd = s.fileno()
-                if qid != pending[fd] or data[-4:] != ANSWER:
-                    wrong += 1
-                answered += 1
-                if sent[fd] < per_port:
-                    pending[fd] = sent[fd]
-                    s.sendto(dns_query(sent[fd], "test.example"), ("127.0.0.1", udp_port))
-                    sent[fd] += 1
-                else:
-                    del pending[fd]
-        elapsed = time.time() - started
-        for s in socks:
-            s.close()
-        print(f"\n10,000 DNS queries through the tunnel: {answered} answered in {elapsed:.1f} s, {wrong} wrong")
-        assert answered == 100 * per_port and wrong == 0
+def dns_tunnel(tunnel, dns, limits=""):
+    """A gateway and agent publishing dnsmasq (port `dns`) as udp service `dns`; returns
+    (tunnel, udp port)."""
+    t = tunnel(dns)
+    udp_port = free_udp_port()
+    add_udp(t, dns, udp_port, limits=limits)
+    t.start_gateway()
+    t.start_agent()
+    return t, udp_port
 
-        st = udp_stats(t)
-        assert st["udp_flows_total"]["dns"] >= 102
-        assert st["udp_datagrams_in"]["dns"] >= 10_002
-        assert st["udp_datagrams_out"]["dns"] >= 10_002
-        assert st["udp_bytes_in"]["dns"] > 10_000 * 20
-        a = udp_stats(t, agent=True)
-        assert a["udp_datagrams_in"]["dns"] == st["udp_datagrams_in"]["dns"]
-        prom = t.ctl("stats", "prometheus").stdout
-        assert 'fastgw_udp_flows_total{service="dns"}' in prom
-        assert "udp_datagrams_in[dns]" in t.ctl("stats").stdout
-    finally:
-        server.kill()
+
+def test_dns_queries_from_100_client_ports_all_answered(tunnel, dns):
+    t = tunnel(dns)
+    udp_port = free_udp_port()
+    add_udp(t, dns, udp_port, limits="[limits]\nmax_udp_flows_per_ip = 200\n")
+    r = subprocess.run([BIN, "check", "-c", t.dir / "agent.toml"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    t.start_gateway()
+    t.start_agent()
+
+    # dig, the operator's tool, through the gateway.
+    out = subprocess.run(["dig", "@127.0.0.1", "-p", str(udp_port), "+short", "+tries=1", "+time=3", "test.example"],
+                         capture_output=True, text=True, timeout=20).stdout.split()
+    assert out == ["192.0.2.1"], out
+    out = subprocess.run(["dig", "@127.0.0.1", "-p", str(udp_port), "+short", "+tries=1", "+time=3", "other.example"],
+                         capture_output=True, text=True, timeout=20).stdout.split()
+    assert out == ["192.0.2.2"], out
+
+    # 10,000 queries from 100 client ports, each port one query in flight: all answered.
+    socks = []
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.setblocking(False)
+        socks.append(s)
+    per_port = 100
+    sent = {s.fileno(): 0 for s in socks}
+    answered = 0
+    wrong = 0
+    pending = {}
+    started = time.time()
+    for s in socks:
+        s.sendto(dns_query(0, "test.example"), ("127.0.0.1", udp_port))
+        sent[s.fileno()] = 1
+        pending[s.fileno()] = 0
+    by_fd = {s.fileno(): s for s in socks}
+    while pending and time.time() - started < 60:
+        ready, _, _ = select.select(list(by_fd[f] for f in pending), [], [], 5)
+        if not ready:
+            break
+        for s in ready:
+            data = s.recv(2048)
+            qid = struct.unpack("!H", data[:2])[0]
+            fd = s.fileno()
+            if qid != pending[fd] or data[-4:] != ANSWER:
+                wrong += 1
+            answered += 1
+            if sent[fd] < per_port:
+                pending[fd] = sent[fd]
+                s.sendto(dns_query(sent[fd], "test.example"), ("127.0.0.1", udp_port))
+                sent[fd] += 1
+            else:
+                del pending[fd]
+    elapsed = time.time() - started
+    for s in socks:
+        s.close()
+    print(f"\n10,000 DNS queries through the tunnel: {answered} answered in {elapsed:.1f} s, {wrong} wrong")
+    assert answered == 100 * per_port and wrong == 0
+
+    st = udp_stats(t)
+    assert st["udp_flows_total"]["dns"] >= 102
+    assert st["udp_datagrams_in"]["dns"] >= 10_002
+    assert st["udp_datagrams_out"]["dns"] >= 10_002
+    assert st["udp_bytes_in"]["dns"] > 10_000 * 20
+    a = udp_stats(t, agent=True)
+    assert a["udp_datagrams_in"]["dns"] == st["udp_datagrams_in"]["dns"]
+    prom = t.ctl("stats", "prometheus").stdout
+    assert 'fastgw_udp_flows_total{service="dns"}' in prom
+    assert "udp_datagrams_in[dns]" in t.ctl("stats").stdout
 
 
 def test_iperf3_udp_through_the_tunnel(tunnel, tmp_path):
@@ -181,100 +195,84 @@ def test_iperf3_udp_through_the_tunnel(tunnel, tmp_path):
         server.kill()
 
 
-def test_flows_expire_when_idle_and_policy_denies(tunnel, tmp_path):
-    server, dns_port = dnsmasq(tmp_path)
-    try:
-        t = tunnel(dns_port)
-        udp_port = free_udp_port()
-        add_udp(t, dns_port, udp_port, limits='[limits]\nudp_idle_timeout = "1s"\n')
-        t.start_gateway()
-        t.start_agent()
-        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(5)]
-        for s in socks:
-            s.settimeout(3)
-            s.sendto(dns_query(1, "test.example"), ("127.0.0.1", udp_port))
-            assert s.recv(2048)[-4:] == ANSWER
-        assert udp_stats(t)["udp_flows_active"]["dns"] == 5
-        assert udp_stats(t, agent=True)["udp_flows_active"]["dns"] == 5
-        deadline = time.time() + 10
-        while time.time() < deadline and udp_stats(t)["udp_flows_active"]["dns"] > 0:
-            time.sleep(0.2)
-        assert udp_stats(t)["udp_flows_active"]["dns"] == 0
-        deadline = time.time() + 5
-        while time.time() < deadline and udp_stats(t, agent=True)["udp_flows_active"]["dns"] > 0:
-            time.sleep(0.2)
-        assert udp_stats(t, agent=True)["udp_flows_active"]["dns"] == 0
-        # The same client port again: a new flow, answered.
-        socks[0].sendto(dns_query(2, "test.example"), ("127.0.0.1", udp_port))
-        assert socks[0].recv(2048)[-4:] == ANSWER
-        assert udp_stats(t)["udp_flows_total"]["dns"] == 6
-        for s in socks:
-            s.close()
+def test_flows_expire_when_idle_and_policy_denies(tunnel, dns):
+    t, udp_port = dns_tunnel(tunnel, dns, limits='[limits]\nudp_idle_timeout = "1s"\n')
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(5)]
+    for s in socks:
+        s.settimeout(3)
+        s.sendto(dns_query(1, "test.example"), ("127.0.0.1", udp_port))
+        assert s.recv(2048)[-4:] == ANSWER
+    assert udp_stats(t)["udp_flows_active"]["dns"] == 5
+    assert udp_stats(t, agent=True)["udp_flows_active"]["dns"] == 5
+    deadline = time.time() + 10
+    while time.time() < deadline and udp_stats(t)["udp_flows_active"]["dns"] > 0:
+        time.sleep(0.2)
+    assert udp_stats(t)["udp_flows_active"]["dns"] == 0
+    deadline = time.time() + 5
+    while time.time() < deadline and udp_stats(t, agent=True)["udp_flows_active"]["dns"] > 0:
+        time.sleep(0.2)
+    assert udp_stats(t, agent=True)["udp_flows_active"]["dns"] == 0
+    # The same client port again: a new flow, answered.
+    socks[0].sendto(dns_query(2, "test.example"), ("127.0.0.1", udp_port))
+    assert socks[0].recv(2048)[-4:] == ANSWER
+    assert udp_stats(t)["udp_flows_total"]["dns"] == 6
+    for s in socks:
+        s.close()
 
-        # A deny policy on the agent's grant refuses new flows; nothing reaches dnsmasq.
-        gw = (t.dir / "gateway.toml").read_text()
-        gw = gw.replace(f"allow_udp_ports = [{udp_port}]\n", f'allow_udp_ports = [{udp_port}]\npolicy = ["nolo"]\n')
-        (t.dir / "gateway.toml").write_text(gw.replace("[limits]", '[[policy]]\nname = "nolo"\ndeny = ["127.0.0.0/8"]\n[limits]'))
-        t.ctl("reload")
-        assert query_once(udp_port, "test.example", timeout=1.0) is None
-        st = udp_stats(t)
-        assert st["udp_drops_total"]["dns:policy"] >= 1
-        assert st["policy_denied_total"]["nolo"] >= 1 if "policy_denied_total" in st else True
-    finally:
-        server.kill()
+    # A deny policy on the agent's grant refuses new flows; nothing reaches dnsmasq.
+    gw = (t.dir / "gateway.toml").read_text()
+    gw = gw.replace(f"allow_udp_ports = [{udp_port}]\n", f'allow_udp_ports = [{udp_port}]\npolicy = ["nolo"]\n')
+    (t.dir / "gateway.toml").write_text(gw.replace("[limits]", '[[policy]]\nname = "nolo"\ndeny = ["127.0.0.0/8"]\n[limits]'))
+    t.ctl("reload")
+    assert query_once(udp_port, "test.example", timeout=1.0) is None
+    st = udp_stats(t)
+    assert st["udp_drops_total"]["dns:policy"] >= 1
+    assert st["policy_denied_total"]["nolo"] >= 1 if "policy_denied_total" in st else True
 
 
-def test_50000_client_addresses_keep_flows_capped_and_memory_bounded(tunnel, tmp_path):
+def test_50000_client_addresses_keep_flows_capped_and_memory_bounded(tunnel, dns):
     """50,000 distinct client addresses (ports on two loopback addresses), one datagram each
     at a bounded rate: the flow table stops at max_udp_flows, the rest is dropped and
     counted, and the gateway's resident memory stays under a stated bound."""
-    server, dns_port = dnsmasq(tmp_path)
-    try:
-        t = tunnel(dns_port)
-        udp_port = free_udp_port()
-        add_udp(t, dns_port, udp_port, limits='[limits]\nudp_idle_timeout = "60s"\nmax_udp_flows = 4096\nmax_udp_flows_per_ip = 100000\n')
-        t.start_gateway()
-        t.start_agent()
-        time.sleep(0.5)
-        before = t.gateway.rss_kib()
-        query = dns_query(3, "test.example")
-        sent = 0
-        started = time.time()
-        for host in ("127.0.0.1", "127.0.0.2"):
-            for port in range(20000, 46000):
-                if sent >= 50_000:
-                    break
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                try:
-                    s.bind((host, port))
-                except OSError:
-                    s.close()
-                    continue
-                s.sendto(query, ("127.0.0.1", udp_port))
+    t, udp_port = dns_tunnel(tunnel, dns, limits='[limits]\nudp_idle_timeout = "60s"\nmax_udp_flows = 4096\nmax_udp_flows_per_ip = 100000\n')
+    time.sleep(0.5)
+    before = t.gateway.rss_kib()
+    query = dns_query(3, "test.example")
+    sent = 0
+    started = time.time()
+    for host in ("127.0.0.1", "127.0.0.2"):
+        for port in range(20000, 46000):
+            if sent >= 50_000:
+                break
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind((host, port))
+            except OSError:
                 s.close()
-                sent += 1
-                if sent % 1000 == 0:
-                    # At most ~10,000 new client addresses a second.
-                    time.sleep(max(0.0, sent / 10_000 - (time.time() - started)))
-        time.sleep(1)
-        st = udp_stats(t)
-        rss = t.gateway.rss_kib()
-        active = st["udp_flows_active"]["dns"]
-        drops = st["udp_drops_total"].get("dns:flow_limit", 0)
-        print(f"\n{sent} client addresses in {time.time() - started:.1f} s: {active} flows, {drops} dropped at the cap, "
-              f"gateway RSS {before // 1024} -> {rss // 1024} MiB")
-        assert sent == 50_000
-        assert active <= 4096
-        # The rest were dropped at the cap, or by the kernel while the port's receive buffer was
-        # full (a debug build on a busy machine reads slower than 10,000 new flows a second).
-        assert active == 4096 and drops >= 1000
-        assert active + drops <= sent
-        # 4096 flows with their streams: well under 64 MiB more than at start.
-        assert rss - before < 64 * 1024, (before, rss)
-        # Still serving.
-        assert query_once(udp_port, "test.example", timeout=3) is None or True
-    finally:
-        server.kill()
+                continue
+            s.sendto(query, ("127.0.0.1", udp_port))
+            s.close()
+            sent += 1
+            if sent % 1000 == 0:
+                # At most ~10,000 new client addresses a second.
+                time.sleep(max(0.0, sent / 10_000 - (time.time() - started)))
+    time.sleep(1)
+    st = udp_stats(t)
+    rss = t.gateway.rss_kib()
+    active = st["udp_flows_active"]["dns"]
+    drops = st["udp_drops_total"].get("dns:flow_limit", 0)
+    print(f"\n{sent} client addresses in {time.time() - started:.1f} s: {active} flows, {drops} dropped at the cap, "
+          f"gateway RSS {before // 1024} -> {rss // 1024} MiB")
+    assert sent == 50_000
+    assert active <= 4096
+    # The rest were dropped at the cap, or by the kernel while the port's receive buffer was
+    # full (a debug build on a busy machine reads slower than 10,000 new flows a second).
+    assert active == 4096 and drops >= 1000
+    assert active + drops <= sent
+    # 4096 flows with their streams: well under 64 MiB more than at start.
+    assert rss - before < 64 * 1024, (before, rss)
+    # Still serving.
+    assert query_once(udp_port, "test.example", timeout=3) is None or True
 
 
 def test_udp_config_errors(tmp_path, tunnel):
@@ -306,62 +304,49 @@ os.execv(sys.argv[3], sys.argv[3:])
 
 
 @pytest.mark.parametrize("by", ["name", "address"])
-def test_udp_port_adopted_from_an_inherited_datagram_socket(tunnel, tmp_path, by):
+def test_udp_port_adopted_from_an_inherited_datagram_socket(tunnel, dns, by):
     """A `ListenDatagram=` socket, passed as systemd passes it (LISTEN_FDS), is adopted by its
     name (`udp-PORT`) or by its bound address; a stream listener of the same port number
     does not take it."""
-    import sys
-    server, dns_port = dnsmasq(tmp_path)
-    try:
-        t = tunnel(dns_port)
-        udp_port = free_udp_port()
-        add_udp(t, dns_port, udp_port)
-        name = f"udp-{udp_port}" if by == "name" else "anything"
-        gw = Process([sys.executable, "-c", LAUNCH, str(udp_port), name, str(BIN), "gateway", "-c",
-                      str(t.dir / "gateway.toml")], t.dir / "activated.log", cwd=t.dir)
-        t.gateway = gw
-        gw.wait_for("gateway ready")
-        assert gw.count('activation="fd 3 ') == 1, gw.text()
-        t.start_agent()
-        assert query_once(udp_port, "test.example", timeout=3) == ANSWER
-    finally:
-        server.kill()
+    t = tunnel(dns)
+    udp_port = free_udp_port()
+    add_udp(t, dns, udp_port)
+    name = f"udp-{udp_port}" if by == "name" else "anything"
+    gw = Process([sys.executable, "-c", LAUNCH, str(udp_port), name, str(BIN), "gateway", "-c",
+                  str(t.dir / "gateway.toml")], t.dir / "activated.log", cwd=t.dir)
+    t.gateway = gw
+    gw.wait_for("gateway ready")
+    assert gw.count('activation="fd 3 ') == 1, gw.text()
+    t.start_agent()
+    assert query_once(udp_port, "test.example", timeout=3) == ANSWER
 
 
-def test_flows_per_client_address_are_capped(tunnel, tmp_path):
+def test_flows_per_client_address_are_capped(tunnel, dns):
     """max_udp_flows_per_ip: the sixth client port of one address gets no flow (dropped and
     counted), while a second address still gets one; a flow that ends frees a place."""
-    server, dns_port = dnsmasq(tmp_path)
-    try:
-        t = tunnel(dns_port)
-        udp_port = free_udp_port()
-        add_udp(t, dns_port, udp_port, limits='[limits]\nmax_udp_flows_per_ip = 5\nudp_idle_timeout = "3s"\n')
-        t.start_gateway()
-        t.start_agent()
-        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(6)]
-        answered = []
-        for s in socks:
-            s.settimeout(0.5)
-            s.sendto(dns_query(1, "test.example"), ("127.0.0.1", udp_port))
-            try:
-                answered.append(s.recv(2048)[-4:] == ANSWER)
-            except socket.timeout:
-                answered.append(False)
-        assert answered == [True] * 5 + [False]
-        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        other.bind(("127.0.0.2", 0))
-        other.settimeout(3)
-        other.sendto(dns_query(2, "test.example"), ("127.0.0.1", udp_port))
-        assert other.recv(2048)[-4:] == ANSWER
-        st = udp_stats(t)
-        assert st["udp_drops_total"]["dns:client_flow_limit"] == 1
-        assert st["udp_flows_active"]["dns"] == 6
-        # Once the flows expire, the sixth port gets its turn.
-        time.sleep(4)
-        socks[5].sendto(dns_query(3, "test.example"), ("127.0.0.1", udp_port))
-        socks[5].settimeout(3)
-        assert socks[5].recv(2048)[-4:] == ANSWER
-        for s in socks + [other]:
-            s.close()
-    finally:
-        server.kill()
+    t, udp_port = dns_tunnel(tunnel, dns, limits='[limits]\nmax_udp_flows_per_ip = 5\nudp_idle_timeout = "3s"\n')
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(6)]
+    answered = []
+    for s in socks:
+        s.settimeout(0.5)
+        s.sendto(dns_query(1, "test.example"), ("127.0.0.1", udp_port))
+        try:
+            answered.append(s.recv(2048)[-4:] == ANSWER)
+        except socket.timeout:
+            answered.append(False)
+    assert answered == [True] * 5 + [False]
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.2", 0))
+    other.settimeout(3)
+    other.sendto(dns_query(2, "test.example"), ("127.0.0.1", udp_port))
+    assert other.recv(2048)[-4:] == ANSWER
+    st = udp_stats(t)
+    assert st["udp_drops_total"]["dns:client_flow_limit"] == 1
+    assert st["udp_flows_active"]["dns"] == 6
+    # Once the flows expire, the sixth port gets its turn.
+    time.sleep(4)
+    socks[5].sendto(dns_query(3, "test.example"), ("127.0.0.1", udp_port))
+    socks[5].settimeout(3)
+    assert socks[5].recv(2048)[-4:] == ANSWER
+    for s in socks + [other]:
+        s.close()
