@@ -47,6 +47,14 @@ final class CapsuleTests: XCTestCase {
         XCTAssertEqual(out, [0x7b, 0xbd])
     }
 
+    func testHeaderWrittenInPlaceMatches() {
+        for n in [0, 1, 62, 63, 16_382, 16_383, 20_000, Capsule.maxDatagramPayload] {
+            var out = [UInt8](repeating: 0xee, count: Capsule.maxDatagramHeader)
+            let written = out.withUnsafeMutableBytes { Capsule.writeDatagramHeader(payloadLength: n, into: $0) }
+            XCTAssertEqual(Array(out.prefix(written)), Capsule.datagramHeader(payloadLength: n), "length \(n)")
+        }
+    }
+
     func testDatagramsKeepTheirBoundariesInAnyPieces() {
         let payloads: [[UInt8]] = [Array("a".utf8), [], Array(repeating: 7, count: 70), Array(repeating: 9, count: 20_000)]
         let stream = payloads.flatMap(Capsule.datagram)

@@ -6,6 +6,7 @@ import select
 import socket
 import struct
 import sys
+import threading
 import subprocess
 import time
 
@@ -68,6 +69,17 @@ type = "udp"
 upstream = "127.0.0.1:{upstream}"
 remote_port = {udp_port}
 """)
+
+
+def kernel_udp_drops():
+    """Datagrams the kernel dropped per local UDP port (/proc/net/udp), where any were."""
+    drops = {}
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[-1]):
+                drops[int(fields[1].split(":")[1], 16)] = int(fields[-1])
+    return drops
 
 
 def udp_stats(t, agent=False):
@@ -163,6 +175,46 @@ def test_dns_queries_from_100_client_ports_all_answered(tunnel, dns):
     assert "udp_datagrams_in[dns]" in t.ctl("stats").stdout
 
 
+def test_datagrams_of_every_size_keep_their_boundaries(tunnel, tmp_path):
+    """A UDP echo behind the agent: datagrams from 0 bytes to the largest IPv4 payload come
+    back whole and one for one (no truncation at 2 KiB, no merging)."""
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", 0))
+    echo.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    stop = threading.Event()
+
+    def serve():
+        echo.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                data, peer = echo.recvfrom(65535)
+            except socket.timeout:
+                continue
+            echo.sendto(data, peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        t = tunnel(free_port())
+        udp_port = free_udp_port()
+        add_udp(t, echo.getsockname()[1], udp_port)
+        t.start_gateway()
+        t.start_agent()
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.settimeout(3)
+        for size in [0, 1, 1400, 2048, 2049, 9000, 16_384, 40_000, 65_507]:
+            payload = bytes((i * 7 + size) & 0xff for i in range(size))
+            c.sendto(payload, ("127.0.0.1", udp_port))
+            assert c.recv(65535) == payload, size
+        c.close()
+        st = udp_stats(t)
+        assert st["udp_datagrams_out"]["dns"] == 9 and st["udp_flows_total"]["dns"] == 1
+    finally:
+        stop.set()
+        thread.join()
+        echo.close()
+
+
 def test_iperf3_udp_through_the_tunnel(tunnel, tmp_path):
     """iperf3 -u at a bounded rate: its control connection over a tcp service and its
     datagrams over a udp service on the same port number. Loss and throughput are reported;
@@ -189,8 +241,8 @@ def test_iperf3_udp_through_the_tunnel(tunnel, tmp_path):
         # Loose: debug builds on a shared 2-CPU machine; `make bench` measures release builds.
         assert end["packets"] > 0
         assert end["lost_percent"] < 90 and mbit > 10
-        st = udp_stats(t)
-        print("gateway udp drops:", st.get("udp_drops_total"))
+        print("drops: gateway", udp_stats(t).get("udp_drops_total"), "agent", udp_stats(t, agent=True).get("udp_drops_total"),
+              "kernel (socket buffers full, by local port):", kernel_udp_drops())
     finally:
         server.kill()
 

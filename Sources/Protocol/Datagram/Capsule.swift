@@ -4,7 +4,7 @@
 /// length integers (RFC 9000 §16), so a datagram's boundaries survive the byte stream.
 public enum Capsule {
     public static let datagramType: UInt64 = 0x00
-    /// The largest UDP payload over IPv4 (65,535 − 8 − 20); a longer DATAGRAM capsule is
+    /// The largest UDP payload (65,535 − 8: IPv6; IPv4 allows 65,507); a longer DATAGRAM capsule is
     /// refused, so no peer makes the decoder buffer more than this.
     public static let maxDatagramPayload = 65_527
     /// A DATAGRAM capsule's longest value: context id 0 (one byte) and the largest payload.
@@ -19,6 +19,32 @@ public enum Capsule {
         QUICVarint.append(UInt64(length + 1), to: &out)
         out.append(0x00)
         return out
+    }
+
+    /// Writes the same bytes as `datagramHeader` at the start of `out` (at least
+    /// `maxDatagramHeader` bytes) without allocating; returns how many were written.
+    public static func writeDatagramHeader(payloadLength length: Int, into out: UnsafeMutableRawBufferPointer) -> Int {
+        precondition(length >= 0 && length <= maxDatagramPayload && out.count >= maxDatagramHeader, "datagram of \(length) bytes")
+        let value = UInt32(length + 1)
+        out[0] = 0x00
+        var at = 1
+        switch value {
+        case ..<(1 << 6):
+            out[1] = UInt8(value)
+            at = 2
+        case ..<(1 << 14):
+            out[1] = 0x40 | UInt8(value >> 8)
+            out[2] = UInt8(value & 0xff)
+            at = 3
+        default:
+            out[1] = 0x80 | UInt8(value >> 24)
+            out[2] = UInt8(truncatingIfNeeded: value >> 16)
+            out[3] = UInt8(truncatingIfNeeded: value >> 8)
+            out[4] = UInt8(truncatingIfNeeded: value)
+            at = 5
+        }
+        out[at] = 0x00
+        return at + 1
     }
 
     /// One DATAGRAM capsule carrying `payload` (tests, fuzz seeds).

@@ -175,10 +175,12 @@ final class GatewayServer: ManagedDaemon {
         let context = self.context
         let bootstrap = DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Bursts from many clients wait in the kernel, not in drops.
+            // Bursts from many clients wait in the kernel, not in drops (up to net.core.rmem_max).
             .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelOption(.maxMessagesPerRead, value: 16)
             .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
             .channelOption(.writeBufferWaterMark, value: .init(low: 512 << 10, high: 1 << 20))
+            // Room for the largest datagram: NIO's default (2 KiB) would truncate bigger ones.
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

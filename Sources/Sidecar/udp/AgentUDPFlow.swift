@@ -35,6 +35,8 @@ enum AgentUDPFlow {
         address(of: service.upstream, on: loop).flatMap { address in
             DatagramBootstrap(group: loop)
                 .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
+                // Room for the largest datagram: NIO's default (2 KiB) would truncate bigger ones.
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(UpstreamDatagramHandler(link: linkRef, counters: counters))
@@ -49,12 +51,13 @@ enum AgentUDPFlow {
                     return
                 }
                 socket.channel = channel
-                link.deliver = { datagram in
+                link.deliver = { datagrams in
                     guard channel.isWritable else {
-                        counters.drops.add("socket_full")
+                        counters.drops.add("socket_full", datagrams.count)
                         return false
                     }
-                    channel.writeAndFlush(datagram, promise: nil)
+                    for d in datagrams { channel.write(d, promise: nil) }
+                    channel.flush()
                     return true
                 }
                 conn.value.respond(stream: id, headers: [HeaderField(":status", "200"), HeaderField("capsule-protocol", "?1")], endStream: false)

@@ -24,13 +24,14 @@ final class DatagramStreamLink: TunnelStreamHandler {
     private var over = false
     private var held: [ByteBuffer] = []
     private let allocator = ByteBufferAllocator()
-    /// Sends one datagram to the socket; must not block: false when a full socket dropped it.
-    var deliver: ((ByteBuffer) -> Bool)? {
+    /// Sends the datagrams one DATA frame carried to the socket, written together and
+    /// flushed once; must not block: false when a full socket dropped them.
+    var deliver: (([ByteBuffer]) -> Bool)? {
         didSet {
-            guard deliver != nil else { return }
+            guard deliver != nil, !held.isEmpty else { return }
             let pending = held
             held = []
-            for d in pending { hand(d) }
+            hand(pending)
         }
     }
     /// The peer's HEADERS (the gateway reads the agent's answer).
@@ -60,31 +61,42 @@ final class DatagramStreamLink: TunnelStreamHandler {
     func received(data: ByteBuffer) {
         connection?.consume(stream: streamID, bytes: data.readableBytes)
         guard !over else { return }
+        var batch: [ByteBuffer] = []
         do {
             try data.withUnsafeReadableBytes { raw throws(CapsuleDecoder.Failure) in
-                try decoder.feed(raw, tally: &tally) { payload in fromTunnel(payload) }
+                try decoder.feed(raw, tally: &tally) { payload in
+                    // A payload inside this frame is a slice of it, not a copy; one the
+                    // decoder put together from several frames is copied once.
+                    if let base = raw.baseAddress, let start = payload.baseAddress, start >= base,
+                       start + payload.count <= base + raw.count,
+                       let slice = data.getSlice(at: data.readerIndex + (start - base), length: payload.count) {
+                        batch.append(slice)
+                    } else {
+                        var copy = allocator.buffer(capacity: payload.count)
+                        copy.writeBytes(payload)
+                        batch.append(copy)
+                    }
+                }
             }
         } catch {
             counters.drops.add("malformed_capsule")
             abort(code: NGHTTP2_PROTOCOL_ERROR.rawValue)
         }
-    }
-
-    private func fromTunnel(_ payload: UnsafeRawBufferPointer) {
-        var buffer = allocator.buffer(capacity: payload.count)
-        buffer.writeBytes(payload)
+        guard !batch.isEmpty else { return }
         onActivity?()
         if deliver != nil {
-            hand(buffer)
-        } else if held.count < Self.maxHeld {
-            held.append(buffer)
+            hand(batch)
         } else {
-            counters.drops.add("not_ready")
+            let room = max(Self.maxHeld - held.count, 0)
+            held += batch.prefix(room)
+            if batch.count > room { counters.drops.add("not_ready", batch.count - room) }
         }
     }
 
-    private func hand(_ datagram: ByteBuffer) {
-        if deliver?(datagram) == true { counters.counted(toUpstream: !socketIsClient, bytes: datagram.readableBytes) }
+    private func hand(_ datagrams: [ByteBuffer]) {
+        guard deliver?(datagrams) == true else { return }
+        (socketIsClient ? counters.datagramsOut : counters.datagramsIn).add(datagrams.count)
+        (socketIsClient ? counters.bytesOut : counters.bytesIn).add(datagrams.reduce(0) { $0 + $1.readableBytes })
     }
 
     func remoteEnded() {
@@ -124,9 +136,10 @@ final class DatagramStreamLink: TunnelStreamHandler {
             counters.drops.add("tunnel_window")
             return
         }
-        let head = Capsule.datagramHeader(payloadLength: n)
-        var capsule = allocator.buffer(capacity: head.count + n)
-        capsule.writeBytes(head)
+        var capsule = allocator.buffer(capacity: Capsule.maxDatagramHeader + n)
+        capsule.writeWithUnsafeMutableBytes(minimumWritableBytes: Capsule.maxDatagramHeader) { out in
+            Capsule.writeDatagramHeader(payloadLength: n, into: out)
+        }
         capsule.writeImmutableBuffer(payload)
         counters.counted(toUpstream: socketIsClient, bytes: n)
         if !connection.write(stream: streamID, capsule) { blocked = true }

@@ -152,13 +152,17 @@ final class UDPIngress: ChannelInboundHandler {
                 flow.answered.store(true, ordering: .relaxed)
             }
             link.onActivity = { flow.touch() }
-            link.deliver = { datagram in
+            link.deliver = { datagrams in
                 // A full socket buffer drops, as the kernel would: the tunnel is never held.
                 guard channel.isWritable else {
-                    counters.drops.add("socket_full")
+                    counters.drops.add("socket_full", datagrams.count)
                     return false
                 }
-                channel.writeAndFlush(AddressedEnvelope(remoteAddress: client, data: datagram), promise: nil)
+                // One hop to the port's loop and one flush (sendmmsg) for the frame's datagrams.
+                channel.eventLoop.execute {
+                    for d in datagrams { channel.write(AddressedEnvelope(remoteAddress: client, data: d), promise: nil) }
+                    channel.flush()
+                }
                 return true
             }
             let started = NIODeadline.now()
