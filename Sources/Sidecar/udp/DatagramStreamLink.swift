@@ -148,6 +148,8 @@ final class DatagramStreamLink: TunnelStreamHandler {
     /// Ends the flow (idle, or its socket closed): RST_STREAM, so both sides let go at once.
     func abort(code: UInt32 = NGHTTP2_NO_ERROR.rawValue) {
         guard !over, let connection else { return }
+        // Nothing more goes either way; `closed` follows and reports.
+        over = true
         connection.reset(stream: streamID, code: code)
     }
 }
