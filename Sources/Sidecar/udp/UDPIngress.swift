@@ -85,7 +85,9 @@ final class UDPIngress: ChannelInboundHandler {
         guard let key = client.clientKey else { return }
         guard let route = registry.pick(port: port, transport: .udp, preferring: context.eventLoop) else {
             stats.connectFailures.add("no_agent")
-            gateway.events.record(.noLiveAgent, ["listener": "\(listener)", "port": "udp/\(port)", "client": "\(client)"])
+            gateway.events.record(.noLiveAgent, [
+                "listener": "\(listener)", "port": "udp/\(port)", "client": "\(client.ipEndpoint?.description ?? "?")",
+            ])
             return
         }
         let counters = stats.udp.counters(for: route.service)
@@ -108,7 +110,7 @@ final class UDPIngress: ChannelInboundHandler {
         counters.flowsTotal.add()
         let opening = Opening(
             gateway: gateway, route: route, flow: flow, counters: counters, channel: context.channel, client: client,
-            listener: listener,
+            clientText: addresses.clientDescription, listener: listener,
             headers: ConnectUDP.requestHeaders(service: route.service, port: port) + TunnelAddressFields.of(addresses)
                 + [HeaderField("fastgw-listener", listener)])
         route.tunnel.run { connection in
@@ -126,6 +128,8 @@ final class UDPIngress: ChannelInboundHandler {
         let counters: UDPServiceCounters
         let channel: Channel
         let client: SocketAddress
+        /// `ip:port`, as logs name clients.
+        let clientText: String
         let listener: String
         let headers: [HeaderField]
 
@@ -138,12 +142,13 @@ final class UDPIngress: ChannelInboundHandler {
                 return
             }
             let (flow, counters, channel, client, route, gateway) = (self.flow, self.counters, self.channel, self.client, self.route, self.gateway)
+            let clientText = self.clientText
             link.onHeaders = { [unowned link] fields in
                 guard let status = fields[":status"] else { return }
                 guard status == "200" else {
                     stats.connectFailures.add(TCPIngress.failureReason(status: status))
                     gateway.events.record(.agentConnectFailed(status: status), [
-                        "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)",
+                        "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(clientText)",
                         "status": "\(status)", "reason": "\(fields["fastgw-reason"] ?? "")",
                     ])
                     link.abort(code: NGHTTP2_CANCEL.rawValue)
@@ -175,7 +180,7 @@ final class UDPIngress: ChannelInboundHandler {
                 flow.releasePolicies()
                 let access = gateway.settings.config.accessLog
                 gateway.logger.log(level: access ? .info : .debug, "udp flow closed", metadata: .event(.connectionClosed, [
-                    "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(client)", "listener": "\(listener)",
+                    "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(clientText)", "listener": "\(listener)",
                     "duration_ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
                     "status": "\(code == 0 ? "ok" : "aborted: HTTP/2 error \(code)")",
                 ]))
