@@ -35,5 +35,6 @@ let package = Package(
         fuzzTarget("FuzzAuth"),
         fuzzTarget("FuzzEgressProxy"),
         fuzzTarget("FuzzSocks5"),
+        fuzzTarget("FuzzCapsules"),
     ]
 )

@@ -99,7 +99,7 @@ final class AgentConfigTests: XCTestCase {
             upstream = "127.0.0.1:1"
             """) else { return XCTFail("should fail") }
         XCTAssertEqual(e.diagnostics.map(\.description), [
-            "agent.toml:13: service \"web\": remote_port applies to tcp services only; http services are routed by hosts",
+            "agent.toml:13: service \"web\": remote_port applies to tcp and udp services only; http services are routed by hosts",
             "agent.toml:18: service \"bad\": \"*x.com\" is not a host name or *.suffix pattern",
             "agent.toml:19: service \"bad\": path_prefix \"api\" must start with /",
             "agent.toml:24: service \"tcp\": hosts applies to http services only (this one has type \"tcp\")",

@@ -3,26 +3,37 @@
 public enum ListenAddress: Hashable, Sendable, CustomStringConvertible {
     /// A numeric IPv4 or IPv6 address (no brackets) and a port.
     case inet(host: String, port: Int)
+    /// A UDP socket (`ListenDatagram=`): never the same listener as a TCP one on its port.
+    case udp(host: String, port: Int)
     case unix(path: String)
 
     public var description: String {
         switch self {
         case .inet(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .udp(let host, let port): return "udp " + ListenAddress.inet(host: host, port: port).description
         case .unix(let path): return path
         }
+    }
+
+    /// The same address as a UDP socket's.
+    public var asDatagram: ListenAddress {
+        if case .inet(let host, let port) = self { return .udp(host: host, port: port) }
+        return self
     }
 
     /// 0.0.0.0 and :: both mean "every address": systemd's `ListenStream=7443` gives a
     /// dual-stack `[::]:7443`, which serves what `0.0.0.0:7443` in the config asks for.
     var isWildcard: Bool {
-        if case .inet(let host, _) = self { return host == "0.0.0.0" || host == "::" }
-        return false
+        switch self {
+        case .inet(let host, _), .udp(let host, _): return host == "0.0.0.0" || host == "::"
+        case .unix: return false
+        }
     }
 
     func serves(_ other: ListenAddress) -> Bool {
         if self == other { return true }
         switch (self, other) {
-        case (.inet(_, let a), .inet(_, let b)): return a == b && isWildcard && other.isWildcard
+        case (.inet(_, let a), .inet(_, let b)), (.udp(_, let a), .udp(_, let b)): return a == b && isWildcard && other.isWildcard
         default: return false
         }
     }

@@ -38,13 +38,13 @@ public struct AgentConfig: Equatable, Sendable {
 
     public struct Service: Equatable, Sendable {
         /// `network`: connects destinations visitors name, within `allow` (always private).
-        public enum Kind: String, Sendable { case tcp, http, network }
+        public enum Kind: String, Sendable { case tcp, http, udp, network }
         /// How an http service's upstream is spoken to.
         public enum UpstreamProtocol: String, Sendable { case http1, h2c }
         public var name: String
         public var kind: Kind
         public var upstream: UpstreamAddress
-        /// tcp services: the gateway port they are published on.
+        /// tcp and udp services: the gateway port they are published on.
         public var remotePort: Int?
         /// http services: the host names (exact or `*.suffix`) and path prefix they claim.
         public var hosts: [String] = []
@@ -100,9 +100,11 @@ extension AgentConfig {
 
         var names = Set<String>()
         var ports = Set<Int>()
+        // A udp service may share its port number with a tcp one: they are different sockets.
+        var udpPorts = Set<Int>()
         for var s in root.tables("service") {
             let name = s.entryName(kind: "service", seen: &names)
-            let type = s.oneOf("type", ["tcp", "http", "network"]) ?? "tcp"
+            let type = s.oneOf("type", ["tcp", "http", "udp", "network"]) ?? "tcp"
             var upstream: UpstreamAddress?
             if type == "network" {
                 s.refuse("upstream", "a network service has no upstream: visitors name each destination, checked against allow")
@@ -145,8 +147,22 @@ extension AgentConfig {
                 } else if !s.has("remote_port") {
                     s.error("remote_port", "remote_port is required for a tcp service")
                 }
+            case .udp:
+                for key in ["hosts", "path_prefix", "upstream_protocol", "max_idle_connections", "idle_timeout", "forwarded_headers",
+                            "proxy_protocol", "connect_timeout"] {
+                    s.refuse(key, "\(key) does not apply to udp services")
+                }
+                if case .unix? = upstream { s.error("upstream", "a udp service's upstream is host:port (datagrams go to a UDP port)") }
+                if let remotePort {
+                    if !udpPorts.insert(remotePort).inserted {
+                        s.error("remote_port", "remote_port \(remotePort) is already used by another udp service")
+                    }
+                    service.remotePort = remotePort
+                } else if !s.has("remote_port") {
+                    s.error("remote_port", "remote_port is required for a udp service")
+                }
             case .http:
-                s.refuse("remote_port", "remote_port applies to tcp services only; http services are routed by hosts")
+                s.refuse("remote_port", "remote_port applies to tcp and udp services only; http services are routed by hosts")
                 service.hosts = s.strings("hosts") ?? []
                 if service.hosts.isEmpty && !s.has("hosts") {
                     s.error("hosts", "hosts is required for an http service, e.g. [\"app.example.com\"]")
@@ -227,8 +243,8 @@ extension AgentConfig {
         if type == "network" && e == "public" {
             s.error("expose", "a network service is always private (never an open proxy)")
         }
-        if type == "http" && e == "private" {
-            s.error("expose", "expose = \"private\" applies to tcp and network services; an http service is public")
+        if (type == "http" || type == "udp") && e == "private" {
+            s.error("expose", "expose = \"private\" applies to tcp and network services; an \(type) service is public")
         }
         return e == "private" || type == "network"
     }

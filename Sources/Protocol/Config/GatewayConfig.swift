@@ -95,6 +95,9 @@ public struct GatewayConfig: Equatable, Sendable {
         public var token: String
         public var allowPorts: [Int]
         public var allowHosts: [String]
+        /// `allow_udp_ports`: the UDP ports its udp services may be published on (a grant of
+        /// its own: `allow_ports` opens TCP ports only).
+        public var allowUDPPorts: [Int] = []
         /// Token, certificate or both (`auth`); the certificate must satisfy `certificate`.
         public var auth: AgentAuth
         public var certificate: CertificateMatch?
@@ -152,6 +155,15 @@ public struct GatewayConfig: Equatable, Sendable {
             }
         }
         return out
+    }
+
+    /// Every public UDP port the gateway serves: each port in some agent's `allow_udp_ports`,
+    /// on `publicAddress`, named `udp-PORT` (the name socket activation matches).
+    public var udpPorts: [(name: String, listen: HostPort)] {
+        var seen = Set<Int>()
+        return agents.flatMap(\.allowUDPPorts).filter { seen.insert($0).inserted }.map {
+            ("udp-\($0)", HostPort(host: publicAddress, port: $0))
+        }
     }
 
     /// Names of the listeners every gateway has; a `[[listener]]` cannot take them.
@@ -367,6 +379,7 @@ extension GatewayConfig {
             let credentials = AgentGrant.readCredentials(&a, hasClientCA: gateway.tunnel.clientCA != nil, readFile: readFile)
             let ports = a.ints("allow_ports", range: 1...65535) ?? []
             let hosts = a.strings("allow_hosts") ?? []
+            let udpPorts = a.ints("allow_udp_ports", range: 1...65535) ?? []
             let policies = a.policyNames()
             policyUses.append((a, policies))
             let privateServices = Self.serviceNames(&a)
@@ -376,6 +389,7 @@ extension GatewayConfig {
                     name: name, token: c.token, allowPorts: ports, allowHosts: hosts, auth: c.auth, certificate: c.certificate)
                 grant.policies = policies
                 grant.allowServices = privateServices
+                grant.allowUDPPorts = udpPorts
                 gateway.agents.append(grant)
             }
         }

@@ -16,6 +16,12 @@ public struct LimitsConfig: Equatable, Sendable {
     /// How long a connection on a `proxy_protocol` listener may take to send its whole PROXY
     /// header; a balancer sends it with its first packet.
     public var proxyHeaderTimeout: Duration = .seconds(5)
+    /// UDP services: a flow (one client ip:port) with no datagram either way for this long ends.
+    public var udpIdleTimeout: Duration = .seconds(60)
+    /// UDP services: flows at once on one UDP port, and from one client address (IPv4 /32,
+    /// IPv6 /64); a datagram that would start a flow past either is dropped and counted.
+    public var maxUDPFlows = 4096
+    public var maxUDPFlowsPerIP = 64
 
     public init() {}
 
@@ -28,6 +34,11 @@ public struct LimitsConfig: Equatable, Sendable {
         if let d = t.duration("stream_open_timeout") {
             if d <= .zero { t.error("stream_open_timeout", "stream_open_timeout must be positive") } else { streamOpenTimeout = d }
         }
+        if let d = t.duration("udp_idle_timeout") {
+            if d <= .zero { t.error("udp_idle_timeout", "udp_idle_timeout must be positive") } else { udpIdleTimeout = d }
+        }
+        if let n = t.int("max_udp_flows", range: 1...(1 << 20)) { maxUDPFlows = n }
+        if let n = t.int("max_udp_flows_per_ip", range: 1...(1 << 20)) { maxUDPFlowsPerIP = n }
         if let d = t.duration("proxy_header_timeout") {
             if d <= .zero { t.error("proxy_header_timeout", "proxy_header_timeout must be positive") } else { proxyHeaderTimeout = d }
         }

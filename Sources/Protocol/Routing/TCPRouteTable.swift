@@ -1,4 +1,5 @@
-/// Which live agent connections serve which public TCP port (gateway side, I/O-free).
+/// Which live agent connections serve which public TCP port — or, for `transport` udp,
+/// which public UDP port (gateway side, I/O-free).
 ///
 /// A port belongs to one service name; several connections — of one agent or of several
 /// agents granted that port — may serve it, and new streams go to the least loaded.
@@ -10,8 +11,12 @@ public struct TCPRouteTable<ConnectionID: Hashable & Sendable>: Sendable {
     }
 
     private var byPort: [Int: [Entry]] = [:]
+    /// Which services and grant this table takes: tcp (`allow_ports`) or udp (`allow_udp_ports`).
+    public let transport: PortTransport
 
-    public init() {}
+    public init(transport: PortTransport = .tcp) {
+        self.transport = transport
+    }
 
     /// Authorises `services` for one connection against its agent's grant and records the
     /// accepted ones, replacing whatever that connection declared before.
@@ -39,10 +44,11 @@ public struct TCPRouteTable<ConnectionID: Hashable & Sendable>: Sendable {
         _ s: ServiceDeclaration, grant: GatewayConfig.AgentGrant, claimed: Set<Int>
     ) -> Result<Int, TunnelHandshake.Rejection> {
         func no(_ r: String) -> Result<Int, TunnelHandshake.Rejection> { .failure(.init(status: 403, reason: r)) }
-        guard s.type == "tcp" else { return no("type \"\(s.type)\" is not supported by this gateway") }
-        guard let port = s.remotePort else { return no("tcp service needs remote_port") }
-        guard grant.allowPorts.contains(port) else {
-            return no("remote_port \(port) is not in allow_ports of agent \"\(grant.name)\"")
+        guard s.type == transport.rawValue else { return no("type \"\(s.type)\" is not supported by this gateway") }
+        guard let port = s.remotePort else { return no("\(transport.rawValue) service needs remote_port") }
+        let (granted, key) = transport == .tcp ? (grant.allowPorts, "allow_ports") : (grant.allowUDPPorts, "allow_udp_ports")
+        guard granted.contains(port) else {
+            return no("remote_port \(port) is not in \(key) of agent \"\(grant.name)\"")
         }
         if claimed.contains(port) { return no("remote_port \(port) is declared twice") }
         if let owner = byPort[port]?.first, owner.service != s.name {
@@ -63,6 +69,11 @@ public struct TCPRouteTable<ConnectionID: Hashable & Sendable>: Sendable {
     }
 
     public var ports: [Int: [Entry]] { byPort }
+}
+
+/// The transport of a public port: a TCP port and a UDP port of one number are two routes.
+public enum PortTransport: String, Sendable {
+    case tcp, udp
 }
 
 public enum StreamBalancer {

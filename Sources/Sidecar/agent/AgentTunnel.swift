@@ -36,6 +36,11 @@ final class AgentTunnel: TunnelConnectionDelegate {
         switch (headers[":method"], headers[":path"]) {
         case ("POST", ControlStreamHeaders.path):
             return openControl(connection, id: id)
+        case ("CONNECT", _) where ConnectUDP.isFlow(headers):
+            guard let service = service(headers[":authority"], kind: .udp, connection, id: id) else { return nil }
+            return AgentUDPFlow.open(service, agent: agent, connection: connection, id: id, headers: headers) { [weak self, unowned connection] status, reason in
+                self?.refuse(connection, id: id, status: status, reason: reason)
+            }
         case ("CONNECT", .some) where headers[":protocol"] != nil && headers["fastgw-service"] != nil:
             // An upgrade (WebSocket) to an http service: extended CONNECT, RFC 8441.
             return openHTTP(connection, id: id, headers: headers, endStream: endStream)
@@ -92,7 +97,7 @@ final class AgentTunnel: TunnelConnectionDelegate {
         let kinds: [AgentConfig.Service.Kind] = kind == .tcp ? [.tcp, .network] : [kind]
         guard let service = agent.settings.config.service(named: name), kinds.contains(service.kind) else {
             agent.stats.connectFailures.add("unknown_service")
-            let what = kind == .tcp ? "service" : "http service"
+            let what = kind == .tcp ? "service" : "\(kind.rawValue) service"
             refuse(connection, id: id, status: 404, reason: "unknown \(what) \"\(name)\"")
             return nil
         }

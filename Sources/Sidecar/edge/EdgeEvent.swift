@@ -41,6 +41,8 @@ enum EdgeEvent: Hashable, Sendable {
     case policyRefused(policy: String, decision: String)
     /// A visitor's stream refused by the gateway or the agent (`reason` as counted in stats).
     case visitorStreamRefused(reason: String)
+    /// A UDP socket reported an error (an ICMP answer to an earlier datagram).
+    case udpSocketError
 
     var message: String {
         switch self {
@@ -59,6 +61,7 @@ enum EdgeEvent: Hashable, Sendable {
         case .requestRefused: return "http request refused"
         case .upstreamConnectFailed: return "upstream connect failed"
         case .visitorStreamRefused: return "visitor stream refused"
+        case .udpSocketError: return "UDP socket error"
         case .policyRefused(let policy, let decision):
             return decision == "deny" ? "access denied by policy \(policy)" : "rate or connection limit of policy \(policy) reached"
         case .proxyHeaderRefused(let reason):
@@ -81,7 +84,7 @@ enum EdgeEvent: Hashable, Sendable {
             return .warning
         case .requestRefused, .policyRefused: return .info
         case .visitorStreamRefused: return .notice
-        case .tunnelTLSFailed, .blockedAddressRefused: return .info
+        case .tunnelTLSFailed, .blockedAddressRefused, .udpSocketError: return .info
         case .publicTLSFailed: return .debug
         }
     }
@@ -93,7 +96,8 @@ enum EdgeEvent: Hashable, Sendable {
         case .addressBlocked, .blockedAddressRefused: return .authThrottled
         case .tunnelTLSFailed, .publicTLSFailed, .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed,
              .streamOpenFailed, .requestFailed, .requestRefused, .upstreamConnectFailed, .proxyHeaderRefused, .policyRefused,
-             .visitorStreamRefused:
+             .visitorStreamRefused,
+             .udpSocketError:
             return nil
         }
     }

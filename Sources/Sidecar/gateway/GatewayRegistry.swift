@@ -54,6 +54,7 @@ final class GatewayRegistry: Sendable {
         var nextID: ConnectionID = 1
         var connections: [ConnectionID: Connection] = [:]
         var routes = TCPRouteTable<ConnectionID>()
+        var udpRoutes = TCPRouteTable<ConnectionID>(transport: .udp)
         var httpRoutes = HTTPRouteTable<ConnectionID>()
         /// Private services (`expose = "private"`, network services) by name: visitors only.
         var privateRoutes: [String: [PrivateEntry]] = [:]
@@ -114,6 +115,7 @@ final class GatewayRegistry: Sendable {
         state.withLockedValue { s in
             s.connections[id] = nil
             s.routes.remove(connection: id)
+            s.udpRoutes.remove(connection: id)
             s.httpRoutes.remove(connection: id)
             Self.removePrivate(&s, connection: id)
         }
@@ -153,6 +155,7 @@ final class GatewayRegistry: Sendable {
             for id in s.connections.keys.sorted() {
                 let c = s.connections[id]!
                 s.routes.remove(connection: id)
+                s.udpRoutes.remove(connection: id)
                 s.httpRoutes.remove(connection: id)
                 Self.removePrivate(&s, connection: id)
                 guard let grant = s.grants[c.agent] else {
@@ -182,11 +185,12 @@ final class GatewayRegistry: Sendable {
     ) -> (accepted: [String], rejected: [ControlMessage.Rejected]) {
         let tcp = s.routes.register(connection: id, grant: grant, services: services.filter { $0.type == "tcp" && !$0.isPrivate })
         let http = s.httpRoutes.register(connection: id, grant: grant, services: services.filter { $0.type == "http" && !$0.isPrivate })
+        let udp = s.udpRoutes.register(connection: id, grant: grant, services: services.filter { $0.type == "udp" && !$0.isPrivate })
         let priv = registerPrivate(&s, id, grant: grant, services: services.filter(\.isPrivate))
         // Looked up by name: an agent may declare many services, all of them refused.
-        let acceptedNames = Set(tcp.accepted).union(http.accepted).union(priv.accepted)
+        let acceptedNames = Set(tcp.accepted).union(http.accepted).union(udp.accepted).union(priv.accepted)
         var reasons: [String: ControlMessage.Rejected] = [:]
-        for r in tcp.rejected + http.rejected + priv.rejected where reasons[r.name] == nil { reasons[r.name] = r }
+        for r in tcp.rejected + http.rejected + udp.rejected + priv.rejected where reasons[r.name] == nil { reasons[r.name] = r }
         var accepted: [String] = []
         var rejected: [ControlMessage.Rejected] = []
         for d in services {
@@ -298,9 +302,13 @@ final class GatewayRegistry: Sendable {
 
     /// The least loaded live connection serving `port`, preferring one on `loop`; counts the
     /// new stream against it. `agent`: only that agent's connections.
-    func pick(port: Int, preferring loop: EventLoop, excluding: Set<ConnectionID> = [], agent: String? = nil) -> Route? {
+    func pick(
+        port: Int, transport: PortTransport = .tcp, preferring loop: EventLoop, excluding: Set<ConnectionID> = [],
+        agent: String? = nil
+    ) -> Route? {
         state.withLockedValue { s in
-            let entries = s.routes.entries(port: port).filter {
+            let table = transport == .tcp ? s.routes : s.udpRoutes
+            let entries = table.entries(port: port).filter {
                 !excluding.contains($0.connection) && (agent == nil || $0.agent == agent)
             }
             let best = StreamBalancer.pick(
@@ -313,9 +321,9 @@ final class GatewayRegistry: Sendable {
     }
 
     /// Whether some live (not draining) connection serves `port`.
-    func serves(port: Int) -> Bool {
+    func serves(port: Int, transport: PortTransport = .tcp) -> Bool {
         state.withLockedValue { s in
-            s.routes.entries(port: port).contains { s.connections[$0.connection]?.draining == false }
+            (transport == .tcp ? s.routes : s.udpRoutes).entries(port: port).contains { s.connections[$0.connection]?.draining == false }
         }
     }
 
@@ -341,6 +349,10 @@ final class GatewayRegistry: Sendable {
 
     var routes: [Int: [TCPRouteTable<ConnectionID>.Entry]] {
         state.withLockedValue { $0.routes.ports }
+    }
+
+    var udpRoutes: [Int: [TCPRouteTable<ConnectionID>.Entry]] {
+        state.withLockedValue { $0.udpRoutes.ports }
     }
 
     var httpRoutes: [HTTPRouteTable<ConnectionID>.Entry] {

@@ -10,7 +10,7 @@ import Protocol
 final class GatewayServer: ManagedDaemon {
     /// One bound listening socket, identified by what it is and where it listens.
     struct Listener: Sendable {
-        enum Kind: Hashable, Sendable { case tunnel, tcp, http, https }
+        enum Kind: Hashable, Sendable { case tunnel, tcp, http, https, udp }
         let kind: Kind
         let name: String
         let address: HostPort
@@ -87,7 +87,7 @@ final class GatewayServer: ManagedDaemon {
         let registry = context.registry
         let held: [StartupHold.Held] = bound.compactMap { l in
             switch l.kind {
-            case .tunnel: return nil
+            case .tunnel, .udp: return nil
             case .tcp: return .init(channel: l.channel, what: "port \(l.address.port)") { registry.serves(port: l.address.port) }
             case .http, .https: return .init(channel: l.channel, what: "\"\(l.name)\"") { registry.everyHostGrantServed }
             }
@@ -117,6 +117,7 @@ final class GatewayServer: ManagedDaemon {
     static func specs(for config: GatewayConfig) -> [Spec] {
         (config.tunnel.listen.map { [Spec(kind: .tunnel, name: "tunnel", address: $0)] } ?? [])
             + config.tcpPorts.map { Spec(kind: .tcp, name: $0.name, address: $0.listen) }
+            + config.udpPorts.map { Spec(kind: .udp, name: $0.name, address: $0.listen) }
             + config.listeners.compactMap { l in
                 switch l.kind {
                 case .tcp: return nil
@@ -128,7 +129,7 @@ final class GatewayServer: ManagedDaemon {
 
     /// Every listener as socket activation matches it, the control socket included.
     static func wanted(for config: GatewayConfig) -> [WantedListener] {
-        specs(for: config).map { SocketActivation.wanted(name: $0.name, address: $0.address) }
+        specs(for: config).map { SocketActivation.wanted(name: $0.name, address: $0.address, datagram: $0.kind == .udp) }
             + [SocketActivation.wanted(name: "control", unixPath: config.controlSocket)]
             + (config.metrics.map { [SocketActivation.wanted(name: "metrics", address: $0.listen)] } ?? [])
     }
@@ -141,6 +142,7 @@ final class GatewayServer: ManagedDaemon {
     private func bind(_ spec: Spec, inherited: InheritedListener?, held: Bool = false) throws -> Listener {
         var bootstrap: ServerBootstrap
         switch spec.kind {
+        case .udp: return try bindUDP(spec, inherited: inherited)
         case .tunnel: bootstrap = tunnelBootstrap()
         case .tcp: bootstrap = tcpBootstrap(name: spec.name, port: spec.address.port)
         case .http: bootstrap = httpBootstrap(name: spec.name, tls: false)
@@ -167,6 +169,46 @@ final class GatewayServer: ManagedDaemon {
         } catch {
             throw StartupError("\(what): cannot listen on \(spec.address): \(error)")
         }
+    }
+
+    /// A udp service's public port: one datagram socket, its flows on the socket's loop.
+    private func bindUDP(_ spec: Spec, inherited: InheritedListener?) throws -> Listener {
+        let context = self.context
+        let bootstrap = DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Bursts from many clients wait in the kernel, not in drops (up to net.core.rmem_max).
+            .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelOption(.maxMessagesPerRead, value: 16)
+            .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
+            .channelOption(.writeBufferWaterMark, value: .init(low: 512 << 10, high: 1 << 20))
+            // Room for the largest datagram: NIO's default (2 KiB) would truncate bigger ones.
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        UDPIngress(gateway: context, port: spec.address.port, listener: spec.name))
+                }
+            }
+        let what = "listener \"\(spec.name)\""
+        let channel: Channel
+        if let inherited {
+            do {
+                channel = try SocketActivation.adopt(inherited, with: bootstrap)
+            } catch {
+                throw StartupError("\(what): \(error)")
+            }
+            logger.info("listening", metadata: [
+                "listener": "\(what)", "address": "\(inherited.address)", "activation": "fd \(inherited.fd) \(inherited.name)",
+            ])
+        } else {
+            do {
+                channel = try bootstrap.bind(host: spec.address.host, port: spec.address.port).wait()
+            } catch {
+                throw StartupError("\(what): cannot listen on udp \(spec.address): \(error)")
+            }
+            logger.info("listening", metadata: ["listener": "\(what)", "address": "udp \(spec.address)"])
+        }
+        return Listener(kind: .udp, name: spec.name, address: spec.address, channel: channel)
     }
 
     private func tunnelBootstrap() -> ServerBootstrap {

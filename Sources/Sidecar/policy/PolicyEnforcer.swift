@@ -39,7 +39,7 @@ struct PolicyEnforcer: Sendable {
     /// connection's close is hooked to give back its place in the policies that count open
     /// connections.
     func admitConnection(_ channel: Channel, addressRules: Bool) -> PolicyDecision {
-        admit(chain, channel, addressRules: addressRules)
+        admit(chain, addressRules: addressRules) { release in channel.closeFuture.whenComplete { _ in release() } }
     }
 
     /// A TCP connection to `port` served by `agent`, after the listener's policies passed:
@@ -52,10 +52,27 @@ struct PolicyEnforcer: Sendable {
         if let asking = cells.first(where: \.policy.authenticates) {
             return refused(.deny(policy: asking.policy.name), request: false, reason: "TCP connections carry no credentials")
         }
-        return admit(cells, channel, addressRules: true)
+        return admit(cells, addressRules: true) { release in channel.closeFuture.whenComplete { _ in release() } }
     }
 
-    private func admit(_ chain: [PolicyCell], _ channel: Channel, addressRules: Bool) -> PolicyDecision {
+    /// A new UDP flow (the first datagram from a client ip:port) to a udp service of
+    /// `agent`: the listener's policies and the agent's, as for a new TCP connection (address
+    /// rules, connection rate and open-connection caps; a flow counts as a connection). When
+    /// allowed, `release` (called once, when the flow ends) gives its place back.
+    func admitFlow(agent: String) -> (PolicyDecision, release: @Sendable () -> Void) {
+        let cells = Self.without(chain, set.chain(agent: agent))
+        if let asking = cells.first(where: \.policy.authenticates) {
+            return (refused(.deny(policy: asking.policy.name), request: false, reason: "UDP datagrams carry no credentials"), {})
+        }
+        var release: @Sendable () -> Void = {}
+        let decision = admit(chain + cells, addressRules: true) { release = $0 }
+        return (decision, release)
+    }
+
+    /// `whenClosed` gets what gives an allowed connection's places back, to run at its end.
+    private func admit(
+        _ chain: [PolicyCell], addressRules: Bool, whenClosed: (@escaping @Sendable () -> Void) -> Void
+    ) -> PolicyDecision {
         guard !chain.isEmpty else { return .allow }
         guard let client, let key = clientKey else { return refused(.deny(policy: chain[0].policy.name), request: false) }
         let now = Self.now
@@ -75,7 +92,7 @@ struct PolicyEnforcer: Sendable {
         }
         // HTTP connections count their requests instead.
         if addressRules { for cell in chain { cell.tally.allowed.add() } }
-        channel.closeFuture.whenComplete { [admitted] _ in for c in admitted { c.closed(key) } }
+        whenClosed { [admitted] in for c in admitted { c.closed(key) } }
         return .allow
     }
 

@@ -5,6 +5,8 @@ import Protocol
 final class AgentStats: Sendable {
     let started = NIODeadline.now()
     let services = ServiceCounterSet()
+    /// udp services: flows, datagrams, drops.
+    let udp = UDPCounterSet()
     let tunnelConnectionsActive = Counter()
     let tunnelConnectionsTotal = Counter()
     /// Dial attempts after the first one of each connection slot.
@@ -43,6 +45,7 @@ final class AgentStats: Sendable {
         r.add("memory_trims_total", .counter, "Times freed heap was handed back to the kernel after many streams ended.",
               memoryTrims.value)
         services.report(into: &r)
+        udp.report(into: &r)
         return r
     }
 }

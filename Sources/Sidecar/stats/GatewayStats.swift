@@ -6,6 +6,8 @@ import Protocol
 final class GatewayStats: Sendable {
     let started = NIODeadline.now()
     let services = ServiceCounterSet()
+    /// udp services: flows, datagrams, drops.
+    let udp = UDPCounterSet()
     /// Answers of the access policies (`[[policy]]`), by policy.
     let policies = PolicyCounters()
     let publicConnectionsActive = Counter()
@@ -89,6 +91,7 @@ final class GatewayStats: Sendable {
         r.add("reloads_total", .counter, "Configuration reloads, by result.", by: "result",
               ["ok": reloadsOK.value, "failed": reloadsFailed.value])
         services.report(into: &r)
+        udp.report(into: &r)
         policies.report(into: &r)
         return r
     }

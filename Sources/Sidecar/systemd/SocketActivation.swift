@@ -87,11 +87,27 @@ final class SocketActivation: Sendable {
         return channel
     }
 
+    /// Adopts a duplicate of an inherited UDP socket (`ListenDatagram=`) into a datagram channel.
+    static func adopt(_ socket: InheritedListener, with bootstrap: DatagramBootstrap) throws -> Channel {
+        let copy = fcntl(socket.fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else {
+            throw StartupError("socket activation: cannot duplicate \(socket): \(String(cString: strerror(errno)))")
+        }
+        do {
+            return try bootstrap.withBoundSocket(copy).wait()
+        } catch {
+            close(copy)
+            throw StartupError("socket activation: cannot adopt \(socket): \(error)")
+        }
+    }
+
     // MARK: addresses
 
-    /// What `wanted` resolves to: the numeric forms of the configured host.
-    static func wanted(name: String, address: HostPort) -> WantedListener {
-        WantedListener(name: name, addresses: resolve(address))
+    /// What `wanted` resolves to: the numeric forms of the configured host (`datagram`: as
+    /// a UDP socket's, which only a `ListenDatagram=` socket matches).
+    static func wanted(name: String, address: HostPort, datagram: Bool = false) -> WantedListener {
+        let addresses = resolve(address)
+        return WantedListener(name: name, addresses: datagram ? addresses.map(\.asDatagram) : addresses)
     }
 
     static func wanted(name: String, unixPath: String) -> WantedListener {
@@ -125,9 +141,11 @@ final class SocketActivation: Sendable {
         }
         size = socklen_t(MemoryLayout<Int32>.size)
         _ = getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size)
-        guard type == Int32(SOCK_STREAM.rawValue), accepting != 0 else {
+        let datagram = type == Int32(SOCK_DGRAM.rawValue)
+        guard datagram || (type == Int32(SOCK_STREAM.rawValue) && accepting != 0) else {
             throw StartupError(
-                "socket activation: fd \(fd) (name \"\(name)\") is not a listening stream socket; use ListenStream= with Accept=no")
+                "socket activation: fd \(fd) (name \"\(name)\") is not a listening stream socket or a datagram socket; "
+                    + "use ListenStream= with Accept=no, or ListenDatagram=")
         }
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -140,7 +158,7 @@ final class SocketActivation: Sendable {
         guard let found else {
             throw StartupError("socket activation: fd \(fd) (name \"\(name)\"): unsupported address family")
         }
-        return found
+        return datagram ? found.asDatagram : found
     }
 
     private static func numeric(_ sa: UnsafeMutablePointer<sockaddr>?) -> ListenAddress? {
