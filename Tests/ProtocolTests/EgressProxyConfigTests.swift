@@ -150,7 +150,10 @@ final class EgressProxyConfigTests: XCTestCase {
     func testRedaction() {
         XCTAssertEqual(EgressProxy.redacted("http://alice:pw@proxy:3128"), "http://alice:***@proxy:3128")
         XCTAssertEqual(EgressProxy.redacted("alice:pw@proxy:3128"), "alice:***@proxy:3128")
-        XCTAssertEqual(EgressProxy.redacted("socks5://a:b@c@proxy:1080/x@y"), "socks5://a:***@proxy:1080/x@y")
+        // Everything before the last @ is user info: more hidden rather than a password shown.
+        XCTAssertEqual(EgressProxy.redacted("socks5://a:b@c@proxy:1080/x@y"), "socks5://a:***@y")
+        XCTAssertEqual(EgressProxy.redacted("http://u:pa/ss@proxy:3128"), "http://u:***@proxy:3128")
+        XCTAssertEqual(EgressProxy.redacted("http://u:p?a#s@proxy:3128"), "http://u:***@proxy:3128")
         XCTAssertEqual(EgressProxy.redacted("http://proxy:3128"), "http://proxy:3128")
         XCTAssertEqual(EgressProxy.redacted("http://alice@proxy:3128"), "http://alice@proxy:3128")
     }

@@ -6,6 +6,25 @@ final class NetworkAllowTests: XCTestCase {
         NetworkAllow(rules: try rules.map { try NetworkAllow.parseRule($0).get() })
     }
 
+    func testBroadBlocksDoNotReachTheAgentsOwnAddresses() throws {
+        let any = try allow(["0.0.0.0/0:1-65535", "[::/0]:1-65535"])
+        for text in ["127.0.0.1", "0.0.0.0", "169.254.169.254", "224.0.0.1", "::1", "::", "fe80::1", "::ffff:127.0.0.1"] {
+            XCTAssertFalse(any.permits(IPAddress(text)!, port: 80), text)
+        }
+        XCTAssertTrue(any.permits(IPAddress("10.1.2.3")!, port: 80))
+        XCTAssertTrue(any.permits(IPAddress("2001:db8::1")!, port: 80))
+        // A rule naming the range (or a part of it) opens it.
+        let local = try allow(["127.0.0.1:5432", "169.254.0.0/16:80"])
+        XCTAssertTrue(local.permits(IPAddress("127.0.0.1")!, port: 5432))
+        XCTAssertTrue(local.permits(IPAddress("169.254.169.254")!, port: 80))
+        // A name rule's host resolved into a guarded range: refused, but for localhost itself.
+        let names = try allow(["*.corp.internal:443", "localhost:5432"])
+        XCTAssertFalse(names.permitsResolved(IPAddress("127.0.0.1")!, port: 443, name: "evil.corp.internal"))
+        XCTAssertTrue(names.permitsResolved(IPAddress("10.0.0.5")!, port: 443, name: "db.corp.internal"))
+        XCTAssertTrue(names.permitsResolved(IPAddress("127.0.0.1")!, port: 5432, name: "localhost"))
+        XCTAssertTrue(names.permitsResolved(IPAddress("::1")!, port: 5432, name: "LOCALHOST."))
+    }
+
     func testParsesBlocksNamesPortsAndRanges() throws {
         let a = try allow(["10.0.0.0/8:22", "db.internal:5432", "[2001:db8::1]:443", "[2001:db8::/32]:8000-8100",
                            "*.corp.internal:443", "1password.internal:80", "192.0.2.7:1-65535"])

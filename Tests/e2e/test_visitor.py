@@ -464,6 +464,32 @@ def test_hostile_visitor_streams_answered_with_reasons(private):
     assert "destination" in answers[("corpnet", None)][1] and "allow list" in answers[("corpnet", "192.0.2.1:22")][1]
     refused = p.stats("gateway.sock")["visitor_streams_refused_total"]
     assert refused["bad_request"] == 2 and refused["not_granted"] == 2 and refused["destination_not_allowed"] == 1, refused
+    # Streams the visitor resets with NO_ERROR before any END_STREAM: each agent stream (and
+    # the agent's upstream socket) goes with it.
+    import h2.errors
+    base_agent, base_visitor = p.stats("agent.sock"), p.stats("gateway.sock")["visitor_streams_active"]
+    before = base_agent["streams_total"]  # the granted echo stream above is still open
+    opened = []
+    for _ in range(20):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "CONNECT"), (":authority", "echo")])
+        conn.send_data(sid, b"x")
+        opened.append(sid)
+    s.sendall(conn.data_to_send())
+    time.sleep(1)
+    for sid in opened:
+        conn.reset_stream(sid, error_code=h2.errors.ErrorCodes.NO_ERROR)
+    s.sendall(conn.data_to_send())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        a = p.stats("agent.sock")
+        g = p.stats("gateway.sock")
+        if a["streams_total"] >= before + 20 and a["streams_active"] == base_agent["streams_active"] \
+                and g["visitor_streams_active"] == base_visitor:
+            break
+        time.sleep(0.2)
+    assert a["streams_total"] >= before + 20, a
+    assert a["streams_active"] == base_agent["streams_active"] and g["visitor_streams_active"] == base_visitor, (a, g)
     s.close()
 
 

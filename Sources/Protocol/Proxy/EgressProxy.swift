@@ -82,11 +82,12 @@ public struct EgressProxy: Equatable, Sendable, CustomStringConvertible {
 
     /// `text` with any password in it replaced by `***`, for quoting a value in a message:
     /// `http://alice:***@proxy:3128`. Works on malformed values too.
+    /// Everything up to the last `@` counts as user info, so a password holding an unescaped
+    /// `/`, `?` or `#` (which ends the authority for a parser) is still hidden.
     public static func redacted(_ text: String) -> String {
         let start = splitScheme(Substring(text))?.rest.startIndex ?? text.startIndex
-        let authorityEnd = text[start...].firstIndex(of: "/") ?? text.endIndex
-        guard let at = text[start..<authorityEnd].lastIndex(of: "@"),
-              let colon = text[start..<at].firstIndex(of: ":") else { return text }
+        guard let at = text[start...].lastIndex(of: "@") else { return text }
+        guard let colon = text[start..<at].firstIndex(of: ":") else { return text }
         return String(text[..<colon]) + ":***" + String(text[at...])
     }
 }

@@ -83,11 +83,34 @@ public struct NetworkAllow: Equatable, Sendable {
 
     /// Whether an address (given, or resolved from a name no name rule covers) is allowed.
     public func permits(_ address: IPAddress, port: Int) -> Bool {
-        rules.contains { rule in
-            guard rule.ports.contains(port), case .block(let block) = rule.target else { return false }
-            return block.contains(address)
+        let address = address.unmapped
+        let guarded = Self.guarded.first { $0.contains(address) }
+        return rules.contains { rule in
+            guard rule.ports.contains(port), case .block(let block) = rule.target, block.contains(address) else { return false }
+            // A broad block (`0.0.0.0/0`) does not reach the agent's own loopback, "this
+            // host", link-local (cloud metadata) or multicast addresses: only a rule that
+            // names that range, or a part of it, does.
+            return guarded.map { block.prefixLength >= $0.prefixLength } ?? true
         }
     }
+
+    /// An address a name rule's host resolved to: any address but the guarded ranges, which
+    /// need a block rule naming them — or, for loopback, the rule `localhost` itself — so
+    /// a name cannot be pointed at the agent's own services or metadata.
+    public func permitsResolved(_ address: IPAddress, port: Int, name: String) -> Bool {
+        let address = address.unmapped
+        guard Self.guarded.contains(where: { $0.contains(address) }) else { return true }
+        if Self.normalizedName(name, wildcard: false) == "localhost", Self.loopback.contains(where: { $0.contains(address) }) {
+            return true
+        }
+        return permits(address, port: port)
+    }
+
+    static let loopback: [CIDR] = ["127.0.0.0/8", "::1/128"].map { try! CIDR.parse($0).get() }
+
+    /// Ranges a broad rule does not open (see `permits`).
+    static let guarded: [CIDR] = ["0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255.255/32",
+                                  "::/128", "::1/128", "fe80::/10", "ff00::/8"].map { try! CIDR.parse($0).get() }
 
     /// Whether some rule could allow `host` at all (before resolving): a name rule for it,
     /// or any address block for a name that may resolve into one.

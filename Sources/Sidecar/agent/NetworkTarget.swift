@@ -34,9 +34,9 @@ enum NetworkTarget {
         let byName = allow.permitsName(target.host, port: target.port)
         return NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> [SocketAddress] in
             let all = try lookup(target)
-            let kept = byName ? all : all.filter { a in
+            let kept = all.filter { a in
                 guard let ip = a.ipAddress.flatMap(IPAddress.init) else { return false }
-                return allow.permits(ip, port: target.port)
+                return byName ? allow.permitsResolved(ip, port: target.port, name: target.host) : allow.permits(ip, port: target.port)
             }
             guard !kept.isEmpty else {
                 throw Refusal.notAllowed("\(target) resolves to no address in service \"\(service.name)\"'s allow list")

@@ -14,6 +14,9 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    /// Streams one visitor tunnel connection may have open at once.
+    static let maxVisitorStreams = 256
+
     private let gateway: GatewayContext
     /// Taken when the connection arrives: a reload does not change a handshake in progress.
     private let settings: GatewayContext.Settings
@@ -133,7 +136,11 @@ final class TunnelAcceptHandler: ChannelInboundHandler, RemovableChannelHandler 
         do {
             // A visitor opens the streams (HTTP/2 client); an agent serves them (roles reversed).
             let visitor = accepted.peer == .visitor
-            let session = try H2Session(role: visitor ? .server : .client, tuning: settings.h2Tuning, allocator: context.channel.allocator)
+            var tuning = settings.h2Tuning
+            // Each visitor stream costs an agent an upstream connection: a visitor holds at
+            // most this many at once per tunnel connection (more are refused by HTTP/2 itself).
+            if visitor { tuning.maxConcurrentStreams = Self.maxVisitorStreams }
+            let session = try H2Session(role: visitor ? .server : .client, tuning: tuning, allocator: context.channel.allocator)
             let connection = TunnelConnection(
                 session: session, keepaliveInterval: settings.keepaliveInterval, keepaliveTimeout: settings.keepaliveTimeout)
             if visitor {

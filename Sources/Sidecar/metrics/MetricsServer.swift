@@ -2,7 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Protocol
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What the `[metrics]` listener reports about its daemon.
 protocol MetricsSource: Sendable {
@@ -14,12 +14,14 @@ protocol MetricsSource: Sendable {
 
 /// The `[metrics]` HTTP listener (either role): `/metrics`, `/healthz`, `/readyz` for
 /// Prometheus and balancers. Small on purpose: one request per connection, a head of at most
-/// 8 KiB within 5 s, at most 32 connections at once, clients outside `allow` closed at
-/// accept. Bound at start (or adopted from socket activation, name `metrics`); a reload
+/// 8 KiB within 2 s, at most 32 connections at once and 4 from one address (so one client
+/// cannot hold the slots a scraper or a balancer's probe needs), clients outside `allow`
+/// closed at accept. Bound at start (or adopted from socket activation, name `metrics`); a reload
 /// does not move it.
 enum MetricsServer {
     static let maxConnections = 32
-    static let headTimeout = TimeAmount.seconds(5)
+    static let maxConnectionsPerClient = 4
+    static let headTimeout = TimeAmount.seconds(2)
     static let maxHeadBytes = 8192
 
     static func bind(
@@ -36,8 +38,9 @@ enum MetricsServer {
                     if !config.allow.isEmpty, peer.map({ !config.allow.contains($0) }) ?? true {
                         throw MetricsRefused()
                     }
-                    guard open.take() else { throw MetricsRefused() }
-                    channel.closeFuture.whenComplete { _ in open.release() }
+                    let key = peer.map(ClientKey.init)
+                    guard open.take(key) else { throw MetricsRefused() }
+                    channel.closeFuture.whenComplete { _ in open.release(key) }
                     try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(source: source, group: group))
                 }
             }
@@ -60,16 +63,15 @@ enum MetricsServer {
     private struct MetricsRefused: Error {}
 
     private final class Connections: Sendable {
-        private let count = Atomic(0)
+        private let open = NIOLockedValueBox(InFlightLimit<ClientKey>(
+            total: MetricsServer.maxConnections, perKey: MetricsServer.maxConnectionsPerClient))
 
-        func take() -> Bool {
-            if count.wrappingAdd(1, ordering: .relaxed).newValue <= MetricsServer.maxConnections { return true }
-            count.wrappingSubtract(1, ordering: .relaxed)
-            return false
+        func take(_ key: ClientKey?) -> Bool {
+            open.withLockedValue { $0.take(key) == nil }
         }
 
-        func release() {
-            count.wrappingSubtract(1, ordering: .relaxed)
+        func release(_ key: ClientKey?) {
+            open.withLockedValue { $0.release(key) }
         }
     }
 }

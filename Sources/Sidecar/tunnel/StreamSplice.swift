@@ -23,6 +23,10 @@ final class StreamSplice: StreamEndpoint {
     /// receives (the agent's answer) become its response.
     private let answers: Bool
     private var answered = false
+    /// This splice's stream's peer sent END_STREAM.
+    private var ended = false
+    /// The other stream's peer sent END_STREAM (which this splice's stream carried on).
+    private var otherEnded = false
     /// Called once on this splice's loop with the agent's status (answering splice only).
     var onAnswer: ((_ status: String, _ reason: String?) -> Void)?
 
@@ -56,13 +60,18 @@ final class StreamSplice: StreamEndpoint {
     }
 
     func tunnelEnded() {
+        ended = true
+        // Told before the END goes out on `into`: the partner's stream can only close cleanly
+        // after that END, and the partner hears of this first (one loop, in order).
+        partner?.run { $0.otherEnded = true }
         into?.socketEnded()
     }
 
     func tunnelClosed(errorCode: UInt32) {
-        // An abort on one side is an abort on the other; a clean end already travelled as
-        // END_STREAM both ways.
-        if errorCode != 0 { into?.socketFailed() }
+        // A clean close is one after END_STREAM both ways, which also ended `into`. Anything
+        // else — an error, or a reset with NO_ERROR before both ends — aborts the other
+        // stream too, or it (and the agent's upstream socket) would be left open.
+        if errorCode != 0 || !ended || !otherEnded { into?.socketFailed() }
         into = nil
         partner = nil
     }

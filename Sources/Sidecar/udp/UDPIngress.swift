@@ -20,6 +20,9 @@ final class UDPIngress: ChannelInboundHandler {
     private let listener: String
     private var flows: UDPFlowTable<SocketAddress, UDPFlow>
     private var sweepTask: RepeatedTask?
+    /// Datagrams on their way to tunnel loops, and back to this port's loop (HopLimit).
+    private let toTunnel = HopLimit()
+    private let toClients = HopLimit()
 
     init(gateway: GatewayContext, port: Int, listener: String) {
         self.gateway = gateway
@@ -51,8 +54,16 @@ final class UDPIngress: ChannelInboundHandler {
         if let flow = flows[client] {
             if !flow.ended.load(ordering: .relaxed) {
                 flow.touch()
-                let payload = envelope.data
-                flow.withLink { $0.send(payload) }
+                guard toTunnel.take() else {
+                    gateway.stats.udp.counters(for: flow.service).drops.add("loop_queue")
+                    return
+                }
+                let payload = HopLimit.compact(envelope.data, allocator: context.channel.allocator)
+                let hops = toTunnel
+                flow.withLink { link in
+                    hops.release()
+                    link.send(payload)
+                }
                 return
             }
             // Its stream is over (refused, reset, tunnel gone): a new flow takes its place.
@@ -113,10 +124,12 @@ final class UDPIngress: ChannelInboundHandler {
             clientText: addresses.clientDescription, listener: listener,
             headers: ConnectUDP.requestHeaders(service: route.service, port: port) + TunnelAddressFields.of(addresses)
                 + [HeaderField("fastgw-listener", listener)])
+        let toClients = self.toClients
+        let first = HopLimit.compact(first, allocator: context.channel.allocator)
         route.tunnel.run { connection in
             let link = DatagramStreamLink(counters: counters, socketIsClient: true)
             flow.setLink(link)
-            opening.open(on: connection, link: link, first: first)
+            opening.open(on: connection, link: link, first: first, toClients: toClients)
         }
     }
 
@@ -133,7 +146,7 @@ final class UDPIngress: ChannelInboundHandler {
         let listener: String
         let headers: [HeaderField]
 
-        func open(on connection: TunnelConnection, link: DatagramStreamLink, first: ByteBuffer) {
+        func open(on connection: TunnelConnection, link: DatagramStreamLink, first: ByteBuffer, toClients: HopLimit) {
             let registry = gateway.registry
             let stats = gateway.stats
             guard connection.takesNewStreams else {
@@ -163,8 +176,15 @@ final class UDPIngress: ChannelInboundHandler {
                     counters.drops.add("socket_full", datagrams.count)
                     return false
                 }
+                // Tasks already waiting for the port's loop count too: isWritable only sees
+                // what that loop has written.
+                guard toClients.take() else {
+                    counters.drops.add("loop_queue", datagrams.count)
+                    return false
+                }
                 // One hop to the port's loop and one flush (sendmmsg) for the frame's datagrams.
                 channel.eventLoop.execute {
+                    toClients.release()
                     for d in datagrams { channel.write(AddressedEnvelope(remoteAddress: client, data: d), promise: nil) }
                     channel.flush()
                 }
