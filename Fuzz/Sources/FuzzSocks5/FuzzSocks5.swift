@@ -31,7 +31,12 @@ public func fuzzSocks5(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if case .success(let rule) = NetworkAllow.parseRule(text) {
         let allow = NetworkAllow(rules: [rule])
         precondition(rule.ports.lowerBound >= 1 && rule.ports.upperBound <= 65535, "port out of range")
-        if case .block(let b) = rule.target { precondition(allow.permits(b.network, port: rule.ports.lowerBound)) }
+        if case .block(let b) = rule.target {
+            // A block permits its own network address, unless it is broader than the guarded
+            // range that address lies in.
+            let expected = NetworkAllow.guardedRange(of: b.network).map { b.prefixLength >= $0.prefixLength } ?? true
+            precondition(allow.permits(b.network, port: rule.ports.lowerBound) == expected)
+        }
         if case .name(let n) = rule.target, !n.hasPrefix("*.") { precondition(allow.permitsName(n, port: rule.ports.upperBound)) }
     }
     return 0

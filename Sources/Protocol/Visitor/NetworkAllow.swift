@@ -84,7 +84,7 @@ public struct NetworkAllow: Equatable, Sendable {
     /// Whether an address (given, or resolved from a name no name rule covers) is allowed.
     public func permits(_ address: IPAddress, port: Int) -> Bool {
         let address = address.unmapped
-        let guarded = Self.guarded.first { $0.contains(address) }
+        let guarded = Self.guardedRange(of: address)
         return rules.contains { rule in
             guard rule.ports.contains(port), case .block(let block) = rule.target, block.contains(address) else { return false }
             // A broad block (`0.0.0.0/0`) does not reach the agent's own loopback, "this
@@ -104,6 +104,12 @@ public struct NetworkAllow: Equatable, Sendable {
             return true
         }
         return permits(address, port: port)
+    }
+
+    /// The guarded range `address` lies in (loopback, 0.0.0.0/8, link-local, multicast and
+    /// their IPv6 kin), or nil.
+    public static func guardedRange(of address: IPAddress) -> CIDR? {
+        guarded.first { $0.contains(address.unmapped) }
     }
 
     static let loopback: [CIDR] = ["127.0.0.0/8", "::1/128"].map { try! CIDR.parse($0).get() }
