@@ -12,7 +12,7 @@ final class AgentRunner: ManagedDaemon {
     let group: MultiThreadedEventLoopGroup
     let lifecycle: Lifecycle
     let notifier: ServiceNotifier
-    private let dialers = NIOLockedValueBox<[SlotKey: LoopBoundRef<GatewayDialer>]>([:])
+    private let dialers: GatewayDialers
     private let reloadQueue = DispatchQueue(label: "fastgw.agent.reload")
 
     init(config: AgentConfig, logger: Logger, group: MultiThreadedEventLoopGroup, lifecycle: Lifecycle) throws {
@@ -21,6 +21,7 @@ final class AgentRunner: ManagedDaemon {
         let context = AgentContext(settings: .init(config: config, tls: tls), logger: logger)
         self.context = context
         self.group = group
+        dialers = GatewayDialers(context: context, group: group)
         self.lifecycle = lifecycle
         self.notifier = ServiceNotifier { AgentRunner.summary(context) }
     }
@@ -36,35 +37,12 @@ final class AgentRunner: ManagedDaemon {
     var logger: Logger { context.logger }
     var drainCoordinator: DrainCoordinator { context.drain }
 
-    static func slots(for config: AgentConfig) -> [SlotKey] {
-        config.gateways.flatMap { g in (0..<config.connections).map { SlotKey(gateway: g, index: $0) } }
-    }
-
     func start() {
         context.events.startFlushing(on: group.next())
         // After a flood of streams the agent too keeps the heap their peak used.
         let stats = context.stats
         MemoryTrimmer(trimmed: stats.memoryTrims) { stats.streamsActive.value }.start(on: group.next())
-        startDialers(Self.slots(for: context.config))
-    }
-
-    private func startDialers(_ keys: [SlotKey]) {
-        let context = self.context
-        for key in keys {
-            let loop = group.next()
-            // Called from the main thread or the reload queue, never from a loop: waiting is fine.
-            let ref = try? loop.submit { () -> LoopBoundRef<GatewayDialer> in
-                let dialer = GatewayDialer(agent: context, key: key, loop: loop)
-                dialer.start()
-                return LoopBoundRef(dialer, eventLoop: loop)
-            }.wait()
-            dialers.withLockedValue { $0[key] = ref }
-        }
-    }
-
-    private func stopDialers(_ keys: [SlotKey], deadline: TimeAmount) {
-        let stopped = dialers.withLockedValue { all in keys.compactMap { all.removeValue(forKey: $0) } }
-        for d in stopped { d.run { $0.stop(deadline: deadline) } }
+        _ = dialers.apply(context.config)
     }
 
     // MARK: reload
@@ -106,13 +84,8 @@ final class AgentRunner: ManagedDaemon {
         } else {
             notes.append("services unchanged")
         }
-        let wanted = Set(Self.slots(for: config))
-        let running = Set(dialers.withLockedValue { Array($0.keys) })
-        let added = wanted.subtracting(running).sorted()
-        let removed = running.subtracting(wanted).sorted()
-        stopDialers(removed, deadline: TimeAmount(config.drainTimeout))
-        startDialers(added)
-        notes.append("\(added.count) connection slots added, \(removed.count) draining")
+        let (added, removed) = dialers.apply(config)
+        notes.append("\(added) connection slots added, \(removed) draining")
         if old.controlSocket != config.controlSocket {
             notes.append("[control] socket change takes effect at the next restart")
         }
@@ -138,8 +111,7 @@ final class AgentRunner: ManagedDaemon {
                     "timeout_ms": "\(limit.nanoseconds / 1_000_000)", "streams": "\(context.stats.streamsActive.value)",
                 ]))
                 self.notifier.stopping()
-                let keys = self.dialers.withLockedValue { Array($0.keys) }
-                self.stopDialers(keys, deadline: limit + .seconds(1))
+                self.dialers.stopAll(deadline: limit + .seconds(1))
                 return loop.makeSucceededVoidFuture()
             },
             remaining: { context.stats.tunnelConnectionsActive.value },

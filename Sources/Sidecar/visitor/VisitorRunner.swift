@@ -14,7 +14,7 @@ final class VisitorRunner: ManagedDaemon {
     let lifecycle: Lifecycle
     let notifier: ServiceNotifier
     private let activation: SocketActivation
-    private let dialers = NIOLockedValueBox<[SlotKey: LoopBoundRef<GatewayDialer>]>([:])
+    private let dialers: GatewayDialers
     private let listeners = NIOLockedValueBox<[Listener]>([])
     private let reloadQueue = DispatchQueue(label: "fastgw.visitor.reload")
 
@@ -37,6 +37,7 @@ final class VisitorRunner: ManagedDaemon {
         let context = VisitorContext(config: config, tls: tls, logger: logger)
         self.context = context
         self.group = group
+        dialers = GatewayDialers(context: context.dial, group: group)
         self.lifecycle = lifecycle
         self.activation = activation
         self.notifier = ServiceNotifier { VisitorRunner.summary(context) }
@@ -84,7 +85,7 @@ final class VisitorRunner: ManagedDaemon {
 
     func start() {
         context.dial.events.startFlushing(on: group.next())
-        startDialers(AgentRunner.slots(for: context.config.connection))
+        _ = dialers.apply(context.config.connection)
     }
 
     private func bind(_ spec: Spec, inherited: InheritedListener?) throws -> Listener {
@@ -123,24 +124,6 @@ final class VisitorRunner: ManagedDaemon {
             logger.info("listening", metadata: ["listener": "\(what)", "address": "\(spec.address)"])
         }
         return Listener(key: spec.key, channel: channel)
-    }
-
-    private func startDialers(_ keys: [SlotKey]) {
-        let dial = context.dial
-        for key in keys {
-            let loop = group.next()
-            let ref = try? loop.submit { () -> LoopBoundRef<GatewayDialer> in
-                let dialer = GatewayDialer(agent: dial, key: key, loop: loop)
-                dialer.start()
-                return LoopBoundRef(dialer, eventLoop: loop)
-            }.wait()
-            dialers.withLockedValue { $0[key] = ref }
-        }
-    }
-
-    private func stopDialers(_ keys: [SlotKey], deadline: TimeAmount) {
-        let stopped = dialers.withLockedValue { all in keys.compactMap { all.removeValue(forKey: $0) } }
-        for d in stopped { d.run { $0.stop(deadline: deadline) } }
     }
 
     // MARK: reload
@@ -194,14 +177,9 @@ final class VisitorRunner: ManagedDaemon {
         context.config = config
         context.dial.settings = AgentContext.Settings(config: config.connection, tls: tls)
 
-        let wantedSlots = Set(AgentRunner.slots(for: config.connection))
-        let running = Set(dialers.withLockedValue { Array($0.keys) })
-        let addedSlots = wantedSlots.subtracting(running).sorted()
-        let removedSlots = running.subtracting(wantedSlots).sorted()
-        stopDialers(removedSlots, deadline: TimeAmount(config.connection.drainTimeout))
-        startDialers(addedSlots)
+        let slots = dialers.apply(config.connection)
         var notes = ["\(added.count) listeners added", "\(removed.count) closed",
-                     "\(addedSlots.count) connection slots added", "\(removedSlots.count) draining"]
+                     "\(slots.added) connection slots added", "\(slots.removed) draining"]
         if old.controlSocket != config.controlSocket { notes.append("[control] socket change takes effect at the next restart") }
         return .success("reloaded \(path): " + notes.joined(separator: ", "))
     }
@@ -224,8 +202,7 @@ final class VisitorRunner: ManagedDaemon {
                 }
                 // On a loop: closed without waiting; no new local connection is taken from here on.
                 for c in channels { c.close(promise: nil) }
-                let keys = self.dialers.withLockedValue { Array($0.keys) }
-                self.stopDialers(keys, deadline: limit + .seconds(1))
+                self.dialers.stopAll(deadline: limit + .seconds(1))
                 return loop.makeSucceededVoidFuture()
             },
             remaining: { context.dial.stats.tunnelConnectionsActive.value },
