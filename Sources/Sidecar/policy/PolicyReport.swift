@@ -73,7 +73,8 @@ extension PolicyReport {
         var table = TextTable(["POLICY", "BANDWIDTH", "THROTTLED", "DELAYED", "SERVICES"])
         for p in config.policies {
             guard let g = gates(p) else { continue }
-            table.add([p.name, "\(Self.bytes(g.rate))/s", "\(g.throttled.value)", Self.bytes(g.delayedBytes.value), "\(g.services)"])
+            // DELAYED is a running count of bytes: always in bytes, not in whichever unit divides it.
+            table.add([p.name, "\(Self.bytes(g.rate))/s", "\(g.throttled.value)", "\(g.delayedBytes.value)", "\(g.services)"])
         }
         return config.policies.contains { gates($0) != nil } ? "\n" + table.render() : ""
     }
