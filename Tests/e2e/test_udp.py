@@ -19,24 +19,35 @@ ANSWER = bytes([192, 0, 2, 1])
 
 
 def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free for UDP and for TCP: dnsmasq binds both and exits if either is taken."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
 
 
 def dnsmasq(tmp_path):
-    """dnsmasq in the foreground on a loopback port, serving static records only."""
-    port = free_udp_port()
-    p = Process(["dnsmasq", "--no-daemon", "--conf-file=/dev/null", f"--port={port}", "--listen-address=127.0.0.1",
-                 "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file=", "--user=root",
-                 "--address=/test.example/192.0.2.1", "--address=/other.example/192.0.2.2",
-                 "--log-facility=-"], tmp_path / "dnsmasq.log")
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if query_once(port, "test.example", timeout=0.5) == ANSWER:
-            return p, port
-    p.kill()
-    raise AssertionError("dnsmasq did not answer")
+    """dnsmasq in the foreground on a loopback port, serving static records only. A port taken
+    between the choice and dnsmasq's bind (parallel tests) is retried with another port."""
+    log = tmp_path / "dnsmasq.log"
+    for _ in range(3):
+        port = free_udp_port()
+        p = Process(["dnsmasq", "--no-daemon", "--conf-file=/dev/null", f"--port={port}", "--listen-address=127.0.0.1",
+                     "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file=", "--user=root",
+                     "--address=/test.example/192.0.2.1", "--address=/other.example/192.0.2.2",
+                     "--log-facility=-"], log)
+        deadline = time.time() + 10
+        while time.time() < deadline and p.proc.poll() is None:
+            if query_once(port, "test.example", timeout=0.5) == ANSWER:
+                return p, port
+        p.kill()
+    raise AssertionError("dnsmasq did not answer: " + log.read_text()[-2000:])
 
 
 def dns_query(qid, name):
