@@ -6,6 +6,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/pem.h>
 #include <string.h>
 #include <time.h>
 
@@ -65,6 +66,26 @@ static inline long long fastgw_SSL_CTX_certificate_not_after(SSL_CTX *ctx) {
     if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) return 0;
     return (long long)timegm(&tm);
 }
+/* A certificate chain (leaf first) and its key from PEM text, for TLS-ALPN-01 validation. */
+static inline int fastgw_SSL_CTX_use_pem_identity(SSL_CTX *ctx, const char *cert, const char *key) {
+    BIO *b = BIO_new_mem_buf(cert, -1);
+    if (b == NULL) return 0;
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (x == NULL) return 0;
+    int ok = SSL_CTX_use_certificate(ctx, x);
+    X509_free(x);
+    if (ok != 1) return 0;
+    b = BIO_new_mem_buf(key, -1);
+    if (b == NULL) return 0;
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (k == NULL) return 0;
+    ok = SSL_CTX_use_PrivateKey(ctx, k);
+    EVP_PKEY_free(k);
+    return ok == 1 && SSL_CTX_check_private_key(ctx) == 1;
+}
+
 static inline long fastgw_BIO_set_mem_eof_return(BIO *bio, long value) {
     return BIO_set_mem_eof_return(bio, value);
 }

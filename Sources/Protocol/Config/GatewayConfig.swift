@@ -22,6 +22,8 @@ public struct GatewayConfig: Equatable, Sendable {
     public var listeners: [Listener] = []
     /// Certificates the HTTPS listeners choose from by SNI (`[[certificate]]`).
     public var certificates: [Certificate] = []
+    /// `[acme]` and the `[[certificate]] acme = true` entries; nil: no ACME.
+    public var acme: AcmeConfig?
     public var agents: [AgentGrant] = []
     /// `[[visitor]]`: who may reach private services, authenticated as agents are.
     public var visitors: [AgentGrant] = []
@@ -274,6 +276,7 @@ extension GatewayConfig {
             c.rejectUnknownKeys()
         }
         gateway.metrics = MetricsConfig.read(&root)
+        gateway.acme = AcmeConfig.read(&root)
 
         if var l = root.table("log") {
             if let a = l.bool("access") { gateway.accessLog = a }
@@ -357,6 +360,12 @@ extension GatewayConfig {
         }
 
         for var c in root.tables("certificate") {
+            if c.bool("acme") == true {
+                let hosts = AcmeConfig.readCertificate(&c, acme: gateway.acme)
+                c.rejectUnknownKeys()
+                if let hosts, !hosts.isEmpty { gateway.acme?.certificates.append(hosts) }
+                continue
+            }
             let files = Self.certificateFiles(&c, required: true)
             var hosts: [HostPattern] = []
             for text in c.strings("hosts") ?? [] {
@@ -368,7 +377,11 @@ extension GatewayConfig {
             c.rejectUnknownKeys()
             if let files { gateway.certificates.append(Certificate(files: files, hosts: hosts)) }
         }
-        for l in gateway.listeners where l.kind == .https && l.defaultCertificate == nil && gateway.certificates.isEmpty {
+        // With ACME a listener may have no certificate of its own: names without one are
+        // refused in the handshake (PublicCertificates).
+        for l in gateway.listeners where l.kind == .https && l.defaultCertificate == nil && gateway.certificates.isEmpty
+            && gateway.acme == nil
+        {
             diagnostics.error(line: nil, "listener \"\(l.name)\": protocol \"https\" needs a certificate: give it cert and key, or add a [[certificate]]")
         }
         Self.checkTunnelListener(&gateway, table: tunnelTable, diagnostics: diagnostics)

@@ -53,10 +53,14 @@ final class GatewayContext: Sendable {
     let admission: EdgeAdmission
     /// Checks `basic_auth` passwords off the event loops.
     let passwords = SharedPasswordVerifier()
+    /// ACME challenge answers and obtained certificates; outlive reloads.
+    let acme: AcmeTLSSelection
     private let current: NIOLockedValueBox<Settings>
 
-    /// `stats`: the ones `settings` counted its policies in.
-    init(settings: Settings, stats: GatewayStats, logger: Logger) {
+    /// `stats`: the ones `settings` counted its policies in; `acme`: the one `settings`'
+    /// certificates were built with.
+    init(settings: Settings, stats: GatewayStats, logger: Logger, acme: AcmeTLSSelection? = nil) {
+        self.acme = acme ?? AcmeTLSSelection(board: AcmeChallengeBoard(logger: logger), store: AcmeCertificateStore(logger: logger))
         self.stats = stats
         self.registry = GatewayRegistry(grants: settings.config.agents)
         self.logger = logger

@@ -47,10 +47,12 @@ final class GatewayServer: ManagedDaemon {
         activation: SocketActivation
     ) throws {
         let tls = try TLSContext.tunnel(config)
-        let publicTLS = try PublicCertificates.build(config).get()
+        let acme = AcmeTLSSelection(board: AcmeChallengeBoard(logger: logger), store: AcmeCertificateStore(logger: logger))
+        let publicTLS = try PublicCertificates.build(config, acme: acme).get()
         let stats = GatewayStats()
         let context = GatewayContext(
-            settings: .init(config: config, tls: tls, publicTLS: publicTLS, counters: stats.policies), stats: stats, logger: logger)
+            settings: .init(config: config, tls: tls, publicTLS: publicTLS, counters: stats.policies), stats: stats, logger: logger,
+            acme: acme)
         self.context = context
         self.group = group
         self.lifecycle = lifecycle
@@ -320,7 +322,7 @@ final class GatewayServer: ManagedDaemon {
             return .failure(.invalidConfig("\(path): \(error)"))
         }
         let publicTLS: PublicCertificates
-        switch PublicCertificates.build(config) {
+        switch PublicCertificates.build(config, acme: context.acme) {
         case .success(let p): publicTLS = p
         case .failure(let e): return .failure(.invalidConfig(e.diagnostics.map(\.description).joined(separator: "; ")))
         }

@@ -6,15 +6,34 @@ final class CertificateSelector: Sendable {
     let patterns: [HostPattern]
     /// `contexts[i]` serves the hosts `patterns[i]` matches.
     let contexts: [TLSContext]
+    /// The certificates obtained over ACME, consulted for names no static one covers.
+    let acme: AcmeCertificateStore?
 
-    init(_ entries: [(HostPattern, TLSContext)]) {
+    init(_ entries: [(HostPattern, TLSContext)], acme: AcmeCertificateStore? = nil) {
         patterns = entries.map(\.0)
         contexts = entries.map(\.1)
+        self.acme = acme
     }
 
-    /// The certificate for a client's server name; nil means the listener's default.
-    func context(for serverName: String) -> TLSContext? {
-        index(for: serverName).map { contexts[$0] }
+    enum Choice {
+        case context(TLSContext)
+        case listenerDefault
+        /// An ACME host before its first certificate: refused (unrecognized_name) rather than
+        /// shown a certificate for other names.
+        case refuse
+    }
+
+    /// The certificate for a client's server name.
+    func choice(for serverName: String) -> Choice {
+        let host = HostPattern.normalize(serverName)
+        if let i = HostPattern.bestMatch(in: patterns, for: host) { return .context(contexts[i]) }
+        switch acme?.lookup(host) ?? .unmanaged {
+        case .issued(let context): return .context(context)
+        case .pending:
+            acme?.refusedBeforeIssue(host)
+            return .refuse
+        case .unmanaged: return .listenerDefault
+        }
     }
 
     private func index(for name: String) -> Int? {
@@ -25,6 +44,10 @@ final class CertificateSelector: Sendable {
     /// certificate for `serverName` (RFC 9110 §7.4: else 421).
     func sameCertificate(_ host: String, _ serverName: String) -> Bool {
         let a = index(for: host), b = index(for: serverName)
+        if a == nil, b == nil, let acme, case .issued(let x) = acme.lookup(HostPattern.normalize(serverName)) {
+            guard case .issued(let y) = acme.lookup(HostPattern.normalize(host)) else { return false }
+            return x === y
+        }
         if a == b { return true }
         guard let a, let b else { return false }
         return contexts[a] === contexts[b]
@@ -43,7 +66,8 @@ struct PublicCertificates: Sendable {
     /// ALPN protocols public HTTPS clients may pick, best first.
     static let alpn = ["h2", "http/1.1"]
 
-    static func build(_ config: GatewayConfig) -> Result<PublicCertificates, ConfigError> {
+    /// `acme`: the gateway's ACME state, which outlives this build (nil: no `[acme]`).
+    static func build(_ config: GatewayConfig, acme: AcmeTLSSelection? = nil) -> Result<PublicCertificates, ConfigError> {
         do throws(ConfigError) {
             var entries: [(HostPattern, TLSContext)] = []
             var expiries: [String: Int] = [:]
@@ -59,13 +83,15 @@ struct PublicCertificates: Sendable {
                 }
                 entries += hosts.map { ($0, context) }
             }
-            let selector = CertificateSelector(entries)
+            let selector = CertificateSelector(entries, acme: acme?.store)
             var listeners: [String: TLSContext] = [:]
             for l in config.listeners where l.kind == .https {
-                let files = l.defaultCertificate ?? config.certificates[0].files
-                let context = try load(files, config: config, selector: selector)
+                // With only ACME certificates a listener has no default: a name with no
+                // certificate fails its handshake.
+                let files = l.defaultCertificate ?? config.certificates.first?.files
+                let context = try load(files, config: config, selector: selector, acme: acme)
                 listeners[l.name] = context
-                expiries[files.cert] = context.certificateExpiry
+                if let files { expiries[files.cert] = context.certificateExpiry }
             }
             return .success(PublicCertificates(listeners: listeners, selector: selector, expiries: expiries))
         } catch {
@@ -74,16 +100,18 @@ struct PublicCertificates: Sendable {
     }
 
     static func load(
-        _ files: GatewayConfig.CertificateFiles, config: GatewayConfig, selector: CertificateSelector? = nil
+        _ files: GatewayConfig.CertificateFiles?, config: GatewayConfig, selector: CertificateSelector? = nil,
+        acme: AcmeTLSSelection? = nil
     ) throws(ConfigError) -> TLSContext {
         do {
-            return try TLSContext.server(certificateChain: files.cert, privateKey: files.key, alpn: alpn, selector: selector)
+            return try TLSContext.server(
+                certificateChain: files?.cert, privateKey: files?.key, alpn: alpn, selector: selector, acme: acme)
         } catch {
             throw Self.error(config, files, error.message)
         }
     }
 
-    private static func error(_ config: GatewayConfig, _ files: GatewayConfig.CertificateFiles, _ message: String) -> ConfigError {
-        ConfigError([ConfigDiagnostic(file: config.file, line: files.line, message: message)])
+    private static func error(_ config: GatewayConfig, _ files: GatewayConfig.CertificateFiles?, _ message: String) -> ConfigError {
+        ConfigError([ConfigDiagnostic(file: config.file, line: files?.line, message: message)])
     }
 }

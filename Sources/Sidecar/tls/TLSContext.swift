@@ -1,4 +1,5 @@
 import COpenSSL
+import Protocol
 
 /// An OpenSSL `SSL_CTX` configured once at start-up or reload; immutable afterwards, which is
 /// what makes sharing it across event loops safe (OpenSSL locks what `SSL_new` touches).
@@ -14,6 +15,8 @@ public final class TLSContext: @unchecked Sendable {
     /// Server side: clients are asked for a certificate (`ClientTrust`), whose verification
     /// outcome the handshake reports instead of failing on it.
     private(set) var requestsClientCertificate = false
+    /// Server side: kept alive here for the ClientHello callback that receives it unretained.
+    private(set) var acme: AcmeTLSSelection?
 
     private init(ctx: OpaquePointer, alpn: [String], selector: CertificateSelector? = nil) {
         self.ctx = ctx
@@ -29,16 +32,24 @@ public final class TLSContext: @unchecked Sendable {
     /// Server side: certificate chain and key from PEM files. With a `selector`, a client's
     /// SNI may switch the handshake to one of its certificates; this one is the default. With
     /// `clientTrust`, clients are asked for a certificate (mTLS, see `ClientTrust`).
+    /// With `acme`, the handshake also consults the ACME challenges and certificates; a
+    /// listener that only serves ACME certificates has no identity of its own (nil files).
     static func server(
-        certificateChain: String, privateKey: String, alpn: [String], selector: CertificateSelector? = nil,
-        clientTrust: ClientTrust? = nil
+        certificateChain: String?, privateKey: String?, alpn: [String], selector: CertificateSelector? = nil,
+        clientTrust: ClientTrust? = nil, acme: AcmeTLSSelection? = nil
     ) throws(TLSError) -> TLSContext {
         guard let ctx = SSL_CTX_new(TLS_server_method()) else {
             throw .configuration("cannot create TLS context: \(TLSError.drainOpenSSLErrors())")
         }
         let context = TLSContext(ctx: ctx, alpn: alpn, selector: selector)
         try context.applyCommonSettings()
-        try context.loadIdentity(certificateChain: certificateChain, privateKey: privateKey)
+        if let certificateChain, let privateKey {
+            try context.loadIdentity(certificateChain: certificateChain, privateKey: privateKey)
+        }
+        if let acme {
+            context.acme = acme
+            AcmeTLSSelection.install(on: ctx, acme)
+        }
         if let clientTrust {
             try context.requestClientCertificates(clientTrust)
         }
@@ -50,13 +61,32 @@ public final class TLSContext: @unchecked Sendable {
         return context
     }
 
-    /// The DNS names (subjectAltName) of this context's certificate.
+    /// A TLS-ALPN-01 validation context (RFC 8737): the self-signed certificate from PEM
+    /// text, ALPN `acme-tls/1` only, and no switching by SNI.
+    static func acmeValidation(certificatePEM: String, privateKeyPEM: String) throws(TLSError) -> TLSContext {
+        guard let ctx = SSL_CTX_new(TLS_server_method()) else {
+            throw .configuration("cannot create TLS context: \(TLSError.drainOpenSSLErrors())")
+        }
+        let context = TLSContext(ctx: ctx, alpn: [AcmeALPNOffer.protocolName])
+        try context.applyCommonSettings()
+        let loaded = certificatePEM.withCString { certText in
+            privateKeyPEM.withCString { keyText in fastgw_SSL_CTX_use_pem_identity(ctx, certText, keyText) }
+        }
+        guard loaded == 1 else {
+            throw .configuration("cannot load the tls-alpn-01 certificate: \(TLSError.drainOpenSSLErrors())")
+        }
+        SSL_CTX_set_alpn_select_cb(ctx, fastgwSelectALPN, Unmanaged.passUnretained(context).toOpaque())
+        AcmeTLSSelection.pinServerName(ctx)
+        return context
+    }
+
     /// The certificate's expiry (seconds since the epoch); nil without a certificate.
     var certificateExpiry: Int? {
         let t = fastgw_SSL_CTX_certificate_not_after(ctx)
         return t > 0 ? Int(t) : nil
     }
 
+    /// The DNS names (subjectAltName) of this context's certificate.
     var certificateDNSNames: [String] {
         let needed = fastgw_SSL_CTX_certificate_dns_names(ctx, nil, 0)
         guard needed > 0 else { return [] }
@@ -142,8 +172,12 @@ public final class TLSContext: @unchecked Sendable {
 private func fastgwSelectCertificate(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePointer<Int32>?, _ arg: UnsafeMutableRawPointer?) -> Int32 {
     guard let ssl, let arg, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return SSL_TLSEXT_ERR_OK }
     let selector = Unmanaged<CertificateSelector>.fromOpaque(arg).takeUnretainedValue()
-    if let chosen = selector.context(for: String(cString: name)) {
-        SSL_set_SSL_CTX(ssl, chosen.ctx)
+    switch selector.choice(for: String(cString: name)) {
+    case .context(let chosen): SSL_set_SSL_CTX(ssl, chosen.ctx)
+    case .listenerDefault: break
+    case .refuse:
+        alert?.pointee = SSL_AD_UNRECOGNIZED_NAME
+        return SSL_TLSEXT_ERR_ALERT_FATAL
     }
     return SSL_TLSEXT_ERR_OK
 }

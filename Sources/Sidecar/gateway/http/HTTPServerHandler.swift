@@ -220,6 +220,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, HTTPExchangeOwner {
         let ex = HTTPExchange(requestID: requestID, request: request)
         ex.owner = self
         gateway.stats.httpRequestsTotal.add()
+        if answersAcmeChallenge(ex) { return }
         let loop = context!.eventLoop
         switch ex.routing(gateway: gateway, tls: tls, loop: loop, policy: policy, hop: hop) {
         case .failure(let refusal):

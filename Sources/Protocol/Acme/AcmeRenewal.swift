@@ -1,0 +1,37 @@
+/// When a certificate obtained over ACME is renewed, and when a failed attempt is retried.
+/// Times are seconds since the epoch; `random` values in 0..<1 come from the caller so tests
+/// can pin them.
+public struct AcmeRenewal: Equatable, Sendable {
+    /// `[acme] renew_before`; nil: at two thirds of the lifetime.
+    public var renewBefore: Int?
+    /// The first retry after a failure, doubling per failure up to `maximumRetry`.
+    public var firstRetry = 60
+    public var maximumRetry = 6 * 3600
+
+    public init(renewBefore: Int? = nil) {
+        self.renewBefore = renewBefore
+    }
+
+    /// The moment to renew a certificate valid from `notBefore` to `notAfter`. An ARI window
+    /// (RFC 9773) wins: a random moment inside it, as the CA asks. Otherwise two thirds of the
+    /// lifetime (or `renew_before` ahead of expiry), moved earlier by up to a fiftieth of the
+    /// lifetime so that certificates issued together do not all renew in the same second.
+    public func renewAt(notBefore: Int, notAfter: Int, window: (start: Int, end: Int)? = nil, random: Double) -> Int {
+        if let w = window, w.end >= w.start {
+            return w.start + Int(Double(w.end - w.start) * random)
+        }
+        let lifetime = max(notAfter - notBefore, 0)
+        let base = renewBefore.map { notAfter - $0 } ?? (notBefore + lifetime * 2 / 3)
+        let jitter = Int(Double(lifetime / 50) * random)
+        return max(notBefore, base - jitter)
+    }
+
+    /// How long to wait after the `failures`-th failure in a row (1 for the first): doubling
+    /// from `firstRetry`, capped, and spread over the upper half so retries of many
+    /// certificates (or gateways) do not line up.
+    public func retryDelay(failures: Int, random: Double) -> Int {
+        let exponent = min(max(failures - 1, 0), 30)
+        let full = min(firstRetry << exponent, maximumRetry)
+        return full / 2 + Int(Double(full - full / 2) * random)
+    }
+}
