@@ -13,17 +13,18 @@ public struct AcmeRenewal: Equatable, Sendable {
     }
 
     /// The moment to renew a certificate valid from `notBefore` to `notAfter`. An ARI window
-    /// (RFC 9773) wins: a random moment inside it, as the CA asks. Otherwise two thirds of the
-    /// lifetime (or `renew_before` ahead of expiry), moved earlier by up to a fiftieth of the
-    /// lifetime so that certificates issued together do not all renew in the same second.
+    /// (RFC 9773) wins: a random moment inside it, as the CA asks. Otherwise `renew_before`
+    /// ahead of expiry, exactly as the operator set it; by default two thirds of the lifetime,
+    /// moved earlier by up to a fiftieth of the lifetime so that certificates issued together
+    /// do not all renew in the same second.
     public func renewAt(notBefore: Int, notAfter: Int, window: (start: Int, end: Int)? = nil, random: Double) -> Int {
         if let w = window, w.end >= w.start {
             return w.start + Int(Double(w.end - w.start) * random)
         }
+        if let renewBefore { return max(notBefore, notAfter - renewBefore) }
         let lifetime = max(notAfter - notBefore, 0)
-        let base = renewBefore.map { notAfter - $0 } ?? (notBefore + lifetime * 2 / 3)
         let jitter = Int(Double(lifetime / 50) * random)
-        return max(notBefore, base - jitter)
+        return notBefore + lifetime * 2 / 3 - jitter
     }
 
     /// How long to wait after the `failures`-th failure in a row (1 for the first): doubling

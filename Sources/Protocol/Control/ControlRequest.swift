@@ -57,7 +57,7 @@ public enum ControlCommand: Equatable, Sendable {
     case drain(seconds: Int?)
     case logLevel(String)
     /// Gateway only.
-    case agents, routes, policies
+    case agents, routes, policies, certificates
     /// Agent only (`connections` on the visitor too).
     case services, connections
     /// Visitor only.
@@ -129,6 +129,7 @@ public enum ControlCommand: Equatable, Sendable {
         plain("agents", "connected agents: connections, carrier, address, RTT, streams, services", .agents),
         plain("routes", "public ports and the agent connections serving them", .routes),
         plain("policies", "access policies: rules, where each is attached, its counters", .policies),
+        plain("certificates", "ACME certificates: hosts, issuer, expiry, next renewal, last error", .certificates),
     ]
 
     private static let visitorOnly: [Spec] = [

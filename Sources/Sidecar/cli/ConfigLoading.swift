@@ -84,7 +84,7 @@ enum ConfigLoading {
                 ]) { () throws(TLSError) in
                     _ = try TLSContext.tunnel(c)
                 }
-            }.flatMap { checkPublicCertificates(c) }.flatMap { refuseAcmeUntilItWorks(c) }.map { .gateway(c) }
+            }.flatMap { checkPublicCertificates(c) }.map { .gateway(c) }
         }
     }
 
@@ -128,14 +128,6 @@ enum ConfigLoading {
             }
         }
         return .success(())
-    }
-
-    /// `[acme]` is read and checked, but nothing obtains certificates yet (the ACME client is
-    /// still being written, issue #18): refused rather than accepted and silently ignored.
-    private static func refuseAcmeUntilItWorks(_ c: GatewayConfig) -> Result<Void, ConfigError> {
-        guard let acme = c.acme else { return .success(()) }
-        return .failure(ConfigError([ConfigDiagnostic(file: c.file, line: acme.line, message:
-            "[acme]: this build does not obtain ACME certificates yet (issue #18): remove [acme] and the acme = true certificates")]))
     }
 
     /// The HTTPS certificates load as the gateway will load them; when some keys are

@@ -23,6 +23,8 @@ struct GatewayControl: ControlResponder {
             return loop.makeSucceededFuture(.ok(routes(json: json)))
         case .policies:
             return loop.makeSucceededFuture(.ok(PolicyReport(context: context).render(json: json)))
+        case .certificates:
+            return loop.makeSucceededFuture(.ok(AcmeReport(server.acme.snapshot).render(json: json)))
         default:
             return loop.makeSucceededFuture(.error(.notFound("not a gateway command")))
         }
@@ -192,9 +194,12 @@ extension GatewayServer: MetricsSource {
         let settings = context.settings
         var expiries = settings.publicTLS.expiries
         if let tunnel = settings.tls, let expiry = tunnel.certificateExpiry { expiries[settings.config.tunnel.cert] = expiry }
+        let acme = AcmeReport(self.acme.snapshot)
+        expiries.merge(acme.expiries) { a, _ in a }
         r.add("certificate_expiry_timestamp_seconds", .gauge,
               "When each certificate in use expires (seconds since the epoch), by certificate file: the tunnel's and the HTTPS listeners'.",
               by: "certificate", expiries)
+        acme.addMetrics(to: &r)
         return r
     }
 

@@ -41,6 +41,8 @@ final class GatewayServer: ManagedDaemon {
     private let httpConnections = OpenChannels()
     /// Reloads run one at a time, off the event loops (binding waits for the socket).
     private let reloadQueue = DispatchQueue(label: "fastgw.gateway.reload")
+    /// `[acme]`: obtains and renews certificates for the hosts no `[[certificate]]` covers.
+    let acme: AcmeManager
 
     init(
         config: GatewayConfig, logger: Logger, group: MultiThreadedEventLoopGroup, lifecycle: Lifecycle,
@@ -58,6 +60,7 @@ final class GatewayServer: ManagedDaemon {
         self.lifecycle = lifecycle
         self.activation = activation
         self.notifier = ServiceNotifier { GatewayServer.summary(context) }
+        self.acme = AcmeManager(selection: acme, group: group, logger: logger)
     }
 
     /// The STATUS= line: what an operator sees in `systemctl status`.
@@ -86,6 +89,8 @@ final class GatewayServer: ManagedDaemon {
             throw error
         }
         listeners.withLockedValue { $0 = bound }
+        // Listeners are bound (and still holding connections): a challenge can be answered.
+        acme.apply(context.settings.config, covered: context.settings.publicTLS.selector.patterns)
         let registry = context.registry
         let held: [StartupHold.Held] = bound.compactMap { l in
             switch l.kind {
@@ -351,6 +356,7 @@ final class GatewayServer: ManagedDaemon {
             logger.notice("closing agent connection after reload", metadata: ["reason": "\(reason)"])
             tunnel.run { $0.close(reason: reason) }
         }
+        acme.apply(config, covered: publicTLS.selector.patterns)
         let visitorsClosed = context.visitors.withdrawn(by: config.visitors, reverify: reverified.verify)
         for (tunnel, reason) in visitorsClosed {
             logger.notice("closing visitor connection after reload", metadata: ["reason": "\(reason)"])
@@ -401,6 +407,7 @@ final class GatewayServer: ManagedDaemon {
                     "connections": "\(context.stats.publicConnectionsActive.value)",
                 ]))
                 self.notifier.stopping()
+                self.acme.stop()
                 let closed = self.stopAccepting()
                 // Idle keep-alive connections close now, busy ones after their response.
                 self.httpConnections.broadcast(HTTPDrainNotice())

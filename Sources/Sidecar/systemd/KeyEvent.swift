@@ -19,6 +19,9 @@ enum KeyEvent: String, CaseIterable, Sendable {
     case connectionLimitReached = "connection_limit_reached"
     /// An address blocked after failed tunnel authentications, or refused while blocked.
     case authThrottled = "auth_throttled"
+    /// An ACME order succeeded (first certificate or renewal) / failed (the old one stays).
+    case certificateIssued = "certificate_issued"
+    case certificateFailed = "certificate_failed"
 
     /// Never change one: saved journal queries and alerts depend on them.
     var messageID: String {
@@ -34,6 +37,8 @@ enum KeyEvent: String, CaseIterable, Sendable {
         case .requestCompleted: return "37f5bb9550d6492b9c73013ec491c762"
         case .connectionLimitReached: return "7b9562c92f8e4d5e982dafcf0a7fe9c9"
         case .authThrottled: return "9ce976893d41420586e220344c7e4808"
+        case .certificateIssued: return "5b0f3e1c8a7d4f62b9e4d1a0c3f57e21"
+        case .certificateFailed: return "c81d2a47e6b94f0d8a35f2e9b7140d6c"
         }
     }
 

@@ -57,6 +57,12 @@ final class HTTPSNegotiation: ChannelInboundHandler, RemovableChannelHandler {
         if let done = event as? TLSHandshakeCompleted {
             timer?.cancel()
             let session = PublicTLSSession(serverName: done.serverName, selector: selector)
+            if done.alpn == AcmeALPNOffer.protocolName {
+                // A TLS-ALPN-01 validation (RFC 8737 §3): the handshake was the answer.
+                gateway.logger.debug("acme tls-alpn-01 handshake answered", metadata: ["host": "\(done.serverName ?? "-")"])
+                context.close(promise: nil)
+                return
+            }
             do {
                 if done.alpn == "h2" {
                     try H2PublicConnection.install(on: context.channel, gateway: gateway, listener: listener, tls: session, after: self)

@@ -1,0 +1,211 @@
+import Glibc
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Protocol
+
+/// Obtains and renews the gateway's ACME certificates: one order at a time, state (account
+/// key, certificate keys and chains) kept in `[acme] state_directory` and reused at start, new
+/// certificates swapped into the https listeners without a reload, failures logged and retried
+/// with backoff while the old certificate keeps serving.
+final class AcmeManager: Sendable {
+    /// One certificate the plan wants, as `fastgwctl certificates` shows it.
+    struct Entry: Sendable {
+        var hosts: [String]
+        var issuer: String?
+        var notBefore: Int?
+        var notAfter: Int?
+        /// When the next order for it is placed (seconds since the epoch).
+        var nextAttempt: Int
+        var failures = 0
+        var lastError: String?
+        var lastFailure: Int?
+
+        var name: String { AcmeHosts.stateName(hosts) }
+    }
+
+    private struct State {
+        var config: AcmeConfig?
+        var entries: [Entry] = []
+        var issued = 0
+        var failed = 0
+        var running: Task<Void, Never>?
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let selection: AcmeTLSSelection
+    private let group: EventLoopGroup
+    private let logger: Logger
+
+    init(selection: AcmeTLSSelection, group: EventLoopGroup, logger: Logger) {
+        self.selection = selection
+        self.group = group
+        self.logger = logger
+    }
+
+    static func now() -> Int { Int(time(nil)) }
+
+    /// At start and after every reload: which certificates are wanted (`covered`: the static
+    /// certificates' patterns); stored ones are reused, so a restart orders nothing that is
+    /// still valid.
+    func apply(_ config: GatewayConfig, covered: [HostPattern]) {
+        let plan = AcmeHosts.plan(config, covered: covered)
+        for note in plan.notes { logger.warning("\(note)") }
+        selection.store.manage(Set(plan.certificates.flatMap { $0 }))
+        guard let acme = config.acme else {
+            state.withLockedValue { $0.config = nil; $0.entries = [] }
+            return
+        }
+        let renewal = AcmeRenewal(renewBefore: acme.renewBefore.map { Int($0.components.seconds) })
+        let previous = state.withLockedValue { $0.entries }
+        var entries: [Entry] = []
+        for hosts in plan.certificates {
+            if var kept = previous.first(where: { $0.hosts == hosts }) {
+                // A changed renew_before applies to the certificate in hand at once.
+                if kept.failures == 0, let nb = kept.notBefore, let na = kept.notAfter {
+                    kept.nextAttempt = renewal.renewAt(notBefore: nb, notAfter: na, random: .random(in: 0..<1))
+                }
+                entries.append(kept)
+            } else {
+                entries.append(loadStored(hosts, acme: acme, renewal: renewal))
+            }
+        }
+        let start = state.withLockedValue { s -> Bool in
+            s.config = acme
+            s.entries = entries
+            return s.running == nil
+        }
+        logger.info("acme certificates planned", metadata: [
+            "certificates": "\(entries.count)", "directory": "\(acme.directory)",
+            "hosts": "\(entries.flatMap(\.hosts).joined(separator: ","))",
+        ])
+        if start {
+            let task = Task { await self.run() }
+            state.withLockedValue { $0.running = task }
+        }
+    }
+
+    func stop() {
+        state.withLockedValue { $0.running?.cancel() }
+    }
+
+    /// A stored key and chain for exactly these hosts, still valid: served at once, renewed
+    /// when due. Anything else is ordered now.
+    private func loadStored(_ hosts: [String], acme: AcmeConfig, renewal: AcmeRenewal) -> Entry {
+        var entry = Entry(hosts: hosts, nextAttempt: Self.now())
+        let files = AcmeStateFiles(directory: acme.stateDirectory)
+        guard let pem = AcmeStateFiles.read(files.chain(entry.name)), let info = AcmeCertificateInfo.read(chainPEM: pem),
+            Set(hosts).isSubset(of: Set(info.dnsNames.map { $0.lowercased() })), info.notAfter > Self.now()
+        else { return entry }
+        do {
+            let context = try TLSContext.server(
+                certificateChain: files.chain(entry.name), privateKey: files.key(entry.name), alpn: PublicCertificates.alpn)
+            selection.store.install(context, hosts: hosts)
+        } catch {
+            logger.warning("stored ACME certificate does not load; ordering a new one", metadata: [
+                "hosts": "\(hosts.joined(separator: ","))", "error": "\(error)",
+            ])
+            return entry
+        }
+        entry.issuer = info.issuer
+        entry.notBefore = info.notBefore
+        entry.notAfter = info.notAfter
+        entry.nextAttempt = renewal.renewAt(notBefore: info.notBefore, notAfter: info.notAfter, random: .random(in: 0..<1))
+        logger.info("reusing stored ACME certificate", metadata: [
+            "hosts": "\(hosts.joined(separator: ","))", "not_after": "\(info.notAfter)", "next_renewal": "\(entry.nextAttempt)",
+        ])
+        return entry
+    }
+
+    /// One order at a time, the earliest due first; checks once a second (cheap: a lock).
+    private func run() async {
+        while !Task.isCancelled {
+            let now = Self.now()
+            let due = state.withLockedValue { s -> (Entry, AcmeConfig)? in
+                guard let config = s.config else { return nil }
+                return s.entries.filter { $0.nextAttempt <= now }.min { $0.nextAttempt < $1.nextAttempt }.map { ($0, config) }
+            }
+            if let (entry, config) = due {
+                await order(entry, acme: config)
+            } else {
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+            }
+        }
+    }
+
+    private func order(_ entry: Entry, acme: AcmeConfig) async {
+        let renewal = AcmeRenewal(renewBefore: acme.renewBefore.map { Int($0.components.seconds) })
+        let files = AcmeStateFiles(directory: acme.stateDirectory)
+        let kinds = acme.challenges.compactMap(AcmeChallengeKind.init(rawValue:))
+        let hostList = entry.hosts.joined(separator: ",")
+        logger.info("ordering ACME certificate", metadata: ["hosts": "\(hostList)", "renewal": "\(entry.notAfter != nil)"])
+        do throws(AcmeError) {
+            try AcmeStateFiles.makeDirectory(files.certificateDirectory(entry.name))
+            let account = try accountKey(files)
+            let client = AcmeClient(directoryURL: acme.directory, trustCAFile: acme.ca, accountKey: account, email: acme.email, group: group)
+            let key = try AcmeKey.generate()
+            let issued = try await client.obtain(hosts: entry.hosts, certificateKey: key, kinds: kinds, sink: selection.board)
+            try key.save(pemFile: files.key(entry.name))
+            try AcmeStateFiles.write(issued.chainPEM, to: files.chain(entry.name))
+            let context: TLSContext
+            do {
+                context = try TLSContext.server(
+                    certificateChain: files.chain(entry.name), privateKey: files.key(entry.name), alpn: PublicCertificates.alpn)
+            } catch {
+                throw AcmeError("the issued certificate does not load: \(error)")
+            }
+            selection.store.install(context, hosts: entry.hosts)
+            let window = await client.renewalWindow(certificatePEM: issued.chainPEM)
+            let next = renewal.renewAt(notBefore: issued.notBefore, notAfter: issued.notAfter, window: window, random: .random(in: 0..<1))
+            update(entry.hosts) { e in
+                e.issuer = issued.issuer
+                e.notBefore = issued.notBefore
+                e.notAfter = issued.notAfter
+                e.nextAttempt = next
+                e.failures = 0
+                e.lastError = nil
+            } counted: { $0.issued += 1 }
+            logger.notice("ACME certificate issued", metadata: .event(.certificateIssued, [
+                "hosts": "\(hostList)", "issuer": "\(issued.issuer)", "not_after": "\(issued.notAfter)", "next_renewal": "\(next)",
+            ]))
+        } catch {
+            let now = Self.now()
+            var retry = now
+            update(entry.hosts) { e in
+                e.failures += 1
+                e.lastError = error.message
+                e.lastFailure = now
+                e.nextAttempt = now + renewal.retryDelay(failures: e.failures, random: .random(in: 0..<1))
+                retry = e.nextAttempt
+            } counted: { $0.failed += 1 }
+            logger.error("ACME order failed; the current certificate (if any) stays", metadata: .event(.certificateFailed, [
+                "hosts": "\(hostList)", "error": "\(error.message)", "retry_at": "\(retry)",
+            ]))
+        }
+    }
+
+    private func update(_ hosts: [String], _ change: (inout Entry) -> Void, counted: (inout State) -> Void) {
+        state.withLockedValue { s in
+            counted(&s)
+            if let i = s.entries.firstIndex(where: { $0.hosts == hosts }) { change(&s.entries[i]) }
+        }
+    }
+
+    /// The account key: reused, so the account (and the CA's rate limits) stays the same.
+    private func accountKey(_ files: AcmeStateFiles) throws(AcmeError) -> AcmeKey {
+        if access(files.accountKey, F_OK) == 0 { return try AcmeKey.load(pemFile: files.accountKey) }
+        let key = try AcmeKey.generate()
+        try key.save(pemFile: files.accountKey)
+        return key
+    }
+
+    struct Snapshot: Sendable {
+        var entries: [Entry]
+        var issued: Int
+        var failed: Int
+    }
+
+    var snapshot: Snapshot {
+        state.withLockedValue { Snapshot(entries: $0.entries, issued: $0.issued, failed: $0.failed) }
+    }
+}

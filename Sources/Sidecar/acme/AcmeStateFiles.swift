@@ -1,0 +1,53 @@
+import Glibc
+
+/// The ACME state directory: `account.key`, and per certificate (named by its first host)
+/// `NAME/key.pem` and `NAME/chain.pem`. Directories 0700, files 0600, written atomically.
+struct AcmeStateFiles {
+    let directory: String
+
+    var accountKey: String { "\(directory)/account.key" }
+    func certificateDirectory(_ name: String) -> String { "\(directory)/\(name)" }
+    func key(_ name: String) -> String { "\(directory)/\(name)/key.pem" }
+    func chain(_ name: String) -> String { "\(directory)/\(name)/chain.pem" }
+
+    /// Creates `path` (and its parents) 0700 if missing.
+    static func makeDirectory(_ path: String) throws(AcmeError) {
+        var built = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            built += "/\(part)"
+            if mkdir(built, 0o700) != 0 && errno != EEXIST {
+                throw AcmeError("cannot create \(built): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    static func read(_ path: String) -> String? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, f)
+            if n == 0 { break }
+            out += chunk[0..<n]
+            // A chain is a few KiB; anything this large is not ours.
+            if out.count > 1 << 20 { return nil }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Writes through a temporary file that is renamed into place, so a crash leaves the
+    /// old chain or the new one, never half of one.
+    static func write(_ text: String, to path: String) throws(AcmeError) {
+        let temporary = "\(path).new"
+        guard let f = fopen(temporary, "w") else { throw AcmeError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        fchmod(fileno(f), 0o600)
+        let bytes = Array(text.utf8)
+        let ok = fwrite(bytes, 1, bytes.count, f) == bytes.count && fflush(f) == 0 && fsync(fileno(f)) == 0
+        fclose(f)
+        guard ok, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw AcmeError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
