@@ -12,7 +12,7 @@ struct Fastgwctl: ParsableCommand {
         abstract: "Control a running fastgw gateway or agent through its control socket.",
         discussion: """
             Commands (both daemons): \(names(.gateway).filter { agentNames.contains($0) }.joined(separator: ", ")).
-            Gateway only: agents, routes. Agent only: services, connections. Visitor only: forwards, connections.
+            Gateway only: agents, routes, policies, certificates. Agent only: services, connections. Visitor only: forwards, connections.
             Exit status: 0 OK, 1 the daemon answered ERR, 2 usage error, 3 cannot reach the socket.
             """,
         version: FastgwVersion.current)

@@ -40,8 +40,12 @@ def test_check_validates_acme_and_refuses_it_until_it_works(tunnel):
     line = gw.read_text().splitlines().index('[acme]') + 2
     assert code == 1 and f"{gw}:{line}: [acme] directory \"http://127.0.0.1:14000/dir\" must be an https:// URL" in out, out
     gw.write_text(base + acme + '\n[[certificate]]\nacme = true\nhosts = ["app.test"]\n')
+    gw.write_text(gw.read_text().replace('name = "test"\n', 'name = "test"\nallow_hosts = ["b.test", "*.w.test"]\n', 1)
+                  + '\n[[listener]]\nname = "tls"\nprotocol = "https"\nlisten = "127.0.0.1:1"\n')
     code, out = check(gw)
     assert code == 0 and "gateway configuration OK" in out, out
+    assert "acme: 2 certificates: app.test, b.test" in out, out
+    assert "*.w.test gets no ACME certificate (wildcards need DNS-01" in out, out
 
 
 def test_challenge_paths_with_no_order_pending_go_to_the_routes(tunnel, peer):

@@ -217,6 +217,8 @@ def test_socket_activation_first_connection_starts_gateway(system):
     assert r.stdout == "200", r.stderr
     ready = [r for r in ns.journal("fastgw.service") if r.get("MESSAGE") == "gateway ready"]
     assert ready and ready[-1]["FASTGW_INHERITED_SOCKETS"] == "3", ready
+    # StateDirectory=: [acme]'s default state_directory exists, the fastgw user's alone.
+    assert ns.run("stat", "-c", "%a %U", "/var/lib/fastgw/acme").stdout.split() == ["700", "fastgw"]
 
 
 def test_fastgwctl_and_status_through_activated_sockets(system):

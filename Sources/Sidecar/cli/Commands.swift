@@ -139,6 +139,17 @@ extension Fastgw {
     }
 
     struct Check: ParsableCommand {
+        /// Which certificates `[acme]` will obtain, as the gateway will plan them.
+        static func printAcmePlan(_ c: GatewayConfig, file: String) {
+            let covered = (try? PublicCertificates.build(c).get())?.selector.patterns ?? c.certificates.flatMap(\.hosts)
+            let plan = AcmeHosts.plan(c, covered: covered)
+            if !c.listeners.contains(where: { $0.kind == .https }) {
+                Daemon.printError("\(file): warning: [acme] is set but no listener has protocol \"https\": no certificate is obtained")
+            }
+            print("acme: \(plan.certificates.count) certificates: \(plan.certificates.map { $0.joined(separator: "+") }.joined(separator: ", "))")
+            for note in plan.notes { Daemon.printError("\(file): warning: \(note)") }
+        }
+
         static let configuration = CommandConfiguration(
             abstract: "Validate a gateway, agent or visitor configuration file without starting (like nginx -t).")
         @Option(name: .shortAndLong, help: "Configuration file (TOML).")
@@ -153,6 +164,7 @@ extension Fastgw {
                 for note in CredentialFiles.notes(c.credentials, file: config) { Daemon.printError(note) }
                 for warning in Self.trustWarnings(c, file: config) { Daemon.printError(warning) }
                 for warning in c.authenticatedTCPWarnings { Daemon.printError("\(config): warning: \(warning)") }
+                if c.acme != nil { Self.printAcmePlan(c, file: config) }
             case .success(.agent(let c)):
                 print("\(config): agent configuration OK (\(c.services.count) services, \(c.gateways.count) gateways\(Self.unchecked(c.credentials)))")
                 for note in CredentialFiles.notes(c.credentials, file: config) { Daemon.printError(note) }
