@@ -224,6 +224,8 @@ def test_http01_issuance_then_a_restart_reuses_the_state(acme_site):
     prom = t.ctl("stats", "prometheus").stdout
     assert 'fastgw_acme_orders_total{result="issued"} 1' in prom, prom
     assert 'fastgw_certificate_expiry_timestamp_seconds{certificate="acme:app.test"}' in prom, prom
+    assert 'fastgw_acme_next_renewal_timestamp_seconds{certificate="app.test"}' in prom, prom
+    assert 'fastgw_acme_last_failure_timestamp_seconds{' not in prom, prom
     serial = served_serial(t.https_port, "app.test", root)
     # acme-tls/1 with no challenge pending: the real certificate, no acme-tls/1.
     ctx = ssl.create_default_context(cafile=str(root))
@@ -292,6 +294,9 @@ def test_renewal_keeps_open_connections_and_a_failed_one_keeps_the_certificate(a
     info = json.loads(t.ctl("--json", "certificates").stdout)["certificates"][0]
     assert info["last_error"] and info["failures"] >= 1, info
     assert info["next_renewal"] > time.time() + 20, "failures back off"
+    prom = t.ctl("stats", "prometheus").stdout
+    assert 'fastgw_acme_last_failure_timestamp_seconds{certificate="app.test"}' in prom, prom
+    assert re.search(r'fastgw_acme_orders_total\{result="failed"\} [1-9]', prom), prom
     assert current in (second,) or t.gateway.count("ACME certificate issued") > 2
 
 
