@@ -68,3 +68,18 @@ final class BoundedResolverTests: XCTestCase {
         XCTAssertEqual(calls.withLock { $0 }, 1)
     }
 }
+
+/// The process-wide budget of partial capsules: takes only what fits, gives back exactly.
+final class MemoryBudgetTests: XCTestCase {
+    func testTakesWithinTheLimitOnly() {
+        let budget = MemoryBudget(limit: 100)
+        XCTAssertTrue(budget.take(60))
+        XCTAssertFalse(budget.take(41))
+        XCTAssertTrue(budget.take(40))
+        XCTAssertFalse(budget.take(1))
+        budget.give(60)
+        XCTAssertEqual(budget.inUse, 40)
+        XCTAssertTrue(budget.take(60))
+        XCTAssertEqual(DatagramStreamLink.partialCapsules.limit, 32 << 20)
+    }
+}

@@ -585,7 +585,9 @@ def test_socks5_keeps_bytes_sent_right_behind_the_request(private):
     """A client that does not wait for the CONNECT reply: its first bytes, in the request's
     own write or in a second write right behind it, reach the service in order."""
     p = private().start()
-    payload = b"early bytes \x00\xff" * 100
+    # Larger than the first read (NIO starts at 2 KiB): the rest comes in reads of the same
+    # readable event, after the request was parsed.
+    payload = b"early bytes \x00\xff" * 1500
     # Greeting, request and payload in one write.
     with connect(p.socks) as s:
         s.sendall(b"\x05\x01\x00" + socks_request("echo.fastgw", 1) + payload)
@@ -599,8 +601,8 @@ def test_socks5_keeps_bytes_sent_right_behind_the_request(private):
             s.sendall(b"\x05\x01\x00")
             assert recv_exactly(s, 2) == b"\x05\x00"
             s.sendall(socks_request("echo", 1))
-            s.sendall(payload[:700])
-            s.sendall(payload[700:])
+            s.sendall(payload[:7000])
+            s.sendall(payload[7000:])
             assert recv_exactly(s, 10)[:2] == b"\x05\x00"
             s.shutdown(socket.SHUT_WR)
             assert recv_all(s) == payload
