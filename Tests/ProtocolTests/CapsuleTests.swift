@@ -80,6 +80,29 @@ final class CapsuleTests: XCTestCase {
         guard case .failure = decode([0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) else { return XCTFail("accepted") }
     }
 
+    func testPartialCapsuleMemoryIsBoundedByItsOwnSize() {
+        // The largest capsule fed a byte at a time: its buffer never takes more than the
+        // capsule (an array growing by doubling would reach 128 KiB).
+        let largest = Capsule.datagram(Array(repeating: UInt8(3), count: Capsule.maxDatagramPayload))
+        XCTAssertEqual(largest.count, CapsuleDecoder.maxPartial)
+        var d = CapsuleDecoder()
+        var t = CapsuleDecoder.Tally()
+        var most = 0
+        for (i, byte) in largest.enumerated() {
+            var got = 0
+            [byte].withUnsafeBytes { raw in try? d.feed(raw, tally: &t) { _ in got += 1 } }
+            most = max(most, d.reserved)
+            XCTAssertEqual(got, i == largest.count - 1 ? 1 : 0)
+        }
+        XCTAssertLessThanOrEqual(most, CapsuleDecoder.maxPartial + 64)
+        XCTAssertEqual(d.reserved, 0)
+        // A small capsule split in two holds a small buffer.
+        var e = CapsuleDecoder()
+        let small = Capsule.datagram(Array(repeating: 1, count: 100))
+        small[..<50].withUnsafeBytes { raw in try? e.feed(raw, tally: &t) { _ in } }
+        XCTAssertLessThanOrEqual(e.reserved, 200)
+    }
+
     func testUnknownCapsulesAreSkippedWithoutBuffering() {
         // Type 0x2a with a 2^40-byte value: streamed past, never held.
         var huge: [UInt8] = []
@@ -157,6 +180,33 @@ final class UDPFlowTableTests: XCTestCase {
         XCTAssertEqual(expired, [0, 1, 3])
         XCTAssertEqual(t.count, 1)
         XCTAssertNil(t.admission(client: a))
+    }
+
+    func testFullTableEvictsTheLeastRecentlyActiveFlows() {
+        var t = UDPFlowTable<Int, Int>(limits: .init(maxFlows: 128, maxFlowsPerClient: 200, idleTimeout: 60))
+        // Flow k was last active at time k: flows 0 and 1 are the oldest.
+        for k in 0..<128 { t.insert(k, key: k, client: a) }
+        XCTAssertEqual(t.admission(client: b), .flowLimit)
+        XCTAssertEqual(t.makeRoom(lastActive: { Double($0) }).sorted(), [0, 1])
+        XCTAssertNil(t.admission(client: b))
+        XCTAssertEqual(t.count, 126)
+        // Nothing is evicted while there is room.
+        XCTAssertEqual(t.makeRoom(lastActive: { Double($0) }), [])
+        // A per-client cap is a refusal, never an eviction.
+        var u = UDPFlowTable<Int, Int>(limits: .init(maxFlows: 2, maxFlowsPerClient: 1, idleTimeout: 60))
+        u.insert(0, key: 0, client: a)
+        XCTAssertEqual(u.admission(client: a), .clientFlowLimit)
+    }
+
+    func testRefusedAddressesAreRememberedForAWhileInABoundedTable() {
+        var t = UDPFlowTable<Int, Int>(limits: .init(maxFlows: 4, maxFlowsPerClient: 4, idleTimeout: 60, refusalMemory: 5))
+        t.rememberRefusal(1, now: 100)
+        XCTAssertTrue(t.isRefused(1, now: 104.9))
+        XCTAssertFalse(t.isRefused(2, now: 104.9))
+        XCTAssertFalse(t.isRefused(1, now: 105))
+        XCTAssertEqual(t.refusedCount, 0)
+        for k in 0..<10 { t.rememberRefusal(k, now: 200) }
+        XCTAssertEqual(t.refusedCount, 4)
     }
 }
 

@@ -226,6 +226,24 @@ final class VisitorConfigTests: XCTestCase {
         XCTAssertTrue(e3.diagnostics.contains { $0.message.contains("cannot read socks5_users") }, "\(e3)")
     }
 
+    func testSocksBeyondLoopbackNeedsUsersOrConsent() throws {
+        let forward = "[[forward]]\nlisten = \"127.0.0.1:1\"\nservice = \"db\"\n"
+        for host in ["127.0.0.2", "[::1]", "localhost"] {
+            XCTAssertNoThrow(try parse(head + "socks5 = \"\(host):1080\"\n").get(), host)
+        }
+        for host in ["0.0.0.0", "192.0.2.1", "[::]", "vpn.example"] {
+            guard case .failure(let e) = parse(head + "socks5 = \"\(host):1080\"\n" + forward) else { return XCTFail(host) }
+            XCTAssertTrue(e.description.contains("visitor.toml:5: socks5 = ") && e.description.contains("beyond loopback without socks5_users"),
+                          e.description)
+        }
+        let open = try parse(head + "socks5 = \"0.0.0.0:1080\"\nsocks5_unauthenticated = true\n").get()
+        XCTAssertTrue(open.socks5Unauthenticated)
+        XCTAssertNoThrow(try parse(head + "socks5 = \"0.0.0.0:1080\"\nsocks5_users = \"u\"\n", files: ["/etc/fastgw/u": "a:b\n"]).get())
+        guard case .failure(let e) = parse(head + "socks5 = \"0.0.0.0:1080\"\nsocks5_users = \"u\"\nsocks5_unauthenticated = true\n",
+                                           files: ["/etc/fastgw/u": "a:b\n"]) else { return XCTFail() }
+        XCTAssertTrue(e.description.contains("contradicts socks5_users"), e.description)
+    }
+
     func testUsersFile() {
         XCTAssertEqual(try Socks5Users.parse("a:b\r\n\n# c\nd:e:f\n").get(), ["a": [0x62], "d": Array("e:f".utf8)])
         for bad in ["", "nocolon\n", ":pw\n", "a:\n", "a:1\na:2\n"] {
@@ -324,5 +342,24 @@ final class PrivateServiceConfigTests: XCTestCase {
         guard case .failure(let r2) = evaluate(agentAsVisitor) else { return XCTFail() }
         XCTAssertEqual(r2.status, 401)
         XCTAssertTrue(r2.reason.contains("visitor"), r2.reason)
+    }
+}
+
+final class ResolutionGateTests: XCTestCase {
+    func testInFlightCapAndCache() {
+        var limits = ResolutionGate<Int>.Limits()
+        limits.maxInFlight = 2
+        limits.cacheEntries = 2
+        limits.cacheSeconds = 10
+        var g = ResolutionGate<Int>(limits: limits)
+        guard case .lookUp = g.admit("a", now: 0), case .lookUp = g.admit("b", now: 0) else { return XCTFail() }
+        guard case .busy = g.admit("c", now: 0) else { return XCTFail("over the cap") }
+        g.finished("a", value: 1, now: 1)
+        g.finished("b", value: nil, now: 1)
+        XCTAssertEqual(g.inFlight, 0)
+        guard case .cached(1) = g.admit("a", now: 10.9) else { return XCTFail("cached") }
+        // A failure is not cached; an answer expires.
+        guard case .lookUp = g.admit("b", now: 2), case .lookUp = g.admit("a", now: 11) else { return XCTFail() }
+        XCTAssertEqual(g.inFlight, 2)
     }
 }

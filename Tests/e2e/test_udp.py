@@ -312,8 +312,9 @@ def test_flows_expire_when_idle_and_policy_denies(tunnel, dns):
 
 def test_50000_client_addresses_keep_flows_capped_and_memory_bounded(tunnel, dns):
     """50,000 distinct client addresses (ports on two loopback addresses), one datagram each
-    at a bounded rate: the flow table stops at max_udp_flows, the rest is dropped and
-    counted, and the gateway's resident memory stays under a stated bound."""
+    at a bounded rate: the flow table stays at max_udp_flows by ending its least recently
+    active flows (counted), the gateway's resident memory stays under a stated bound, and a
+    new client is still answered."""
     t, udp_port = dns_tunnel(tunnel, dns, limits='[limits]\nudp_idle_timeout = "60s"\nmax_udp_flows = 4096\nmax_udp_flows_per_ip = 100000\n')
     time.sleep(0.5)
     before = t.gateway.rss_kib()
@@ -340,19 +341,21 @@ def test_50000_client_addresses_keep_flows_capped_and_memory_bounded(tunnel, dns
     st = udp_stats(t)
     rss = t.gateway.rss_kib()
     active = st["udp_flows_active"]["dns"]
-    drops = st["udp_drops_total"].get("dns:flow_limit", 0)
-    print(f"\n{sent} client addresses in {time.time() - started:.1f} s: {active} flows, {drops} dropped at the cap, "
-          f"gateway RSS {before // 1024} -> {rss // 1024} MiB")
+    evicted = st["udp_flows_evicted_total"]["dns"]
+    print(f"\n{sent} client addresses in {time.time() - started:.1f} s: {active} flows, {evicted} evicted, "
+          f"{st['udp_flows_total']['dns']} in all, gateway RSS {before // 1024} -> {rss // 1024} MiB")
     assert sent == 50_000
     assert active <= 4096
-    # The rest were dropped at the cap, or by the kernel while the port's receive buffer was
-    # full (a debug build on a busy machine reads slower than 10,000 new flows a second).
-    assert active == 4096 and drops >= 1000
-    assert active + drops <= sent
+    # Once full, new clients end old flows instead of being refused. How many of the 50,000
+    # the gateway saw depends on the machine: the kernel drops datagrams while the port's
+    # receive buffer is full, and flows the agent did not answer in time end on their own.
+    assert "dns:flow_limit" not in st.get("udp_drops_total", {}), st
     # 4096 flows with their streams: well under 64 MiB more than at start.
     assert rss - before < 64 * 1024, (before, rss)
-    # Still serving.
-    assert query_once(udp_port, "test.example", timeout=3) is None or True
+    # A new client is answered once the flood is over.
+    deadline = time.time() + 15
+    while query_once(udp_port, "test.example", timeout=1) != ANSWER:
+        assert time.time() < deadline, udp_stats(t)
 
 
 def test_udp_config_errors(tmp_path, tunnel):
@@ -430,3 +433,71 @@ def test_flows_per_client_address_are_capped(tunnel, dns):
     assert socks[5].recv(2048)[-4:] == ANSWER
     for s in socks + [other]:
         s.close()
+
+
+def test_full_flow_table_evicts_idle_flows_so_new_clients_get_in(tunnel, dns):
+    """A flood of spoofed-looking sources (one datagram each from 300 ports of other
+    addresses) fills a table of 32 flows: each new source ends the least recently active
+    flow instead of being refused, so a real client arriving after the flood is answered,
+    and an active client that lost its flow gets a new one at once."""
+    t, udp_port = dns_tunnel(tunnel, dns, limits='[limits]\nmax_udp_flows = 32\nmax_udp_flows_per_ip = 1000\nudp_idle_timeout = "60s"\n')
+    early = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    early.settimeout(3)
+    early.sendto(dns_query(1, "test.example"), ("127.0.0.1", udp_port))
+    assert early.recv(2048)[-4:] == ANSWER
+    query = dns_query(2, "test.example")
+    for i in range(300):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((f"127.0.{1 + i % 3}.{10 + i // 3}", 0))
+            s.sendto(query, ("127.0.0.1", udp_port))
+        if i % 50 == 49:
+            time.sleep(0.05)
+    time.sleep(0.5)
+    late = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    late.bind(("127.0.0.5", 0))
+    late.settimeout(3)
+    late.sendto(dns_query(3, "test.example"), ("127.0.0.1", udp_port))
+    assert late.recv(2048)[-4:] == ANSWER
+    early.sendto(dns_query(4, "test.example"), ("127.0.0.1", udp_port))
+    assert early.recv(2048)[-4:] == ANSWER
+    st = udp_stats(t)
+    assert st["udp_flows_active"]["dns"] <= 32
+    assert st["udp_flows_evicted_total"]["dns"] >= 250, st
+    assert "dns:flow_limit" not in st.get("udp_drops_total", {}), st
+    # The agent let go of the evicted flows' sockets too.
+    deadline = time.time() + 5
+    while time.time() < deadline and udp_stats(t, agent=True)["udp_flows_active"]["dns"] > 32:
+        time.sleep(0.2)
+    assert udp_stats(t, agent=True)["udp_flows_active"]["dns"] <= 32
+    early.close()
+    late.close()
+
+
+def test_refused_flow_is_remembered_not_reopened_per_datagram(tunnel):
+    """An agent that refuses a flow (its upstream name does not resolve: 502): the client's
+    next datagrams are dropped and counted (`refused`) without a stream each, for 5 s."""
+    t = tunnel(free_port())
+    udp_port = free_udp_port()
+    add_udp(t, 9, udp_port)
+    (t.dir / "agent.toml").write_text((t.dir / "agent.toml").read_text().replace('upstream = "127.0.0.1:9"', 'upstream = "nothing.invalid:9"'))
+    t.start_gateway()
+    t.start_agent()
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.sendto(b"first", ("127.0.0.1", udp_port))
+    deadline = time.time() + 5
+    while time.time() < deadline and udp_stats(t, agent=True).get("connect_failures_total", {}).get("upstream_unreachable", 0) < 1:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    for i in range(50):
+        c.sendto(b"again %d" % i, ("127.0.0.1", udp_port))
+    time.sleep(0.5)
+    st = udp_stats(t)
+    assert st["udp_flows_total"]["dns"] == 1, st
+    assert st["udp_drops_total"]["dns:refused"] >= 49, st
+    assert udp_stats(t, agent=True)["udp_flows_total"]["dns"] == 1
+    # After the refusal is forgotten, the client is tried again (one new stream).
+    time.sleep(5)
+    c.sendto(b"later", ("127.0.0.1", udp_port))
+    time.sleep(0.5)
+    assert udp_stats(t)["udp_flows_total"]["dns"] == 2
+    c.close()

@@ -12,6 +12,9 @@ public struct VisitorConfig: Equatable, Sendable {
     public var socks5Users: [String: [UInt8]]?
     /// `socks5_network`: the network service that reaches destinations not naming a service.
     public var socks5Network: String?
+    /// `socks5_unauthenticated = true`: the operator's explicit consent to a `socks5` listener
+    /// beyond loopback without `socks5_users` (refused otherwise).
+    public var socks5Unauthenticated = false
 
     /// `[[forward]]`: every connection to `listen` is one stream to `service` (and, for a
     /// network service, to its `target`).
@@ -28,6 +31,13 @@ public struct VisitorConfig: Equatable, Sendable {
 }
 
 extension VisitorConfig {
+    /// A loopback address or `localhost`: only local processes reach a listener there.
+    static func isLoopback(_ host: String) -> Bool {
+        if host.lowercased() == "localhost" { return true }
+        guard let address = IPAddress(host) else { return false }
+        return NetworkAllow.loopback.contains { $0.contains(address) }
+    }
+
     /// `environment`: the process environment, for `proxy = "env"` (as the agent's).
     public static func parse(
         text: String, file: String, credentials: CredentialsLookup = .none,
@@ -52,8 +62,19 @@ extension VisitorConfig {
             if let path = v.path("socks5_users") {
                 config.socks5Users = users(&v, path: path, readFile: readFile)
             }
+            config.socks5Unauthenticated = v.bool("socks5_unauthenticated") ?? false
+            if let hp = config.socks5, config.socks5Users == nil, !config.socks5Unauthenticated, !v.has("socks5_users"),
+               !Self.isLoopback(hp.host) {
+                // Anyone who can reach it would use this visitor's grants without a password.
+                v.error("socks5", "socks5 = \"\(hp)\" listens beyond loopback without socks5_users: anyone who reaches "
+                    + "it would use this visitor's grants; add socks5_users, listen on 127.0.0.1, or set "
+                    + "socks5_unauthenticated = true")
+            }
+            if config.socks5Unauthenticated, v.has("socks5_users") {
+                v.error("socks5_unauthenticated", "socks5_unauthenticated = true contradicts socks5_users: remove one")
+            }
             if config.socks5 == nil {
-                for key in ["socks5_network", "socks5_users"] where v.has(key) {
+                for key in ["socks5_network", "socks5_users", "socks5_unauthenticated"] where v.has(key) {
                     v.error(key, "\(key) applies to the SOCKS5 listener: set socks5 = \"127.0.0.1:1080\" too")
                 }
             }

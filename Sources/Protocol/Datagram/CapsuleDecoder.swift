@@ -5,7 +5,9 @@
 /// `Capsule.maxDatagramValue` is an error before any of it is buffered; capsules of other
 /// types are skipped as they stream past, whatever their length, without being buffered
 /// (RFC 9297 §3.2: unknown types are ignored); datagrams with another context id are
-/// dropped (RFC 9298 §5). So at most one partial DATAGRAM capsule (≤ 65,534 bytes) is held.
+/// dropped (RFC 9298 §5). So at most one partial DATAGRAM capsule is held, in a buffer
+/// sized to that capsule once its head is known: `maxPartial` (65,533) bytes at most per
+/// stream. What a process holds in all is the caller's to bound (`DatagramStreamLink`).
 public struct CapsuleDecoder: Sendable {
     public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
         public let description: String
@@ -28,8 +30,15 @@ public struct CapsuleDecoder: Sendable {
 
     public init() {}
 
+    /// The most a partial capsule can take: the largest DATAGRAM capsule with its head.
+    public static let maxPartial = Capsule.maxDatagramHeader - 1 + Capsule.maxDatagramValue
+
     /// Bytes held for a capsule not complete yet.
     public var buffered: Int { partial.count }
+
+    /// Bytes of memory the partial capsule's buffer takes (at most `maxPartial`, rounded up
+    /// by the allocator at most to its size class).
+    public var reserved: Int { partial.capacity }
 
     /// Whether the stream ended on a capsule boundary (a truncated capsule is an error).
     public var atBoundary: Bool { partial.isEmpty && skipping == 0 }
@@ -63,7 +72,7 @@ public struct CapsuleDecoder: Sendable {
                 // The common case: whole capsules straight from the input, no copy.
                 let consumed = try Self.parse(UnsafeRawBufferPointer(rebasing: input), skipping: &skipping, tally: &tally, datagram)
                 if consumed == 0 {
-                    partial.append(contentsOf: input)
+                    hold(input)
                     return
                 }
                 input = input.dropFirst(consumed)
@@ -71,7 +80,7 @@ public struct CapsuleDecoder: Sendable {
             }
             // Finish the held capsule, taking only the bytes it still needs.
             let take = min(max(Self.missing(partial), 1), input.count)
-            partial.append(contentsOf: input.prefix(take))
+            hold(input.prefix(take))
             input = input.dropFirst(take)
             var skip = skipping
             let result = partial.withUnsafeBytes { raw in
@@ -81,6 +90,17 @@ public struct CapsuleDecoder: Sendable {
             // The held bytes are one capsule: parsed whole (or its head, when skipped) or not at all.
             if try result.get() > 0 { partial.removeAll(keepingCapacity: false) }
         }
+    }
+
+    /// Appends to the partial capsule, growing its buffer to exactly what the capsule needs
+    /// (never the doubling an array's growth would give: a 64 KiB capsule must not hold 128).
+    private mutating func hold(_ bytes: Slice<UnsafeRawBufferPointer>) {
+        partial.append(contentsOf: bytes)
+        // Once the head is known, one reallocation to the capsule's whole size; the bytes
+        // still to come fit (`run` takes no more than `missing`).
+        // A head announcing more than the largest DATAGRAM capsule is refused by `parse` next.
+        let whole = min(partial.count + Self.missing(partial), Self.maxPartial)
+        if partial.capacity < whole { partial.reserveCapacity(whole) }
     }
 
     /// How many more bytes the held partial capsule needs before it can be parsed further:

@@ -1,7 +1,11 @@
 /// The flows of one UDP listener (I/O-free): one per client address (ip:port), bounded in
 /// total and per client (`ClientKey`: IPv4 /32, IPv6 /64), expired after a stated idle time.
-/// A datagram from a client with no flow asks `admission` first; a refusal drops the
-/// datagram, so neither a port scan nor one client can grow the table past its limits.
+/// A datagram from a client with no flow asks `admission` first. A client over its own cap
+/// is refused; a full table makes room (`makeRoom`) by ending the least recently active
+/// flows, so a flood of spoofed source addresses churns the table instead of locking real
+/// clients out for `idleTimeout`. Client addresses whose flow was refused (by the agent or
+/// a policy) are remembered for `refusalMemory` in a table of `maxFlows` addresses, so a
+/// refused client does not cost a stream per datagram.
 public struct UDPFlowTable<Key: Hashable, Flow> {
     public struct Limits: Equatable, Sendable {
         public var maxFlows: Int
@@ -9,10 +13,14 @@ public struct UDPFlowTable<Key: Hashable, Flow> {
         /// Seconds without a datagram either way after which a flow ends.
         public var idleTimeout: Double
 
-        public init(maxFlows: Int, maxFlowsPerClient: Int, idleTimeout: Double) {
+        /// Seconds a refused client address is answered by dropping, without a new stream.
+        public var refusalMemory: Double
+
+        public init(maxFlows: Int, maxFlowsPerClient: Int, idleTimeout: Double, refusalMemory: Double = 5) {
             self.maxFlows = maxFlows
             self.maxFlowsPerClient = maxFlowsPerClient
             self.idleTimeout = idleTimeout
+            self.refusalMemory = refusalMemory
         }
     }
 
@@ -29,21 +37,52 @@ public struct UDPFlowTable<Key: Hashable, Flow> {
     public var limits: Limits
     private var flows: [Key: Entry] = [:]
     private var perClient: [ClientKey: Int] = [:]
+    /// Refused client addresses and until when (seconds); CLOCK-evicted when full.
+    private var refused: ClockTable<Key, Double>
 
     public init(limits: Limits) {
         self.limits = limits
+        refused = ClockTable(capacity: max(limits.maxFlows, 1))
     }
+
+    /// Client addresses remembered as refused (expired ones included until reused).
+    public var refusedCount: Int { refused.count }
 
     public var count: Int { flows.count }
     public var clients: Int { perClient.count }
 
     public subscript(key: Key) -> Flow? { flows[key]?.flow }
 
-    /// Whether a new flow from `client` fits; nil when it does.
+    /// Whether a new flow from `client` fits; nil when it does. `.flowLimit` means the
+    /// table is full: `makeRoom` ends flows to make space.
     public func admission(client: ClientKey) -> Refusal? {
-        if flows.count >= limits.maxFlows { return .flowLimit }
         if perClient[client, default: 0] >= limits.maxFlowsPerClient { return .clientFlowLimit }
+        if flows.count >= limits.maxFlows { return .flowLimit }
         return nil
+    }
+
+    /// Removes and returns the least recently active flows (by `lastActive`, seconds) when
+    /// the table is full: 1/64 of the table at a time (at least one), so the O(n log n)
+    /// scan is paid once per 64 new flows during a flood rather than per datagram.
+    public mutating func makeRoom(lastActive: (Flow) -> Double) -> [Flow] {
+        guard flows.count >= limits.maxFlows, !flows.isEmpty else { return [] }
+        let n = max(1, limits.maxFlows / 64, flows.count - limits.maxFlows + 1)
+        let oldest = flows.map { ($0.key, lastActive($0.value.flow)) }.sorted { $0.1 < $1.1 }.prefix(n)
+        return oldest.compactMap { remove($0.0) }
+    }
+
+    /// Remembers that `key`'s flow was refused at `now`: its datagrams are dropped until
+    /// `refusalMemory` has passed.
+    public mutating func rememberRefusal(_ key: Key, now: Double) {
+        refused[key] = now + limits.refusalMemory
+    }
+
+    /// Whether `key` was refused less than `refusalMemory` ago.
+    public mutating func isRefused(_ key: Key, now: Double) -> Bool {
+        guard let until = refused.peek(key) else { return false }
+        if until > now { return true }
+        refused.remove(key)
+        return false
     }
 
     /// Adds a flow `admission` allowed (replacing none: the key must be new).

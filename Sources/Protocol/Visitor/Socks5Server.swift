@@ -43,6 +43,9 @@ public struct Socks5Server: Sendable {
         case greeting, authentication, request, done
     }
 
+    /// The refusal's reason when RFC 1929 credentials do not match (what a caller throttles).
+    public static let wrongCredentials = "wrong user or password"
+
     /// The longest message a client may send: RFC 1929's 1+1+255+1+255.
     public static let maxMessage = 513
 
@@ -135,7 +138,7 @@ public struct Socks5Server: Sendable {
             let match = ConstantTime.equal(Array(name.utf8), Array(user.utf8)) && ConstantTime.equal(secret, password)
             ok = ok || match
         }
-        guard ok else { return .failed(reply: [1, 1], reason: "wrong user or password") }
+        guard ok else { return .failed(reply: [1, 1], reason: Self.wrongCredentials) }
         state = .request
         return .advanced(reply: [1, 0])
     }

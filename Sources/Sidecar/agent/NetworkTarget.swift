@@ -7,8 +7,8 @@ import Glibc
 #endif
 
 /// Where a stream to a `type = "network"` service may connect: the destination the visitor
-/// named (`fastgw-target`), resolved off the event loop and kept only where the service's
-/// `allow` covers it — by name as written, else address by address (a name resolving into an
+/// named (`fastgw-target`), resolved off the event loop (`BoundedResolver`) and kept only
+/// where the service's `allow` covers it — by name as written, else address by address (a name resolving into an
 /// allowed block is allowed, one resolving elsewhere is not: DNS cannot widen `allow`).
 enum NetworkTarget {
     enum Refusal: Error {
@@ -32,8 +32,7 @@ enum NetworkTarget {
             return loop.makeFailedFuture(Refusal.notAllowed("\(target) is not in service \"\(service.name)\"'s allow list"))
         }
         let byName = allow.permitsName(target.host, port: target.port)
-        return NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> [SocketAddress] in
-            let all = try lookup(target)
+        return BoundedResolver.shared.resolve(target, on: loop).flatMapThrowing { all in
             let kept = all.filter { a in
                 guard let ip = a.ipAddress.flatMap(IPAddress.init) else { return false }
                 return byName ? allow.permitsResolved(ip, port: target.port, name: target.host) : allow.permits(ip, port: target.port)
@@ -45,8 +44,8 @@ enum NetworkTarget {
         }
     }
 
-    /// getaddrinfo, blocking: run on the thread pool.
-    private static func lookup(_ target: HostPort) throws -> [SocketAddress] {
+    /// getaddrinfo, blocking: run on `BoundedResolver`'s threads.
+    static func lookup(_ target: HostPort) throws -> [SocketAddress] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC

@@ -43,6 +43,9 @@ enum EdgeEvent: Hashable, Sendable {
     case visitorStreamRefused(reason: String)
     /// A UDP socket reported an error (an ICMP answer to an earlier datagram).
     case udpSocketError
+    /// Visitor: a SOCKS5 client's RFC 1929 user/password refused (`blocked`: its address had
+    /// failed too often and was refused without a check).
+    case socksAuthRefused(blocked: Bool)
 
     var message: String {
         switch self {
@@ -62,6 +65,8 @@ enum EdgeEvent: Hashable, Sendable {
         case .upstreamConnectFailed: return "upstream connect failed"
         case .visitorStreamRefused: return "visitor stream refused"
         case .udpSocketError: return "UDP socket error"
+        case .socksAuthRefused(let blocked):
+            return blocked ? "SOCKS5 login from a throttled address refused" : "SOCKS5 user or password wrong"
         case .policyRefused(let policy, let decision):
             return decision == "deny" ? "access denied by policy \(policy)" : "rate or connection limit of policy \(policy) reached"
         case .proxyHeaderRefused(let reason):
@@ -83,7 +88,7 @@ enum EdgeEvent: Hashable, Sendable {
              .upstreamConnectFailed:
             return .warning
         case .requestRefused, .policyRefused: return .info
-        case .visitorStreamRefused: return .notice
+        case .visitorStreamRefused, .socksAuthRefused: return .notice
         case .tunnelTLSFailed, .blockedAddressRefused, .udpSocketError: return .info
         case .publicTLSFailed: return .debug
         }
@@ -96,7 +101,7 @@ enum EdgeEvent: Hashable, Sendable {
         case .addressBlocked, .blockedAddressRefused: return .authThrottled
         case .tunnelTLSFailed, .publicTLSFailed, .streamOpenTimedOut, .noLiveAgent, .agentConnectFailed,
              .streamOpenFailed, .requestFailed, .requestRefused, .upstreamConnectFailed, .proxyHeaderRefused, .policyRefused,
-             .visitorStreamRefused,
+             .visitorStreamRefused, .socksAuthRefused,
              .udpSocketError:
             return nil
         }

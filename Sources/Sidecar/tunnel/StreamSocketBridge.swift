@@ -95,10 +95,12 @@ final class StreamSocketBridge: ChannelDuplexHandler, StreamEndpoint {
         channel.closeFuture.assumeIsolated().whenComplete { _ in self.socketClosed() }
     }
 
-    /// The stream could not be opened: drop the socket.
-    func abort() {
+    /// The stream could not be opened: drop the socket (`reset`: with RST, SO_LINGER 0, so
+    /// the client cannot take it for a clean EOF).
+    func abort(reset: Bool = false) {
         markAborted("tunnel stream could not be opened")
         streamOver = true
+        if reset { _ = (context?.channel as? SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0)) }
         context?.close(promise: nil)
     }
 

@@ -33,6 +33,9 @@ final class TunnelStreamLink<Endpoint: StreamEndpoint>: TunnelStreamHandler {
     private var held: [Held] = []
     private var heldEnd = false
     private var heldClose: UInt32?
+    /// This side reset the stream: a clean end the peer sent meanwhile (a refusal's
+    /// END_STREAM) must not reach the socket as EOF; the reset's close follows.
+    private var resetSent = false
     /// Role-specific reading of HEADERS on the tunnel loop (the gateway checks a TCP
     /// stream's `:status`), before the endpoint gets them.
     var onHeaders: (([HeaderField], Bool) -> Void)?
@@ -75,6 +78,7 @@ final class TunnelStreamLink<Endpoint: StreamEndpoint>: TunnelStreamHandler {
     }
 
     func remoteEnded() {
+        guard !resetSent else { return }
         if let endpoint { endpoint.run { $0.tunnelEnded() } } else { heldEnd = true }
     }
 
@@ -110,6 +114,7 @@ final class TunnelStreamLink<Endpoint: StreamEndpoint>: TunnelStreamHandler {
     }
 
     func socketFailed() {
+        resetSent = true
         connection.reset(stream: streamID, code: NGHTTP2_CANCEL.rawValue)
     }
 

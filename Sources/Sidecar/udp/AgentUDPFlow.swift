@@ -73,14 +73,16 @@ enum AgentUDPFlow {
         return link
     }
 
-    /// A numeric upstream at once; a host name resolved off the event loop (getaddrinfo blocks).
+    /// A numeric upstream at once; a host name through `BoundedResolver` (off the event loop,
+    /// capped in flight, cached briefly: not a lookup per flow).
     private static func address(of upstream: UpstreamAddress, on loop: EventLoop) -> EventLoopFuture<SocketAddress> {
         guard case .tcp(let hp) = upstream else {
             return loop.makeFailedFuture(ChannelError.operationUnsupported)
         }
         if let numeric = try? SocketAddress(ipAddress: hp.host, port: hp.port) { return loop.makeSucceededFuture(numeric) }
-        return NIOThreadPool.singleton.runIfActive(eventLoop: loop) {
-            try SocketAddress.makeAddressResolvingHost(hp.host, port: hp.port)
+        return BoundedResolver.shared.resolve(hp, on: loop).flatMapThrowing { all in
+            guard let first = all.first else { throw NetworkTarget.Refusal.unresolvable("\(hp.host) has no address") }
+            return first
         }
     }
 

@@ -11,6 +11,11 @@ import Protocol
 final class DatagramStreamLink: TunnelStreamHandler {
     /// Datagrams from the tunnel held until `deliver` is set (the agent's socket is opening).
     static let maxHeld = 64
+    /// Partial capsules of all streams of the process together: each stream holds at most
+    /// one (`CapsuleDecoder.maxPartial`, 64 KiB), and a stream whose partial capsule would
+    /// take the total past 32 MiB is reset (`capsule_memory`) — a peer starting large
+    /// capsules on thousands of flows and never finishing them cannot take 4,096 × 64 KiB.
+    static let partialCapsules = MemoryBudget(limit: 32 << 20)
 
     private(set) var connection: TunnelConnection?
     var streamID: Int32 = 0
@@ -18,6 +23,8 @@ final class DatagramStreamLink: TunnelStreamHandler {
     /// Gateway: the socket is the public client's side; agent: the upstream's.
     private let socketIsClient: Bool
     private var decoder = CapsuleDecoder()
+    /// What this stream's partial capsule has taken from `partialCapsules`.
+    private var charged = 0
     private var tally = CapsuleDecoder.Tally()
     /// The stream's queue went over its watermark: drop until it drains.
     private var blocked = false
@@ -82,6 +89,16 @@ final class DatagramStreamLink: TunnelStreamHandler {
             counters.drops.add("malformed_capsule")
             abort(code: NGHTTP2_PROTOCOL_ERROR.rawValue)
         }
+        if decoder.reserved != charged {
+            let more = decoder.reserved - charged
+            if more > 0, !Self.partialCapsules.take(more) {
+                counters.drops.add("capsule_memory")
+                abort(code: NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+            } else {
+                if more < 0 { Self.partialCapsules.give(-more) }
+                charged = decoder.reserved
+            }
+        }
         guard !batch.isEmpty else { return }
         onActivity?()
         if deliver != nil {
@@ -107,6 +124,9 @@ final class DatagramStreamLink: TunnelStreamHandler {
     func closed(errorCode: UInt32) {
         over = true
         held = []
+        Self.partialCapsules.give(charged)
+        charged = 0
+        decoder = CapsuleDecoder()
         if tally.skippedCapsules + tally.unknownContexts > 0 {
             counters.drops.add("unknown_capsule", tally.skippedCapsules + tally.unknownContexts)
         }

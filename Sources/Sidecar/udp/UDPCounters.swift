@@ -5,11 +5,13 @@ import Protocol
 final class UDPServiceCounters: NamedCounters {
     let flowsActive = Counter()
     let flowsTotal = Counter()
+    /// Flows ended early to make room in a full flow table.
+    let flowsEvicted = Counter()
     let datagramsIn = Counter()
     let datagramsOut = Counter()
     let bytesIn = Counter()
     let bytesOut = Counter()
-    /// Datagrams dropped, by reason (`flow_limit`, `tunnel_window`, `no_agent` …).
+    /// Datagrams dropped, by reason (`client_flow_limit`, `refused`, `tunnel_window`, `no_agent` …).
     let drops = LabeledCounters()
 
     func counted(toUpstream: Bool, bytes: Int) {
@@ -30,6 +32,8 @@ final class UDPCounterSet: Sendable {
         r.add("udp_flows_active", .gauge, "Open UDP flows (one per client address) of the service.",
               by: "service", all.mapValues(\.flowsActive.value))
         r.add("udp_flows_total", .counter, "UDP flows of the service since start.", by: "service", all.mapValues(\.flowsTotal.value))
+        r.add("udp_flows_evicted_total", .counter, "UDP flows ended to make room for new clients in a full flow table.",
+              by: "service", all.mapValues(\.flowsEvicted.value))
         r.add("udp_datagrams_in", .counter, "Datagrams from public clients delivered towards the service's upstream.",
               by: "service", all.mapValues(\.datagramsIn.value))
         r.add("udp_datagrams_out", .counter, "Datagrams from the service's upstream delivered towards public clients.",

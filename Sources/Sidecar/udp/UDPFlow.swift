@@ -6,6 +6,8 @@ import Synchronization
 /// the port's loop needs to expire it. The stream's loop records activity and the end.
 final class UDPFlow: Sendable {
     let service: String
+    /// The client address (the flow table's key).
+    let client: SocketAddress
     /// The tunnel connection's loop, where the flow's stream link lives.
     let loop: EventLoop
     /// Set on `loop` when the stream is opened; tasks queued before it run after it (FIFO).
@@ -17,10 +19,14 @@ final class UDPFlow: Sendable {
     let answered = Atomic(false)
     /// The stream is over (refused, reset, tunnel gone): the next datagram starts a new flow.
     let ended = Atomic(false)
+    /// The agent refused the stream: the client's next datagrams are dropped for a while
+    /// (`UDPFlowTable.refusalMemory`) instead of each opening a new stream.
+    let refused = Atomic(false)
     let started: UInt64
 
-    init(service: String, loop: EventLoop, release: @escaping @Sendable () -> Void) {
+    init(service: String, client: SocketAddress, loop: EventLoop, release: @escaping @Sendable () -> Void) {
         self.service = service
+        self.client = client
         self.loop = loop
         self.box = .makeEmptyBox(valueType: DatagramStreamLink.self, eventLoop: loop)
         self.release = Mutex(release)

@@ -6,7 +6,9 @@ import Protocol
 /// A public UDP port of a udp service (DESIGN §10): every client address (ip:port) is one
 /// flow, carried by one `connect-udp` stream opened as TCP connections open CONNECT streams
 /// (`TCPIngress`), its datagrams in DATAGRAM capsules. The flow table is bounded in total
-/// and per client (`[limits] max_udp_flows`, `max_udp_flows_per_ip`); a flow ends after
+/// and per client (`[limits] max_udp_flows`, `max_udp_flows_per_ip`); a full table ends its
+/// least recently active flows for new clients, a client over its cap is refused, and a
+/// client whose flow was refused is dropped for 5 s without new streams; a flow ends after
 /// `udp_idle_timeout` without a datagram either way, or when the agent does not answer its
 /// stream within `stream_open_timeout`. The socket is never paused: a datagram that cannot
 /// go on (no flow allowed, the flow's stream full) is dropped and counted, so flows never
@@ -66,8 +68,10 @@ final class UDPIngress: ChannelInboundHandler {
                 }
                 return
             }
-            // Its stream is over (refused, reset, tunnel gone): a new flow takes its place.
+            // Its stream is over (refused, reset, tunnel gone): a new flow takes its place,
+            // unless the agent refused it, which is remembered for a while.
             flows.remove(client)
+            if flow.refused.load(ordering: .relaxed) { flows.rememberRefusal(client, now: Self.now) }
         }
         start(client, envelope.data, context: context)
     }
@@ -81,14 +85,20 @@ final class UDPIngress: ChannelInboundHandler {
     private func sweep() {
         let settings = gateway.settings
         flows.limits = Self.limits(settings)
-        let now = Double(NIODeadline.now().uptimeNanoseconds) / 1e9
+        let now = Self.now
         let openTimeout = settings.limits.streamOpenTimeout.seconds
         let stale = flows.expire(now: now, lastActive: \.lastActiveSeconds) { flow in
             flow.ended.load(ordering: .relaxed)
                 || (!flow.answered.load(ordering: .relaxed) && now - Double(flow.started) / 1e9 > openTimeout)
         }
-        for flow in stale { flow.withLink { $0.abort() } }
+        for flow in stale {
+            if flow.refused.load(ordering: .relaxed) { flows.rememberRefusal(flow.client, now: now) }
+            flow.withLink { $0.abort() }
+        }
     }
+
+    /// Seconds of uptime, the flow table's clock.
+    private static var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
 
     private func start(_ client: SocketAddress, _ first: ByteBuffer, context: ChannelHandlerContext) {
         let stats = gateway.stats
@@ -102,9 +112,15 @@ final class UDPIngress: ChannelInboundHandler {
             return
         }
         let counters = stats.udp.counters(for: route.service)
-        if let refusal = flows.admission(client: key) {
+        if flows.isRefused(client, now: Self.now) {
             registry.streamEnded(route.connection)
-            counters.drops.add(refusal.rawValue)
+            counters.drops.add("refused")
+            return
+        }
+        let admission = flows.admission(client: key)
+        if admission == .clientFlowLimit {
+            registry.streamEnded(route.connection)
+            counters.drops.add(UDPFlowTable<SocketAddress, UDPFlow>.Refusal.clientFlowLimit.rawValue)
             return
         }
         let addresses = ConnectionAddresses(datagramFrom: client, to: context.channel.localAddress)
@@ -113,9 +129,17 @@ final class UDPIngress: ChannelInboundHandler {
         guard decision == .allow else {
             registry.streamEnded(route.connection)
             counters.drops.add("policy")
+            flows.rememberRefusal(client, now: Self.now)
             return
         }
-        let flow = UDPFlow(service: route.service, loop: route.tunnel.eventLoop, release: release)
+        if admission == .flowLimit {
+            // Full: the least recently active flows end so that new clients get in.
+            for old in flows.makeRoom(lastActive: \.lastActiveSeconds) {
+                stats.udp.counters(for: old.service).flowsEvicted.add()
+                old.withLink { $0.abort() }
+            }
+        }
+        let flow = UDPFlow(service: route.service, client: client, loop: route.tunnel.eventLoop, release: release)
         flows.insert(flow, key: client, client: key)
         counters.flowsActive.add()
         counters.flowsTotal.add()
@@ -164,6 +188,7 @@ final class UDPIngress: ChannelInboundHandler {
                         "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(clientText)",
                         "status": "\(status)", "reason": "\(fields["fastgw-reason"] ?? "")",
                     ])
+                    flow.refused.store(true, ordering: .relaxed)
                     link.abort(code: NGHTTP2_CANCEL.rawValue)
                     return
                 }

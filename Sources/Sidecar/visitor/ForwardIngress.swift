@@ -5,7 +5,8 @@ import Protocol
 /// One local connection to a `[[forward]]` listener: a stream to its service opened at once,
 /// the connection's first bytes following the stream's HEADERS without waiting for the
 /// answer (the gateway holds them within the stream window until the agent's stream is
-/// open). A refusal resets the connection and is logged with the gateway's reason.
+/// open). A refusal (or no stream at all) resets the connection — RST, never a FIN the
+/// client could take for the service's EOF — and is logged with the gateway's reason.
 final class ForwardIngress: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
@@ -48,7 +49,7 @@ final class ForwardIngress: ChannelInboundHandler {
                     bridgeRef.run { $0.attach(link) }
                 case .failure(let refusal):
                     Self.record(visitor, refusal, forward: forward)
-                    bridgeRef.run { $0.abort() }
+                    bridgeRef.run { $0.abort(reset: true) }
                 }
             },
             answered: { refusal in

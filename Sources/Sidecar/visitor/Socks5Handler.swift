@@ -6,7 +6,11 @@ import Protocol
 /// negotiation runs through `Socks5Server` under a deadline, the destination is judged by
 /// `VisitorDestination`, and once the gateway answers the stream the reply is written and a
 /// `StreamSocketBridge` takes the connection over. Reads stop while the answer is awaited,
-/// so a client cannot make it hold more than one SOCKS message.
+/// so a client cannot make it hold more than one SOCKS message; bytes the client sent behind
+/// its request (in the same read, or a read already under way) are kept, at most
+/// `maxEarlyBytes`, and go first on the stream. Wrong RFC 1929 credentials are answered after
+/// `authFailureDelay` and count against the client's address (`VisitorContext.socksThrottle`):
+/// a blocked address is answered as a wrong password without a check.
 final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -15,6 +19,11 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The greeting, authentication and request must all arrive within this.
     static let negotiationTimeout = TimeAmount.seconds(10)
+    /// How long a wrong user/password waits for its answer (one guess per second per connection).
+    static let authFailureDelay = TimeAmount.seconds(1)
+    /// Bytes kept from behind the request while the stream opens (reads are stopped, so only
+    /// a read already under way can add to it).
+    static let maxEarlyBytes = 256 * 1024
 
     private let visitor: VisitorContext
     private let listen: HostPort
@@ -25,6 +34,10 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
     private var done = false
     private var link: LoopBoundRef<StreamSocketBridge.Link>?
     private var rest: [UInt8] = []
+    /// The client's address for the login throttle (nil: not an IP client).
+    private var client: ClientKey?
+    /// The address was blocked when the connection came: no password is checked.
+    private var throttled = false
 
     init(visitor: VisitorContext, listen: HostPort) {
         self.visitor = visitor
@@ -35,6 +48,13 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
     static func counterName(_ listen: HostPort) -> String { "socks5 \(listen)" }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        client = context.channel.remoteAddress?.clientKey
+        if visitor.config.socks5Users != nil, let client,
+           case .blocked = visitor.socksThrottle.withLockedValue({ $0.check(client, now: RepeatedEvents.now) }) {
+            // No user matches: the client learns nothing, not even that it is blocked.
+            throttled = true
+            server = Socks5Server(users: [:])
+        }
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
         let me = NIOLoopBound(self, eventLoop: context.eventLoop)
         deadline = context.eventLoop.scheduleTask(in: Self.negotiationTimeout) {
@@ -47,20 +67,51 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !done, !waiting else { return }
+        guard !done else { return }
         let bytes = unwrapInboundIn(data)
+        if waiting {
+            // Sent behind the request before its reply: it goes first on the stream.
+            guard rest.count + bytes.readableBytes <= Self.maxEarlyBytes else {
+                return fail(context: context, label: "too_much_early_data", reason: "more than \(Self.maxEarlyBytes) bytes before the reply", reply: [])
+            }
+            rest += bytes.readableBytesView
+            return
+        }
         switch server.feed(bytes.readableBytesView) {
         case .needMore(let send):
             if !send.isEmpty { context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: send)), promise: nil) }
+        case .refused(let send, let reason) where reason == Socks5Server.wrongCredentials:
+            loginFailed(context: context, reply: send)
         case .refused(let send, let reason):
             let label = reason.contains("password") ? "auth" : "protocol"
             fail(context: context, label: label, reason: reason, reply: send)
         case .request(let request, let send, let rest):
             if !send.isEmpty { context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: send)), promise: nil) }
+            if visitor.config.socks5Users != nil, let client { visitor.socksThrottle.withLockedValue { $0.succeeded(client) } }
             deadline?.cancel()
             waiting = true
             self.rest = rest
             connect(context: context, request)
+        }
+    }
+
+    /// Wrong credentials: counted against the address, logged counted, answered late.
+    private func loginFailed(context: ChannelHandlerContext, reply: [UInt8]) {
+        deadline?.cancel()
+        waiting = true
+        var blockedFor: Duration?
+        if !throttled, let client {
+            blockedFor = visitor.socksThrottle.withLockedValue { $0.failed(client, now: RepeatedEvents.now) }
+        }
+        visitor.dial.events.record(.socksAuthRefused(blocked: throttled), [
+            "listen": "\(listen)", "client": "\(context.channel.remoteAddress?.fastgwDescription ?? "?")",
+            "blocked_for": "\(blockedFor.map { "\($0)" } ?? "")",
+        ])
+        let label = throttled ? "auth_blocked" : "auth"
+        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: Self.authFailureDelay) {
+            me.value.fail(context: ctx.value, label: label, reason: Socks5Server.wrongCredentials, reply: reply)
         }
     }
 

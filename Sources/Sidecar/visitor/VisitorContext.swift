@@ -9,6 +9,9 @@ import Protocol
 final class VisitorContext: Sendable {
     let dial: AgentContext
     let stats = VisitorStats()
+    /// Failed RFC 1929 logins per local client address (IPv4 /32, IPv6 /64): 5 in 60 s block
+    /// the address for 10 s doubling to 10 min, 4,096 addresses remembered (`AuthThrottle`).
+    let socksThrottle = NIOLockedValueBox(AuthThrottle())
     private let current: NIOLockedValueBox<VisitorConfig>
 
     init(config: VisitorConfig, tls: TLSContext, logger: Logger) {
@@ -33,7 +36,7 @@ final class VisitorStats: Sendable {
     let listeners = ServiceCounterSet()
     /// Local connections refused, by reason (no_tunnel, not_granted, no_agent, not_allowed, …).
     let refused = LabeledCounters()
-    /// SOCKS5 negotiations that failed (timeout, auth, protocol).
+    /// SOCKS5 negotiations that failed (timeout, auth, auth_blocked, protocol, too_much_early_data).
     let socksFailures = LabeledCounters()
 
     func add(to r: inout StatsReport) {
