@@ -93,11 +93,14 @@ def got(port):
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/1k.bin", timeout=5) as r:
-                if len(r.read()) == 1024:
-                    return
+                body = r.read()
+            if len(body) == 1024:
+                return
+            failure = f"{len(body)} bytes"
         except OSError as e:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"no answer through port {port}: {e}")
+            failure = str(e)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no 1 KiB answer through port {port}: {failure}")
         time.sleep(0.2)
 
 
@@ -301,7 +304,7 @@ log.level = "warn"
                 fg_tcp, fg_visit, frp_tcp, frp_stcp = (fn(p) for p in (fg_http, fg_forward, frp_http, frp_visit))
                 visits.append((name, fg_visit, frp_stcp, fg_tcp, frp_tcp, higher))
 
-            # UDP: the direct path first, then fastgw, then frp, for each measure.
+            # UDP: fastgw, frp, then the direct path (the reference), one after the other per measure.
             step = max(2, min(3, SECONDS // 2))  # per run of the search: short, but past iperf3's start
             print(f"UDP: {SECONDS}s at {udp.FIXED_MBIT} Mbit/s each way, then {udp.STEPS} steps of one or two {step}s runs "
                   "per way and path for the rate under 1 % loss ...", file=sys.stderr)
@@ -312,6 +315,7 @@ log.level = "warn"
             for way, reverse in (("upload", False), ("download", True)):
                 rate = [udp.max_rate(p, step, reverse) for p in (fg_iperf, frp_iperf, iperf_port)]
                 datagrams.append((f"max rate < 1 % loss, {way} (Mbit/s)", *rate, True))
+            drops = [udp.kernel_drops(p) for p in (fg_iperf, frp_iperf)]
 
             columns = ("fastgw", "frp 0.65")
             table("", columns, results)
@@ -319,6 +323,8 @@ log.level = "warn"
             table("visitor forward (fastgw) / stcp visitor (frp)", columns + ("fastgw tcp", "frp tcp"), visits)
             for name, fg_visit, frp_stcp, fg_tcp, frp_tcp, _ in visits:
                 print(f"{'  visitor / tcp service, ' + name:70}fastgw {fg_visit / fg_tcp:5.2f}   frp {frp_stcp / frp_tcp:5.2f}")
+            print(f"\nUDP datagrams the kernel dropped at the public port (receive buffer full), all runs: "
+                  f"fastgw {drops[0]}, frp {drops[1]}")
         finally:
             for p in reversed(started):
                 p.kill()

@@ -29,6 +29,19 @@ def free_tcp_udp_port():
         return port
 
 
+def kernel_drops(port):
+    """Datagrams the kernel dropped (receive buffer full) at the UDP sockets bound to `port`
+    now open: at a daemon's public port, those of every run since it bound it."""
+    drops = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    drops += int(fields[-1])
+    return drops
+
+
 def loss(port, mbit, seconds, reverse=False):
     """Percent of the datagrams sent at `mbit` that the receiver did not get. Counted from bytes
     (sent against received) rather than iperf3's sequence gaps, which miss losses at the end."""
