@@ -36,5 +36,6 @@ let package = Package(
         fuzzTarget("FuzzEgressProxy"),
         fuzzTarget("FuzzSocks5"),
         fuzzTarget("FuzzCapsules"),
+        fuzzTarget("FuzzAcmeResponse"),
     ]
 )
