@@ -154,4 +154,29 @@ final class AcmePebbleTests: XCTestCase {
             XCTAssertTrue(error.description.hasPrefix("ACME server answered \(newOrder) with status 400: "), error.description)
         }
     }
+
+    /// Pebble's certificate is not in the system store: without `ca` the client refuses it, and
+    /// a `ca` file that does not exist is named in the error.
+    func testServerCertificateMustBeTrusted() async throws {
+        let pebble = try bed.startPebble(alwaysValid: true)
+        let untrusted = AcmeClient(
+            directoryURL: pebble.directoryURL, trustCAFile: nil, accountKey: try AcmeKey.generate(), email: nil, group: group,
+            timeout: .seconds(5))
+        do {
+            _ = try await untrusted.accountURL()
+            XCTFail("an untrusted server certificate was accepted")
+        } catch {
+            XCTAssertTrue(error.description.contains(pebble.directoryURL), error.description)
+            XCTAssertTrue(error.description.contains("certificate verify failed") || error.description.contains("verification"), error.description)
+        }
+        let missing = AcmeClient(
+            directoryURL: pebble.directoryURL, trustCAFile: bed.path("no-such-ca.pem"), accountKey: try AcmeKey.generate(), email: nil,
+            group: group, timeout: .seconds(5))
+        do {
+            _ = try await missing.accountURL()
+            XCTFail("a missing CA file went unnoticed")
+        } catch {
+            XCTAssertTrue(error.description.contains("no-such-ca.pem"), error.description)
+        }
+    }
 }
