@@ -72,7 +72,7 @@ hot-functions:
 # Each target runs FUZZ_SECONDS from its seeds in Fuzz/corpus/<target>/ (Fuzz/run.sh).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= FuzzTOML FuzzHTTP1Request FuzzChunked FuzzControlLine FuzzWebSocketFrames FuzzTunnelHandshake \
-	FuzzControlMessage FuzzProxyHeader FuzzAuth FuzzEgressProxy FuzzSocks5 FuzzCapsules FuzzAcmeClientHello
+	FuzzControlMessage FuzzProxyHeader FuzzAuth FuzzEgressProxy FuzzSocks5 FuzzCapsules FuzzAcmeClientHello FuzzAcmeResponse
 
 # --sanitize=fuzzer makes SwiftPM link libFuzzer's main; the sanitizers themselves go in one
 # -sanitize= flag, because with --sanitize=fuzzer --sanitize=address the compiler keeps only

@@ -37,5 +37,6 @@ let package = Package(
         fuzzTarget("FuzzSocks5"),
         fuzzTarget("FuzzCapsules"),
         fuzzTarget("FuzzAcmeClientHello"),
+        fuzzTarget("FuzzAcmeResponse"),
     ]
 )

@@ -51,7 +51,8 @@ extension AcmeClient {
             if let fresh = response.replayNonce { store(nonce: fresh) }
             if response.status < 400 { return response }
             let problem = response.problem
-            if problem?.shortType == "badNonce", !retried, response.replayNonce != nil {
+            // The fresh nonce normally came with the error; without one, takeNonce asks newNonce.
+            if problem?.shortType == "badNonce", !retried {
                 retried = true
                 continue
             }
