@@ -88,3 +88,14 @@ extension TimeAmount {
         self = .nanoseconds(c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)
     }
 }
+
+extension GatewayContext {
+    /// The logger of one arriving tunnel peer: `role` ("agent" or "visitor") names it, with
+    /// the address it came from.
+    func peerLogger(role: String, _ accepted: TunnelHandshake.Accepted, remote: String) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: role] = "\(accepted.agent)"
+        logger[metadataKey: "remote"] = "\(remote)"
+        return logger
+    }
+}

@@ -22,10 +22,7 @@ final class GatewayTunnel: TunnelConnectionDelegate {
         self.accepted = accepted
         self.remote = remote
         self.settings = settings
-        var logger = gateway.logger
-        logger[metadataKey: "agent"] = "\(accepted.agent)"
-        logger[metadataKey: "remote"] = "\(remote)"
-        self.logger = logger
+        logger = gateway.peerLogger(role: "agent", accepted, remote: remote)
     }
 
     func tunnelEstablished(_ connection: TunnelConnection) {

@@ -25,10 +25,7 @@ final class GatewayVisitor: TunnelConnectionDelegate {
         self.accepted = accepted
         self.remote = remote
         self.settings = settings
-        var logger = gateway.logger
-        logger[metadataKey: "visitor"] = "\(accepted.agent)"
-        logger[metadataKey: "remote"] = "\(remote)"
-        self.logger = logger
+        logger = gateway.peerLogger(role: "visitor", accepted, remote: remote)
     }
 
     func tunnelEstablished(_ connection: TunnelConnection) {
