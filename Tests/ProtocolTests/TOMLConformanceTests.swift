@@ -47,6 +47,19 @@ final class TOMLConformanceTests: XCTestCase {
         for failure in failures { XCTFail(failure) }
     }
 
+    /// The entry point toml-test's own runner would call, for looking at one case by hand:
+    /// `TOML_TEST_PRINT=FILE swift test --skip-build --filter testPrintTaggedJSON` prints the
+    /// file's tagged JSON (or its error with the line). Does nothing without the variable.
+    func testPrintTaggedJSON() {
+        guard let path = ProcessInfo.processInfo.environment["TOML_TEST_PRINT"] else { return }
+        guard let toml = Self.bytes(path) else { return XCTFail("cannot read \(path)") }
+        do {
+            print(TOMLTaggedJSON.encode(try TOMLParser.parse(bytes: toml)).serialized())
+        } catch {
+            print("error: \(error)")
+        }
+    }
+
     /// The comparison itself: it must see every kind of difference, or the run proves nothing.
     func testTheComparisonSeesDifferences() throws {
         func differs(_ want: String, _ toml: String) throws -> Bool {
