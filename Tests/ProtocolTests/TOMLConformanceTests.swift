@@ -5,7 +5,8 @@ import XCTest
 /// The reader against toml-test, the TOML project's conformance suite, as Debian ships it
 /// (golang-github-burntsushi-toml-dev, installed by `scripts/install-deps.sh test`): every
 /// valid document must decode to the tagged JSON beside it, every invalid one must be refused
-/// with a line of the file. Any mismatch fails the run (issue #19).
+/// with a line of the file. Any mismatch fails the run (issue #19). `TOML_TEST_DIR` points the
+/// run at another copy of toml-test's `tests/` (a newer release, with its `files-toml-1.0.0`).
 final class TOMLConformanceTests: XCTestCase {
     static let defaultSuite = "/usr/share/gocode/src/github.com/BurntSushi/toml/internal/toml-test/tests"
 
