@@ -234,7 +234,8 @@ extension TOMLParser {
             i += n
             out.append(contentsOf: Array(String(Character(scalar)).utf8))
         default:
-            throw fail("invalid escape \\\(Character(Unicode.Scalar(e))); TOML 1.0 knows \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX")
+            let shown = e >= 0x21 && e < 0x7f ? "\\\(Character(Unicode.Scalar(e)))" : "\\ before \(Self.show(e))"
+            throw fail("invalid escape \(shown); TOML 1.0 knows \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX")
         }
     }
 }

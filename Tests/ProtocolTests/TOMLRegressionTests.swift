@@ -1,9 +1,9 @@
 import Protocol
 import XCTest
 
-/// Numbers the reader once misread (issue #19): each is read exactly as TOML 1.0 says, or
-/// refused with its line and what TOML requires.
-final class TOMLNumberTests: XCTestCase {
+/// What the reader once misread (issue #19): numbers, a BOM, control characters, dotted keys.
+/// Each is read exactly as TOML 1.0 says, or refused with its line and what TOML requires.
+final class TOMLRegressionTests: XCTestCase {
     private func value(_ text: String) throws -> TOMLValue? { try TOMLProbe.value(text) }
 
     private func error(_ text: String) -> String { TOMLProbe.error(value: text) }
@@ -74,6 +74,8 @@ final class TOMLNumberTests: XCTestCase {
         XCTAssertEqual(error("a = \"\\u+041\""),
                        "line 1: invalid unicode escape: \\u takes 4 and \\U 8 hex digits naming a Unicode scalar (not a surrogate)")
         XCTAssertEqual(error("a = '''six: ''''''"), "line 1: unexpected ''' after the value; one key = value per line")
+        XCTAssertEqual(error("a = \"\\e\""), #"line 1: invalid escape \e; TOML 1.0 knows \b \t \n \f \r \" \\ \uXXXX \UXXXXXXXX"#)
+        XCTAssertEqual(error("a = \"\\\u{1}\""), #"line 1: invalid escape \ before byte 0x1; TOML 1.0 knows \b \t \n \f \r \" \\ \uXXXX \UXXXXXXXX"#)
     }
 
     func testDottedKeysStayOutOfTablesAHeaderDefined() {
