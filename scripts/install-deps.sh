@@ -4,7 +4,7 @@
 set -euo pipefail
 purpose=${1:-build}
 build=(pkg-config libssl-dev libnghttp2-dev libsystemd-dev libcrypt-dev openssl)
-test=(curl python3 apache2-utils python3-websockets python3-grpcio nghttp2-client nghttp2-server wrk nginx-light libnginx-mod-stream haproxy systemd util-linux groff-base squid dante-server prometheus dnsmasq-base bind9-dnsutils iperf3 pebble)
+test=(curl python3 apache2-utils python3-websockets python3-grpcio nghttp2-client nghttp2-server wrk nginx-light libnginx-mod-stream haproxy systemd util-linux groff-base squid dante-server prometheus dnsmasq-base bind9-dnsutils iperf3 pebble golang-github-burntsushi-toml-dev)
 bench=(iperf3 openssh-server openssh-client socat)
 case "$purpose" in
   build) want=("${build[@]}") ;;

@@ -75,7 +75,7 @@ final class TOMLParserTests: XCTestCase {
         XCTAssertEqual(error("a = 1\na = 2"), "line 2: key a is defined twice")
         XCTAssertEqual(error("[t]\n[t]"), "line 2: [t] is defined twice")
         XCTAssertEqual(error("x = \"open\ny = 1"), "line 1: unterminated string")
-        XCTAssertEqual(error("x = 1979-05-27"), "line 1: dates and times are not supported here; write durations as strings such as \"15s\"")
+        XCTAssertEqual(error("x = 1979-05-27T"), "line 1: a time is written HH:MM:SS with every digit, seconds included (e.g. 07:32:00); one must follow the date and its T")
         XCTAssertEqual(error("x = 1 2"), "line 1: unexpected '2' after the value; one key = value per line")
         XCTAssertEqual(error("x = bare"), "line 1: invalid value bare (strings need quotes)")
         XCTAssertEqual(error("\n\nx = [1, 2"), "line 3: unterminated array")

@@ -54,6 +54,12 @@ struct TableReader {
         diagnostics.error(line: line(of: key), "\(label)\(message)")
     }
 
+    /// A value of the wrong type. Date-times are named as such: TOML reads an unquoted
+    /// `07:30:00` or `2026-01-01` as one, which an operator may not expect (no key takes one).
+    func wrongType(_ key: String, _ v: TOMLValue, _ message: String) {
+        error(key, message + (v.dateTimeDescription.map { ", not \($0) (quote it to make it a string)" } ?? ""))
+    }
+
     private mutating func value(_ key: String) -> TOMLValue? {
         seen.insert(key)
         return table[key]
@@ -70,7 +76,7 @@ struct TableReader {
     mutating func string(_ key: String) -> String? {
         guard let v = value(key) else { return nil }
         guard let s = v.string else {
-            error(key, "\(key) must be a string")
+            wrongType(key, v, "\(key) must be a string")
             return nil
         }
         return s
@@ -79,7 +85,7 @@ struct TableReader {
     mutating func int(_ key: String, range: ClosedRange<Int>? = nil) -> Int? {
         guard let v = value(key) else { return nil }
         guard let i = v.int else {
-            error(key, "\(key) must be an integer")
+            wrongType(key, v, "\(key) must be an integer")
             return nil
         }
         if let range, !range.contains(i) {
@@ -92,7 +98,7 @@ struct TableReader {
     mutating func bool(_ key: String) -> Bool? {
         guard let v = value(key) else { return nil }
         guard let b = v.bool else {
-            error(key, "\(key) must be true or false")
+            wrongType(key, v, "\(key) must be true or false")
             return nil
         }
         return b
@@ -113,7 +119,7 @@ struct TableReader {
         let parsed: Int?
         if let i = v.int { parsed = i } else if let s = v.string { parsed = ConfigValues.size(s) } else { parsed = nil }
         guard let n = parsed else {
-            error(key, "\(key) must be a size such as 65536 or \"4MiB\"")
+            wrongType(key, v, "\(key) must be a size such as 65536 or \"4MiB\"")
             return nil
         }
         guard range.contains(n) else {
@@ -132,7 +138,7 @@ struct TableReader {
         var out: [String] = []
         for element in array {
             guard let s = element.string else {
-                error(key, "\(key) must be an array of strings")
+                wrongType(key, element, "\(key) must be an array of strings")
                 return nil
             }
             out.append(s)
@@ -149,7 +155,7 @@ struct TableReader {
         var out: [Int] = []
         for element in array {
             guard let i = element.int else {
-                error(key, "\(key) must be an array of integers")
+                wrongType(key, element, "\(key) must be an array of integers")
                 return nil
             }
             guard range.contains(i) else {

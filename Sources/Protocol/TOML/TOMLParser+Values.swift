@@ -26,38 +26,16 @@ extension TOMLParser {
     }
 
     private mutating func number() throws(TOMLSyntaxError) -> TOMLValue {
+        if let dateTime = try dateTime() { return dateTime }
         let start = i
-        while let c = peek, Self.isBareKey(c) || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c == UInt8(ascii: ":") { i += 1 }
+        while let c = peek, Self.isBareKey(c) || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") { i += 1 }
         if let v = Self.plainInteger(b[start..<i]) { return .integer(v) }
-        let text = String(decoding: b[start..<i], as: UTF8.self)
-        guard !text.isEmpty else { throw fail(peek.map { "unexpected \(Self.show($0)) where a value was expected" } ?? "a value is missing") }
-        if text.count >= 5, text.utf8.dropFirst(4).first == UInt8(ascii: "-") || text.contains(":") {
-            throw fail("dates and times are not supported here; write durations as strings such as \"15s\"")
+        guard i > start else { throw fail(peek.map { "unexpected \(Self.show($0)) where a value was expected" } ?? "a value is missing") }
+        do {
+            return try TOMLNumber.value(b[start..<i])
+        } catch {
+            throw fail(error.message)
         }
-        let digits = text.replacingUnderscores()
-        var body = Substring(digits)
-        var sign = 1
-        if body.first == "+" || body.first == "-" {
-            if body.first == "-" { sign = -1 }
-            body = body.dropFirst()
-        }
-        for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where body.hasPrefix(prefix) {
-            guard sign == 1, digits.first != "+", let v = Int(body.dropFirst(2), radix: radix) else { throw fail("invalid integer \(Self.clip(text))") }
-            return .integer(v)
-        }
-        if let v = Int(body) {
-            if body.count > 1 && body.hasPrefix("0") { throw fail("leading zeros are not allowed in \(Self.clip(text))") }
-            return .integer(sign * v)
-        }
-        switch body {
-        case "inf": return .float(Double(sign) * .infinity)
-        case "nan": return .float(.nan)
-        default: break
-        }
-        if body.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let d = Double(body) {
-            return .float(Double(sign) * d)
-        }
-        throw fail("invalid value \(Self.clip(text)) (strings need quotes)")
     }
 
     /// The common case, a short decimal integer, read without building strings; nil for
@@ -86,14 +64,14 @@ extension TOMLParser {
         try checkDepth()
         var items: [TOMLValue] = []
         while true {
-            skipBlank()
+            try skipBlank()
             guard let c = peek else { throw fail("unterminated array") }
             if c == UInt8(ascii: "]") {
                 i += 1
                 return .array(items)
             }
             items.append(try value())
-            skipBlank()
+            try skipBlank()
             if peek == nil { throw fail("unterminated array") }
             if peek == UInt8(ascii: ",") {
                 i += 1
@@ -149,6 +127,7 @@ extension TOMLParser {
         let start = i
         while let c = peek, c != UInt8(ascii: "'") {
             if c == UInt8(ascii: "\n") { throw fail("unterminated string") }
+            try checkText(c, in: "a string")
             i += 1
         }
         guard peek != nil else { throw fail("unterminated string") }
@@ -170,6 +149,7 @@ extension TOMLParser {
             case UInt8(ascii: "\n"):
                 throw fail("unterminated string")
             default:
+                try checkText(c, in: "a string")
                 out.append(c)
                 i += 1
             }
@@ -189,8 +169,9 @@ extension TOMLParser {
         while let c = peek {
             if c == q, peek(1) == q, peek(2) == q {
                 i += 3
-                // Up to two more quotes belong to the content (`""""` ends with one quote inside).
-                while peek == q, out.count >= 0 {
+                // Up to two more quotes belong to the content (`""""` ends with one quote
+                // inside); a third is left over and refused as text after the value.
+                for _ in 0..<2 where peek == q {
                     out.append(q)
                     i += 1
                 }
@@ -211,7 +192,11 @@ extension TOMLParser {
                 try escape(into: &out)
                 continue
             }
-            if c == UInt8(ascii: "\n") { line += 1 }
+            if c == UInt8(ascii: "\n") {
+                line += 1
+            } else if c != UInt8(ascii: "\r") || peek(1) != UInt8(ascii: "\n") {
+                try checkText(c, in: "a string")
+            }
             out.append(c)
             i += 1
         }
@@ -240,20 +225,27 @@ extension TOMLParser {
         case UInt8(ascii: "\\"): out.append(92)
         case UInt8(ascii: "u"), UInt8(ascii: "U"):
             let n = e == UInt8(ascii: "u") ? 4 : 8
-            guard i + n <= b.count, let v = UInt32(String(decoding: b[i..<i + n], as: UTF8.self), radix: 16),
+            // Exactly n hex digits: UInt32(_:radix:) alone would also take a sign.
+            guard i + n <= b.count, b[i..<i + n].allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) }),
+                  let v = UInt32(String(decoding: b[i..<i + n], as: UTF8.self), radix: 16),
                   let scalar = Unicode.Scalar(v) else {
-                throw fail("invalid unicode escape")
+                throw fail("invalid unicode escape: \\u takes 4 and \\U 8 hex digits naming a Unicode scalar (not a surrogate)")
             }
             i += n
             out.append(contentsOf: Array(String(Character(scalar)).utf8))
         default:
-            throw fail("invalid escape \\\(Character(Unicode.Scalar(e)))")
+            let shown = e >= 0x21 && e < 0x7f ? "\\\(Character(Unicode.Scalar(e)))" : "\\ before \(Self.show(e))"
+            throw fail("invalid escape \(shown); TOML 1.0 knows \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX")
         }
     }
 }
 
-extension String {
-    func replacingUnderscores() -> String {
-        String(self.filter { $0 != "_" })
+extension TOMLParser {
+    /// Refuses a control character in a string or comment: TOML allows tab there and,
+    /// in multi-line strings, line breaks (which the callers let through), nothing else.
+    func checkText(_ c: UInt8, in place: String) throws(TOMLSyntaxError) {
+        guard (c < 0x20 && c != 0x09) || c == 0x7f else { return }
+        throw fail("control character U+\(String(repeating: "0", count: c < 0x10 ? 3 : 2))\(String(c, radix: 16, uppercase: true)) "
+            + "in \(place); TOML allows only tab there (write escapes such as \\u0000 in basic strings)")
     }
 }

@@ -1,6 +1,5 @@
-/// A TOML 1.0 reader for configuration files, Foundation-free. Everything a config needs is
-/// supported (tables, arrays of tables, dotted keys, inline tables, all string forms,
-/// integers in every base, floats, booleans); date-times are refused with an explanation.
+/// A TOML 1.0 reader for configuration files, Foundation-free: it reads what TOML 1.0 allows
+/// and refuses what it forbids, as the toml-test suite checks (TOMLConformanceTests).
 /// Any input is an error with a line or a table, never a crash: sizes and nesting are
 /// bounded by `TOMLLimits`, and time is linear in the input.
 ///
@@ -28,6 +27,8 @@ public struct TOMLParser {
         if let error = TOMLInput.sizeError(bytes) { throw error }
         return try bytes.withUnsafeBufferPointer { (buffer) throws(TOMLSyntaxError) -> TOMLTable in
             var parser = TOMLParser(bytes: buffer)
+            // A byte order mark (as some Windows editors write) is no part of the document.
+            if buffer.starts(with: [0xEF, 0xBB, 0xBF]) { parser.i = 3 }
             return try parser.document()
         }
     }
@@ -124,13 +125,19 @@ public struct TOMLParser {
     /// Runs `body` on the table at `path` below `t`, creating missing tables and descending
     /// into the last table of arrays of tables. Every level is changed in place
     /// (`TOMLTable.modify`), so adding a key costs the same with 50,000 tables before it.
+    /// A dotted key (`dotted`) may only pass through tables that dotted keys or header paths
+    /// made on the way; TOML 1.0 keeps it out of tables a `[header]` defined and out of arrays.
     private static func descend(
-        _ t: inout TOMLTable, _ path: ArraySlice<String>, line: Int,
+        _ t: inout TOMLTable, _ path: ArraySlice<String>, line: Int, dotted: Bool = false,
         _ body: (inout TOMLTable) throws(TOMLSyntaxError) -> Void
     ) throws(TOMLSyntaxError) {
         guard let first = path.first else { return try body(&t) }
         let rest = path.dropFirst()
         let isTableArray = t.isTableArray(first)
+        if dotted && isTableArray {
+            throw TOMLSyntaxError(line: line, message: "a dotted key cannot add to the array of tables \(clip(first)); "
+                + "write the key under its [[\(clip(first))]] header")
+        }
         let descended = try t.modify(first) { (value: inout TOMLValue) throws(TOMLSyntaxError) -> Bool in
             if isTableArray {
                 return try value.modifyLastTable { (last: inout TOMLTable) throws(TOMLSyntaxError) in
@@ -139,7 +146,14 @@ public struct TOMLParser {
             }
             return try value.modifyTable { (sub: inout TOMLTable) throws(TOMLSyntaxError) in
                 if sub.sealed { throw TOMLSyntaxError(line: line, message: "cannot extend inline table \(clip(first))") }
-                try descend(&sub, rest, line: line, body)
+                if dotted {
+                    guard sub.implicit || sub.dotted else {
+                        throw TOMLSyntaxError(line: line, message: "a dotted key cannot add to table \(clip(first)), "
+                            + "which a [header] defined; write the key under that header")
+                    }
+                    sub.dotted = true
+                }
+                try descend(&sub, rest, line: line, dotted: dotted, body)
             }
         }
         switch descended {
@@ -147,8 +161,9 @@ public struct TOMLParser {
             return
         case nil:
             var sub = TOMLTable(line: line)
-            sub.implicit = true
-            try descend(&sub, rest, line: line, body)
+            sub.implicit = !dotted
+            sub.dotted = dotted
+            try descend(&sub, rest, line: line, dotted: dotted, body)
             t.set(first, .table(sub), line: line)
         case false?:
             let what = t[first]?.array != nil ? "an array of values, not of tables" : "a value, not a table"
@@ -162,8 +177,9 @@ public struct TOMLParser {
         var defined = TOMLTable(line: line)
         try descend(&root, path.dropLast(), line: line) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
             if t.contains(last) {
-                guard t[last]?.table.map({ $0.implicit && !$0.sealed }) == true else {
-                    throw TOMLSyntaxError(line: line, message: "[\(clip(path))] is defined twice")
+                guard let existing = t[last]?.table, existing.implicit, !existing.sealed, !existing.dotted else {
+                    let how = t[last]?.table?.dotted == true ? " (dotted keys defined it before)" : ""
+                    throw TOMLSyntaxError(line: line, message: "[\(clip(path))] is defined twice\(how)")
                 }
             } else {
                 t.set(last, .table(TOMLTable(line: line)), line: line)
@@ -204,7 +220,7 @@ public struct TOMLParser {
 
     static func insert(into table: inout TOMLTable, key: [String], value: TOMLValue, line: Int) throws(TOMLSyntaxError) {
         let last = key[key.count - 1]
-        try descend(&table, key.dropLast(), line: line) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
+        try descend(&table, key.dropLast(), line: line, dotted: true) { (t: inout TOMLTable) throws(TOMLSyntaxError) in
             if t.contains(last) {
                 throw TOMLSyntaxError(line: line, message: "key \(clip(key)) is defined twice")
             }
@@ -221,9 +237,7 @@ public struct TOMLParser {
     /// Skips a comment and the line break; anything else left on the line is an error.
     private mutating func endOfLine() throws(TOMLSyntaxError) {
         skipSpaces()
-        if peek == UInt8(ascii: "#") {
-            while let c = peek, c != UInt8(ascii: "\n") { i += 1 }
-        }
+        if peek == UInt8(ascii: "#") { try comment() }
         if peek == UInt8(ascii: "\r"), peek(1) == UInt8(ascii: "\n") { i += 1 }
         guard let c = peek else { return }
         guard c == UInt8(ascii: "\n") else { throw fail("unexpected \(Self.show(c)) after the value; one key = value per line") }
@@ -231,16 +245,25 @@ public struct TOMLParser {
         line += 1
     }
 
+    /// A comment up to (not including) its line break; a carriage return is part of the
+    /// break only right before the newline.
+    private mutating func comment() throws(TOMLSyntaxError) {
+        while let c = peek, c != UInt8(ascii: "\n") {
+            if c != UInt8(ascii: "\r") || peek(1) != UInt8(ascii: "\n") { try checkText(c, in: "a comment") }
+            i += 1
+        }
+    }
+
     /// Whitespace, newlines and comments, as allowed inside arrays.
-    mutating func skipBlank() {
+    mutating func skipBlank() throws(TOMLSyntaxError) {
         while let c = peek {
-            if c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "\r") {
+            if c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || (c == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n")) {
                 i += 1
             } else if c == UInt8(ascii: "\n") {
                 i += 1
                 line += 1
             } else if c == UInt8(ascii: "#") {
-                while let d = peek, d != UInt8(ascii: "\n") { i += 1 }
+                try comment()
             } else {
                 return
             }
@@ -253,6 +276,9 @@ public struct TOMLParser {
         while true {
             guard parts.count < TOMLLimits.maxDepth else { throw tooDeep() }
             skipSpaces()
+            if let q = peek, q == UInt8(ascii: "\"") || q == UInt8(ascii: "'"), peek(1) == q, peek(2) == q {
+                throw fail("a key cannot be a multi-line string; quote it with one \(Self.show(q)) on each side")
+            }
             switch peek {
             case UInt8(ascii: "\"")?: parts.append(try basicString())
             case UInt8(ascii: "'")?: parts.append(try literalString())

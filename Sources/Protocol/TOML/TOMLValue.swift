@@ -1,5 +1,6 @@
-/// A parsed TOML value. Only what configuration files need: strings, integers, floats,
-/// booleans, arrays and tables (date-times are refused with a clear error).
+/// A parsed TOML 1.0 value. The four date-time forms are read like every other value, so a
+/// valid file always parses; no fastgw key takes one, so the config readers refuse them as
+/// wrong types, with their line (`ConfigReader`).
 /// Not `indirect`: arrays and tables already live on the heap, and a box per value would cost
 /// an allocation and an extra reference to release before a nested value can change in place.
 public enum TOMLValue: Equatable, Sendable {
@@ -9,12 +10,30 @@ public enum TOMLValue: Equatable, Sendable {
     case boolean(Bool)
     case array([TOMLValue])
     case table(TOMLTable)
+    /// `1979-05-27T07:32:00-08:00`: an instant, with the offset (minutes east of UTC) as written.
+    case offsetDateTime(TOMLDate, TOMLTime, offsetMinutes: Int)
+    /// `1979-05-27T07:32:00`: a date and time in no particular zone.
+    case localDateTime(TOMLDate, TOMLTime)
+    case localDate(TOMLDate)
+    case localTime(TOMLTime)
 
     public var string: String? { if case .string(let s) = self { return s } else { return nil } }
     public var int: Int? { if case .integer(let i) = self { return i } else { return nil } }
     public var bool: Bool? { if case .boolean(let b) = self { return b } else { return nil } }
     public var array: [TOMLValue]? { if case .array(let a) = self { return a } else { return nil } }
     public var table: TOMLTable? { if case .table(let t) = self { return t } else { return nil } }
+
+    /// What TOML calls this value, with its text, for an error that refuses a date-time where
+    /// another type is expected; nil for the other types.
+    public var dateTimeDescription: String? {
+        switch self {
+        case .offsetDateTime(let d, let t, let offset): return "the offset date-time \(d)T\(t)\(offsetText(minutes: offset))"
+        case .localDateTime(let d, let t): return "the local date-time \(d)T\(t)"
+        case .localDate(let d): return "the local date \(d)"
+        case .localTime(let t): return "the local time \(t)"
+        default: return nil
+        }
+    }
 
     /// Runs `body` on the table this value holds, in place: the value lets go of its own
     /// reference first, so the table's storage is unique and is not copied. Copying it here
@@ -79,6 +98,9 @@ public struct TOMLTable: Equatable, Sendable {
     var sealed = false
     /// True for tables created implicitly by a dotted header (`[a.b]` creates `a`).
     var implicit = false
+    /// True for tables dotted keys made or added to (`a.b = 1` makes `a`): `[a]` cannot
+    /// define them afterwards, though `[a.c]` may add a table below (TOML 1.0).
+    var dotted = false
 
     public init(line: Int = 0) {
         self.line = line
