@@ -135,3 +135,26 @@ final class AcmeResourcesTests: XCTestCase {
         }
     }
 }
+
+extension AcmeHTTPResponseParserTests {
+    private func retryAfter(_ value: String, now: Int = 0) throws -> Int? {
+        let text = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: \(value)\r\nContent-Length: 0\r\n\r\n"
+        return try XCTUnwrap(parseWhole(text, byteByByte: false)).retryAfter(now: now)
+    }
+
+    /// A hostile CA's huge numbers in a Retry-After date must not trap the daemon.
+    func testRetryAfterRefusesHugeDateFieldsAndIsClamped() throws {
+        XCTAssertNil(try retryAfter("Sun, 06 Nov 99999999999999999 08:49:37 GMT"))
+        XCTAssertNil(try retryAfter("Sun, 9223372036854775807 Nov 1994 08:49:37 GMT"))
+        XCTAssertNil(try retryAfter("Sun, 06 Nov 1994 9223372036854775807:49:37 GMT"))
+        XCTAssertNil(try retryAfter("Sun, 06 Nov 1994 08:49:-1 GMT"))
+        XCTAssertNil(try retryAfter("Sun, 06 Nov 1994 25:49:37 GMT"))
+        XCTAssertNil(try retryAfter("Sun, 06 Nov +994 08:49:37 GMT"))
+        XCTAssertEqual(try retryAfter("Sun, 06 Nov 1994 08:49:37 GMT", now: 784_111_777 - 30), 30)
+        XCTAssertEqual(try retryAfter("Sun, 6 Nov 1994 08:49:37 GMT", now: 784_111_777), 0)
+        XCTAssertEqual(try retryAfter("Fri, 31 Dec 9999 23:59:59 GMT"), AcmeHTTPResponse.retryAfterCeiling)
+        XCTAssertEqual(try retryAfter("99999999999999999999999"), AcmeHTTPResponse.retryAfterCeiling)
+        XCTAssertEqual(try retryAfter("7200"), 7200)
+        XCTAssertNil(try retryAfter("-5"))
+    }
+}
