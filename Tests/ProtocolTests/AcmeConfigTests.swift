@@ -83,6 +83,23 @@ final class AcmeConfigTests: XCTestCase {
             ])
     }
 
+    func testAHostInTwoAcmeCertificatesIsRefused() {
+        XCTAssertEqual(GatewayConfigFixture().errors(https + """
+            [acme]
+            directory = "https://acme.test/dir"
+
+            [[certificate]]
+            acme = true
+            hosts = ["a.example.com", "b.example.com"]
+
+            [[certificate]]
+            acme = true
+            hosts = ["c.example.com", "a.example.com"]
+            """), [
+                "/etc/fastgw/gateway.toml:20: hosts: \"a.example.com\" is already in another [[certificate]] with acme = true; a host gets one ACME certificate",
+            ])
+    }
+
     func testAnHTTPSListenerWithoutCertificatesNeedsAcme() {
         XCTAssertEqual(GatewayConfigFixture().errors(https), [
             "/etc/fastgw/gateway.toml: listener \"web\": protocol \"https\" needs a certificate: give it cert and key, or add a [[certificate]]",
@@ -142,9 +159,25 @@ final class AcmeRenewalTests: XCTestCase {
     func testRenewBeforeAndTheAriWindow() {
         let r = AcmeRenewal(renewBefore: 20)
         XCTAssertEqual(r.renewAt(notBefore: 1000, notAfter: 1300, random: 0.9), 1280, "renew_before is exact")
-        // A renew_before longer than the lifetime renews at once, never before issuance.
-        XCTAssertEqual(AcmeRenewal(renewBefore: 9999).renewAt(notBefore: 1000, notAfter: 1300, random: 0.5), 1000)
+        // A renew_before as long as the lifetime or longer falls back to two thirds of it.
+        XCTAssertEqual(AcmeRenewal(renewBefore: 9999).renewAt(notBefore: 1000, notAfter: 1300, random: 0), 1200)
+        XCTAssertEqual(AcmeRenewal(renewBefore: 300).renewAt(notBefore: 1000, notAfter: 1300, random: 0), 1200)
+        XCTAssertTrue(AcmeRenewal(renewBefore: 300).ignoresRenewBefore(notBefore: 1000, notAfter: 1300))
+        XCTAssertFalse(r.ignoresRenewBefore(notBefore: 1000, notAfter: 1300))
         XCTAssertEqual(r.renewAt(notBefore: 1000, notAfter: 1300, window: (1100, 1200), random: 0.5), 1150)
+    }
+
+    /// Nothing a CA sends (a past ARI window, an inverted or tiny validity) makes a
+    /// certificate due again right after it was issued.
+    func testAfterAnIssuanceTheNextRenewalIsNeverImmediate() {
+        let r = AcmeRenewal()
+        let now = 1_000_000
+        XCTAssertEqual(r.afterIssuance(now: now, notBefore: now, notAfter: now - 10, random: 0.5), now + 3600)
+        XCTAssertEqual(r.afterIssuance(now: now, notBefore: now, notAfter: now + 60, random: 0.5), now + 3600)
+        XCTAssertEqual(r.afterIssuance(now: now, notBefore: now, notAfter: now + 90 * 86400, window: (now - 200, now - 100), random: 0.5),
+                       now + 9 * 86400)
+        XCTAssertEqual(AcmeRenewal(renewBefore: 10 * 86400).afterIssuance(now: now, notBefore: now, notAfter: now + 90 * 86400, random: 0),
+                       now + 80 * 86400, "a sensible schedule is kept")
     }
 
     func testRetriesDoubleUpToTheCapWithJitterInTheUpperHalf() {
