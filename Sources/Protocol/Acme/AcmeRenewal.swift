@@ -14,17 +14,33 @@ public struct AcmeRenewal: Equatable, Sendable {
 
     /// The moment to renew a certificate valid from `notBefore` to `notAfter`. An ARI window
     /// (RFC 9773) wins: a random moment inside it, as the CA asks. Otherwise `renew_before`
-    /// ahead of expiry, exactly as the operator set it; by default two thirds of the lifetime,
+    /// ahead of expiry, exactly as the operator set it (unless it is the whole lifetime or more,
+    /// see `ignoresRenewBefore`); by default two thirds of the lifetime,
     /// moved earlier by up to a fiftieth of the lifetime so that certificates issued together
     /// do not all renew in the same second.
     public func renewAt(notBefore: Int, notAfter: Int, window: (start: Int, end: Int)? = nil, random: Double) -> Int {
         if let w = window, w.end >= w.start {
             return w.start + Int(Double(w.end - w.start) * random)
         }
-        if let renewBefore { return max(notBefore, notAfter - renewBefore) }
         let lifetime = max(notAfter - notBefore, 0)
+        if let renewBefore, renewBefore < lifetime { return max(notBefore, notAfter - renewBefore) }
         let jitter = Int(Double(lifetime / 50) * random)
         return notBefore + lifetime * 2 / 3 - jitter
+    }
+
+    /// A `renew_before` of the whole lifetime or more would make every certificate due the
+    /// moment it is issued; two thirds of the lifetime apply instead (the caller warns).
+    public func ignoresRenewBefore(notBefore: Int, notAfter: Int) -> Bool {
+        guard let renewBefore else { return false }
+        return renewBefore >= max(notAfter - notBefore, 0)
+    }
+
+    /// The next renewal after an issuance at `now`: `renewAt`, but never sooner than
+    /// max(1 h, a tenth of the lifetime) later, so a certificate that looks due at once (an
+    /// ARI window in the past, notAfter ≤ notBefore, a tiny lifetime) cannot loop orders.
+    public func afterIssuance(now: Int, notBefore: Int, notAfter: Int, window: (start: Int, end: Int)? = nil, random: Double) -> Int {
+        let floor = max(3600, max(notAfter - notBefore, 0) / 10)
+        return max(renewAt(notBefore: notBefore, notAfter: notAfter, window: window, random: random), now + floor)
     }
 
     /// How long to wait after the `failures`-th failure in a row (1 for the first): doubling

@@ -156,7 +156,13 @@ final class AcmeManager: Sendable {
             }
             selection.store.install(context, hosts: entry.hosts)
             let window = await client.renewalWindow(certificatePEM: issued.chainPEM)
-            let next = renewal.renewAt(notBefore: issued.notBefore, notAfter: issued.notAfter, window: window, random: .random(in: 0..<1))
+            let next = renewal.afterIssuance(
+                now: Self.now(), notBefore: issued.notBefore, notAfter: issued.notAfter, window: window, random: .random(in: 0..<1))
+            if renewal.ignoresRenewBefore(notBefore: issued.notBefore, notAfter: issued.notAfter) {
+                logger.warning("[acme] renew_before is not shorter than the certificate's lifetime; renewing at two thirds of it instead", metadata: [
+                    "hosts": "\(hostList)", "lifetime": "\(issued.notAfter - issued.notBefore)s",
+                ])
+            }
             update(entry.hosts) { e in
                 e.issuer = issued.issuer
                 e.notBefore = issued.notBefore
