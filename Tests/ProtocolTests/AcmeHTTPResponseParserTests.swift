@@ -158,3 +158,23 @@ extension AcmeHTTPResponseParserTests {
         XCTAssertNil(try retryAfter("-5"))
     }
 }
+
+extension AcmeResourcesTests {
+    /// A server's problem text reaches logs and `last_error` cut to a bounded size.
+    func testProblemTextIsCutToABoundedSize() {
+        let long = AcmeProblem(type: "urn:ietf:params:acme:error:malformed", detail: String(repeating: "é", count: 5000),
+                               subproblems: [String(repeating: "x", count: 5000)])
+        XCTAssertLessThanOrEqual(long.description.utf8.count, AcmeProblem.maximumTextBytes)
+        XCTAssertTrue(long.description.hasPrefix("malformed: éé"))
+        XCTAssertTrue(long.description.hasSuffix("…"))
+        XCTAssertEqual(AcmeProblem(type: "urn:ietf:params:acme:error:badNonce", detail: "stale").description, "badNonce: stale")
+    }
+
+    func testTokensTheListenersCannotServeAreRefused() throws {
+        func challenge(_ token: String) throws -> AcmeChallenge {
+            try XCTUnwrap(AcmeChallenge(json: .object(["type": .string("http-01"), "url": .string("https://x/c"), "status": .string("pending"), "token": .string(token)])))
+        }
+        XCTAssertTrue(try challenge(String(repeating: "A", count: AcmeChallengePath.maximumTokenLength)).hasValidToken)
+        XCTAssertFalse(try challenge(String(repeating: "A", count: AcmeChallengePath.maximumTokenLength + 4)).hasValidToken)
+    }
+}

@@ -100,6 +100,23 @@ final class AcmeHostileServerTests: XCTestCase {
         }
     }
 
+    /// A CA whose order names a host the gateway never asked for gets no challenge answer
+    /// published for it, and the order fails.
+    func testAnAuthorizationForAHostNotRequestedFailsTheOrder() async throws {
+        let fake = FakeAcme(badNonces: 0, authorizedHost: "victim.example")
+        let base = try serve(fake.answer)
+        fake.base.withLockedValue { $0 = base }
+        let sink = RecordingChallengeSink()
+        let acme = try client(base), key = try AcmeKey.generate()
+        do {
+            _ = try await acme.obtain(hosts: ["a.fastgw.test"], certificateKey: key, kinds: [.http01], sink: sink)
+            XCTFail("obtain succeeded")
+        } catch {
+            XCTAssertTrue(error.description.contains(#"authorization for "victim.example", which was not requested"#), error.description)
+        }
+        XCTAssertTrue(sink.log.isEmpty, "\(sink.log)")
+    }
+
     func testRenewalWindowFromRenewalInfo() async throws {
         let chain = try String(contentsOfFile: Fixtures.path("gateway.crt"), encoding: .utf8)
         let certID = try XCTUnwrap(AcmeCertificateInfo.ariCertID(chainPEM: chain), "the fixture has an Authority Key Identifier")
@@ -123,10 +140,13 @@ private final class FakeAcme: Sendable {
     let seenNonces = NIOLockedValueBox<[String]>([])
     let renewalPaths = NIOLockedValueBox<[String]>([])
     private let badNonces: Int
+    /// The host newOrder's authorization names (a hostile CA may name one never requested).
+    private let authorizedHost: String
     private let counter = NIOLockedValueBox(0)
 
-    init(badNonces: Int) {
+    init(badNonces: Int, authorizedHost: String = "a.fastgw.test") {
         self.badNonces = badNonces
+        self.authorizedHost = authorizedHost
     }
 
     func answer(_ request: ScriptedRequest) -> ScriptedAnswer {
@@ -150,6 +170,12 @@ private final class FakeAcme: Sendable {
                 return .json(status: 400, #"{"type":"urn:ietf:params:acme:error:badNonce","detail":"stale"}"#, headers: [("Replay-Nonce", "n\(n + 1)")])
             }
             return .json(status: 201, #"{"status":"valid"}"#, headers: [("Location", base + "/acct/1"), ("Replay-Nonce", "n\(n + 1)")])
+        case ("POST", "/order"):
+            return .json(status: 201, #"{"status":"pending","authorizations":["\#(base)/authz/1"],"finalize":"\#(base)/fin"}"#,
+                         headers: [("Location", base + "/order/1"), ("Replay-Nonce", "o1")])
+        case ("POST", "/authz/1"):
+            return .json(status: 200, #"{"status":"pending","identifier":{"type":"dns","value":"\#(authorizedHost)"},"challenges":[{"type":"http-01","url":"\#(base)/chall/1","status":"pending","token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#,
+                         headers: [("Replay-Nonce", "o2")])
         case ("GET", let path) where path.hasPrefix("/ari/"):
             renewalPaths.withLockedValue { $0.append(path) }
             return .json(status: 200, #"{"suggestedWindow":{"start":"2025-01-02T04:00:00Z","end":"2025-01-03T04:00:00Z"}}"#, headers: [])

@@ -65,8 +65,16 @@ final class AcmeClient: Sendable {
         guard let orderURL = placed.location else { throw AcmeError("\(directory.newOrder): the new order has no Location") }
         var order = try Self.parse(placed, at: orderURL, as: AcmeOrder.init(json:))
 
+        // The CA is trusted only with what was asked: one authorization per requested host.
+        var authorized = Set<String>()
+        let requested = Set(hosts.map { $0.lowercased() })
         for authorizationURL in order.authorizations {
-            try await authorize(authorizationURL, kinds: kinds, account: account, published: published, deadline: deadline)
+            let host = try await authorize(
+                authorizationURL, kinds: kinds, account: account, published: published, deadline: deadline, requested: requested)
+            guard authorized.insert(host).inserted else { throw AcmeError("\(orderURL): two authorizations for \(host)") }
+        }
+        guard authorized == requested else {
+            throw AcmeError("\(orderURL): the authorizations cover \(authorized.sorted()), not the requested \(requested.sorted())")
         }
         order = try await poll(orderURL, account: account, deadline: deadline, as: AcmeOrder.init(json:)) { $0.status != "pending" }
         guard order.status == "ready" || order.status == "valid" else { throw Self.orderFailure(order, orderURL) }
@@ -86,15 +94,26 @@ final class AcmeClient: Sendable {
         guard let info = AcmeCertificateInfo.read(chainPEM: chain) else {
             throw AcmeError("\(certificateURL): the answer is not a PEM certificate chain")
         }
+        // Installed only if it names exactly the hosts ordered (no more, no fewer).
+        guard Set(info.dnsNames.map { $0.lowercased() }) == requested else {
+            throw AcmeError("\(certificateURL): the certificate names \(info.dnsNames.sorted()), not the requested \(requested.sorted())")
+        }
         return AcmeIssued(chainPEM: chain, notBefore: info.notBefore, notAfter: info.notAfter, issuer: info.issuer)
     }
 
-    /// Answers one authorization (unless it is already valid) and waits for its outcome.
+    /// Answers one authorization (unless it is already valid) and waits for its outcome;
+    /// returns its host (lowercased), which must be one of `requested`: nothing is published
+    /// for a name the gateway did not ask for.
     private func authorize(
-        _ url: String, kinds: [AcmeChallengeKind], account: String, published: PublishedAnswers, deadline: NIODeadline
-    ) async throws(AcmeError) {
+        _ url: String, kinds: [AcmeChallengeKind], account: String, published: PublishedAnswers, deadline: NIODeadline,
+        requested: Set<String>
+    ) async throws(AcmeError) -> String {
         let authorization = try Self.parse(try await post(url, payload: nil, kid: account), at: url, as: AcmeAuthorization.init(json:))
-        if authorization.status == "valid" { return }
+        let identified = authorization.identifier.value.lowercased()
+        guard requested.contains(identified) else {
+            throw AcmeError("\(url): authorization for \(authorization.identifier.value.debugDescription), which was not requested")
+        }
+        if authorization.status == "valid" { return identified }
         guard authorization.status == "pending" else {
             throw AcmeError("\(url): authorization for \(authorization.identifier.value) is \(authorization.status)")
         }
@@ -118,8 +137,9 @@ final class AcmeClient: Sendable {
         guard outcome.status == "valid" else {
             let why = outcome.failure.map { ": \($0)" } ?? ""
             throw AcmeError("\(url): \(kind.rawValue) validation of \(host) failed (\(outcome.status))\(why)",
-                            problemType: outcome.failure?.type)
+                            problemType: outcome.failure?.type, challenge: kind)
         }
+        return identified
     }
 
     private static func orderFailure(_ order: AcmeOrder, _ url: String) -> AcmeError {

@@ -7,9 +7,13 @@ struct AcmeError: Error, Sendable, CustomStringConvertible {
     /// The problem document's `type` (`urn:ietf:params:acme:error:badNonce`, ...), when there was one.
     let problemType: String?
 
-    init(_ message: String, problemType: String? = nil) {
+    /// The challenge kind whose validation failed, when that is what failed.
+    let challenge: AcmeChallengeKind?
+
+    init(_ message: String, problemType: String? = nil, challenge: AcmeChallengeKind? = nil) {
         self.message = message
         self.problemType = problemType
+        self.challenge = challenge
     }
 
     var description: String { message }
