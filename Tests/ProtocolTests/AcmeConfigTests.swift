@@ -133,6 +133,39 @@ final class AcmeHostsTests: XCTestCase {
         ])
     }
 
+    /// Names no CA issues for would stay pending (refused) forever: left out, with a note.
+    func testHostsACannotIssueForAreLeftOutWithANote() throws {
+        let c = try config(hosts: ["intranet", "a.example.com", "host.123"],
+                           explicit: "[[certificate]]\nacme = true\nhosts = [\"x.example.com\", \"localhost\"]\n")
+        let plan = AcmeHosts.plan(c, covered: [])
+        XCTAssertEqual(plan.certificates, [["x.example.com"], ["a.example.com"]])
+        XCTAssertEqual(plan.notes.count, 3, "\(plan.notes)")
+        XCTAssertTrue(plan.notes[0].contains("\"localhost\" gets no ACME certificate"), plan.notes[0])
+        XCTAssertTrue(plan.notes[1].contains("intranet gets no ACME certificate"), plan.notes[1])
+        XCTAssertTrue(plan.notes[2].contains("host.123 gets no ACME certificate"), plan.notes[2])
+    }
+
+    /// HTTP-01 needs an http listener; asked for explicitly without one, check warns.
+    func testAChallengeKindWithoutItsListenerIsNoted() throws {
+        let c = try config(hosts: ["a.example.com"], explicit: "challenges = [\"http-01\"]\n")
+        XCTAssertEqual(AcmeHosts.plan(c, covered: []).notes, [
+            "[acme] challenges: http-01 needs a listener with protocol \"http\" (on port 80 for a public CA); it is not used",
+        ])
+        XCTAssertEqual(AcmeHosts.plan(try config(hosts: ["a.example.com"]), covered: []).notes, [], "the default has tls-alpn-01")
+    }
+
+    func testChallengeKindsForAnOrderFollowTheListenersAndThePreviousFailure() {
+        let both: [AcmeChallengeKind] = [.http01, .tlsALPN01]
+        XCTAssertEqual(AcmeChallengeKind.forOrder(configured: both, httpListener: true, httpsListener: true, lastFailed: nil), both)
+        XCTAssertEqual(AcmeChallengeKind.forOrder(configured: both, httpListener: false, httpsListener: true, lastFailed: nil), [.tlsALPN01])
+        XCTAssertEqual(AcmeChallengeKind.forOrder(configured: both, httpListener: true, httpsListener: true, lastFailed: .http01), [.tlsALPN01, .http01])
+        XCTAssertEqual(AcmeChallengeKind.forOrder(configured: [.http01], httpListener: false, httpsListener: true, lastFailed: nil), [])
+        XCTAssertTrue(AcmeChallengeKind.isValidationFailure(problemType: "urn:ietf:params:acme:error:connection"))
+        XCTAssertTrue(AcmeChallengeKind.isValidationFailure(problemType: "urn:ietf:params:acme:error:incorrectResponse"))
+        XCTAssertFalse(AcmeChallengeKind.isValidationFailure(problemType: "urn:ietf:params:acme:error:rateLimited"))
+        XCTAssertFalse(AcmeChallengeKind.isValidationFailure(problemType: nil))
+    }
+
     func testAWildcardAStaticCertificateServesIsNoNote() throws {
         let c = try config(hosts: ["*.a.example.com", "x.a.example.com"])
         let plan = AcmeHosts.plan(c, covered: [.wildcard(suffix: "example.com")])

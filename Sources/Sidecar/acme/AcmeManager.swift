@@ -20,12 +20,17 @@ final class AcmeManager: Sendable {
         var failures = 0
         var lastError: String?
         var lastFailure: Int?
+        /// The challenge kind whose validation failed last: the next order tries it last.
+        var lastFailedKind: AcmeChallengeKind?
 
         var name: String { AcmeHosts.stateName(hosts) }
     }
 
     private struct State {
         var config: AcmeConfig?
+        /// Which challenge kinds the listeners can answer (HTTP-01: http, TLS-ALPN-01: https).
+        var httpListener = false
+        var httpsListener = false
         var entries: [Entry] = []
         var issued = 0
         var failed = 0
@@ -57,23 +62,26 @@ final class AcmeManager: Sendable {
             return
         }
         let renewal = AcmeRenewal(renewBefore: acme.renewBefore.map { Int($0.components.seconds) })
-        let previous = state.withLockedValue { $0.entries }
-        var entries: [Entry] = []
-        for hosts in plan.certificates {
-            if var kept = previous.first(where: { $0.hosts == hosts }) {
+        // Stored state is read (file I/O) outside the lock for certificates new to the plan;
+        // the merge then happens in one locked section against the entries as they are at
+        // that moment, so an order that finished meanwhile is not overwritten by a stale copy.
+        let previous = state.withLockedValue { $0.entries.map(\.hosts) }
+        let loaded = plan.certificates.filter { !previous.contains($0) }.map { loadStored($0, acme: acme, renewal: renewal) }
+        let (start, entries) = state.withLockedValue { s -> (Bool, [Entry]) in
+            s.entries = plan.certificates.map { hosts in
+                guard var kept = s.entries.first(where: { $0.hosts == hosts }) else {
+                    return loaded.first { $0.hosts == hosts } ?? Entry(hosts: hosts, nextAttempt: Self.now())
+                }
                 // A changed renew_before applies to the certificate in hand at once.
                 if kept.failures == 0, let nb = kept.notBefore, let na = kept.notAfter {
                     kept.nextAttempt = renewal.renewAt(notBefore: nb, notAfter: na, random: .random(in: 0..<1))
                 }
-                entries.append(kept)
-            } else {
-                entries.append(loadStored(hosts, acme: acme, renewal: renewal))
+                return kept
             }
-        }
-        let start = state.withLockedValue { s -> Bool in
             s.config = acme
-            s.entries = entries
-            return s.running == nil
+            s.httpListener = config.listeners.contains { $0.kind == .http }
+            s.httpsListener = config.listeners.contains { $0.kind == .https }
+            return (s.running == nil, s.entries)
         }
         logger.info("acme certificates planned", metadata: [
             "certificates": "\(entries.count)", "directory": "\(acme.directory)",
@@ -121,25 +129,34 @@ final class AcmeManager: Sendable {
     private func run() async {
         while !Task.isCancelled {
             let now = Self.now()
-            let due = state.withLockedValue { s -> (Entry, AcmeConfig)? in
+            let due = state.withLockedValue { s -> (Entry, AcmeConfig, [AcmeChallengeKind])? in
                 guard let config = s.config else { return nil }
-                return s.entries.filter { $0.nextAttempt <= now }.min { $0.nextAttempt < $1.nextAttempt }.map { ($0, config) }
+                guard let entry = s.entries.filter({ $0.nextAttempt <= now }).min(by: { $0.nextAttempt < $1.nextAttempt }) else { return nil }
+                let kinds = AcmeChallengeKind.forOrder(
+                    configured: config.challenges.compactMap(AcmeChallengeKind.init(rawValue:)),
+                    httpListener: s.httpListener, httpsListener: s.httpsListener, lastFailed: entry.lastFailedKind)
+                return (entry, config, kinds)
             }
-            if let (entry, config) = due {
-                await order(entry, acme: config)
+            if let (entry, config, kinds) = due {
+                await order(entry, acme: config, kinds: kinds)
             } else {
                 try? await Task.sleep(nanoseconds: 1_000_000_000)
             }
         }
     }
 
-    private func order(_ entry: Entry, acme: AcmeConfig) async {
+    /// `kinds`: the challenge kinds to offer, in preference order (`AcmeChallengeKind.forOrder`).
+    private func order(_ entry: Entry, acme: AcmeConfig, kinds: [AcmeChallengeKind]) async {
         let renewal = AcmeRenewal(renewBefore: acme.renewBefore.map { Int($0.components.seconds) })
         let files = AcmeStateFiles(directory: acme.stateDirectory)
-        let kinds = acme.challenges.compactMap(AcmeChallengeKind.init(rawValue:))
         let hostList = entry.hosts.joined(separator: ",")
-        logger.info("ordering ACME certificate", metadata: ["hosts": "\(hostList)", "renewal": "\(entry.notAfter != nil)"])
+        logger.info("ordering ACME certificate", metadata: [
+            "hosts": "\(hostList)", "renewal": "\(entry.notAfter != nil)", "challenges": "\(kinds.map(\.rawValue).joined(separator: ","))",
+        ])
         do throws(AcmeError) {
+            guard !kinds.isEmpty else {
+                throw AcmeError("no configured challenge kind can be answered: http-01 needs an http listener, tls-alpn-01 an https listener")
+            }
             try AcmeStateFiles.makeDirectory(files.certificateDirectory(entry.name))
             let account = try accountKey(files)
             let client = AcmeClient(directoryURL: acme.directory, trustCAFile: acme.ca, accountKey: account, email: acme.email, group: group)
@@ -170,16 +187,25 @@ final class AcmeManager: Sendable {
                 e.nextAttempt = next
                 e.failures = 0
                 e.lastError = nil
+                e.lastFailedKind = nil
             } counted: { $0.issued += 1 }
             logger.notice("ACME certificate issued", metadata: .event(.certificateIssued, [
                 "hosts": "\(hostList)", "issuer": "\(issued.issuer)", "not_after": "\(issued.notAfter)", "next_renewal": "\(next)",
             ]))
         } catch {
+            // stop() cancelled the order (shutdown): not a failure of the CA or the config.
+            if Task.isCancelled {
+                logger.info("ACME order abandoned: the gateway is stopping", metadata: ["hosts": "\(hostList)"])
+                return
+            }
             let now = Self.now()
             var retry = now
             update(entry.hosts) { e in
                 e.failures += 1
                 e.lastError = error.message
+                if AcmeChallengeKind.isValidationFailure(problemType: error.problemType) || error.challenge != nil {
+                    e.lastFailedKind = error.challenge ?? kinds.first
+                }
                 e.lastFailure = now
                 e.nextAttempt = now + renewal.retryDelay(failures: e.failures, random: .random(in: 0..<1))
                 retry = e.nextAttempt
