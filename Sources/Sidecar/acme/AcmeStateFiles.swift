@@ -36,18 +36,32 @@ struct AcmeStateFiles {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Writes through a temporary file that is renamed into place, so a crash leaves the
-    /// old chain or the new one, never half of one.
+    /// The one writer of state files: a temporary file beside `path`, 0600 from its creation,
+    /// synced and renamed into place, so a crash leaves the old file or the new one, never
+    /// half of one.
     static func write(_ text: String, to path: String) throws(AcmeError) {
-        let temporary = "\(path).new"
-        guard let f = fopen(temporary, "w") else { throw AcmeError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        fchmod(fileno(f), 0o600)
+        let temporary = "\(path).tmp.\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AcmeError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
         let bytes = Array(text.utf8)
-        let ok = fwrite(bytes, 1, bytes.count, f) == bytes.count && fflush(f) == 0 && fsync(fileno(f)) == 0
-        fclose(f)
-        guard ok, rename(temporary, path) == 0 else {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                unlink(temporary)
+                throw AcmeError("cannot write \(temporary): \(reason)")
+            }
+            written += n
+        }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard synced, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw AcmeError("cannot write \(path): \(String(cString: strerror(errno)))")
+            throw AcmeError("cannot save \(path): \(reason)")
         }
     }
 }
