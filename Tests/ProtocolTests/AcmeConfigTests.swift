@@ -213,6 +213,29 @@ final class AcmeRenewalTests: XCTestCase {
                        now + 80 * 86400, "a sensible schedule is kept")
     }
 
+    func testRetryAfterAndRateLimitedLengthenTheBackoff() {
+        let r = AcmeRenewal()
+        XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: nil, problemType: nil), 30)
+        XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: 600, problemType: nil), 600)
+        XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: 5, problemType: nil), 30, "never shorter than the backoff")
+        XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: nil, problemType: "urn:ietf:params:acme:error:rateLimited"), 3600)
+        XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: 7200, problemType: "urn:ietf:params:acme:error:rateLimited"), 7200)
+    }
+
+    func testTheFailureRecordSurvivesARoundTripAndRefusesGarbage() {
+        let record = AcmeFailureRecord(directory: "https://ca.test/dir", failures: 3, nextAttempt: 1_800_000_000,
+                                       lastFailure: 1_799_999_000, lastError: "rateLimited: too many\nsecond line")
+        let back = AcmeFailureRecord(text: record.text)
+        XCTAssertEqual(back?.failures, 3)
+        XCTAssertEqual(back?.nextAttempt, 1_800_000_000)
+        XCTAssertEqual(back?.directory, "https://ca.test/dir")
+        XCTAssertEqual(back?.lastError, "rateLimited: too many second line")
+        XCTAssertEqual(AcmeFailureRecord(text: AcmeFailureRecord(directory: "https://ca.test/dir").text), AcmeFailureRecord(directory: "https://ca.test/dir"))
+        XCTAssertNil(AcmeFailureRecord(text: ""))
+        XCTAssertNil(AcmeFailureRecord(text: "directory x\nfailures -1\nnext_attempt 5\n"))
+        XCTAssertNil(AcmeFailureRecord(text: "directory x\nfailures 99999999999999999999999\nnext_attempt 5\n"))
+    }
+
     func testRetriesDoubleUpToTheCapWithJitterInTheUpperHalf() {
         let r = AcmeRenewal()
         XCTAssertEqual(r.retryDelay(failures: 1, random: 0), 30)

@@ -245,6 +245,16 @@ def test_http01_issuance_then_a_restart_reuses_the_state(acme_site):
     assert t.gateway.count("ordering ACME certificate") == orders
     assert 'fastgw_acme_orders_total{result="issued"} 0' in t.ctl("stats", "prometheus").stdout
 
+    # State from another ACME directory (NAME/state records it) is not reused: ordered again.
+    record = t.state / "app.test" / "state"
+    assert f"directory {t.pebble.directory}\n" in record.read_text()
+    record.write_text(record.read_text().replace(t.pebble.directory, "https://other-ca.example/dir"))
+    t.gateway.kill()
+    t.start_gateway()
+    wait_log(t, "not known to come from the configured directory")
+    wait_log(t, "ACME certificate issued", count=2)
+    assert served_serial(t.https_port, "app.test", root) != serial
+
 
 def test_tls_alpn01_issuance(acme_site):
     t = acme_site(["tls-alpn-01"])
@@ -322,3 +332,17 @@ def test_a_host_before_its_first_certificate_is_refused_in_the_handshake(acme_si
     out = t.ctl("certificates").stdout
     assert re.search(r"never.invalid\s+-\s+not issued yet", out), out
     assert 'fastgw_acme_orders_total{result="failed"} 1' in t.ctl("stats", "prometheus").stdout
+
+    # A restart keeps the failure's backoff (NAME/state, 0600): no new order for it at once.
+    state = t.state / "never.invalid" / "state"
+    assert "failures 1" in state.read_text() and stat.S_IMODE(os.stat(state).st_mode) == 0o600
+    orders = t.gateway.count("ordering ACME certificate")
+    t.gateway.kill()
+    t.start_gateway()
+    wait_log(t, "gateway ready", count=2)
+    wait_log(t, "reusing stored ACME certificate")
+    time.sleep(1.5)
+    assert t.gateway.count("ordering ACME certificate") == orders
+    listed = json.loads(t.ctl("--json", "certificates").stdout)["certificates"]
+    never = next(c for c in listed if c["hosts"] == ["never.invalid"])
+    assert never["failures"] == 1 and never["last_error"] and never["next_renewal"] > time.time() + 10, never

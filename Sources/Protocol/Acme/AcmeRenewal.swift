@@ -43,6 +43,15 @@ public struct AcmeRenewal: Equatable, Sendable {
         return max(renewAt(notBefore: notBefore, notAfter: notAfter, window: window, random: random), now + floor)
     }
 
+    /// The wait after a failure: the backoff, but at least what the CA asked (Retry-After), and
+    /// at least an hour when it said rateLimited (RFC 8555 §6.6), whose limits run for hours.
+    public func retryDelay(failures: Int, random: Double, retryAfter: Int?, problemType: String?) -> Int {
+        var delay = retryDelay(failures: failures, random: random)
+        if let retryAfter { delay = max(delay, retryAfter) }
+        if problemType == "urn:ietf:params:acme:error:rateLimited" { delay = max(delay, 3600) }
+        return delay
+    }
+
     /// How long to wait after the `failures`-th failure in a row (1 for the first): doubling
     /// from `firstRetry`, capped, and spread over the upper half so retries of many
     /// certificates (or gateways) do not line up.

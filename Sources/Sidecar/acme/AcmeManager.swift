@@ -97,14 +97,41 @@ final class AcmeManager: Sendable {
         state.withLockedValue { $0.running?.cancel() }
     }
 
-    /// A stored key and chain for exactly these hosts, still valid: served at once, renewed
-    /// when due. Anything else is ordered now.
+    /// A stored key and chain for exactly these hosts, still valid and from the same
+    /// directory: served at once, renewed when due. A stored failure record (`NAME/state`)
+    /// keeps its backoff across the restart. Anything else is ordered now; a certificate with
+    /// stored state that is due waits 0–60 s at random first, so gateways restarted together
+    /// do not all call the CA in the same second.
     private func loadStored(_ hosts: [String], acme: AcmeConfig, renewal: AcmeRenewal) -> Entry {
-        var entry = Entry(hosts: hosts, nextAttempt: Self.now())
+        let now = Self.now()
+        var entry = Entry(hosts: hosts, nextAttempt: now)
         let files = AcmeStateFiles(directory: acme.stateDirectory)
+        let record = AcmeStateFiles.read(files.state(entry.name)).flatMap(AcmeFailureRecord.init(text:))
+        let sameCA = record?.directory == acme.directory
+        if let record, sameCA, record.failures > 0 {
+            entry.failures = record.failures
+            entry.nextAttempt = max(now, record.nextAttempt)
+            entry.lastFailure = record.lastFailure
+            entry.lastError = record.lastError
+        }
+        func delayed(_ e: Entry) -> Entry {
+            guard record != nil, e.nextAttempt <= now else { return e }
+            var e = e
+            e.nextAttempt = now + Int.random(in: 0...60)
+            return e
+        }
+        files.recoverPair(entry.name) { chain, key in
+            (try? TLSContext.server(certificateChain: chain, privateKey: key, alpn: PublicCertificates.alpn)) != nil
+        }
         guard let pem = AcmeStateFiles.read(files.chain(entry.name)), let info = AcmeCertificateInfo.read(chainPEM: pem),
-            Set(hosts).isSubset(of: Set(info.dnsNames.map { $0.lowercased() })), info.notAfter > Self.now()
-        else { return entry }
+            Set(hosts).isSubset(of: Set(info.dnsNames.map { $0.lowercased() })), info.notAfter > now
+        else { return delayed(entry) }
+        guard sameCA else {
+            logger.notice("stored ACME certificate is not known to come from the configured directory; ordering a new one", metadata: [
+                "hosts": "\(hosts.joined(separator: ","))", "directory": "\(acme.directory)",
+            ])
+            return entry
+        }
         do {
             let context = try TLSContext.server(
                 certificateChain: files.chain(entry.name), privateKey: files.key(entry.name), alpn: PublicCertificates.alpn)
@@ -118,7 +145,10 @@ final class AcmeManager: Sendable {
         entry.issuer = info.issuer
         entry.notBefore = info.notBefore
         entry.notAfter = info.notAfter
-        entry.nextAttempt = renewal.renewAt(notBefore: info.notBefore, notAfter: info.notAfter, random: .random(in: 0..<1))
+        if entry.failures == 0 {
+            entry.nextAttempt = renewal.renewAt(notBefore: info.notBefore, notAfter: info.notAfter, random: .random(in: 0..<1))
+        }
+        entry = delayed(entry)
         logger.info("reusing stored ACME certificate", metadata: [
             "hosts": "\(hosts.joined(separator: ","))", "not_after": "\(info.notAfter)", "next_renewal": "\(entry.nextAttempt)",
         ])
@@ -162,8 +192,8 @@ final class AcmeManager: Sendable {
             let client = AcmeClient(directoryURL: acme.directory, trustCAFile: acme.ca, accountKey: account, email: acme.email, group: group)
             let key = try AcmeKey.generate()
             let issued = try await client.obtain(hosts: entry.hosts, certificateKey: key, kinds: kinds, sink: selection.board)
-            try key.save(pemFile: files.key(entry.name))
-            try AcmeStateFiles.write(issued.chainPEM, to: files.chain(entry.name))
+            try files.savePair(entry.name, key: key, chainPEM: issued.chainPEM)
+            try AcmeStateFiles.write(AcmeFailureRecord(directory: acme.directory).text, to: files.state(entry.name))
             let context: TLSContext
             do {
                 context = try TLSContext.server(
@@ -200,6 +230,7 @@ final class AcmeManager: Sendable {
             }
             let now = Self.now()
             var retry = now
+            var record: AcmeFailureRecord?
             update(entry.hosts) { e in
                 e.failures += 1
                 e.lastError = error.message
@@ -207,9 +238,21 @@ final class AcmeManager: Sendable {
                     e.lastFailedKind = error.challenge ?? kinds.first
                 }
                 e.lastFailure = now
-                e.nextAttempt = now + renewal.retryDelay(failures: e.failures, random: .random(in: 0..<1))
+                e.nextAttempt = now + renewal.retryDelay(
+                    failures: e.failures, random: .random(in: 0..<1), retryAfter: error.retryAfter, problemType: error.problemType)
                 retry = e.nextAttempt
+                record = AcmeFailureRecord(
+                    directory: acme.directory, failures: e.failures, nextAttempt: e.nextAttempt, lastFailure: now, lastError: error.message)
             } counted: { $0.failed += 1 }
+            // Kept across restarts, so a restart does not cut the backoff short.
+            if let record {
+                do throws(AcmeError) {
+                    try AcmeStateFiles.makeDirectory(files.certificateDirectory(entry.name))
+                    try AcmeStateFiles.write(record.text, to: files.state(entry.name))
+                } catch {
+                    logger.warning("cannot save the ACME failure state", metadata: ["hosts": "\(hostList)", "error": "\(error.message)"])
+                }
+            }
             logger.error("ACME order failed; the current certificate (if any) stays", metadata: .event(.certificateFailed, [
                 "hosts": "\(hostList)", "error": "\(error.message)", "retry_at": "\(retry)",
             ]))

@@ -1,7 +1,8 @@
 import Glibc
 
 /// The ACME state directory: `account.key`, and per certificate (named by its first host)
-/// `NAME/key.pem` and `NAME/chain.pem`. Directories 0700, files 0600, written atomically.
+/// `NAME/key.pem`, `NAME/chain.pem` and `NAME/state` (`AcmeFailureRecord`). Directories 0700,
+/// files 0600, written atomically.
 struct AcmeStateFiles {
     let directory: String
 
@@ -9,6 +10,29 @@ struct AcmeStateFiles {
     func certificateDirectory(_ name: String) -> String { "\(directory)/\(name)" }
     func key(_ name: String) -> String { "\(directory)/\(name)/key.pem" }
     func chain(_ name: String) -> String { "\(directory)/\(name)/chain.pem" }
+    func state(_ name: String) -> String { "\(directory)/\(name)/state" }
+    /// The new key while its pair is being written (see `savePair`).
+    func nextKey(_ name: String) -> String { "\(directory)/\(name)/key.pem.next" }
+
+    /// Writes a new key and chain so that a crash at any point leaves a usable pair: the key
+    /// goes to `key.pem.next`, then the chain replaces `chain.pem`, then the key is renamed
+    /// into place. A crash between the last two leaves the new chain with `key.pem.next`,
+    /// which `recoverPair` puts in place at the next start.
+    func savePair(_ name: String, key: AcmeKey, chainPEM: String) throws(AcmeError) {
+        try key.save(pemFile: nextKey(name))
+        try Self.write(chainPEM, to: chain(name))
+        guard rename(nextKey(name), self.key(name)) == 0 else {
+            throw AcmeError("cannot save \(self.key(name)): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// After a crash inside `savePair`: if the chain does not load with `key.pem` but does with
+    /// `key.pem.next`, that key is the chain's and is renamed into place. `loads` tells whether
+    /// a chain and key file make a working pair.
+    func recoverPair(_ name: String, loads: (String, String) -> Bool) {
+        guard access(nextKey(name), F_OK) == 0, !loads(chain(name), key(name)), loads(chain(name), nextKey(name)) else { return }
+        _ = rename(nextKey(name), key(name))
+    }
 
     /// Creates `path` (and its parents) 0700 if missing.
     static func makeDirectory(_ path: String) throws(AcmeError) {
