@@ -152,7 +152,7 @@ def acme_site(tunnel, peer, pki, tmp_path):
     pebble, an agent serving app.test; `start(challenges, extra)` writes the config and starts."""
     procs = []
 
-    def start(challenges, renew_before=None, extra=""):
+    def start(challenges, renew_before=None, extra="", http_listener=True):
         up = peer("httpapp", "one")
         t = tunnel(free_port())
         t.http_port = add_http(t, service("site", up.port, ["app.test"]), ["app.test"])
@@ -167,7 +167,7 @@ def acme_site(tunnel, peer, pki, tmp_path):
                   f'state_directory = "{t.state}"\nchallenges = {json.dumps(challenges)}\n')
         t.base = (t.dir / "gateway.toml").read_text()
         t.acme_extra = extra
-        write_gateway(t, renew_before)
+        write_gateway(t, renew_before, http_listener=http_listener)
         t.start_gateway()
         t.start_agent()
         t.wait_registered()
@@ -265,6 +265,19 @@ def test_tls_alpn01_issuance(acme_site):
     # pebble validated over TLS-ALPN-01: its handshakes got acme-tls/1 and were closed at once.
     assert t.gateway.count("acme tls-alpn-01 handshake answered") >= 1
     assert t.gateway.count("acme http-01 challenge answered") == 0
+
+
+def test_without_an_http_listener_http01_is_not_offered(acme_site):
+    # http-01 first in challenges, but nothing answers it: the order goes over tls-alpn-01.
+    t = acme_site(["http-01", "tls-alpn-01"], http_listener=False)
+    wait_log(t, "ACME certificate issued")
+    assert t.gateway.count("challenges=tls-alpn-01") >= 1
+    assert t.gateway.count("acme tls-alpn-01 handshake answered") >= 1
+    # fastgw check names a listed type no listener can answer.
+    gw = t.dir / "gateway.toml"
+    gw.write_text(gw.read_text().replace('challenges = ["http-01", "tls-alpn-01"]', 'challenges = ["http-01"]'))
+    code, out = check(gw)
+    assert code == 0 and 'warning: [acme] challenges: http-01 needs a listener with protocol "http"' in out, out
 
 
 def test_renewal_keeps_open_connections_and_a_failed_one_keeps_the_certificate(acme_site):
