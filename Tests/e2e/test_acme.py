@@ -26,7 +26,7 @@ def check(path):
     return r.returncode, r.stdout + r.stderr
 
 
-def test_check_validates_acme_and_refuses_it_until_it_works(tunnel):
+def test_check_validates_acme_and_refuses_it_until_it_works(tunnel, pki):
     t = tunnel(1)
     gw = t.dir / "gateway.toml"
     base = gw.read_text()
@@ -46,6 +46,12 @@ def test_check_validates_acme_and_refuses_it_until_it_works(tunnel):
     assert code == 0 and "gateway configuration OK" in out, out
     assert "acme: 2 certificates: app.test, b.test" in out, out
     assert "*.w.test gets no ACME certificate (wildcards need DNS-01" in out, out
+    # A name the https listener's own certificate serves needs no order.
+    from test_https import issue
+    issue(pki, t.dir, "own", ["b.test"])
+    gw.write_text(gw.read_text().replace('listen = "127.0.0.1:1"\n', f'listen = "127.0.0.1:1"\ncert = "{t.dir / "own.crt"}"\nkey = "{t.dir / "own.key"}"\n'))
+    code, out = check(gw)
+    assert code == 0 and "acme: 1 certificates: app.test" in out, out
 
 
 def test_challenge_paths_with_no_order_pending_go_to_the_routes(tunnel, peer):
