@@ -117,6 +117,22 @@ final class AcmeHostileServerTests: XCTestCase {
         XCTAssertTrue(sink.log.isEmpty, "\(sink.log)")
     }
 
+    /// A certificate naming other hosts than the order's is not handed on for installing.
+    func testAnIssuedCertificateForOtherNamesFailsTheOrder() async throws {
+        let chain = try String(contentsOfFile: Fixtures.path("gateway.crt"), encoding: .utf8)
+        let fake = FakeAcme(badNonces: 0, issues: chain)
+        let base = try serve(fake.answer)
+        fake.base.withLockedValue { $0 = base }
+        let acme = try client(base), key = try AcmeKey.generate()
+        do {
+            _ = try await acme.obtain(hosts: ["a.fastgw.test"], certificateKey: key, kinds: [.http01], sink: RecordingChallengeSink())
+            XCTFail("obtain succeeded")
+        } catch {
+            XCTAssertTrue(error.description.contains("/cert/1: the certificate names"), error.description)
+            XCTAssertTrue(error.description.contains(#"not the requested ["a.fastgw.test"]"#), error.description)
+        }
+    }
+
     func testRenewalWindowFromRenewalInfo() async throws {
         let chain = try String(contentsOfFile: Fixtures.path("gateway.crt"), encoding: .utf8)
         let certID = try XCTUnwrap(AcmeCertificateInfo.ariCertID(chainPEM: chain), "the fixture has an Authority Key Identifier")
@@ -142,11 +158,14 @@ private final class FakeAcme: Sendable {
     private let badNonces: Int
     /// The host newOrder's authorization names (a hostile CA may name one never requested).
     private let authorizedHost: String
+    /// With a chain: the authorization is already valid and the order ends with this chain.
+    private let issues: String?
     private let counter = NIOLockedValueBox(0)
 
-    init(badNonces: Int, authorizedHost: String = "a.fastgw.test") {
+    init(badNonces: Int, authorizedHost: String = "a.fastgw.test", issues: String? = nil) {
         self.badNonces = badNonces
         self.authorizedHost = authorizedHost
+        self.issues = issues
     }
 
     func answer(_ request: ScriptedRequest) -> ScriptedAnswer {
@@ -173,6 +192,14 @@ private final class FakeAcme: Sendable {
         case ("POST", "/order"):
             return .json(status: 201, #"{"status":"pending","authorizations":["\#(base)/authz/1"],"finalize":"\#(base)/fin"}"#,
                          headers: [("Location", base + "/order/1"), ("Replay-Nonce", "o1")])
+        case ("POST", "/authz/1") where issues != nil:
+            return .json(status: 200, #"{"status":"valid","identifier":{"type":"dns","value":"\#(authorizedHost)"},"challenges":[]}"#, headers: [])
+        case ("POST", "/order/1"):
+            return .json(status: 200, #"{"status":"ready","authorizations":["\#(base)/authz/1"],"finalize":"\#(base)/fin"}"#, headers: [])
+        case ("POST", "/fin"):
+            return .json(status: 200, #"{"status":"valid","authorizations":["\#(base)/authz/1"],"finalize":"\#(base)/fin","certificate":"\#(base)/cert/1"}"#, headers: [])
+        case ("POST", "/cert/1"):
+            return .json(status: 200, issues ?? "", headers: [])
         case ("POST", "/authz/1"):
             return .json(status: 200, #"{"status":"pending","identifier":{"type":"dns","value":"\#(authorizedHost)"},"challenges":[{"type":"http-01","url":"\#(base)/chall/1","status":"pending","token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#,
                          headers: [("Replay-Nonce", "o2")])
