@@ -213,6 +213,14 @@ final class AcmeRenewalTests: XCTestCase {
                        now + 80 * 86400, "a sensible schedule is kept")
     }
 
+    func testAnARIPollMovesTheRenewalIntoTheWindowOrToNow() {
+        let r = AcmeRenewal()
+        XCTAssertEqual(r.afterARIPoll(current: 5000, now: 1000, window: nil, random: 0.5), 5000, "no window: unchanged")
+        XCTAssertEqual(r.afterARIPoll(current: 5000, now: 1000, window: (2000, 3000), random: 0.5), 2500)
+        XCTAssertEqual(r.afterARIPoll(current: 5000, now: 1000, window: (100, 200), random: 0.5), 1000, "a past window: now")
+        XCTAssertEqual(r.afterARIPoll(current: 5000, now: 1000, window: (300, 200), random: 0.5), 5000, "an inverted window is ignored")
+    }
+
     func testRetryAfterAndRateLimitedLengthenTheBackoff() {
         let r = AcmeRenewal()
         XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: nil, problemType: nil), 30)

@@ -133,6 +133,22 @@ final class AcmeHostileServerTests: XCTestCase {
         }
     }
 
+    /// A renewal's order names the certificate it replaces when the directory offers ARI.
+    func testARenewalOrderNamesTheCertificateItReplaces() async throws {
+        let chain = try String(contentsOfFile: Fixtures.path("gateway.crt"), encoding: .utf8)
+        let certID = try XCTUnwrap(AcmeCertificateInfo.ariCertID(chainPEM: chain))
+        let fake = FakeAcme(badNonces: 0, authorizedHost: "victim.example")
+        let base = try serve(fake.answer)
+        fake.base.withLockedValue { $0 = base }
+        let acme = try client(base), key = try AcmeKey.generate()
+        _ = try? await acme.obtain(hosts: ["a.fastgw.test"], certificateKey: key, kinds: [.http01], sink: RecordingChallengeSink(), replacing: chain)
+        _ = try? await acme.obtain(hosts: ["a.fastgw.test"], certificateKey: key, kinds: [.http01], sink: RecordingChallengeSink())
+        let payloads = fake.orderPayloads.withLockedValue { $0 }
+        XCTAssertEqual(payloads.count, 2)
+        XCTAssertTrue(payloads.first?.contains(certID) == true && payloads.first?.contains("replaces") == true, "\(payloads)")
+        XCTAssertFalse(payloads.last?.contains("replaces") == true, "a first order replaces nothing")
+    }
+
     func testRenewalWindowFromRenewalInfo() async throws {
         let chain = try String(contentsOfFile: Fixtures.path("gateway.crt"), encoding: .utf8)
         let certID = try XCTUnwrap(AcmeCertificateInfo.ariCertID(chainPEM: chain), "the fixture has an Authority Key Identifier")
@@ -155,6 +171,8 @@ private final class FakeAcme: Sendable {
     let base = NIOLockedValueBox("")
     let seenNonces = NIOLockedValueBox<[String]>([])
     let renewalPaths = NIOLockedValueBox<[String]>([])
+    /// The decoded JWS payloads of newOrder requests.
+    let orderPayloads = NIOLockedValueBox<[String]>([])
     private let badNonces: Int
     /// The host newOrder's authorization names (a hostile CA may name one never requested).
     private let authorizedHost: String
@@ -190,6 +208,9 @@ private final class FakeAcme: Sendable {
             }
             return .json(status: 201, #"{"status":"valid"}"#, headers: [("Location", base + "/acct/1"), ("Replay-Nonce", "n\(n + 1)")])
         case ("POST", "/order"):
+            if let jws = try? JSON.parse(request.body), let payload = jws["payload"]?.string.flatMap(Base64URL.decode) {
+                orderPayloads.withLockedValue { $0.append(String(decoding: payload, as: UTF8.self)) }
+            }
             return .json(status: 201, #"{"status":"pending","authorizations":["\#(base)/authz/1"],"finalize":"\#(base)/fin"}"#,
                          headers: [("Location", base + "/order/1"), ("Replay-Nonce", "o1")])
         case ("POST", "/authz/1") where issues != nil:

@@ -43,6 +43,17 @@ public struct AcmeRenewal: Equatable, Sendable {
         return max(renewAt(notBefore: notBefore, notAfter: notAfter, window: window, random: random), now + floor)
     }
 
+    /// How often a certificate's ARI window is asked for again (RFC 9773 §4.3 suggests
+    /// checking at least twice a day; the CA may move the window, e.g. before a revocation).
+    public static let ariPollInterval = 6 * 3600
+
+    /// The next renewal after an ARI poll: a moment inside the window (now, when the window
+    /// has begun or passed, as RFC 9773 §4.2 asks), or `current` when there is no window.
+    public func afterARIPoll(current: Int, now: Int, window: (start: Int, end: Int)?, random: Double) -> Int {
+        guard let w = window, w.end >= w.start else { return current }
+        return max(now, w.start + Int(Double(w.end - w.start) * random))
+    }
+
     /// The wait after a failure: the backoff, but at least what the CA asked (Retry-After), and
     /// at least an hour when it said rateLimited (RFC 8555 §6.6), whose limits run for hours.
     public func retryDelay(failures: Int, random: Double, retryAfter: Int?, problemType: String?) -> Int {

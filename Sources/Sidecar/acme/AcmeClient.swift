@@ -45,9 +45,11 @@ final class AcmeClient: Sendable {
     /// answers one challenge per authorization with the first kind in `kinds` the server
     /// offers, polls (bounded, Retry-After honoured), finalizes with a CSR for
     /// `certificateKey`, downloads the chain. Every challenge answer published is withdrawn
-    /// before this returns or throws.
+    /// before this returns or throws. `replacing`: the chain this order renews; with a
+    /// directory that offers ARI the order names it (`replaces`, RFC 9773 §5).
     func obtain(
-        hosts: [String], certificateKey: AcmeKey, kinds: [AcmeChallengeKind], sink: AcmeChallengeSink
+        hosts: [String], certificateKey: AcmeKey, kinds: [AcmeChallengeKind], sink: AcmeChallengeSink,
+        replacing: String? = nil
     ) async throws(AcmeError) -> AcmeIssued {
         guard !hosts.isEmpty else { throw AcmeError("an ACME order needs at least one host") }
         if let bad = hosts.first(where: { !AcmeHostName.isValid($0) }) {
@@ -61,7 +63,11 @@ final class AcmeClient: Sendable {
         let account = try await accountURL()
         let directory = try await self.directory()
         let identifiers = JSON.array(hosts.map { AcmeIdentifierValue(value: $0).json })
-        let placed = try await post(directory.newOrder, payload: .object(["identifiers": identifiers]), kid: account)
+        var payload: [String: JSON] = ["identifiers": identifiers]
+        if directory.renewalInfo != nil, let replacing, let certID = AcmeCertificateInfo.ariCertID(chainPEM: replacing) {
+            payload["replaces"] = .string(certID)
+        }
+        let placed = try await post(directory.newOrder, payload: .object(payload), kid: account)
         guard let orderURL = placed.location else { throw AcmeError("\(directory.newOrder): the new order has no Location") }
         var order = try Self.parse(placed, at: orderURL, as: AcmeOrder.init(json:))
 

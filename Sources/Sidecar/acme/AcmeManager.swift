@@ -22,6 +22,8 @@ final class AcmeManager: Sendable {
         var lastFailure: Int?
         /// The challenge kind whose validation failed last: the next order tries it last.
         var lastFailedKind: AcmeChallengeKind?
+        /// When its ARI window was last asked for (`AcmeRenewal.ariPollInterval`).
+        var ariCheckedAt = 0
 
         var name: String { AcmeHosts.stateName(hosts) }
     }
@@ -145,6 +147,8 @@ final class AcmeManager: Sendable {
         entry.issuer = info.issuer
         entry.notBefore = info.notBefore
         entry.notAfter = info.notAfter
+        // The first ARI poll after a start comes at a random moment within the interval.
+        entry.ariCheckedAt = now - Int.random(in: 0..<AcmeRenewal.ariPollInterval)
         if entry.failures == 0 {
             entry.nextAttempt = renewal.renewAt(notBefore: info.notBefore, notAfter: info.notAfter, random: .random(in: 0..<1))
         }
@@ -169,9 +173,46 @@ final class AcmeManager: Sendable {
             }
             if let (entry, config, kinds) = due {
                 await order(entry, acme: config, kinds: kinds)
+            } else if let (entry, config) = ariDue(now: now) {
+                await pollARI(entry, acme: config)
             } else {
                 try? await Task.sleep(nanoseconds: 1_000_000_000)
             }
+        }
+    }
+
+    /// A certificate in hand, not failing, whose ARI window was last asked for an interval ago.
+    private func ariDue(now: Int) -> (Entry, AcmeConfig)? {
+        state.withLockedValue { s in
+            guard let config = s.config else { return nil }
+            let entry = s.entries.first { $0.notAfter != nil && $0.failures == 0 && $0.ariCheckedAt + AcmeRenewal.ariPollInterval <= now }
+            return entry.map { ($0, config) }
+        }
+    }
+
+    /// Asks the CA's renewalInfo for the certificate's window again and moves the renewal into
+    /// it (at once when it has begun). No window (no ARI, an error) leaves the schedule alone.
+    private func pollARI(_ entry: Entry, acme: AcmeConfig) async {
+        let files = AcmeStateFiles(directory: acme.stateDirectory)
+        var window: (start: Int, end: Int)?
+        if let chain = AcmeStateFiles.read(files.chain(entry.name)), let account = try? accountKey(files) {
+            let client = AcmeClient(directoryURL: acme.directory, trustCAFile: acme.ca, accountKey: account, email: acme.email, group: group)
+            window = await client.renewalWindow(certificatePEM: chain)
+        }
+        let now = Self.now()
+        let renewal = AcmeRenewal(renewBefore: acme.renewBefore.map { Int($0.components.seconds) })
+        var moved: Int?
+        update(entry.hosts) { e in
+            e.ariCheckedAt = now
+            guard e.failures == 0, e.notAfter == entry.notAfter else { return }
+            let next = renewal.afterARIPoll(current: e.nextAttempt, now: now, window: window, random: .random(in: 0..<1))
+            if next != e.nextAttempt { moved = next }
+            e.nextAttempt = next
+        } counted: { _ in }
+        if let moved {
+            logger.info("ACME renewal moved by the CA's renewal window (ARI)", metadata: [
+                "hosts": "\(entry.hosts.joined(separator: ","))", "next_renewal": "\(moved)",
+            ])
         }
     }
 
@@ -191,7 +232,11 @@ final class AcmeManager: Sendable {
             let account = try accountKey(files)
             let client = AcmeClient(directoryURL: acme.directory, trustCAFile: acme.ca, accountKey: account, email: acme.email, group: group)
             let key = try AcmeKey.generate()
-            let issued = try await client.obtain(hosts: entry.hosts, certificateKey: key, kinds: kinds, sink: selection.board)
+            // A renewal names the certificate it replaces (ARI); after a failure it does not,
+            // in case the CA refused that (e.g. already replaced).
+            let replacing = entry.notAfter != nil && entry.failures == 0 ? AcmeStateFiles.read(files.chain(entry.name)) : nil
+            let issued = try await client.obtain(
+                hosts: entry.hosts, certificateKey: key, kinds: kinds, sink: selection.board, replacing: replacing)
             try files.savePair(entry.name, key: key, chainPEM: issued.chainPEM)
             try AcmeStateFiles.write(AcmeFailureRecord(directory: acme.directory).text, to: files.state(entry.name))
             let context: TLSContext
@@ -218,6 +263,7 @@ final class AcmeManager: Sendable {
                 e.failures = 0
                 e.lastError = nil
                 e.lastFailedKind = nil
+                e.ariCheckedAt = Self.now()
             } counted: { $0.issued += 1 }
             logger.notice("ACME certificate issued", metadata: .event(.certificateIssued, [
                 "hosts": "\(hostList)", "issuer": "\(issued.issuer)", "not_after": "\(issued.notAfter)", "next_renewal": "\(next)",
