@@ -83,6 +83,23 @@ final class AcmeConfigTests: XCTestCase {
             ])
     }
 
+    func testAHostInTwoAcmeCertificatesIsRefused() {
+        XCTAssertEqual(GatewayConfigFixture().errors(https + """
+            [acme]
+            directory = "https://acme.test/dir"
+
+            [[certificate]]
+            acme = true
+            hosts = ["a.example.com", "b.example.com"]
+
+            [[certificate]]
+            acme = true
+            hosts = ["c.example.com", "a.example.com"]
+            """), [
+                "/etc/fastgw/gateway.toml:20: hosts: \"a.example.com\" is already in another [[certificate]] with acme = true; a host gets one ACME certificate",
+            ])
+    }
+
     func testAnHTTPSListenerWithoutCertificatesNeedsAcme() {
         XCTAssertEqual(GatewayConfigFixture().errors(https), [
             "/etc/fastgw/gateway.toml: listener \"web\": protocol \"https\" needs a certificate: give it cert and key, or add a [[certificate]]",
@@ -116,6 +133,39 @@ final class AcmeHostsTests: XCTestCase {
         ])
     }
 
+    /// Names no CA issues for would stay pending (refused) forever: left out, with a note.
+    func testHostsACannotIssueForAreLeftOutWithANote() throws {
+        let c = try config(hosts: ["intranet", "a.example.com", "host.123"],
+                           explicit: "[[certificate]]\nacme = true\nhosts = [\"x.example.com\", \"localhost\"]\n")
+        let plan = AcmeHosts.plan(c, covered: [])
+        XCTAssertEqual(plan.certificates, [["x.example.com"], ["a.example.com"]])
+        XCTAssertEqual(plan.notes.count, 3, "\(plan.notes)")
+        XCTAssertTrue(plan.notes[0].contains("\"localhost\" gets no ACME certificate"), plan.notes[0])
+        XCTAssertTrue(plan.notes[1].contains("intranet gets no ACME certificate"), plan.notes[1])
+        XCTAssertTrue(plan.notes[2].contains("host.123 gets no ACME certificate"), plan.notes[2])
+    }
+
+    /// HTTP-01 needs an http listener; asked for explicitly without one, check warns.
+    func testAChallengeKindWithoutItsListenerIsNoted() throws {
+        let c = try config(hosts: ["a.example.com"], explicit: "challenges = [\"http-01\"]\n")
+        XCTAssertEqual(AcmeHosts.plan(c, covered: []).notes, [
+            "[acme] challenges: http-01 needs a listener with protocol \"http\" (on port 80 for a public CA); it is not used",
+        ])
+        XCTAssertEqual(AcmeHosts.plan(try config(hosts: ["a.example.com"]), covered: []).notes, [], "the default has tls-alpn-01")
+    }
+
+    func testChallengeKindsForAnOrderFollowTheListenersAndThePreviousFailure() {
+        let both: [AcmeChallengeKind] = [.http01, .tlsALPN01]
+        XCTAssertEqual(AcmeChallengeKind.forOrder(configured: both, httpListener: true, httpsListener: true, lastFailed: nil), both)
+        XCTAssertEqual(AcmeChallengeKind.forOrder(configured: both, httpListener: false, httpsListener: true, lastFailed: nil), [.tlsALPN01])
+        XCTAssertEqual(AcmeChallengeKind.forOrder(configured: both, httpListener: true, httpsListener: true, lastFailed: .http01), [.tlsALPN01, .http01])
+        XCTAssertEqual(AcmeChallengeKind.forOrder(configured: [.http01], httpListener: false, httpsListener: true, lastFailed: nil), [])
+        XCTAssertTrue(AcmeChallengeKind.isValidationFailure(problemType: "urn:ietf:params:acme:error:connection"))
+        XCTAssertTrue(AcmeChallengeKind.isValidationFailure(problemType: "urn:ietf:params:acme:error:incorrectResponse"))
+        XCTAssertFalse(AcmeChallengeKind.isValidationFailure(problemType: "urn:ietf:params:acme:error:rateLimited"))
+        XCTAssertFalse(AcmeChallengeKind.isValidationFailure(problemType: nil))
+    }
+
     func testAWildcardAStaticCertificateServesIsNoNote() throws {
         let c = try config(hosts: ["*.a.example.com", "x.a.example.com"])
         let plan = AcmeHosts.plan(c, covered: [.wildcard(suffix: "example.com")])
@@ -142,9 +192,56 @@ final class AcmeRenewalTests: XCTestCase {
     func testRenewBeforeAndTheAriWindow() {
         let r = AcmeRenewal(renewBefore: 20)
         XCTAssertEqual(r.renewAt(notBefore: 1000, notAfter: 1300, random: 0.9), 1280, "renew_before is exact")
-        // A renew_before longer than the lifetime renews at once, never before issuance.
-        XCTAssertEqual(AcmeRenewal(renewBefore: 9999).renewAt(notBefore: 1000, notAfter: 1300, random: 0.5), 1000)
+        // A renew_before as long as the lifetime or longer falls back to two thirds of it.
+        XCTAssertEqual(AcmeRenewal(renewBefore: 9999).renewAt(notBefore: 1000, notAfter: 1300, random: 0), 1200)
+        XCTAssertEqual(AcmeRenewal(renewBefore: 300).renewAt(notBefore: 1000, notAfter: 1300, random: 0), 1200)
+        XCTAssertTrue(AcmeRenewal(renewBefore: 300).ignoresRenewBefore(notBefore: 1000, notAfter: 1300))
+        XCTAssertFalse(r.ignoresRenewBefore(notBefore: 1000, notAfter: 1300))
         XCTAssertEqual(r.renewAt(notBefore: 1000, notAfter: 1300, window: (1100, 1200), random: 0.5), 1150)
+    }
+
+    /// Nothing a CA sends (a past ARI window, an inverted or tiny validity) makes a
+    /// certificate due again right after it was issued.
+    func testAfterAnIssuanceTheNextRenewalIsNeverImmediate() {
+        let r = AcmeRenewal()
+        let now = 1_000_000
+        XCTAssertEqual(r.afterIssuance(now: now, notBefore: now, notAfter: now - 10, random: 0.5), now + 3600)
+        XCTAssertEqual(r.afterIssuance(now: now, notBefore: now, notAfter: now + 60, random: 0.5), now + 3600)
+        XCTAssertEqual(r.afterIssuance(now: now, notBefore: now, notAfter: now + 90 * 86400, window: (now - 200, now - 100), random: 0.5),
+                       now + 9 * 86400)
+        XCTAssertEqual(AcmeRenewal(renewBefore: 10 * 86400).afterIssuance(now: now, notBefore: now, notAfter: now + 90 * 86400, random: 0),
+                       now + 80 * 86400, "a sensible schedule is kept")
+    }
+
+    func testAnARIPollMovesTheRenewalIntoTheWindowOrToNow() {
+        let r = AcmeRenewal()
+        XCTAssertEqual(r.afterARIPoll(current: 5000, now: 1000, window: nil, random: 0.5), 5000, "no window: unchanged")
+        XCTAssertEqual(r.afterARIPoll(current: 5000, now: 1000, window: (2000, 3000), random: 0.5), 2500)
+        XCTAssertEqual(r.afterARIPoll(current: 5000, now: 1000, window: (100, 200), random: 0.5), 1000, "a past window: now")
+        XCTAssertEqual(r.afterARIPoll(current: 5000, now: 1000, window: (300, 200), random: 0.5), 5000, "an inverted window is ignored")
+    }
+
+    func testRetryAfterAndRateLimitedLengthenTheBackoff() {
+        let r = AcmeRenewal()
+        XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: nil, problemType: nil), 30)
+        XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: 600, problemType: nil), 600)
+        XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: 5, problemType: nil), 30, "never shorter than the backoff")
+        XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: nil, problemType: "urn:ietf:params:acme:error:rateLimited"), 3600)
+        XCTAssertEqual(r.retryDelay(failures: 1, random: 0, retryAfter: 7200, problemType: "urn:ietf:params:acme:error:rateLimited"), 7200)
+    }
+
+    func testTheFailureRecordSurvivesARoundTripAndRefusesGarbage() {
+        let record = AcmeFailureRecord(directory: "https://ca.test/dir", failures: 3, nextAttempt: 1_800_000_000,
+                                       lastFailure: 1_799_999_000, lastError: "rateLimited: too many\nsecond line")
+        let back = AcmeFailureRecord(text: record.text)
+        XCTAssertEqual(back?.failures, 3)
+        XCTAssertEqual(back?.nextAttempt, 1_800_000_000)
+        XCTAssertEqual(back?.directory, "https://ca.test/dir")
+        XCTAssertEqual(back?.lastError, "rateLimited: too many second line")
+        XCTAssertEqual(AcmeFailureRecord(text: AcmeFailureRecord(directory: "https://ca.test/dir").text), AcmeFailureRecord(directory: "https://ca.test/dir"))
+        XCTAssertNil(AcmeFailureRecord(text: ""))
+        XCTAssertNil(AcmeFailureRecord(text: "directory x\nfailures -1\nnext_attempt 5\n"))
+        XCTAssertNil(AcmeFailureRecord(text: "directory x\nfailures 99999999999999999999999\nnext_attempt 5\n"))
     }
 
     func testRetriesDoubleUpToTheCapWithJitterInTheUpperHalf() {

@@ -135,3 +135,46 @@ final class AcmeResourcesTests: XCTestCase {
         }
     }
 }
+
+extension AcmeHTTPResponseParserTests {
+    private func retryAfter(_ value: String, now: Int = 0) throws -> Int? {
+        let text = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: \(value)\r\nContent-Length: 0\r\n\r\n"
+        return try XCTUnwrap(parseWhole(text, byteByByte: false)).retryAfter(now: now)
+    }
+
+    /// A hostile CA's huge numbers in a Retry-After date must not trap the daemon.
+    func testRetryAfterRefusesHugeDateFieldsAndIsClamped() throws {
+        XCTAssertNil(try retryAfter("Sun, 06 Nov 99999999999999999 08:49:37 GMT"))
+        XCTAssertNil(try retryAfter("Sun, 9223372036854775807 Nov 1994 08:49:37 GMT"))
+        XCTAssertNil(try retryAfter("Sun, 06 Nov 1994 9223372036854775807:49:37 GMT"))
+        XCTAssertNil(try retryAfter("Sun, 06 Nov 1994 08:49:-1 GMT"))
+        XCTAssertNil(try retryAfter("Sun, 06 Nov 1994 25:49:37 GMT"))
+        XCTAssertNil(try retryAfter("Sun, 06 Nov +994 08:49:37 GMT"))
+        XCTAssertEqual(try retryAfter("Sun, 06 Nov 1994 08:49:37 GMT", now: 784_111_777 - 30), 30)
+        XCTAssertEqual(try retryAfter("Sun, 6 Nov 1994 08:49:37 GMT", now: 784_111_777), 0)
+        XCTAssertEqual(try retryAfter("Fri, 31 Dec 9999 23:59:59 GMT"), AcmeHTTPResponse.retryAfterCeiling)
+        XCTAssertEqual(try retryAfter("99999999999999999999999"), AcmeHTTPResponse.retryAfterCeiling)
+        XCTAssertEqual(try retryAfter("7200"), 7200)
+        XCTAssertNil(try retryAfter("-5"))
+    }
+}
+
+extension AcmeResourcesTests {
+    /// A server's problem text reaches logs and `last_error` cut to a bounded size.
+    func testProblemTextIsCutToABoundedSize() {
+        let long = AcmeProblem(type: "urn:ietf:params:acme:error:malformed", detail: String(repeating: "é", count: 5000),
+                               subproblems: [String(repeating: "x", count: 5000)])
+        XCTAssertLessThanOrEqual(long.description.utf8.count, AcmeProblem.maximumTextBytes)
+        XCTAssertTrue(long.description.hasPrefix("malformed: éé"))
+        XCTAssertTrue(long.description.hasSuffix("…"))
+        XCTAssertEqual(AcmeProblem(type: "urn:ietf:params:acme:error:badNonce", detail: "stale").description, "badNonce: stale")
+    }
+
+    func testTokensTheListenersCannotServeAreRefused() throws {
+        func challenge(_ token: String) throws -> AcmeChallenge {
+            try XCTUnwrap(AcmeChallenge(json: .object(["type": .string("http-01"), "url": .string("https://x/c"), "status": .string("pending"), "token": .string(token)])))
+        }
+        XCTAssertTrue(try challenge(String(repeating: "A", count: AcmeChallengePath.maximumTokenLength)).hasValidToken)
+        XCTAssertFalse(try challenge(String(repeating: "A", count: AcmeChallengePath.maximumTokenLength + 4)).hasValidToken)
+    }
+}

@@ -100,6 +100,55 @@ final class AcmeHostileServerTests: XCTestCase {
         }
     }
 
+    /// A CA whose order names a host the gateway never asked for gets no challenge answer
+    /// published for it, and the order fails.
+    func testAnAuthorizationForAHostNotRequestedFailsTheOrder() async throws {
+        let fake = FakeAcme(badNonces: 0, authorizedHost: "victim.example")
+        let base = try serve(fake.answer)
+        fake.base.withLockedValue { $0 = base }
+        let sink = RecordingChallengeSink()
+        let acme = try client(base), key = try AcmeKey.generate()
+        do {
+            _ = try await acme.obtain(hosts: ["a.fastgw.test"], certificateKey: key, kinds: [.http01], sink: sink)
+            XCTFail("obtain succeeded")
+        } catch {
+            XCTAssertTrue(error.description.contains(#"authorization for "victim.example", which was not requested"#), error.description)
+        }
+        XCTAssertTrue(sink.log.isEmpty, "\(sink.log)")
+    }
+
+    /// A certificate naming other hosts than the order's is not handed on for installing.
+    func testAnIssuedCertificateForOtherNamesFailsTheOrder() async throws {
+        let chain = try String(contentsOfFile: Fixtures.path("gateway.crt"), encoding: .utf8)
+        let fake = FakeAcme(badNonces: 0, issues: chain)
+        let base = try serve(fake.answer)
+        fake.base.withLockedValue { $0 = base }
+        let acme = try client(base), key = try AcmeKey.generate()
+        do {
+            _ = try await acme.obtain(hosts: ["a.fastgw.test"], certificateKey: key, kinds: [.http01], sink: RecordingChallengeSink())
+            XCTFail("obtain succeeded")
+        } catch {
+            XCTAssertTrue(error.description.contains("/cert/1: the certificate names"), error.description)
+            XCTAssertTrue(error.description.contains(#"not the requested ["a.fastgw.test"]"#), error.description)
+        }
+    }
+
+    /// A renewal's order names the certificate it replaces when the directory offers ARI.
+    func testARenewalOrderNamesTheCertificateItReplaces() async throws {
+        let chain = try String(contentsOfFile: Fixtures.path("gateway.crt"), encoding: .utf8)
+        let certID = try XCTUnwrap(AcmeCertificateInfo.ariCertID(chainPEM: chain))
+        let fake = FakeAcme(badNonces: 0, authorizedHost: "victim.example")
+        let base = try serve(fake.answer)
+        fake.base.withLockedValue { $0 = base }
+        let acme = try client(base), key = try AcmeKey.generate()
+        _ = try? await acme.obtain(hosts: ["a.fastgw.test"], certificateKey: key, kinds: [.http01], sink: RecordingChallengeSink(), replacing: chain)
+        _ = try? await acme.obtain(hosts: ["a.fastgw.test"], certificateKey: key, kinds: [.http01], sink: RecordingChallengeSink())
+        let payloads = fake.orderPayloads.withLockedValue { $0 }
+        XCTAssertEqual(payloads.count, 2)
+        XCTAssertTrue(payloads.first?.contains(certID) == true && payloads.first?.contains("replaces") == true, "\(payloads)")
+        XCTAssertFalse(payloads.last?.contains("replaces") == true, "a first order replaces nothing")
+    }
+
     func testRenewalWindowFromRenewalInfo() async throws {
         let chain = try String(contentsOfFile: Fixtures.path("gateway.crt"), encoding: .utf8)
         let certID = try XCTUnwrap(AcmeCertificateInfo.ariCertID(chainPEM: chain), "the fixture has an Authority Key Identifier")
@@ -122,11 +171,19 @@ private final class FakeAcme: Sendable {
     let base = NIOLockedValueBox("")
     let seenNonces = NIOLockedValueBox<[String]>([])
     let renewalPaths = NIOLockedValueBox<[String]>([])
+    /// The decoded JWS payloads of newOrder requests.
+    let orderPayloads = NIOLockedValueBox<[String]>([])
     private let badNonces: Int
+    /// The host newOrder's authorization names (a hostile CA may name one never requested).
+    private let authorizedHost: String
+    /// With a chain: the authorization is already valid and the order ends with this chain.
+    private let issues: String?
     private let counter = NIOLockedValueBox(0)
 
-    init(badNonces: Int) {
+    init(badNonces: Int, authorizedHost: String = "a.fastgw.test", issues: String? = nil) {
         self.badNonces = badNonces
+        self.authorizedHost = authorizedHost
+        self.issues = issues
     }
 
     func answer(_ request: ScriptedRequest) -> ScriptedAnswer {
@@ -150,6 +207,23 @@ private final class FakeAcme: Sendable {
                 return .json(status: 400, #"{"type":"urn:ietf:params:acme:error:badNonce","detail":"stale"}"#, headers: [("Replay-Nonce", "n\(n + 1)")])
             }
             return .json(status: 201, #"{"status":"valid"}"#, headers: [("Location", base + "/acct/1"), ("Replay-Nonce", "n\(n + 1)")])
+        case ("POST", "/order"):
+            if let jws = try? JSON.parse(request.body), let payload = jws["payload"]?.string.flatMap(Base64URL.decode) {
+                orderPayloads.withLockedValue { $0.append(String(decoding: payload, as: UTF8.self)) }
+            }
+            return .json(status: 201, #"{"status":"pending","authorizations":["\#(base)/authz/1"],"finalize":"\#(base)/fin"}"#,
+                         headers: [("Location", base + "/order/1"), ("Replay-Nonce", "o1")])
+        case ("POST", "/authz/1") where issues != nil:
+            return .json(status: 200, #"{"status":"valid","identifier":{"type":"dns","value":"\#(authorizedHost)"},"challenges":[]}"#, headers: [])
+        case ("POST", "/order/1"):
+            return .json(status: 200, #"{"status":"ready","authorizations":["\#(base)/authz/1"],"finalize":"\#(base)/fin"}"#, headers: [])
+        case ("POST", "/fin"):
+            return .json(status: 200, #"{"status":"valid","authorizations":["\#(base)/authz/1"],"finalize":"\#(base)/fin","certificate":"\#(base)/cert/1"}"#, headers: [])
+        case ("POST", "/cert/1"):
+            return .json(status: 200, issues ?? "", headers: [])
+        case ("POST", "/authz/1"):
+            return .json(status: 200, #"{"status":"pending","identifier":{"type":"dns","value":"\#(authorizedHost)"},"challenges":[{"type":"http-01","url":"\#(base)/chall/1","status":"pending","token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#,
+                         headers: [("Replay-Nonce", "o2")])
         case ("GET", let path) where path.hasPrefix("/ari/"):
             renewalPaths.withLockedValue { $0.append(path) }
             return .json(status: 200, #"{"suggestedWindow":{"start":"2025-01-02T04:00:00Z","end":"2025-01-03T04:00:00Z"}}"#, headers: [])

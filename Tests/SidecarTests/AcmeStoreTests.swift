@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import XCTest
 
@@ -22,6 +23,27 @@ final class AcmeStoreTests: XCTestCase {
         // A reload that drops a host stops serving its certificate.
         store.manage(["b.test"])
         guard case .unmanaged = store.lookup("a.test") else { return XCTFail("dropped") }
+    }
+
+    /// A crash between writing the new chain and renaming its key into place leaves the new
+    /// chain with `key.pem.next`: the next start puts that key in place.
+    func testAPairCutInHalfByACrashIsRecovered() throws {
+        let dir = NSTemporaryDirectory() + "acme-pair-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        let files = AcmeStateFiles(directory: dir)
+        try AcmeStateFiles.makeDirectory(files.certificateDirectory("a.test"))
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let chain = try String(contentsOfFile: Fixtures.path("gateway.crt"), encoding: .utf8)
+        let key = try String(contentsOfFile: Fixtures.path("gateway.key"), encoding: .utf8)
+        try AcmeStateFiles.write(chain, to: files.chain("a.test"))
+        try AcmeKey.generate().save(pemFile: files.key("a.test"))  // the old pair's key
+        try AcmeStateFiles.write(key, to: files.nextKey("a.test"))
+        func loads(_ c: String, _ k: String) -> Bool {
+            (try? TLSContext.server(certificateChain: c, privateKey: k, alpn: ["h2"])) != nil
+        }
+        XCTAssertFalse(loads(files.chain("a.test"), files.key("a.test")))
+        files.recoverPair("a.test", loads: loads)
+        XCTAssertTrue(loads(files.chain("a.test"), files.key("a.test")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: files.nextKey("a.test")))
     }
 
     func testDatesInTheCertificatesTable() {

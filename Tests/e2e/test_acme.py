@@ -26,7 +26,7 @@ def check(path):
     return r.returncode, r.stdout + r.stderr
 
 
-def test_check_validates_acme_and_refuses_it_until_it_works(tunnel):
+def test_check_validates_acme_and_refuses_it_until_it_works(tunnel, pki):
     t = tunnel(1)
     gw = t.dir / "gateway.toml"
     base = gw.read_text()
@@ -46,6 +46,12 @@ def test_check_validates_acme_and_refuses_it_until_it_works(tunnel):
     assert code == 0 and "gateway configuration OK" in out, out
     assert "acme: 2 certificates: app.test, b.test" in out, out
     assert "*.w.test gets no ACME certificate (wildcards need DNS-01" in out, out
+    # A name the https listener's own certificate serves needs no order.
+    from test_https import issue
+    issue(pki, t.dir, "own", ["b.test"])
+    gw.write_text(gw.read_text().replace('listen = "127.0.0.1:1"\n', f'listen = "127.0.0.1:1"\ncert = "{t.dir / "own.crt"}"\nkey = "{t.dir / "own.key"}"\n'))
+    code, out = check(gw)
+    assert code == 0 and "acme: 1 certificates: app.test" in out, out
 
 
 def test_challenge_paths_with_no_order_pending_go_to_the_routes(tunnel, peer):
@@ -152,7 +158,7 @@ def acme_site(tunnel, peer, pki, tmp_path):
     pebble, an agent serving app.test; `start(challenges, extra)` writes the config and starts."""
     procs = []
 
-    def start(challenges, renew_before=None, extra=""):
+    def start(challenges, renew_before=None, extra="", http_listener=True):
         up = peer("httpapp", "one")
         t = tunnel(free_port())
         t.http_port = add_http(t, service("site", up.port, ["app.test"]), ["app.test"])
@@ -167,7 +173,7 @@ def acme_site(tunnel, peer, pki, tmp_path):
                   f'state_directory = "{t.state}"\nchallenges = {json.dumps(challenges)}\n')
         t.base = (t.dir / "gateway.toml").read_text()
         t.acme_extra = extra
-        write_gateway(t, renew_before)
+        write_gateway(t, renew_before, http_listener=http_listener)
         t.start_gateway()
         t.start_agent()
         t.wait_registered()
@@ -245,6 +251,16 @@ def test_http01_issuance_then_a_restart_reuses_the_state(acme_site):
     assert t.gateway.count("ordering ACME certificate") == orders
     assert 'fastgw_acme_orders_total{result="issued"} 0' in t.ctl("stats", "prometheus").stdout
 
+    # State from another ACME directory (NAME/state records it) is not reused: ordered again.
+    record = t.state / "app.test" / "state"
+    assert f"directory {t.pebble.directory}\n" in record.read_text()
+    record.write_text(record.read_text().replace(t.pebble.directory, "https://other-ca.example/dir"))
+    t.gateway.kill()
+    t.start_gateway()
+    wait_log(t, "not known to come from the configured directory")
+    wait_log(t, "ACME certificate issued", count=2)
+    assert served_serial(t.https_port, "app.test", root) != serial
+
 
 def test_tls_alpn01_issuance(acme_site):
     t = acme_site(["tls-alpn-01"])
@@ -255,6 +271,19 @@ def test_tls_alpn01_issuance(acme_site):
     # pebble validated over TLS-ALPN-01: its handshakes got acme-tls/1 and were closed at once.
     assert t.gateway.count("acme tls-alpn-01 handshake answered") >= 1
     assert t.gateway.count("acme http-01 challenge answered") == 0
+
+
+def test_without_an_http_listener_http01_is_not_offered(acme_site):
+    # http-01 first in challenges, but nothing answers it: the order goes over tls-alpn-01.
+    t = acme_site(["http-01", "tls-alpn-01"], http_listener=False)
+    wait_log(t, "ACME certificate issued")
+    assert t.gateway.count("challenges=tls-alpn-01") >= 1
+    assert t.gateway.count("acme tls-alpn-01 handshake answered") >= 1
+    # fastgw check names a listed type no listener can answer.
+    gw = t.dir / "gateway.toml"
+    gw.write_text(gw.read_text().replace('challenges = ["http-01", "tls-alpn-01"]', 'challenges = ["http-01"]'))
+    code, out = check(gw)
+    assert code == 0 and 'warning: [acme] challenges: http-01 needs a listener with protocol "http"' in out, out
 
 
 def test_renewal_keeps_open_connections_and_a_failed_one_keeps_the_certificate(acme_site):
@@ -283,8 +312,11 @@ def test_renewal_keeps_open_connections_and_a_failed_one_keeps_the_certificate(a
     assert held.getpeercert()["serialNumber"] == first
     held.close()
 
-    # No http listener any more: HTTP-01 cannot succeed, the renewal fails, the certificate stays.
-    write_gateway(t, renew_before="60000h", http_listener=False)
+    # No http listener any more: HTTP-01 cannot succeed, the renewal (due at once: renew_before
+    # one second short of the lifetime, which is as long as it may be) fails, the certificate stays.
+    leaf = ssl._ssl._test_decode_cert(str(t.state / "app.test" / "chain.pem"))
+    lifetime = ssl.cert_time_to_seconds(leaf["notAfter"]) - ssl.cert_time_to_seconds(leaf["notBefore"])
+    write_gateway(t, renew_before=f"{lifetime - 1}s", http_listener=False)
     assert t.ctl("reload").returncode == 0
     wait_log(t, "ACME order failed", timeout=60)
     assert "certificate_failed" in t.gateway.text()
@@ -319,3 +351,17 @@ def test_a_host_before_its_first_certificate_is_refused_in_the_handshake(acme_si
     out = t.ctl("certificates").stdout
     assert re.search(r"never.invalid\s+-\s+not issued yet", out), out
     assert 'fastgw_acme_orders_total{result="failed"} 1' in t.ctl("stats", "prometheus").stdout
+
+    # A restart keeps the failure's backoff (NAME/state, 0600): no new order for it at once.
+    state = t.state / "never.invalid" / "state"
+    assert "failures 1" in state.read_text() and stat.S_IMODE(os.stat(state).st_mode) == 0o600
+    orders = t.gateway.count("ordering ACME certificate")
+    t.gateway.kill()
+    t.start_gateway()
+    wait_log(t, "gateway ready", count=2)
+    wait_log(t, "reusing stored ACME certificate")
+    time.sleep(1.5)
+    assert t.gateway.count("ordering ACME certificate") == orders
+    listed = json.loads(t.ctl("--json", "certificates").stdout)["certificates"]
+    never = next(c for c in listed if c["hosts"] == ["never.invalid"])
+    assert never["failures"] == 1 and never["last_error"] and never["next_renewal"] > time.time() + 10, never

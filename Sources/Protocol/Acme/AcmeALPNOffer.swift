@@ -2,7 +2,7 @@
 /// `acme-tls/1`. Reads the ClientHello's ALPN extension body and its server_name extension
 /// body (as OpenSSL hands them to a ClientHello callback).
 public enum AcmeALPNOffer {
-    public static let protocolName = "acme-tls/1"
+    public static var protocolName: String { AcmeTLSALPN.protocolName }
 
     /// Whether the ALPN extension body offers `acme-tls/1` and nothing else.
     public static func onlyACME(alpnExtension body: [UInt8]) -> Bool {

@@ -64,12 +64,19 @@ public struct AcmeHTTPResponse: Sendable {
         return parts
     }
 
-    /// Retry-After (RFC 9110 §10.2.3) in seconds from `now`: delta-seconds or an IMF-fixdate.
+    /// The longest Retry-After believed: a CA asking for more is still asked again after a day.
+    public static let retryAfterCeiling = 86_400
+
+    /// Retry-After (RFC 9110 §10.2.3) in seconds from `now`: delta-seconds or an IMF-fixdate,
+    /// at most `retryAfterCeiling`.
     public func retryAfter(now: Int) -> Int? {
         guard let value = header("retry-after")?.trimmingSpaces() else { return nil }
-        if let seconds = Int(value), seconds >= 0 { return seconds }
+        if !value.isEmpty, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            // More digits than an Int holds is still "a long time".
+            return min(Int(value) ?? Self.retryAfterCeiling, Self.retryAfterCeiling)
+        }
         guard let date = HTTPDate.parseIMFFixdate(value) else { return nil }
-        return max(0, date - now)
+        return min(max(0, date - now), Self.retryAfterCeiling)
     }
 }
 
@@ -88,12 +95,18 @@ public enum HTTPDate {
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     /// "Sun, 06 Nov 1994 08:49:37 GMT".
+    /// Only the fixed field widths are accepted (1-2 digit day, 4-digit year, 2-digit clock
+    /// fields, in range), so a hostile server's huge numbers never reach the arithmetic.
     public static func parseIMFFixdate(_ s: String) -> Int? {
-        let parts = s.split(separator: " ")
-        guard parts.count == 6, parts[5] == "GMT", let day = Int(parts[1]), let month = months.firstIndex(of: String(parts[2])),
-              let year = Int(parts[3]) else { return nil }
-        let clock = parts[4].split(separator: ":").compactMap { Int($0) }
-        guard clock.count == 3 else { return nil }
+        let parts = s.split(separator: " ", omittingEmptySubsequences: false)
+        func digits(_ text: Substring, _ widths: ClosedRange<Int>) -> Int? {
+            guard widths.contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+            return Int(text)
+        }
+        guard parts.count == 6, parts[5] == "GMT", let day = digits(parts[1], 1...2), (1...31).contains(day),
+              let month = months.firstIndex(of: String(parts[2])), let year = digits(parts[3], 4...4) else { return nil }
+        let clock = parts[4].split(separator: ":", omittingEmptySubsequences: false).compactMap { digits($0, 2...2) }
+        guard clock.count == 3, clock[0] < 24, clock[1] < 60, clock[2] <= 60 else { return nil }
         return epoch(year: year, month: month + 1, day: day, hour: clock[0], minute: clock[1], second: clock[2])
     }
 

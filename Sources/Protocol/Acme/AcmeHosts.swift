@@ -21,7 +21,12 @@ public enum AcmeHosts {
         guard let acme = config.acme, config.listeners.contains(where: { $0.kind == .https }) else { return plan }
         var taken = Set<String>()
         for hosts in acme.certificates {
-            plan.certificates.append(hosts)
+            // A name no CA issues for would stay pending (refused in the handshake) forever.
+            let issuable = hosts.filter(AcmeHostName.isValid)
+            for host in hosts where !AcmeHostName.isValid(host) {
+                plan.notes.append("[[certificate]] acme = true: \"\(host)\" gets no ACME certificate (a CA issues only for DNS names with two or more labels and a non-numeric last one)")
+            }
+            if !issuable.isEmpty { plan.certificates.append(issuable) }
             taken.formUnion(hosts)
         }
         var wildcards = Set<String>()
@@ -31,6 +36,10 @@ public enum AcmeHosts {
                 case .success(.exact(let host)):
                     guard !taken.contains(host), HostPattern.bestMatch(in: covered, for: host) == nil else { continue }
                     taken.insert(host)
+                    guard AcmeHostName.isValid(host) else {
+                        plan.notes.append("agent \"\(grant.name)\": \(host) gets no ACME certificate (a CA issues only for DNS names with two or more labels and a non-numeric last one): serve it with a [[certificate]] that has cert and key")
+                        continue
+                    }
                     plan.certificates.append([host])
                 case .success(.wildcard(let suffix)):
                     let pattern = "*." + suffix
@@ -42,6 +51,13 @@ public enum AcmeHosts {
                     continue
                 }
             }
+        }
+        let hasHTTP = config.listeners.contains { $0.kind == .http }
+        // The default (both kinds) needs no warning while one of them is answerable.
+        let kinds = acme.challenges.compactMap(AcmeChallengeKind.init(rawValue:))
+        let explicit = acme.challenges != AcmeConfig.challengeNames || !kinds.contains { $0.answerable(httpListener: hasHTTP, httpsListener: true) }
+        for kind in kinds where explicit && !kind.answerable(httpListener: hasHTTP, httpsListener: true) {
+            plan.notes.append("[acme] challenges: \(kind.rawValue) needs a listener with protocol \"http\" (on port 80 for a public CA); it is not used")
         }
         return plan
     }

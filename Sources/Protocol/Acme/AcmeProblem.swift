@@ -37,9 +37,27 @@ public struct AcmeProblem: Equatable, Sendable, CustomStringConvertible {
         return type.hasPrefix(prefix) ? String(type.dropFirst(prefix.count)) : type
     }
 
+    /// The most of a server's words that reach a log line or `last_error`: enough to act on,
+    /// and a hostile server cannot fill the journal.
+    public static let maximumTextBytes = 512
+
     public var description: String {
         var text = detail.isEmpty ? shortType : "\(shortType): \(detail)"
         if !subproblems.isEmpty { text += " (" + subproblems.joined(separator: "; ") + ")" }
-        return text
+        return Self.cut(text)
+    }
+
+    /// `text` cut to `maximumTextBytes` UTF-8 bytes at a character boundary, marked with "…".
+    public static func cut(_ text: String) -> String {
+        guard text.utf8.count > maximumTextBytes else { return text }
+        var out = ""
+        var bytes = 0
+        for c in text {
+            let n = String(c).utf8.count
+            if bytes + n > maximumTextBytes - 3 { break }
+            out.append(c)
+            bytes += n
+        }
+        return out + "…"
     }
 }

@@ -55,9 +55,10 @@ public struct AcmeChallenge: Equatable, Sendable {
     }
 
     /// RFC 8555 §8.1: tokens are base64url, at least 128 bits; anything else could smuggle a
-    /// path into the HTTP-01 answer.
+    /// path into the HTTP-01 answer. At most what the http listeners serve
+    /// (`AcmeChallengePath.maximumTokenLength`), so an accepted token can be answered.
     public var hasValidToken: Bool {
-        token.utf8.count >= 22 && token.utf8.count <= 256 && Base64URL.decode(token) != nil
+        token.utf8.count >= 22 && token.utf8.count <= AcmeChallengePath.maximumTokenLength && Base64URL.decode(token) != nil
     }
 }
 

@@ -59,7 +59,10 @@ public struct AcmeConfig: Equatable, Sendable {
 
     /// The hosts of a `[[certificate]] acme = true`: exact names only (a wildcard needs
     /// DNS-01, which fastgw does not do), no cert or key.
+    /// A host in two of them would make two certificates compete for it (and two state
+    /// entries by one name), so it is refused.
     static func readCertificate(_ c: inout TableReader, acme: AcmeConfig?) -> [String]? {
+        let earlier = Set((acme?.certificates ?? []).joined())
         for key in ["cert", "key"] {
             c.refuse(key, "\(key): a certificate with acme = true is obtained by the gateway, it has no \(key) file")
         }
@@ -73,6 +76,8 @@ public struct AcmeConfig: Equatable, Sendable {
         var hosts: [String] = []
         for text in c.strings("hosts") ?? [] {
             switch HostPattern.parse(text) {
+            case .success(.exact(let name)) where earlier.contains(name):
+                c.error("hosts", "hosts: \"\(name)\" is already in another [[certificate]] with acme = true; a host gets one ACME certificate")
             case .success(.exact(let name)): if !hosts.contains(name) { hosts.append(name) }
             case .success(.wildcard):
                 c.error("hosts", "hosts: \"\(text)\": ACME wildcard certificates need the DNS-01 challenge, which fastgw does not do; use a [[certificate]] with cert and key for it")

@@ -5,7 +5,8 @@ import Protocol
 
 /// The certificates obtained over ACME, by host: what the https listeners' SNI selection
 /// consults after the static `[[certificate]]`s. Replacing an entry serves the new certificate
-/// to new handshakes at once; open connections keep the one they shook hands with. Lives as
+/// to new handshakes at once; a handshake that switched to the old one keeps it alive
+/// (`TLSContext.adopt`), so dropping it here is safe at any moment. Lives as
 /// long as the gateway, so a reload keeps what was issued.
 final class AcmeCertificateStore: Sendable {
     enum Lookup {
@@ -19,9 +20,6 @@ final class AcmeCertificateStore: Sendable {
     private struct Entries {
         var managed: Set<String> = []
         var contexts: [String: TLSContext] = [:]
-        /// Replaced contexts, kept a while: a handshake that switched to one just before it
-        /// was replaced still reaches it from OpenSSL's callbacks, which hold it unretained.
-        var retired: [TLSContext] = []
         /// When each pending host's refusal was last logged (one line a minute per host).
         var refusalLogged: [String: NIODeadline] = [:]
     }
@@ -45,10 +43,8 @@ final class AcmeCertificateStore: Sendable {
     func manage(_ hosts: Set<String>) {
         entries.withLockedValue { e in
             e.managed = hosts
-            e.retired += e.contexts.filter { !hosts.contains($0.key) }.map(\.value)
             e.contexts = e.contexts.filter { hosts.contains($0.key) }
             e.refusalLogged = e.refusalLogged.filter { hosts.contains($0.key) }
-            e.retired = Array(e.retired.suffix(16))
         }
     }
 
@@ -56,10 +52,8 @@ final class AcmeCertificateStore: Sendable {
     func install(_ context: TLSContext, hosts: [String]) {
         entries.withLockedValue { e in
             for h in hosts where e.managed.contains(h) {
-                if let old = e.contexts[h], old !== context, !e.retired.contains(where: { $0 === old }) { e.retired.append(old) }
                 e.contexts[h] = context
             }
-            e.retired = Array(e.retired.suffix(16))
         }
     }
 

@@ -7,7 +7,7 @@ extension AcmeClient {
     func directory() async throws(AcmeError) -> AcmeDirectory {
         if let known = sessionDirectory { return known }
         let response = try await http.request("GET", directoryURL)
-        guard response.status == 200 else { throw .server(url: directoryURL, status: response.status, problem: response.problem) }
+        guard response.status == 200 else { throw .server(url: directoryURL, status: response.status, problem: response.problem, retryAfter: response.retryAfter(now: Self.epochNow())) }
         let directory = try Self.parse(response, at: directoryURL, as: AcmeDirectory.init(json:))
         remember(directory: directory)
         return directory
@@ -56,7 +56,7 @@ extension AcmeClient {
                 retried = true
                 continue
             }
-            throw .server(url: url, status: response.status, problem: problem)
+            throw .server(url: url, status: response.status, problem: problem, retryAfter: response.retryAfter(now: Self.epochNow()))
         }
     }
 

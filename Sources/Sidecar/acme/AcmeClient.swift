@@ -45,9 +45,11 @@ final class AcmeClient: Sendable {
     /// answers one challenge per authorization with the first kind in `kinds` the server
     /// offers, polls (bounded, Retry-After honoured), finalizes with a CSR for
     /// `certificateKey`, downloads the chain. Every challenge answer published is withdrawn
-    /// before this returns or throws.
+    /// before this returns or throws. `replacing`: the chain this order renews; with a
+    /// directory that offers ARI the order names it (`replaces`, RFC 9773 §5).
     func obtain(
-        hosts: [String], certificateKey: AcmeKey, kinds: [AcmeChallengeKind], sink: AcmeChallengeSink
+        hosts: [String], certificateKey: AcmeKey, kinds: [AcmeChallengeKind], sink: AcmeChallengeSink,
+        replacing: String? = nil
     ) async throws(AcmeError) -> AcmeIssued {
         guard !hosts.isEmpty else { throw AcmeError("an ACME order needs at least one host") }
         if let bad = hosts.first(where: { !AcmeHostName.isValid($0) }) {
@@ -61,12 +63,24 @@ final class AcmeClient: Sendable {
         let account = try await accountURL()
         let directory = try await self.directory()
         let identifiers = JSON.array(hosts.map { AcmeIdentifierValue(value: $0).json })
-        let placed = try await post(directory.newOrder, payload: .object(["identifiers": identifiers]), kid: account)
+        var payload: [String: JSON] = ["identifiers": identifiers]
+        if directory.renewalInfo != nil, let replacing, let certID = AcmeCertificateInfo.ariCertID(chainPEM: replacing) {
+            payload["replaces"] = .string(certID)
+        }
+        let placed = try await post(directory.newOrder, payload: .object(payload), kid: account)
         guard let orderURL = placed.location else { throw AcmeError("\(directory.newOrder): the new order has no Location") }
         var order = try Self.parse(placed, at: orderURL, as: AcmeOrder.init(json:))
 
+        // The CA is trusted only with what was asked: one authorization per requested host.
+        var authorized = Set<String>()
+        let requested = Set(hosts.map { $0.lowercased() })
         for authorizationURL in order.authorizations {
-            try await authorize(authorizationURL, kinds: kinds, account: account, published: published, deadline: deadline)
+            let host = try await authorize(
+                authorizationURL, kinds: kinds, account: account, published: published, deadline: deadline, requested: requested)
+            guard authorized.insert(host).inserted else { throw AcmeError("\(orderURL): two authorizations for \(host)") }
+        }
+        guard authorized == requested else {
+            throw AcmeError("\(orderURL): the authorizations cover \(authorized.sorted()), not the requested \(requested.sorted())")
         }
         order = try await poll(orderURL, account: account, deadline: deadline, as: AcmeOrder.init(json:)) { $0.status != "pending" }
         guard order.status == "ready" || order.status == "valid" else { throw Self.orderFailure(order, orderURL) }
@@ -86,15 +100,26 @@ final class AcmeClient: Sendable {
         guard let info = AcmeCertificateInfo.read(chainPEM: chain) else {
             throw AcmeError("\(certificateURL): the answer is not a PEM certificate chain")
         }
+        // Installed only if it names exactly the hosts ordered (no more, no fewer).
+        guard Set(info.dnsNames.map { $0.lowercased() }) == requested else {
+            throw AcmeError("\(certificateURL): the certificate names \(info.dnsNames.sorted()), not the requested \(requested.sorted())")
+        }
         return AcmeIssued(chainPEM: chain, notBefore: info.notBefore, notAfter: info.notAfter, issuer: info.issuer)
     }
 
-    /// Answers one authorization (unless it is already valid) and waits for its outcome.
+    /// Answers one authorization (unless it is already valid) and waits for its outcome;
+    /// returns its host (lowercased), which must be one of `requested`: nothing is published
+    /// for a name the gateway did not ask for.
     private func authorize(
-        _ url: String, kinds: [AcmeChallengeKind], account: String, published: PublishedAnswers, deadline: NIODeadline
-    ) async throws(AcmeError) {
+        _ url: String, kinds: [AcmeChallengeKind], account: String, published: PublishedAnswers, deadline: NIODeadline,
+        requested: Set<String>
+    ) async throws(AcmeError) -> String {
         let authorization = try Self.parse(try await post(url, payload: nil, kid: account), at: url, as: AcmeAuthorization.init(json:))
-        if authorization.status == "valid" { return }
+        let identified = authorization.identifier.value.lowercased()
+        guard requested.contains(identified) else {
+            throw AcmeError("\(url): authorization for \(authorization.identifier.value.debugDescription), which was not requested")
+        }
+        if authorization.status == "valid" { return identified }
         guard authorization.status == "pending" else {
             throw AcmeError("\(url): authorization for \(authorization.identifier.value) is \(authorization.status)")
         }
@@ -118,8 +143,9 @@ final class AcmeClient: Sendable {
         guard outcome.status == "valid" else {
             let why = outcome.failure.map { ": \($0)" } ?? ""
             throw AcmeError("\(url): \(kind.rawValue) validation of \(host) failed (\(outcome.status))\(why)",
-                            problemType: outcome.failure?.type)
+                            problemType: outcome.failure?.type, challenge: kind)
         }
+        return identified
     }
 
     private static func orderFailure(_ order: AcmeOrder, _ url: String) -> AcmeError {

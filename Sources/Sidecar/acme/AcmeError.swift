@@ -7,17 +7,26 @@ struct AcmeError: Error, Sendable, CustomStringConvertible {
     /// The problem document's `type` (`urn:ietf:params:acme:error:badNonce`, ...), when there was one.
     let problemType: String?
 
-    init(_ message: String, problemType: String? = nil) {
+    /// The challenge kind whose validation failed, when that is what failed.
+    let challenge: AcmeChallengeKind?
+
+    /// The server's Retry-After (seconds, clamped), when it sent one with the error.
+    var retryAfter: Int?
+
+    init(_ message: String, problemType: String? = nil, challenge: AcmeChallengeKind? = nil) {
         self.message = message
         self.problemType = problemType
+        self.challenge = challenge
     }
 
     var description: String { message }
 
     /// The server answered `url` with an error status and perhaps a problem document.
-    static func server(url: String, status: Int, problem: AcmeProblem?) -> AcmeError {
-        guard let problem else { return AcmeError("ACME server answered \(url) with status \(status)") }
-        return AcmeError("ACME server answered \(url) with status \(status): \(problem)", problemType: problem.type)
+    static func server(url: String, status: Int, problem: AcmeProblem?, retryAfter: Int? = nil) -> AcmeError {
+        var error = problem.map { AcmeError("ACME server answered \(url) with status \(status): \($0)", problemType: $0.type) }
+            ?? AcmeError("ACME server answered \(url) with status \(status)")
+        error.retryAfter = retryAfter
+        return error
     }
 
     static func openSSL(_ what: String) -> AcmeError {

@@ -58,32 +58,12 @@ final class AcmeKey: @unchecked Sendable {
         return String(decoding: name.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self) == "prime256v1"
     }
 
-    /// Writes the PEM to a temporary file beside `pemFile` (0600 from creation), syncs it and
-    /// renames it into place.
+    /// Writes the PEM 0600, atomically (`AcmeStateFiles.write`). A key OpenSSL cannot encode
+    /// is an error, never an empty file.
     func save(pemFile: String) throws(AcmeError) {
-        let temporary = pemFile + ".tmp.\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AcmeError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        let bytes = Array(pem.utf8)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else {
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                unlink(temporary)
-                throw AcmeError("cannot write \(temporary): \(reason)")
-            }
-            written += n
-        }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard synced, rename(temporary, pemFile) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw AcmeError("cannot save \(pemFile): \(reason)")
-        }
+        let text = pem
+        guard !text.isEmpty else { throw .openSSL("cannot encode the private key as PEM") }
+        try AcmeStateFiles.write(text, to: pemFile)
     }
 
     /// PKCS#8 PEM of the private key.

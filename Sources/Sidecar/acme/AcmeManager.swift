@@ -20,12 +20,19 @@ final class AcmeManager: Sendable {
         var failures = 0
         var lastError: String?
         var lastFailure: Int?
+        /// The challenge kind whose validation failed last: the next order tries it last.
+        var lastFailedKind: AcmeChallengeKind?
+        /// When its ARI window was last asked for (`AcmeRenewal.ariPollInterval`).
+        var ariCheckedAt = 0
 
         var name: String { AcmeHosts.stateName(hosts) }
     }
 
     private struct State {
         var config: AcmeConfig?
+        /// Which challenge kinds the listeners can answer (HTTP-01: http, TLS-ALPN-01: https).
+        var httpListener = false
+        var httpsListener = false
         var entries: [Entry] = []
         var issued = 0
         var failed = 0
@@ -57,23 +64,26 @@ final class AcmeManager: Sendable {
             return
         }
         let renewal = AcmeRenewal(renewBefore: acme.renewBefore.map { Int($0.components.seconds) })
-        let previous = state.withLockedValue { $0.entries }
-        var entries: [Entry] = []
-        for hosts in plan.certificates {
-            if var kept = previous.first(where: { $0.hosts == hosts }) {
+        // Stored state is read (file I/O) outside the lock for certificates new to the plan;
+        // the merge then happens in one locked section against the entries as they are at
+        // that moment, so an order that finished meanwhile is not overwritten by a stale copy.
+        let previous = state.withLockedValue { $0.entries.map(\.hosts) }
+        let loaded = plan.certificates.filter { !previous.contains($0) }.map { loadStored($0, acme: acme, renewal: renewal) }
+        let (start, entries) = state.withLockedValue { s -> (Bool, [Entry]) in
+            s.entries = plan.certificates.map { hosts in
+                guard var kept = s.entries.first(where: { $0.hosts == hosts }) else {
+                    return loaded.first { $0.hosts == hosts } ?? Entry(hosts: hosts, nextAttempt: Self.now())
+                }
                 // A changed renew_before applies to the certificate in hand at once.
                 if kept.failures == 0, let nb = kept.notBefore, let na = kept.notAfter {
                     kept.nextAttempt = renewal.renewAt(notBefore: nb, notAfter: na, random: .random(in: 0..<1))
                 }
-                entries.append(kept)
-            } else {
-                entries.append(loadStored(hosts, acme: acme, renewal: renewal))
+                return kept
             }
-        }
-        let start = state.withLockedValue { s -> Bool in
             s.config = acme
-            s.entries = entries
-            return s.running == nil
+            s.httpListener = config.listeners.contains { $0.kind == .http }
+            s.httpsListener = config.listeners.contains { $0.kind == .https }
+            return (s.running == nil, s.entries)
         }
         logger.info("acme certificates planned", metadata: [
             "certificates": "\(entries.count)", "directory": "\(acme.directory)",
@@ -89,14 +99,41 @@ final class AcmeManager: Sendable {
         state.withLockedValue { $0.running?.cancel() }
     }
 
-    /// A stored key and chain for exactly these hosts, still valid: served at once, renewed
-    /// when due. Anything else is ordered now.
+    /// A stored key and chain for exactly these hosts, still valid and from the same
+    /// directory: served at once, renewed when due. A stored failure record (`NAME/state`)
+    /// keeps its backoff across the restart. Anything else is ordered now; a certificate with
+    /// stored state that is due waits 0–60 s at random first, so gateways restarted together
+    /// do not all call the CA in the same second.
     private func loadStored(_ hosts: [String], acme: AcmeConfig, renewal: AcmeRenewal) -> Entry {
-        var entry = Entry(hosts: hosts, nextAttempt: Self.now())
+        let now = Self.now()
+        var entry = Entry(hosts: hosts, nextAttempt: now)
         let files = AcmeStateFiles(directory: acme.stateDirectory)
+        let record = AcmeStateFiles.read(files.state(entry.name)).flatMap(AcmeFailureRecord.init(text:))
+        let sameCA = record?.directory == acme.directory
+        if let record, sameCA, record.failures > 0 {
+            entry.failures = record.failures
+            entry.nextAttempt = max(now, record.nextAttempt)
+            entry.lastFailure = record.lastFailure
+            entry.lastError = record.lastError
+        }
+        func delayed(_ e: Entry) -> Entry {
+            guard record != nil, e.nextAttempt <= now else { return e }
+            var e = e
+            e.nextAttempt = now + Int.random(in: 0...60)
+            return e
+        }
+        files.recoverPair(entry.name) { chain, key in
+            (try? TLSContext.server(certificateChain: chain, privateKey: key, alpn: PublicCertificates.alpn)) != nil
+        }
         guard let pem = AcmeStateFiles.read(files.chain(entry.name)), let info = AcmeCertificateInfo.read(chainPEM: pem),
-            Set(hosts).isSubset(of: Set(info.dnsNames.map { $0.lowercased() })), info.notAfter > Self.now()
-        else { return entry }
+            Set(hosts).isSubset(of: Set(info.dnsNames.map { $0.lowercased() })), info.notAfter > now
+        else { return delayed(entry) }
+        guard sameCA else {
+            logger.notice("stored ACME certificate is not known to come from the configured directory; ordering a new one", metadata: [
+                "hosts": "\(hosts.joined(separator: ","))", "directory": "\(acme.directory)",
+            ])
+            return entry
+        }
         do {
             let context = try TLSContext.server(
                 certificateChain: files.chain(entry.name), privateKey: files.key(entry.name), alpn: PublicCertificates.alpn)
@@ -110,7 +147,12 @@ final class AcmeManager: Sendable {
         entry.issuer = info.issuer
         entry.notBefore = info.notBefore
         entry.notAfter = info.notAfter
-        entry.nextAttempt = renewal.renewAt(notBefore: info.notBefore, notAfter: info.notAfter, random: .random(in: 0..<1))
+        // The first ARI poll after a start comes at a random moment within the interval.
+        entry.ariCheckedAt = now - Int.random(in: 0..<AcmeRenewal.ariPollInterval)
+        if entry.failures == 0 {
+            entry.nextAttempt = renewal.renewAt(notBefore: info.notBefore, notAfter: info.notAfter, random: .random(in: 0..<1))
+        }
+        entry = delayed(entry)
         logger.info("reusing stored ACME certificate", metadata: [
             "hosts": "\(hosts.joined(separator: ","))", "not_after": "\(info.notAfter)", "next_renewal": "\(entry.nextAttempt)",
         ])
@@ -121,32 +163,82 @@ final class AcmeManager: Sendable {
     private func run() async {
         while !Task.isCancelled {
             let now = Self.now()
-            let due = state.withLockedValue { s -> (Entry, AcmeConfig)? in
+            let due = state.withLockedValue { s -> (Entry, AcmeConfig, [AcmeChallengeKind])? in
                 guard let config = s.config else { return nil }
-                return s.entries.filter { $0.nextAttempt <= now }.min { $0.nextAttempt < $1.nextAttempt }.map { ($0, config) }
+                guard let entry = s.entries.filter({ $0.nextAttempt <= now }).min(by: { $0.nextAttempt < $1.nextAttempt }) else { return nil }
+                let kinds = AcmeChallengeKind.forOrder(
+                    configured: config.challenges.compactMap(AcmeChallengeKind.init(rawValue:)),
+                    httpListener: s.httpListener, httpsListener: s.httpsListener, lastFailed: entry.lastFailedKind)
+                return (entry, config, kinds)
             }
-            if let (entry, config) = due {
-                await order(entry, acme: config)
+            if let (entry, config, kinds) = due {
+                await order(entry, acme: config, kinds: kinds)
+            } else if let (entry, config) = ariDue(now: now) {
+                await pollARI(entry, acme: config)
             } else {
                 try? await Task.sleep(nanoseconds: 1_000_000_000)
             }
         }
     }
 
-    private func order(_ entry: Entry, acme: AcmeConfig) async {
+    /// A certificate in hand, not failing, whose ARI window was last asked for an interval ago.
+    private func ariDue(now: Int) -> (Entry, AcmeConfig)? {
+        state.withLockedValue { s in
+            guard let config = s.config else { return nil }
+            let entry = s.entries.first { $0.notAfter != nil && $0.failures == 0 && $0.ariCheckedAt + AcmeRenewal.ariPollInterval <= now }
+            return entry.map { ($0, config) }
+        }
+    }
+
+    /// Asks the CA's renewalInfo for the certificate's window again and moves the renewal into
+    /// it (at once when it has begun). No window (no ARI, an error) leaves the schedule alone.
+    private func pollARI(_ entry: Entry, acme: AcmeConfig) async {
+        let files = AcmeStateFiles(directory: acme.stateDirectory)
+        var window: (start: Int, end: Int)?
+        if let chain = AcmeStateFiles.read(files.chain(entry.name)), let account = try? accountKey(files) {
+            let client = AcmeClient(directoryURL: acme.directory, trustCAFile: acme.ca, accountKey: account, email: acme.email, group: group)
+            window = await client.renewalWindow(certificatePEM: chain)
+        }
+        let now = Self.now()
+        let renewal = AcmeRenewal(renewBefore: acme.renewBefore.map { Int($0.components.seconds) })
+        var moved: Int?
+        update(entry.hosts) { e in
+            e.ariCheckedAt = now
+            guard e.failures == 0, e.notAfter == entry.notAfter else { return }
+            let next = renewal.afterARIPoll(current: e.nextAttempt, now: now, window: window, random: .random(in: 0..<1))
+            if next != e.nextAttempt { moved = next }
+            e.nextAttempt = next
+        } counted: { _ in }
+        if let moved {
+            logger.info("ACME renewal moved by the CA's renewal window (ARI)", metadata: [
+                "hosts": "\(entry.hosts.joined(separator: ","))", "next_renewal": "\(moved)",
+            ])
+        }
+    }
+
+    /// `kinds`: the challenge kinds to offer, in preference order (`AcmeChallengeKind.forOrder`).
+    private func order(_ entry: Entry, acme: AcmeConfig, kinds: [AcmeChallengeKind]) async {
         let renewal = AcmeRenewal(renewBefore: acme.renewBefore.map { Int($0.components.seconds) })
         let files = AcmeStateFiles(directory: acme.stateDirectory)
-        let kinds = acme.challenges.compactMap(AcmeChallengeKind.init(rawValue:))
         let hostList = entry.hosts.joined(separator: ",")
-        logger.info("ordering ACME certificate", metadata: ["hosts": "\(hostList)", "renewal": "\(entry.notAfter != nil)"])
+        logger.info("ordering ACME certificate", metadata: [
+            "hosts": "\(hostList)", "renewal": "\(entry.notAfter != nil)", "challenges": "\(kinds.map(\.rawValue).joined(separator: ","))",
+        ])
         do throws(AcmeError) {
+            guard !kinds.isEmpty else {
+                throw AcmeError("no configured challenge kind can be answered: http-01 needs an http listener, tls-alpn-01 an https listener")
+            }
             try AcmeStateFiles.makeDirectory(files.certificateDirectory(entry.name))
             let account = try accountKey(files)
             let client = AcmeClient(directoryURL: acme.directory, trustCAFile: acme.ca, accountKey: account, email: acme.email, group: group)
             let key = try AcmeKey.generate()
-            let issued = try await client.obtain(hosts: entry.hosts, certificateKey: key, kinds: kinds, sink: selection.board)
-            try key.save(pemFile: files.key(entry.name))
-            try AcmeStateFiles.write(issued.chainPEM, to: files.chain(entry.name))
+            // A renewal names the certificate it replaces (ARI); after a failure it does not,
+            // in case the CA refused that (e.g. already replaced).
+            let replacing = entry.notAfter != nil && entry.failures == 0 ? AcmeStateFiles.read(files.chain(entry.name)) : nil
+            let issued = try await client.obtain(
+                hosts: entry.hosts, certificateKey: key, kinds: kinds, sink: selection.board, replacing: replacing)
+            try files.savePair(entry.name, key: key, chainPEM: issued.chainPEM)
+            try AcmeStateFiles.write(AcmeFailureRecord(directory: acme.directory).text, to: files.state(entry.name))
             let context: TLSContext
             do {
                 context = try TLSContext.server(
@@ -156,7 +248,13 @@ final class AcmeManager: Sendable {
             }
             selection.store.install(context, hosts: entry.hosts)
             let window = await client.renewalWindow(certificatePEM: issued.chainPEM)
-            let next = renewal.renewAt(notBefore: issued.notBefore, notAfter: issued.notAfter, window: window, random: .random(in: 0..<1))
+            let next = renewal.afterIssuance(
+                now: Self.now(), notBefore: issued.notBefore, notAfter: issued.notAfter, window: window, random: .random(in: 0..<1))
+            if renewal.ignoresRenewBefore(notBefore: issued.notBefore, notAfter: issued.notAfter) {
+                logger.warning("[acme] renew_before is not shorter than the certificate's lifetime; renewing at two thirds of it instead", metadata: [
+                    "hosts": "\(hostList)", "lifetime": "\(issued.notAfter - issued.notBefore)s",
+                ])
+            }
             update(entry.hosts) { e in
                 e.issuer = issued.issuer
                 e.notBefore = issued.notBefore
@@ -164,20 +262,43 @@ final class AcmeManager: Sendable {
                 e.nextAttempt = next
                 e.failures = 0
                 e.lastError = nil
+                e.lastFailedKind = nil
+                e.ariCheckedAt = Self.now()
             } counted: { $0.issued += 1 }
             logger.notice("ACME certificate issued", metadata: .event(.certificateIssued, [
                 "hosts": "\(hostList)", "issuer": "\(issued.issuer)", "not_after": "\(issued.notAfter)", "next_renewal": "\(next)",
             ]))
         } catch {
+            // stop() cancelled the order (shutdown): not a failure of the CA or the config.
+            if Task.isCancelled {
+                logger.info("ACME order abandoned: the gateway is stopping", metadata: ["hosts": "\(hostList)"])
+                return
+            }
             let now = Self.now()
             var retry = now
+            var record: AcmeFailureRecord?
             update(entry.hosts) { e in
                 e.failures += 1
                 e.lastError = error.message
+                if AcmeChallengeKind.isValidationFailure(problemType: error.problemType) || error.challenge != nil {
+                    e.lastFailedKind = error.challenge ?? kinds.first
+                }
                 e.lastFailure = now
-                e.nextAttempt = now + renewal.retryDelay(failures: e.failures, random: .random(in: 0..<1))
+                e.nextAttempt = now + renewal.retryDelay(
+                    failures: e.failures, random: .random(in: 0..<1), retryAfter: error.retryAfter, problemType: error.problemType)
                 retry = e.nextAttempt
+                record = AcmeFailureRecord(
+                    directory: acme.directory, failures: e.failures, nextAttempt: e.nextAttempt, lastFailure: now, lastError: error.message)
             } counted: { $0.failed += 1 }
+            // Kept across restarts, so a restart does not cut the backoff short.
+            if let record {
+                do throws(AcmeError) {
+                    try AcmeStateFiles.makeDirectory(files.certificateDirectory(entry.name))
+                    try AcmeStateFiles.write(record.text, to: files.state(entry.name))
+                } catch {
+                    logger.warning("cannot save the ACME failure state", metadata: ["hosts": "\(hostList)", "error": "\(error.message)"])
+                }
+            }
             logger.error("ACME order failed; the current certificate (if any) stays", metadata: .event(.certificateFailed, [
                 "hosts": "\(hostList)", "error": "\(error.message)", "retry_at": "\(retry)",
             ]))

@@ -20,10 +20,10 @@ struct AcmeReport {
         let entries = snapshot.entries
         r.add("acme_next_renewal_timestamp_seconds", .gauge,
               "When the gateway next orders each ACME certificate (a retry after a failure included), by certificate name.",
-              by: "certificate", Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0.nextAttempt) }))
+              by: "certificate", Dictionary(entries.map { ($0.name, $0.nextAttempt) }, uniquingKeysWith: min))
         r.add("acme_last_failure_timestamp_seconds", .gauge,
               "When the last order for each ACME certificate failed (absent: none failed since the last success).",
-              by: "certificate", Dictionary(uniqueKeysWithValues: entries.compactMap { e in e.lastError == nil ? nil : e.lastFailure.map { (e.name, $0) } }))
+              by: "certificate", Dictionary(entries.compactMap { e in e.lastError == nil ? nil : e.lastFailure.map { (e.name, $0) } }, uniquingKeysWith: max))
         r.add("acme_orders_total", .counter, "ACME orders since start, by result.",
               by: "result", ["issued": snapshot.issued, "failed": snapshot.failed])
     }

@@ -1,7 +1,8 @@
 import Glibc
 
 /// The ACME state directory: `account.key`, and per certificate (named by its first host)
-/// `NAME/key.pem` and `NAME/chain.pem`. Directories 0700, files 0600, written atomically.
+/// `NAME/key.pem`, `NAME/chain.pem` and `NAME/state` (`AcmeFailureRecord`). Directories 0700,
+/// files 0600, written atomically.
 struct AcmeStateFiles {
     let directory: String
 
@@ -9,6 +10,29 @@ struct AcmeStateFiles {
     func certificateDirectory(_ name: String) -> String { "\(directory)/\(name)" }
     func key(_ name: String) -> String { "\(directory)/\(name)/key.pem" }
     func chain(_ name: String) -> String { "\(directory)/\(name)/chain.pem" }
+    func state(_ name: String) -> String { "\(directory)/\(name)/state" }
+    /// The new key while its pair is being written (see `savePair`).
+    func nextKey(_ name: String) -> String { "\(directory)/\(name)/key.pem.next" }
+
+    /// Writes a new key and chain so that a crash at any point leaves a usable pair: the key
+    /// goes to `key.pem.next`, then the chain replaces `chain.pem`, then the key is renamed
+    /// into place. A crash between the last two leaves the new chain with `key.pem.next`,
+    /// which `recoverPair` puts in place at the next start.
+    func savePair(_ name: String, key: AcmeKey, chainPEM: String) throws(AcmeError) {
+        try key.save(pemFile: nextKey(name))
+        try Self.write(chainPEM, to: chain(name))
+        guard rename(nextKey(name), self.key(name)) == 0 else {
+            throw AcmeError("cannot save \(self.key(name)): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// After a crash inside `savePair`: if the chain does not load with `key.pem` but does with
+    /// `key.pem.next`, that key is the chain's and is renamed into place. `loads` tells whether
+    /// a chain and key file make a working pair.
+    func recoverPair(_ name: String, loads: (String, String) -> Bool) {
+        guard access(nextKey(name), F_OK) == 0, !loads(chain(name), key(name)), loads(chain(name), nextKey(name)) else { return }
+        _ = rename(nextKey(name), key(name))
+    }
 
     /// Creates `path` (and its parents) 0700 if missing.
     static func makeDirectory(_ path: String) throws(AcmeError) {
@@ -36,18 +60,32 @@ struct AcmeStateFiles {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Writes through a temporary file that is renamed into place, so a crash leaves the
-    /// old chain or the new one, never half of one.
+    /// The one writer of state files: a temporary file beside `path`, 0600 from its creation,
+    /// synced and renamed into place, so a crash leaves the old file or the new one, never
+    /// half of one.
     static func write(_ text: String, to path: String) throws(AcmeError) {
-        let temporary = "\(path).new"
-        guard let f = fopen(temporary, "w") else { throw AcmeError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        fchmod(fileno(f), 0o600)
+        let temporary = "\(path).tmp.\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AcmeError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
         let bytes = Array(text.utf8)
-        let ok = fwrite(bytes, 1, bytes.count, f) == bytes.count && fflush(f) == 0 && fsync(fileno(f)) == 0
-        fclose(f)
-        guard ok, rename(temporary, path) == 0 else {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                unlink(temporary)
+                throw AcmeError("cannot write \(temporary): \(reason)")
+            }
+            written += n
+        }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard synced, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw AcmeError("cannot write \(path): \(String(cString: strerror(errno)))")
+            throw AcmeError("cannot save \(path): \(reason)")
         }
     }
 }

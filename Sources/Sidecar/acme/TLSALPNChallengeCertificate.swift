@@ -35,7 +35,9 @@ enum TLSALPNChallengeCertificate {
         guard let bio = BIO_new(BIO_s_mem()) else { throw .openSSL("cannot encode the challenge certificate") }
         defer { BIO_free(bio) }
         guard PEM_write_bio_X509(bio, cert) == 1 else { throw .openSSL("cannot encode the challenge certificate") }
-        return (AcmeKey.drain(bio), key.pem)
+        let keyPEM = key.pem
+        guard !keyPEM.isEmpty else { throw .openSSL("cannot encode the challenge certificate's key") }
+        return (AcmeKey.drain(bio), keyPEM)
     }
 
     private static func addAcmeIdentifier(_ cert: OpaquePointer, _ value: [UInt8]) throws(AcmeError) {

@@ -141,7 +141,7 @@ extension Fastgw {
     struct Check: ParsableCommand {
         /// Which certificates `[acme]` will obtain, as the gateway will plan them.
         static func printAcmePlan(_ c: GatewayConfig, file: String) {
-            let covered = (try? PublicCertificates.build(c).get())?.selector.patterns ?? c.certificates.flatMap(\.hosts)
+            let covered = (try? PublicCertificates.build(c).get())?.acmeCovered ?? c.certificates.flatMap(\.hosts)
             let plan = AcmeHosts.plan(c, covered: covered)
             if !c.listeners.contains(where: { $0.kind == .https }) {
                 Daemon.printError("\(file): warning: [acme] is set but no listener has protocol \"https\": no certificate is obtained")

@@ -90,7 +90,7 @@ final class GatewayServer: ManagedDaemon {
         }
         listeners.withLockedValue { $0 = bound }
         // Listeners are bound (and still holding connections): a challenge can be answered.
-        acme.apply(context.settings.config, covered: context.settings.publicTLS.selector.patterns)
+        acme.apply(context.settings.config, covered: context.settings.publicTLS.acmeCovered)
         let registry = context.registry
         let held: [StartupHold.Held] = bound.compactMap { l in
             switch l.kind {
@@ -356,7 +356,7 @@ final class GatewayServer: ManagedDaemon {
             logger.notice("closing agent connection after reload", metadata: ["reason": "\(reason)"])
             tunnel.run { $0.close(reason: reason) }
         }
-        acme.apply(config, covered: publicTLS.selector.patterns)
+        acme.apply(config, covered: publicTLS.acmeCovered)
         let visitorsClosed = context.visitors.withdrawn(by: config.visitors, reverify: reverified.verify)
         for (tunnel, reason) in visitorsClosed {
             logger.notice("closing visitor connection after reload", metadata: ["reason": "\(reason)"])

@@ -48,7 +48,7 @@ private func fastgwAcmeClientHello(_ ssl: OpaquePointer?, _ alert: UnsafeMutable
     else { return SSL_CLIENT_HELLO_SUCCESS }
     let selection = Unmanaged<AcmeTLSSelection>.fromOpaque(arg).takeUnretainedValue()
     if let challenge = selection.board.tlsALPN01(host: host) {
-        SSL_set_SSL_CTX(ssl, challenge.ctx)
+        challenge.adopt(ssl)
     }
     return SSL_CLIENT_HELLO_SUCCESS
 }

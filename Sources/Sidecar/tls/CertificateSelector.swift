@@ -63,6 +63,13 @@ struct PublicCertificates: Sendable {
     /// Certificate file → its expiry (seconds since the epoch), for the stats.
     var expiries: [String: Int] = [:]
 
+    /// The names the ACME plan treats as served already: the static certificates' patterns
+    /// and the DNS names of each https listener's own default certificate (a name that one
+    /// serves needs no order).
+    var acmeCovered: [HostPattern] {
+        selector.patterns + listeners.values.flatMap { $0.certificateDNSNames.compactMap { try? HostPattern.parse($0).get() } }
+    }
+
     /// ALPN protocols public HTTPS clients may pick, best first.
     static let alpn = ["h2", "http/1.1"]
 

@@ -173,7 +173,7 @@ private func fastgwSelectCertificate(_ ssl: OpaquePointer?, _ alert: UnsafeMutab
     guard let ssl, let arg, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return SSL_TLSEXT_ERR_OK }
     let selector = Unmanaged<CertificateSelector>.fromOpaque(arg).takeUnretainedValue()
     switch selector.choice(for: String(cString: name)) {
-    case .context(let chosen): SSL_set_SSL_CTX(ssl, chosen.ctx)
+    case .context(let chosen): chosen.adopt(ssl)
     case .listenerDefault: break
     case .refuse:
         alert?.pointee = SSL_AD_UNRECOGNIZED_NAME
