@@ -207,6 +207,25 @@ final class UDPFlowTableTests: XCTestCase {
         XCTAssertEqual(t.refusedCount, 0)
         for k in 0..<10 { t.rememberRefusal(k, now: 200) }
         XCTAssertEqual(t.refusedCount, 4)
+        // A reload that changes max_udp_flows sizes the memory anew.
+        t.limits.maxFlows = 64
+        XCTAssertEqual(t.refusedCapacity, 64)
+        for k in 0..<100 { t.rememberRefusal(k, now: 300) }
+        XCTAssertEqual(t.refusedCount, 64)
+    }
+
+    /// A large full table gives up exactly its n oldest flows (a bounded heap, not a sort),
+    /// whatever order they were inserted in and with equal ages among them.
+    func testMakeRoomPicksTheOldestOfALargeTable() {
+        let a = ClientKey(IPAddress("192.0.2.1")!)
+        var t = UDPFlowTable<Int, Int>(limits: .init(maxFlows: 64_000, maxFlowsPerClient: 64_000, idleTimeout: 60))
+        var ages = Array(0..<64_000)
+        ages.shuffle()
+        for k in ages { t.insert(k, key: k, client: a) }
+        // Flow k was last active at k / 2: pairs share an age.
+        let evicted = t.makeRoom(lastActive: { Double($0 / 2) })
+        XCTAssertEqual(evicted.sorted(), Array(0..<1000))
+        XCTAssertEqual(t.count, 63_000)
     }
 }
 
