@@ -101,6 +101,18 @@ final class CapsuleTests: XCTestCase {
         let small = Capsule.datagram(Array(repeating: 1, count: 100))
         small[..<50].withUnsafeBytes { raw in try? e.feed(raw, tally: &t) { _ in } }
         XCTAssertLessThanOrEqual(e.reserved, 200)
+        XCTAssertEqual(e.chargeable, 0)
+        // A datagram of a usual MTU split in two: nothing charged to the shared budget.
+        var f = CapsuleDecoder()
+        let mtu = Capsule.datagram(Array(repeating: 2, count: 1500))
+        mtu[..<700].withUnsafeBytes { raw in try? f.feed(raw, tally: &t) { _ in } }
+        XCTAssertGreaterThan(f.reserved, 700)
+        XCTAssertEqual(f.chargeable, 0)
+        // A large partial capsule: all but the first 2 KiB charged.
+        var g = CapsuleDecoder()
+        largest[..<30_000].withUnsafeBytes { raw in try? g.feed(raw, tally: &t) { _ in } }
+        XCTAssertEqual(g.chargeable, g.reserved - CapsuleDecoder.unchargedPartial)
+        XCTAssertGreaterThan(g.chargeable, 60_000)
     }
 
     func testUnknownCapsulesAreSkippedWithoutBuffering() {
