@@ -92,7 +92,6 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
             rest += bytes.readableBytesView
             return
         }
-        guard !inputClosed else { return }
         checkThrottle()
         switch server.feed(bytes.readableBytesView) {
         case .needMore(let send):
