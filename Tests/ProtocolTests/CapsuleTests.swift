@@ -101,6 +101,18 @@ final class CapsuleTests: XCTestCase {
         let small = Capsule.datagram(Array(repeating: 1, count: 100))
         small[..<50].withUnsafeBytes { raw in try? e.feed(raw, tally: &t) { _ in } }
         XCTAssertLessThanOrEqual(e.reserved, 200)
+        XCTAssertEqual(e.chargeable, 0)
+        // A datagram of a usual MTU split in two: nothing charged to the shared budget.
+        var f = CapsuleDecoder()
+        let mtu = Capsule.datagram(Array(repeating: 2, count: 1500))
+        mtu[..<700].withUnsafeBytes { raw in try? f.feed(raw, tally: &t) { _ in } }
+        XCTAssertGreaterThan(f.reserved, 700)
+        XCTAssertEqual(f.chargeable, 0)
+        // A large partial capsule: all but the first 2 KiB charged.
+        var g = CapsuleDecoder()
+        largest[..<30_000].withUnsafeBytes { raw in try? g.feed(raw, tally: &t) { _ in } }
+        XCTAssertEqual(g.chargeable, g.reserved - CapsuleDecoder.unchargedPartial)
+        XCTAssertGreaterThan(g.chargeable, 60_000)
     }
 
     func testUnknownCapsulesAreSkippedWithoutBuffering() {
@@ -207,6 +219,25 @@ final class UDPFlowTableTests: XCTestCase {
         XCTAssertEqual(t.refusedCount, 0)
         for k in 0..<10 { t.rememberRefusal(k, now: 200) }
         XCTAssertEqual(t.refusedCount, 4)
+        // A reload that changes max_udp_flows sizes the memory anew.
+        t.limits.maxFlows = 64
+        XCTAssertEqual(t.refusedCapacity, 64)
+        for k in 0..<100 { t.rememberRefusal(k, now: 300) }
+        XCTAssertEqual(t.refusedCount, 64)
+    }
+
+    /// A large full table gives up exactly its n oldest flows (a bounded heap, not a sort),
+    /// whatever order they were inserted in and with equal ages among them.
+    func testMakeRoomPicksTheOldestOfALargeTable() {
+        let a = ClientKey(IPAddress("192.0.2.1")!)
+        var t = UDPFlowTable<Int, Int>(limits: .init(maxFlows: 64_000, maxFlowsPerClient: 64_000, idleTimeout: 60))
+        var ages = Array(0..<64_000)
+        ages.shuffle()
+        for k in ages { t.insert(k, key: k, client: a) }
+        // Flow k was last active at k / 2: pairs share an age.
+        let evicted = t.makeRoom(lastActive: { Double($0 / 2) })
+        XCTAssertEqual(evicted.sorted(), Array(0..<1000))
+        XCTAssertEqual(t.count, 63_000)
     }
 }
 

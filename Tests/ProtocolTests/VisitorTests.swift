@@ -109,6 +109,11 @@ final class Socks5ServerTests: XCTestCase {
         let longest: [UInt8] = [1, 255] + [UInt8](repeating: 0x75, count: 255) + [255] + [UInt8](repeating: 0x70, count: 255)
         guard case .refused(let send3, _) = huge.feed([5, 1, 2] + longest) else { return XCTFail() }
         XCTAssertEqual(send3, [5, 2, 1, 1])
+        // Blocked after the greeting: the right password is then refused without a check.
+        var blocked = Socks5Server(users: users)
+        XCTAssertEqual(blocked.feed([5, 1, 2]), .needMore(send: [5, 2]))
+        blocked.refuseAllCredentials()
+        XCTAssertEqual(blocked.feed(auth), .refused(send: [1, 1], reason: Socks5Server.wrongCredentials))
     }
 
     func testRefusals() {
@@ -358,8 +363,27 @@ final class ResolutionGateTests: XCTestCase {
         g.finished("b", value: nil, now: 1)
         XCTAssertEqual(g.inFlight, 0)
         guard case .cached(1) = g.admit("a", now: 10.9) else { return XCTFail("cached") }
-        // A failure is not cached; an answer expires.
-        guard case .lookUp = g.admit("b", now: 2), case .lookUp = g.admit("a", now: 11) else { return XCTFail() }
+        // A failure is cached briefly (5 s); an answer expires.
+        guard case .failedRecently = g.admit("b", now: 5.9) else { return XCTFail("failure cached") }
+        guard case .lookUp = g.admit("b", now: 6.1), case .lookUp = g.admit("a", now: 11) else { return XCTFail() }
         XCTAssertEqual(g.inFlight, 2)
+        // An abandoned lookup frees its slot and caches nothing.
+        g.abandoned()
+        guard case .lookUp = g.admit("c", now: 12) else { return XCTFail("slot freed") }
+    }
+
+    func testConfiguredNamesHaveCapacityOfTheirOwn() {
+        var limits = ResolutionGate<Int>.Limits()
+        limits.maxInFlight = 2
+        limits.maxConfiguredInFlight = 1
+        var g = ResolutionGate<Int>(limits: limits)
+        guard case .lookUp = g.admit("v1", now: 0), case .lookUp = g.admit("v2", now: 0),
+              case .busy = g.admit("v3", now: 0) else { return XCTFail("visitor names capped") }
+        guard case .lookUp = g.admit("upstream", from: .configured, now: 0) else { return XCTFail("not starved") }
+        guard case .busy = g.admit("upstream2", from: .configured, now: 0) else { return XCTFail("configured capped") }
+        g.finished("upstream", from: .configured, value: 7, now: 1)
+        XCTAssertEqual(g.configuredInFlight, 0)
+        XCTAssertEqual(g.inFlight, 2)
+        guard case .cached(7) = g.admit("upstream", from: .configured, now: 2) else { return XCTFail() }
     }
 }

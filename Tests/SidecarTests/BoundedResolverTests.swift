@@ -56,6 +56,38 @@ final class BoundedResolverTests: XCTestCase {
         XCTAssertEqual(try resolver.resolve(HostPort(host: "fast.example", port: 53), on: loop).wait().count, 1)
     }
 
+    /// Visitor names that hang neither hold up a udp upstream's name (its own pool and cap)
+    /// nor run once their caller gave up while queued; a failure is not looked up again at once.
+    func testVisitorNamesCannotStarveConfiguredOnesAndLateOnesDoNotRun() throws {
+        let release = DispatchSemaphore(value: 0)
+        let calls = Mutex(0)
+        let resolver = BoundedResolver(deadline: .milliseconds(300)) { target in
+            calls.withLock { $0 += 1 }
+            if target.host.hasPrefix("slow") { release.wait() }
+            if target.host.hasPrefix("bad") { throw NetworkTarget.Refusal.unresolvable("no such name") }
+            return [try SocketAddress(ipAddress: "192.0.2.1", port: target.port)]
+        }
+        defer {
+            for _ in 0..<BoundedResolver.limits.maxInFlight { release.signal() }
+            try? resolver.shutdown()
+        }
+        let loop = group.next()
+        let slow = (0..<BoundedResolver.limits.maxInFlight).map { resolver.resolve(HostPort(host: "slow\($0).example", port: 53), on: loop) }
+        XCTAssertEqual(try resolver.resolve(HostPort(host: "upstream.internal", port: 53), from: .configured, on: loop).wait().count, 1)
+        for f in slow { XCTAssertThrowsError(try f.wait()) }
+        // Only the pool's threads ran getaddrinfo; the queued ones were dropped when released.
+        for _ in 0..<BoundedResolver.threads { release.signal() }
+        let deadline = Date() + 5
+        while resolver.inFlight > 0 && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(resolver.inFlight, 0)
+        XCTAssertEqual(calls.withLock { $0 }, BoundedResolver.threads + 1)
+        XCTAssertThrowsError(try resolver.resolve(HostPort(host: "bad.example", port: 53), on: loop).wait())
+        XCTAssertThrowsError(try resolver.resolve(HostPort(host: "bad.example", port: 53), on: loop).wait()) {
+            XCTAssertTrue(self.message($0).contains("failed less than"), self.message($0))
+        }
+        XCTAssertEqual(calls.withLock { $0 }, BoundedResolver.threads + 2)
+    }
+
     func testAnswersAreCached() throws {
         let calls = Mutex(0)
         let resolver = BoundedResolver { target in

@@ -667,3 +667,63 @@ def test_socks5_beyond_loopback_needs_users_or_explicit_consent(private):
     p.start()
     r = curl_socks(p.socks, "http://web.fastgw/consented")
     assert r.returncode == 0 and r.stdout.startswith("web GET /consented"), r
+
+
+def test_socks5_connections_opened_before_the_block_cannot_keep_guessing(private, tmp_path):
+    """Opening many connections first and then sending one guess on each does not get around
+    the login throttle: the block is checked again when each RFC 1929 message is judged."""
+    (tmp_path / "users").write_text("carol:s3cret-pass\n")
+    p = private(users=tmp_path / "users").start()
+    conns = [connect(p.socks) for _ in range(12)]
+    try:
+        for s in conns:
+            s.sendall(b"\x05\x01\x02")
+            assert recv_exactly(s, 2) == b"\x05\x02"
+        for i, s in enumerate(conns[:-1]):
+            s.sendall(b"\x01\x05carol\x07wrong-%d" % (i % 10))
+        time.sleep(0.3)
+        # The last connection guesses right, but the address is blocked by now.
+        conns[-1].sendall(b"\x01\x05carol\x0bs3cret-pass")
+        answers = [recv_exactly(s, 2) for s in conns]
+    finally:
+        for s in conns:
+            s.close()
+    assert answers == [b"\x01\x01"] * 12, answers
+    failures = p.stats("visitor.sock")["socks5_failures_total"]
+    # Guesses judged on two event loops at the same instant may both pass the check before
+    # either is counted: one over the five, never the eleven the connections carried.
+    assert 5 <= failures["auth"] <= 6 and failures["auth"] + failures["auth_blocked"] == 12, failures
+
+
+def test_socks5_socket_activation_beyond_loopback_is_refused(private):
+    """An inherited socks5 socket is held to the loopback rule of the configured address:
+    a .socket unit listening on 0.0.0.0 without socks5_users stops the visitor at start."""
+    import shutil
+    activate = shutil.which("systemd-socket-activate")
+    if not activate:
+        pytest.skip("systemd-socket-activate not installed")
+    p = private()
+    p.visitor = Process([activate, "-l", f"0.0.0.0:{p.socks}", "--fdname=socks5",
+                         BIN, "visitor", "-c", p.d / "visitor.toml"], p.d / "visitor.log", cwd=p.d)
+    wait_port(p.socks)
+    try:
+        connect(p.socks, timeout=2).close()  # the first connection starts the visitor
+    except OSError:
+        pass
+    assert p.visitor.proc.wait(timeout=10) != 0
+    assert "beyond loopback, without socks5_users" in p.visitor.text(), p.visitor.text()
+
+
+def test_socks5_half_close_before_the_reply_reaches_the_service(private):
+    """Like `nc -N`: greeting, request and payload, then shutdown(SHUT_WR) at once, before the
+    CONNECT reply. The service sees the payload and its EOF, and its answer comes back."""
+    p = private().start()
+    data = b"half closed early\n" * 100
+    for _ in range(3):
+        with connect(p.socks) as s:
+            s.sendall(b"\x05\x01\x00" + socks_request("sink.fastgw", 1) + data)
+            s.shutdown(socket.SHUT_WR)
+            assert recv_exactly(s, 2) == b"\x05\x00"
+            assert recv_exactly(s, 10)[:2] == b"\x05\x00"
+            answer = recv_all(s).decode()
+        assert answer == f"{len(data)} {hashlib.sha256(data).hexdigest()}\n"

@@ -32,7 +32,7 @@ public struct VisitorConfig: Equatable, Sendable {
 
 extension VisitorConfig {
     /// A loopback address or `localhost`: only local processes reach a listener there.
-    static func isLoopback(_ host: String) -> Bool {
+    public static func isLoopback(_ host: String) -> Bool {
         if host.lowercased() == "localhost" { return true }
         guard let address = IPAddress(host) else { return false }
         return NetworkAllow.loopback.contains { $0.contains(address) }

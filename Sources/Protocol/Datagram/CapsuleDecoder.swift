@@ -40,6 +40,15 @@ public struct CapsuleDecoder: Sendable {
     /// by the allocator at most to its size class).
     public var reserved: Int { partial.capacity }
 
+    /// Partial-capsule memory every stream may hold without asking a shared budget: a
+    /// datagram of a usual path MTU split across DATA frames fits in it, so such flows never
+    /// depend on what other streams hold.
+    public static let unchargedPartial = 2048
+
+    /// What the partial capsule takes beyond `unchargedPartial`: the part a process-wide
+    /// budget is to be charged for.
+    public var chargeable: Int { max(reserved - Self.unchargedPartial, 0) }
+
     /// Whether the stream ended on a capsule boundary (a truncated capsule is an error).
     public var atBoundary: Bool { partial.isEmpty && skipping == 0 }
 

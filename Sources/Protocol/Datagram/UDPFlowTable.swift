@@ -4,8 +4,9 @@
 /// is refused; a full table makes room (`makeRoom`) by ending the least recently active
 /// flows, so a flood of spoofed source addresses churns the table instead of locking real
 /// clients out for `idleTimeout`. Client addresses whose flow was refused (by the agent or
-/// a policy) are remembered for `refusalMemory` in a table of `maxFlows` addresses, so a
-/// refused client does not cost a stream per datagram.
+/// a policy) are remembered for `refusalMemory` in a table of `maxFlows` addresses (made
+/// anew, forgetting them, when a reload changes `maxFlows`), so a refused client does not
+/// cost a stream per datagram.
 public struct UDPFlowTable<Key: Hashable, Flow> {
     public struct Limits: Equatable, Sendable {
         public var maxFlows: Int
@@ -34,7 +35,11 @@ public struct UDPFlowTable<Key: Hashable, Flow> {
         let client: ClientKey
     }
 
-    public var limits: Limits
+    public var limits: Limits {
+        didSet {
+            if limits.maxFlows != oldValue.maxFlows { refused = ClockTable(capacity: max(limits.maxFlows, 1)) }
+        }
+    }
     private var flows: [Key: Entry] = [:]
     private var perClient: [ClientKey: Int] = [:]
     /// Refused client addresses and until when (seconds); CLOCK-evicted when full.
@@ -62,14 +67,19 @@ public struct UDPFlowTable<Key: Hashable, Flow> {
     }
 
     /// Removes and returns the least recently active flows (by `lastActive`, seconds) when
-    /// the table is full: 1/64 of the table at a time (at least one), so the O(n log n)
-    /// scan is paid once per 64 new flows during a flood rather than per datagram.
+    /// the table is full: 1/64 of the table at a time (at least one), so the scan (a bounded
+    /// heap, `OldestSelection`: no copy or sort of the table) is paid once per 64 new flows
+    /// during a flood rather than per datagram.
     public mutating func makeRoom(lastActive: (Flow) -> Double) -> [Flow] {
         guard flows.count >= limits.maxFlows, !flows.isEmpty else { return [] }
         let n = max(1, limits.maxFlows / 64, flows.count - limits.maxFlows + 1)
-        let oldest = flows.map { ($0.key, lastActive($0.value.flow)) }.sorted { $0.1 < $1.1 }.prefix(n)
-        return oldest.compactMap { remove($0.0) }
+        var oldest = OldestSelection<Key>(capacity: n)
+        for (key, entry) in flows { oldest.offer(key, lastActive(entry.flow)) }
+        return oldest.keys.compactMap { remove($0) }
     }
+
+    /// The capacity of the refused-address memory (follows `limits.maxFlows`).
+    public var refusedCapacity: Int { refused.capacity }
 
     /// Remembers that `key`'s flow was refused at `now`: its datagrams are dropped until
     /// `refusalMemory` has passed.

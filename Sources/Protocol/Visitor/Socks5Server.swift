@@ -49,13 +49,19 @@ public struct Socks5Server: Sendable {
     /// The longest message a client may send: RFC 1929's 1+1+255+1+255.
     public static let maxMessage = 513
 
-    private let users: [String: [UInt8]]?
+    private var users: [String: [UInt8]]?
     private var state = State.greeting
     private var pending: [UInt8] = []
 
     /// `users`: name → password for RFC 1929; nil asks for no authentication.
     public init(users: [String: [UInt8]]? = nil) {
         self.users = users
+    }
+
+    /// From now on no credentials match (the client's address got blocked meanwhile): the
+    /// next RFC 1929 message is answered as a wrong password without a comparison.
+    public mutating func refuseAllCredentials() {
+        if users != nil { users = [:] }
     }
 
     public mutating func feed(_ bytes: some Collection<UInt8>) -> Outcome {

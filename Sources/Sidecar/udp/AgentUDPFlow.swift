@@ -80,7 +80,7 @@ enum AgentUDPFlow {
             return loop.makeFailedFuture(ChannelError.operationUnsupported)
         }
         if let numeric = try? SocketAddress(ipAddress: hp.host, port: hp.port) { return loop.makeSucceededFuture(numeric) }
-        return BoundedResolver.shared.resolve(hp, on: loop).flatMapThrowing { all in
+        return BoundedResolver.shared.resolve(hp, from: .configured, on: loop).flatMapThrowing { all in
             guard let first = all.first else { throw NetworkTarget.Refusal.unresolvable("\(hp.host) has no address") }
             return first
         }

@@ -15,6 +15,9 @@ final class DatagramStreamLink: TunnelStreamHandler {
     /// one (`CapsuleDecoder.maxPartial`, 64 KiB), and a stream whose partial capsule would
     /// take the total past 32 MiB is reset (`capsule_memory`) — a peer starting large
     /// capsules on thousands of flows and never finishing them cannot take 4,096 × 64 KiB.
+    /// Only the part above `CapsuleDecoder.unchargedPartial` (2 KiB) is charged, so a flow of
+    /// usual datagrams split across DATA frames is never reset because another agent's
+    /// streams filled the budget (the flow tables bound the uncharged part).
     static let partialCapsules = MemoryBudget(limit: 32 << 20)
 
     private(set) var connection: TunnelConnection?
@@ -89,14 +92,14 @@ final class DatagramStreamLink: TunnelStreamHandler {
             counters.drops.add("malformed_capsule")
             abort(code: NGHTTP2_PROTOCOL_ERROR.rawValue)
         }
-        if decoder.reserved != charged {
-            let more = decoder.reserved - charged
+        if decoder.chargeable != charged {
+            let more = decoder.chargeable - charged
             if more > 0, !Self.partialCapsules.take(more) {
                 counters.drops.add("capsule_memory")
                 abort(code: NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
             } else {
                 if more < 0 { Self.partialCapsules.give(-more) }
-                charged = decoder.reserved
+                charged = decoder.chargeable
             }
         }
         guard !batch.isEmpty else { return }

@@ -54,7 +54,7 @@ final class UDPIngress: ChannelInboundHandler {
         let envelope = unwrapInboundIn(data)
         let client = envelope.remoteAddress
         if let flow = flows[client] {
-            if !flow.ended.load(ordering: .relaxed) {
+            if !flow.ended.load(ordering: .acquiring) {
                 flow.touch()
                 guard toTunnel.take() else {
                     gateway.stats.udp.counters(for: flow.service).drops.add("loop_queue")
@@ -71,7 +71,7 @@ final class UDPIngress: ChannelInboundHandler {
             // Its stream is over (refused, reset, tunnel gone): a new flow takes its place,
             // unless the agent refused it, which is remembered for a while.
             flows.remove(client)
-            if flow.refused.load(ordering: .relaxed) { flows.rememberRefusal(client, now: Self.now) }
+            if flow.refused.load(ordering: .acquiring) { flows.rememberRefusal(client, now: Self.now) }
         }
         start(client, envelope.data, context: context)
     }
@@ -88,11 +88,11 @@ final class UDPIngress: ChannelInboundHandler {
         let now = Self.now
         let openTimeout = settings.limits.streamOpenTimeout.seconds
         let stale = flows.expire(now: now, lastActive: \.lastActiveSeconds) { flow in
-            flow.ended.load(ordering: .relaxed)
-                || (!flow.answered.load(ordering: .relaxed) && now - Double(flow.started) / 1e9 > openTimeout)
+            flow.ended.load(ordering: .acquiring)
+                || (!flow.answered.load(ordering: .acquiring) && now - Double(flow.started) / 1e9 > openTimeout)
         }
         for flow in stale {
-            if flow.refused.load(ordering: .relaxed) { flows.rememberRefusal(flow.client, now: now) }
+            if flow.refused.load(ordering: .acquiring) { flows.rememberRefusal(flow.client, now: now) }
             flow.withLink { $0.abort() }
         }
     }
@@ -188,11 +188,11 @@ final class UDPIngress: ChannelInboundHandler {
                         "service": "\(route.service)", "agent": "\(route.agent)", "client": "\(clientText)",
                         "status": "\(status)", "reason": "\(fields["fastgw-reason"] ?? "")",
                     ])
-                    flow.refused.store(true, ordering: .relaxed)
+                    flow.refused.store(true, ordering: .releasing)
                     link.abort(code: NGHTTP2_CANCEL.rawValue)
                     return
                 }
-                flow.answered.store(true, ordering: .relaxed)
+                flow.answered.store(true, ordering: .releasing)
             }
             link.onActivity = { flow.touch() }
             link.deliver = { datagrams in
@@ -220,7 +220,7 @@ final class UDPIngress: ChannelInboundHandler {
             link.onClosed = { code in
                 registry.streamEnded(route.connection)
                 stats.streamsActive.subtract()
-                flow.ended.store(true, ordering: .relaxed)
+                flow.ended.store(true, ordering: .releasing)
                 counters.flowsActive.subtract()
                 flow.releasePolicies()
                 let access = gateway.settings.config.accessLog
@@ -247,7 +247,7 @@ final class UDPIngress: ChannelInboundHandler {
             gateway.registry.streamEnded(route.connection)
             gateway.stats.connectFailures.add(reason)
             counters.drops.add(reason)
-            flow.ended.store(true, ordering: .relaxed)
+            flow.ended.store(true, ordering: .releasing)
             counters.flowsActive.subtract()
             flow.releasePolicies()
         }

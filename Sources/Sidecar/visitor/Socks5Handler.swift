@@ -7,10 +7,12 @@ import Protocol
 /// `VisitorDestination`, and once the gateway answers the stream the reply is written and a
 /// `StreamSocketBridge` takes the connection over. Reads stop while the answer is awaited,
 /// so a client cannot make it hold more than one SOCKS message; bytes the client sent behind
-/// its request (in the same read, or a read already under way) are kept, at most
-/// `maxEarlyBytes`, and go first on the stream. Wrong RFC 1929 credentials are answered after
+/// its request in the same read are kept (one read per wake-up while negotiating, so at most
+/// one read buffer, `maxEarlyBytes`) and go first on the stream, followed by the client's
+/// half-close if it came meanwhile. Wrong RFC 1929 credentials are answered after
 /// `authFailureDelay` and count against the client's address (`VisitorContext.socksThrottle`):
-/// a blocked address is answered as a wrong password without a check.
+/// a blocked address is answered as a wrong password without a check, also on connections
+/// it opened before the block.
 final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -21,9 +23,12 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
     static let negotiationTimeout = TimeAmount.seconds(10)
     /// How long a wrong user/password waits for its answer (one guess per second per connection).
     static let authFailureDelay = TimeAmount.seconds(1)
-    /// Bytes kept from behind the request while the stream opens (reads are stopped, so only
-    /// a read already under way can add to it).
+    /// Bytes kept from behind the request while the stream opens: reads are stopped and one
+    /// read per wake-up is allowed while negotiating, so this is one read buffer at most
+    /// (`SocketTuning.recvAllocator`'s maximum).
     static let maxEarlyBytes = 256 * 1024
+    /// NIO's reads per wake-up, given back once the bridge carries the connection.
+    private static let maxMessagesPerRead: UInt = 4
 
     private let visitor: VisitorContext
     private let listen: HostPort
@@ -38,6 +43,8 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
     private var client: ClientKey?
     /// The address was blocked when the connection came: no password is checked.
     private var throttled = false
+    /// The client half-closed before the reply: passed on after its early bytes.
+    private var inputClosed = false
 
     init(visitor: VisitorContext, listen: HostPort) {
         self.visitor = visitor
@@ -49,17 +56,25 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         client = context.channel.remoteAddress?.clientKey
-        if visitor.config.socks5Users != nil, let client,
-           case .blocked = visitor.socksThrottle.withLockedValue({ $0.check(client, now: RepeatedEvents.now) }) {
-            // No user matches: the client learns nothing, not even that it is blocked.
-            throttled = true
-            server = Socks5Server(users: [:])
-        }
+        checkThrottle()
+        // One read per wake-up: what lands behind the request is one read buffer at most.
+        try? context.channel.syncOptions?.setOption(.maxMessagesPerRead, value: 1)
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
         let me = NIOLoopBound(self, eventLoop: context.eventLoop)
         deadline = context.eventLoop.scheduleTask(in: Self.negotiationTimeout) {
             me.value.fail(context: ctx.value, label: "timeout", reason: "no complete SOCKS5 request within 10 s", reply: [])
         }
+    }
+
+    /// A blocked address gets no user matched: the client learns nothing, not even that it is
+    /// blocked. Checked at accept and again before every read is judged, so connections
+    /// opened before the block cannot each still carry a guess.
+    private func checkThrottle() {
+        guard !throttled, visitor.config.socks5Users != nil, let client,
+              case .blocked = visitor.socksThrottle.withLockedValue({ $0.check(client, now: RepeatedEvents.now) })
+        else { return }
+        throttled = true
+        server.refuseAllCredentials()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -77,6 +92,7 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
             rest += bytes.readableBytesView
             return
         }
+        checkThrottle()
         switch server.feed(bytes.readableBytesView) {
         case .needMore(let send):
             if !send.isEmpty { context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: send)), promise: nil) }
@@ -178,6 +194,9 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if !rest.isEmpty { context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: rest))) }
         rest = []
+        // Like `nc -N`: request, payload, half-close, then the answer is read.
+        if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        try? context.channel.syncOptions?.setOption(.maxMessagesPerRead, value: Self.maxMessagesPerRead)
         let channel = context.channel
         let bridgeRef = LoopBoundRef(bridge, eventLoop: context.eventLoop)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
@@ -207,6 +226,12 @@ final class Socks5Handler: ChannelDuplexHandler, RemovableChannelHandler {
         link?.run { $0.socketFailed() }
         guard !reply.isEmpty else { return context.close(promise: nil) }
         BoundedClose.close(context.channel, after: context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply))))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case ChannelEvent.inputClosed = event else { return context.fireUserInboundEventTriggered(event) }
+        // Before a complete request the negotiation cannot finish; its deadline closes it.
+        inputClosed = true
     }
 
     func channelInactive(context: ChannelHandlerContext) {

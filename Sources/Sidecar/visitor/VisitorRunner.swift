@@ -113,6 +113,7 @@ final class VisitorRunner: ManagedDaemon {
         let what = spec.forward.map { "forward to \"\($0.service)\"" } ?? "SOCKS5 listener"
         let channel: Channel
         if let inherited {
+            try Self.checkLoopback(spec, inherited: inherited, config: context.config)
             channel = try SocketActivation.adopt(inherited, with: bootstrap)
             logger.info("listening", metadata: ["listener": "\(what)", "address": "\(inherited.address)", "activation": "fd \(inherited.fd) \(inherited.name)"])
         } else {
@@ -124,6 +125,19 @@ final class VisitorRunner: ManagedDaemon {
             logger.info("listening", metadata: ["listener": "\(what)", "address": "\(spec.address)"])
         }
         return Listener(key: spec.key, channel: channel)
+    }
+
+    /// An inherited `socks5` socket is held to the rule the configured address is: beyond
+    /// loopback only with `socks5_users` or `socks5_unauthenticated = true`.
+    private static func checkLoopback(_ spec: Spec, inherited: InheritedListener, config: VisitorConfig) throws {
+        guard spec.forward == nil, config.socks5Users == nil, !config.socks5Unauthenticated else { return }
+        switch inherited.address {
+        case .unix: return
+        case .inet(let host, _), .udp(let host, _): if VisitorConfig.isLoopback(host) { return }
+        }
+        throw StartupError("SOCKS5 listener: the inherited socket \(inherited) listens on \(inherited.address), beyond "
+            + "loopback, without socks5_users: anyone who reaches it would use this visitor's grants; add socks5_users, "
+            + "bind the .socket unit to 127.0.0.1, or set socks5_unauthenticated = true")
     }
 
     // MARK: reload
