@@ -56,7 +56,7 @@ final class TOMLDateTimeTests: XCTestCase {
         XCTAssertEqual(errors, [
             "/etc/fastgw/gateway.toml:8: drain_timeout must be a string, not the local time 00:00:15 (quote it to make it a string)",
             "/etc/fastgw/gateway.toml:9: public_address must be a string, not the local date 2026-11-28 (quote it to make it a string)",
-            "/etc/fastgw/gateway.toml:11: max_connections must be an integer, not the offset date-time 2026-11-28T02:25:00Z (quote it to make it a string)",
+            "/etc/fastgw/gateway.toml:11: max_connections must be an integer, not the offset date-time 2026-11-28T02:25:00Z",
         ])
     }
 }

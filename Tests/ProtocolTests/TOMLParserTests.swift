@@ -78,7 +78,7 @@ final class TOMLParserTests: XCTestCase {
         XCTAssertEqual(error("x = 1979-05-27T"), "line 1: a time is written HH:MM:SS with every digit, seconds included (e.g. 07:32:00); one must follow the date and its T")
         XCTAssertEqual(error("x = 1 2"), "line 1: unexpected '2' after the value; one key = value per line")
         XCTAssertEqual(error("x = bare"), "line 1: invalid value bare (strings need quotes)")
-        XCTAssertEqual(error("\n\nx = [1, 2"), "line 3: unterminated array")
+        XCTAssertEqual(error("\n\nx = [1, 2"), "line 3: unterminated array (the file ends before its ])")
         XCTAssertEqual(error("x = 1\n[x]"), "line 2: [x] is defined twice")
         XCTAssertEqual(error("t = {a = 1}\n[t.b]"), "line 2: cannot extend inline table t")
         XCTAssertEqual(error("= 1"), "line 1: unexpected '=' where a key was expected")

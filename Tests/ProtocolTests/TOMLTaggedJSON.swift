@@ -92,7 +92,8 @@ enum TOMLTaggedJSON {
     private static func sameFloat(_ w: String, _ h: String) -> Bool {
         if w.hasSuffix("nan") || h.hasSuffix("nan") { return w.hasSuffix("nan") && h.hasSuffix("nan") }
         guard let a = Double(w), let b = Double(h) else { return false }
-        return a == b
+        // -0.0 == 0.0 in IEEE arithmetic; TOML keeps the sign, so the comparison must too.
+        return a == b && a.sign == b.sign
     }
 }
 

@@ -53,6 +53,12 @@ def test_what_toml_refuses_is_an_error_with_file_and_line(tunnel, peer):
          "TOML syntax: control character U+007F in a comment"),
         ('keepalive_interval = "2s"', "keepalive_interval = 2006-02-30",
          "TOML syntax: day 30 does not exist in month 2 of 2006"),
+        # Quoting would not help a key that takes integers, so the error does not suggest it.
+        ("allow_ports = [", "allow_ports = 2026-01-01 #[",
+         "agent \"test\": allow_ports must be an array of integers, not the local date 2026-01-01\n"),
+        # TOML allows CR in a multi-line string only as part of CRLF.
+        ('drain_timeout = "5s"', 'drain_timeout = """5s\r"""',
+         "TOML syntax: control character U+000D in a string"),
     ]
     for old, new, message in cases:
         text = good.replace(old, new, 1)
@@ -60,6 +66,12 @@ def test_what_toml_refuses_is_an_error_with_file_and_line(tunnel, peer):
         line = text[:text.index(new.splitlines()[-1])].count("\n") + 1
         code, out = check(bad)
         assert code == 1 and f"{bad}:{line}: {message}" in out, (new, out)
+
+    # An array the file never closes is reported on the line it opened on, not the last one.
+    bad.write_text(good + "[limits]\nmax_connections = [\n  1,\n  2,\n")
+    line = good.count("\n") + 2
+    code, out = check(bad)
+    assert code == 1 and f"{bad}:{line}: TOML syntax: unterminated array (the file ends before its ])" in out, out
 
     # A running gateway refuses the same file at reload, with the line, and keeps serving.
     t.start_gateway()

@@ -56,8 +56,10 @@ struct TableReader {
 
     /// A value of the wrong type. Date-times are named as such: TOML reads an unquoted
     /// `07:30:00` or `2026-01-01` as one, which an operator may not expect (no key takes one).
-    func wrongType(_ key: String, _ v: TOMLValue, _ message: String) {
-        error(key, message + (v.dateTimeDescription.map { ", not \($0) (quote it to make it a string)" } ?? ""))
+    /// `quoting` says whether quotes would help: only where the key takes a string.
+    func wrongType(_ key: String, _ v: TOMLValue, _ message: String, quoting: Bool = false) {
+        let hint = quoting ? " (quote it to make it a string)" : ""
+        error(key, message + (v.dateTimeDescription.map { ", not \($0)\(hint)" } ?? ""))
     }
 
     private mutating func value(_ key: String) -> TOMLValue? {
@@ -76,7 +78,7 @@ struct TableReader {
     mutating func string(_ key: String) -> String? {
         guard let v = value(key) else { return nil }
         guard let s = v.string else {
-            wrongType(key, v, "\(key) must be a string")
+            wrongType(key, v, "\(key) must be a string", quoting: true)
             return nil
         }
         return s
@@ -119,7 +121,7 @@ struct TableReader {
         let parsed: Int?
         if let i = v.int { parsed = i } else if let s = v.string { parsed = ConfigValues.size(s) } else { parsed = nil }
         guard let n = parsed else {
-            wrongType(key, v, "\(key) must be a size such as 65536 or \"4MiB\"")
+            wrongType(key, v, "\(key) must be a size such as 65536 or \"4MiB\"", quoting: true)
             return nil
         }
         guard range.contains(n) else {
@@ -129,16 +131,18 @@ struct TableReader {
         return n
     }
 
-    mutating func strings(_ key: String) -> [String]? {
+    /// `expected` replaces the message for a key that also takes something else.
+    mutating func strings(_ key: String, expected: String? = nil) -> [String]? {
         guard let v = value(key) else { return nil }
+        let message = expected ?? "\(key) must be an array of strings"
         guard let array = v.array else {
-            error(key, "\(key) must be an array of strings")
+            wrongType(key, v, message)
             return nil
         }
         var out: [String] = []
         for element in array {
             guard let s = element.string else {
-                wrongType(key, element, "\(key) must be an array of strings")
+                wrongType(key, element, message, quoting: true)
                 return nil
             }
             out.append(s)
@@ -149,7 +153,7 @@ struct TableReader {
     mutating func ints(_ key: String, range: ClosedRange<Int>) -> [Int]? {
         guard let v = value(key) else { return nil }
         guard let array = v.array else {
-            error(key, "\(key) must be an array of integers")
+            wrongType(key, v, "\(key) must be an array of integers")
             return nil
         }
         var out: [Int] = []

@@ -57,7 +57,7 @@ extension TableReader {
         if table["policy"]?.string != nil {
             names = [string("policy")!]
         } else {
-            guard let list = strings("policy") else { return [] }
+            guard let list = strings("policy", expected: "policy must be a string or an array of strings") else { return [] }
             names = list
         }
         if names.isEmpty { error("policy", "policy must name at least one [[policy]]") }

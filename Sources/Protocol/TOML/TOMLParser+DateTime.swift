@@ -11,7 +11,7 @@ extension TOMLParser {
                 i += 1
                 let clock = try time(after: "the date")
                 if let offset = try offset() {
-                    value = .offsetDateTime(day, clock, offsetMinutes: offset)
+                    value = .offsetDateTime(day, clock, offsetMinutes: Int16(offset))
                 } else {
                     value = .localDateTime(day, clock)
                 }

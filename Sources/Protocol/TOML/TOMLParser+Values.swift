@@ -58,6 +58,9 @@ extension TOMLParser {
     }
 
     private mutating func array() throws(TOMLSyntaxError) -> TOMLValue {
+        // An array may span lines; a missing `]` is reported on the line it opened on, where
+        // the operator must look, not on the file's last line.
+        let opened = line
         i += 1
         depth += 1
         defer { depth -= 1 }
@@ -65,14 +68,14 @@ extension TOMLParser {
         var items: [TOMLValue] = []
         while true {
             try skipBlank()
-            guard let c = peek else { throw fail("unterminated array") }
+            guard let c = peek else { throw TOMLSyntaxError(line: opened, message: "unterminated array (the file ends before its ])") }
             if c == UInt8(ascii: "]") {
                 i += 1
                 return .array(items)
             }
             items.append(try value())
             try skipBlank()
-            if peek == nil { throw fail("unterminated array") }
+            if peek == nil { throw TOMLSyntaxError(line: opened, message: "unterminated array (the file ends before its ])") }
             if peek == UInt8(ascii: ",") {
                 i += 1
             } else if peek != UInt8(ascii: "]") {
@@ -96,6 +99,8 @@ extension TOMLParser {
         }
         while true {
             skipSpaces()
+            // The key's own line: a multi-line string value would move `line` past it.
+            let keyLine = line
             let k = try key()
             skipSpaces()
             guard peek == UInt8(ascii: "=") else { throw fail("expected = in inline table") }
@@ -105,7 +110,7 @@ extension TOMLParser {
             try checkDepth()
             let v = try value()
             depth -= k.count
-            try Self.insert(into: &table, key: k, value: v, line: line)
+            try Self.insert(into: &table, key: k, value: v, line: keyLine)
             skipSpaces()
             if peek == UInt8(ascii: ",") {
                 i += 1
@@ -113,6 +118,9 @@ extension TOMLParser {
                 i += 1
                 table.sealed = true
                 return .table(table)
+            } else if peek == nil {
+                // Its values (arrays, multi-line strings) may have moved past the opening line.
+                throw TOMLSyntaxError(line: tableLine, message: "unterminated inline table (the file ends before its })")
             } else {
                 throw fail("expected , or } in inline table (inline tables stay on one line)")
             }
@@ -158,9 +166,11 @@ extension TOMLParser {
     }
 
     private mutating func multiline(quote q: UInt8, escapes: Bool) throws(TOMLSyntaxError) -> String {
+        let opened = line
         i += 3
-        // A newline right after the opening quotes is not part of the string.
-        if peek == UInt8(ascii: "\r") { i += 1 }
+        // A newline right after the opening quotes is not part of the string. A CR counts
+        // only as part of CRLF (TOML 1.0); a bare one is refused below as a control character.
+        if peek == UInt8(ascii: "\r"), peek(1) == UInt8(ascii: "\n") { i += 1 }
         if peek == UInt8(ascii: "\n") {
             i += 1
             line += 1
@@ -175,20 +185,23 @@ extension TOMLParser {
                     out.append(q)
                     i += 1
                 }
-                return try string(out[...])
+                return try string(out[...], opened: opened)
             }
             if escapes && c == UInt8(ascii: "\\") {
                 // Line-ending backslash: trim the newline and leading whitespace that follows.
                 var j = i + 1
-                while j < b.count, b[j] == UInt8(ascii: " ") || b[j] == UInt8(ascii: "\t") || b[j] == UInt8(ascii: "\r") { j += 1 }
+                while j < b.count, b[j] == UInt8(ascii: " ") || b[j] == UInt8(ascii: "\t") { j += 1 }
+                if j + 1 < b.count, b[j] == UInt8(ascii: "\r"), b[j + 1] == UInt8(ascii: "\n") { j += 1 }
                 if j < b.count, b[j] == UInt8(ascii: "\n") {
                     i = j
-                    while let d = peek, d == UInt8(ascii: " ") || d == UInt8(ascii: "\t") || d == UInt8(ascii: "\n") || d == UInt8(ascii: "\r") {
+                    while let d = peek, d == UInt8(ascii: " ") || d == UInt8(ascii: "\t") || d == UInt8(ascii: "\n")
+                        || (d == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n")) {
                         if d == UInt8(ascii: "\n") { line += 1 }
                         i += 1
                     }
                     continue
                 }
+                guard j < b.count else { break }
                 try escape(into: &out)
                 continue
             }
@@ -200,13 +213,14 @@ extension TOMLParser {
             out.append(c)
             i += 1
         }
-        throw fail("unterminated multi-line string")
+        throw TOMLSyntaxError(line: opened, message: "unterminated multi-line string (the file ends before its closing quotes)")
     }
 
-    /// A string's bytes as a value, within `TOMLLimits.maxStringLength`.
-    private func string(_ bytes: some Collection<UInt8>) throws(TOMLSyntaxError) -> String {
+    /// A string's bytes as a value, within `TOMLLimits.maxStringLength`. A multi-line
+    /// string is named by the line it opened on (`opened`), where the operator must look.
+    private func string(_ bytes: some Collection<UInt8>, opened: Int? = nil) throws(TOMLSyntaxError) -> String {
         guard bytes.count <= TOMLLimits.maxStringLength else {
-            throw fail("a string is longer than \(TOMLLimits.maxStringLength >> 10) KiB")
+            throw TOMLSyntaxError(line: opened ?? line, message: "a string is longer than \(TOMLLimits.maxStringLength >> 10) KiB")
         }
         return String(decoding: bytes, as: UTF8.self)
     }
