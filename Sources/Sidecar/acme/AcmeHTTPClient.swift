@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Protocol
@@ -44,12 +43,11 @@ final class AcmeHTTPClient: Sendable {
         }
         let context = parsed.secure ? tls : nil
         let loop = group.next()
-        let promise = loop.makePromise(of: AcmeHTTPResponse.self)
-        let once = OnceResult(promise)
+        let once = FirstOutcome(loop.makePromise(of: Result<AcmeHTTPResponse, AcmeError>.self))
         let timer = loop.scheduleTask(in: timeout) {
-            once.fail(AcmeError("\(method) \(url): no complete answer within \(self.timeout.nanoseconds / 1_000_000_000) s"))
+            once.settle(.failure(AcmeError("\(method) \(url): no complete answer within \(self.timeout.nanoseconds / 1_000_000_000) s")))
         }
-        promise.futureResult.whenComplete { _ in timer.cancel() }
+        once.future.whenComplete { _ in timer.cancel() }
         let maxBody = self.maxBody
         ClientBootstrap(group: loop)
             .connectTimeout(timeout)
@@ -59,113 +57,52 @@ final class AcmeHTTPClient: Sendable {
                     let sync = channel.pipeline.syncOperations
                     if let context { try sync.addHandler(TLSHandler(context: context, role: .client(serverName: parsed.host))) }
                     try sync.addHandler(
-                        AcmeHTTPExchangeHandler(
-                            request: request, url: url,
-                            parser: AcmeHTTPResponseParser(maxBody: maxBody, bodyless: method == "HEAD"), result: once))
+                        OneShotExchangeHandler(
+                            request: request,
+                            reader: AcmeAnswerReader(url: url, parser: AcmeHTTPResponseParser(maxBody: maxBody, bodyless: method == "HEAD")),
+                            result: once))
                 }
             }
             .connect(host: parsed.host, port: parsed.port)
             .whenComplete { result in
                 switch result {
-                case .success(let channel): promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
-                case .failure(let error): once.fail(AcmeError("\(method) \(url): cannot connect: \(error)"))
+                case .success(let channel): once.future.whenComplete { _ in channel.close(promise: nil) }
+                case .failure(let error): once.settle(.failure(AcmeError("\(method) \(url): cannot connect: \(error)")))
                 }
             }
+        let outcome: Result<AcmeHTTPResponse, AcmeError>
         do {
-            return try await promise.futureResult.get()
-        } catch let error as AcmeError {
-            throw error
+            outcome = try await once.future.get()
         } catch {
             throw AcmeError("\(method) \(url): \(error)")
         }
+        return try outcome.get()
     }
 }
 
-/// The deadline, the connect and the handler race; the first outcome wins.
-private final class OnceResult: Sendable {
-    private let promise: EventLoopPromise<AcmeHTTPResponse>
-    private let done = NIOLockedValueBox(false)
+/// An ACME server's answer, read by `AcmeHTTPResponseParser`.
+private struct AcmeAnswerReader: OneShotAnswerReader {
+    let url: String
+    var parser: AcmeHTTPResponseParser
 
-    init(_ promise: EventLoopPromise<AcmeHTTPResponse>) {
-        self.promise = promise
-    }
-
-    private func first() -> Bool {
-        done.withLockedValue { done in
-            defer { done = true }
-            return !done
-        }
-    }
-
-    func succeed(_ response: AcmeHTTPResponse) { if first() { promise.succeed(response) } }
-    func fail(_ error: AcmeError) { if first() { promise.fail(error) } }
-}
-
-/// Writes the request once connected (the TLS handler holds it until its handshake is done)
-/// and feeds the answer to the parser.
-private final class AcmeHTTPExchangeHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let request: [UInt8]
-    private let url: String
-    private var parser: AcmeHTTPResponseParser
-    private let result: OnceResult
-    private var settled = false
-
-    init(request: [UInt8], url: String, parser: AcmeHTTPResponseParser, result: OnceResult) {
-        self.request = request
-        self.url = url
-        self.parser = parser
-        self.result = result
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: request)), promise: nil)
-        context.fireChannelActive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !settled else { return }
-        let buffer = unwrapInboundIn(data)
+    mutating func read(_ bytes: ByteBufferView) -> Result<AcmeHTTPResponse, AcmeError>? {
         do {
-            if case .complete(let response) = try parser.feed(buffer.readableBytesView) { settle(context) { $0.succeed(response) } }
+            if case .complete(let response) = try parser.feed(bytes) { return .success(response) }
+            return nil
         } catch {
-            settle(context) { $0.fail(AcmeError("\(url): malformed answer: \(error.reason)")) }
+            return .failure(AcmeError("\(url): malformed answer: \(error.reason)"))
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            finishAtEnd(context)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        finishAtEnd(context)
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        settle(context) { $0.fail(AcmeError("\(url): connection failed: \(error)")) }
-    }
-
-    private func finishAtEnd(_ context: ChannelHandlerContext) {
-        guard !settled else { return }
+    mutating func end() -> Result<AcmeHTTPResponse, AcmeError> {
         do {
-            let response = try parser.endOfInput()
-            settle(context) { $0.succeed(response) }
+            return .success(try parser.endOfInput())
         } catch {
-            settle(context) { $0.fail(AcmeError("\(url): \(error.reason)")) }
+            return .failure(AcmeError("\(url): \(error.reason)"))
         }
     }
 
-    private func settle(_ context: ChannelHandlerContext, _ outcome: (OnceResult) -> Void) {
-        guard !settled else { return }
-        settled = true
-        outcome(result)
-        context.close(promise: nil)
+    func failed(_ error: Error) -> Result<AcmeHTTPResponse, AcmeError> {
+        .failure(AcmeError("\(url): connection failed: \(error)"))
     }
 }

@@ -45,13 +45,13 @@ final class ForwardAuthClient: Sendable {
             let whose = refusal == .total ? "" : " for this client"
             return loop.makeSucceededFuture(.fail(status: 503, reason: "forward auth busy: \(limit) checks in flight\(whose)"))
         }
-        let promise = OnceAnswer(loop.makePromise(of: ForwardAuthAnswer.self))
+        let promise = FirstOutcome(loop.makePromise(of: ForwardAuthAnswer.self))
         let counter = inFlight
         promise.future.whenComplete { _ in counter.withLockedValue { $0.release(client) } }
         let copy = self.copy
         let deadline = NIODeadline.now() + timeout
         let timer = loop.scheduleTask(deadline: deadline) {
-            promise.succeed(.fail(status: 503, reason: "forward auth did not answer within \(self.timeout.nanoseconds / 1_000_000) ms"))
+            promise.settle(.fail(status: 503, reason: "forward auth did not answer within \(self.timeout.nanoseconds / 1_000_000) ms"))
         }
         promise.future.whenComplete { _ in timer.cancel() }
         ClientBootstrap(group: loop)
@@ -60,7 +60,7 @@ final class ForwardAuthClient: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        ForwardAuthHandler(request: request, exchange: ForwardAuthExchange(copy: copy), promise: promise))
+                        OneShotExchangeHandler(request: request, reader: ForwardAuthReader(exchange: ForwardAuthExchange(copy: copy)), result: promise))
                 }
             }
             .connect(host: target.host, port: target.port)
@@ -70,82 +70,23 @@ final class ForwardAuthClient: Sendable {
                     // Whatever settles the answer (the deadline included) ends the connection.
                     promise.future.whenComplete { _ in channel.close(promise: nil) }
                 case .failure(let error):
-                    promise.succeed(.fail(status: 503, reason: "forward auth unreachable: \(error)"))
+                    promise.settle(.fail(status: 503, reason: "forward auth unreachable: \(error)"))
                 }
             }
         return promise.future
     }
 }
 
-/// The deadline, the connect and the handler race to answer; the first one wins.
-private final class OnceAnswer: Sendable {
-    private let promise: EventLoopPromise<ForwardAuthAnswer>
-    private let done = NIOLockedValueBox(false)
+/// The forward-auth service's answer, read by `ForwardAuthExchange`.
+private struct ForwardAuthReader: OneShotAnswerReader {
+    var exchange: ForwardAuthExchange
 
-    init(_ promise: EventLoopPromise<ForwardAuthAnswer>) {
-        self.promise = promise
+    mutating func read(_ bytes: ByteBufferView) -> ForwardAuthAnswer? {
+        if case .answer(let answer) = exchange.feed(bytes) { return answer }
+        return nil
     }
 
-    var future: EventLoopFuture<ForwardAuthAnswer> { promise.futureResult }
+    mutating func end() -> ForwardAuthAnswer { exchange.endOfInput() }
 
-    func succeed(_ answer: ForwardAuthAnswer) {
-        let first = done.withLockedValue { done in
-            defer { done = true }
-            return !done
-        }
-        if first { promise.succeed(answer) }
-    }
-}
-
-/// Sends the subrequest once connected and feeds the answer to the exchange.
-private final class ForwardAuthHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let request: [UInt8]
-    private var exchange: ForwardAuthExchange
-    private let promise: OnceAnswer
-    private var settled = false
-
-    init(request: [UInt8], exchange: ForwardAuthExchange, promise: OnceAnswer) {
-        self.request = request
-        self.exchange = exchange
-        self.promise = promise
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: request)), promise: nil)
-        context.fireChannelActive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !settled else { return }
-        let buffer = unwrapInboundIn(data)
-        let progress = buffer.withUnsafeReadableBytes { exchange.feed($0) }
-        if case .answer(let answer) = progress { settle(answer, context) }
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            if !settled { settle(exchange.endOfInput(), context) }
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if !settled { settle(exchange.endOfInput(), context) }
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if !settled { settle(.fail(status: 503, reason: "forward auth connection failed: \(error)"), context) }
-        context.close(promise: nil)
-    }
-
-    private func settle(_ answer: ForwardAuthAnswer, _ context: ChannelHandlerContext) {
-        settled = true
-        promise.succeed(answer)
-        context.close(promise: nil)
-    }
+    func failed(_ error: Error) -> ForwardAuthAnswer { .fail(status: 503, reason: "forward auth connection failed: \(error)") }
 }
