@@ -12,20 +12,21 @@ enum Fixtures {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("Fixtures/make-tls-fixtures.sh").path
         let status = run(script, [dir])
-        precondition(status == 0, "make-tls-fixtures.sh failed")
+        precondition(status == 0 && FileManager.default.fileExists(atPath: dir + "/ca.crl"), "make-tls-fixtures.sh failed")
         return dir
     }()
 
     static func path(_ name: String) -> String { directory + "/" + name }
 
+    /// Through `ChildProcess` (posix_spawn + waitpid on its pid), not Foundation's Process:
+    /// after the pebble tests its monitor could miss a short command's end, and the fixtures
+    /// were then read before the script had written them.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String]) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        try? p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
+        let log = NSTemporaryDirectory() + "fastgw-fixtures-\(getpid()).log"
+        guard let child = try? ChildProcess(executable, arguments, output: log, environment: ProcessInfo.processInfo.environment)
+        else { return -1 }
+        return child.wait()
     }
 }
 
